@@ -1,0 +1,336 @@
+"""Import files into the archive: walk, read headers on all cores, index in batches.
+
+Import is incremental: a file whose size and modification time the index
+already holds is only stat'ed; a changed file is read again; a file that
+vanished from under an imported folder leaves the index. Each batch is one
+transaction, so an interruption leaves the index as it was after the last batch.
+
+Duplicate SOP Instance UIDs: the first file indexed keeps the UID. A later
+file with the same UID is not indexed; it is reported (and listed by
+``pacs-tui ls --duplicates``) with the path of the file that holds the UID.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tui.archive.dicomdir import DicomdirError, referenced_files
+from tui.archive.header import HeaderError, InstanceRecord, read_record
+from tui.archive.index import Archive, Duplicate, Known
+from tui.archive.store import Placed, place
+from tui.errors import UserError
+
+_CHUNK = 100  # files per worker task and per transaction
+_PARALLEL_FROM = 400  # fewer files are read in this process: workers cost more to start
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class ImportSummary:
+    """What an import did."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    vanished: int = 0
+    dicomdirs: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    duplicates: list[Duplicate] = field(default_factory=list)
+    missing: list[tuple[str, str]] = field(default_factory=list)  # (path, DICOMDIR)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def files_read(self) -> int:
+        return self.new + self.updated + len(self.skipped) + len(self.duplicates)
+
+    def to_json(self) -> dict[str, Any]:
+        reasons = Counter(reason for _, reason in self.skipped)
+        return {
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "vanished": self.vanished,
+            "skipped": len(self.skipped),
+            "skipped_reasons": dict(reasons.most_common()),
+            "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
+            "duplicates": len(self.duplicates),
+            "duplicate_files": [
+                {"path": d.path, "SOPInstanceUID": d.sop_uid, "indexed_path": d.indexed_path}
+                for d in self.duplicates
+            ],
+            "dicomdirs": self.dicomdirs,
+            "missing": [{"path": p, "dicomdir": d} for p, d in self.missing],
+            "seconds": round(self.seconds, 3),
+            "interrupted": self.interrupted,
+        }
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    path: str
+    size: int
+    mtime_ns: int
+    replace: bool = False  # copy mode: the source changed, replace its stored copy
+
+
+def import_paths(
+    archive: Archive,
+    paths: Sequence[str | os.PathLike[str]],
+    copy: bool = False,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    workers: int | None = None,
+) -> ImportSummary:
+    """Import files and folders into ``archive``.
+
+    Parameters
+    ----------
+    copy
+        Copy files into the archive's managed store instead of indexing them in place.
+    progress
+        Called with (files done, files to read) after each batch.
+    cancel
+        Set it to stop after the current batch; the summary says ``interrupted``.
+    workers
+        Reader processes; default one per core.
+
+    Raises
+    ------
+    UserError
+        If a path does not exist, or ``copy`` is asked of an ephemeral archive.
+    """
+    started = time.perf_counter()
+    if copy and archive.store is None:
+        raise UserError("--copy needs an archive on disk (not --ephemeral)")
+    roots = [os.path.abspath(p) for p in paths]
+    for root in roots:
+        if not os.path.exists(root):
+            raise UserError(f"no such file or folder: {root}")
+    summary = ImportSummary()
+    to_read = _plan(archive, roots, copy, summary)
+    if progress:
+        progress(0, len(to_read))
+    try:
+        _read_and_index(archive, to_read, copy, summary, progress, cancel, workers)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        raise
+    finally:
+        summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _plan(
+    archive: Archive, roots: list[str], copy: bool, summary: ImportSummary
+) -> list[_Candidate]:
+    """Walk the roots; drop vanished files; return the files that must be read."""
+    to_read: dict[str, _Candidate] = {}
+    for root in roots:
+        known = archive.known_files(root)
+        found: dict[str, tuple[int, int]] = {}
+        if os.path.isdir(root):
+            found.update(_walk(root, summary))
+        elif os.path.basename(root).upper() == "DICOMDIR":
+            found[root] = _stat(root)
+            found.update(_from_dicomdir(root, summary))
+        else:
+            found[root] = _stat(root)
+        for path in [p for p in found if os.path.basename(p).upper() == "DICOMDIR"]:
+            if _changed(known.get(path), *found[path], copy):
+                for ref, stat in _from_dicomdir(path, summary).items():
+                    found.setdefault(ref, stat)
+        for path, (size, mtime_ns) in found.items():
+            entry = known.get(path)
+            if _changed(entry, size, mtime_ns, copy):
+                replace = copy and entry is not None and entry.kind == "copied"
+                to_read[path] = _Candidate(path, size, mtime_ns, replace)
+            else:
+                summary.unchanged += 1
+        vanished = [p for p in known if p not in found]
+        if vanished:
+            with archive.transaction():
+                summary.vanished += archive.drop_files(vanished)
+    return sorted(to_read.values(), key=lambda c: c.path)
+
+
+def _changed(entry: Known | None, size: int, mtime_ns: int, copy: bool) -> bool:
+    if entry is None or entry.size != size or entry.mtime_ns != mtime_ns:
+        return True
+    # A file indexed in place and now imported with --copy must be read to be copied.
+    return copy and entry.kind == "instance" and not entry.managed
+
+
+def _walk(root: str, summary: ImportSummary) -> Iterator[tuple[str, tuple[int, int]]]:
+    """Every regular file under ``root`` with its (size, mtime_ns); symlinked folders are not
+    followed (no loops)."""
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                        elif entry.is_file():
+                            st = entry.stat()
+                            yield entry.path, (st.st_size, st.st_mtime_ns)
+                    except OSError as exc:
+                        summary.skipped.append((entry.path, f"unreadable: {exc.strerror}"))
+        except OSError as exc:
+            summary.skipped.append((folder, f"unreadable folder: {exc.strerror}"))
+
+
+def _from_dicomdir(path: str, summary: ImportSummary) -> dict[str, tuple[int, int]]:
+    try:
+        present, missing = referenced_files(path)
+    except DicomdirError as exc:
+        summary.skipped.append((path, str(exc)))
+        return {}
+    summary.missing += [(p, path) for p in missing]
+    return {p: _stat(p) for p in present}
+
+
+def _stat(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+# -- reading, in worker processes --------------------------------------------------------
+
+
+def _read_chunk(chunk: list[_Candidate], store: str | None) -> list[tuple[Any, ...]]:
+    """Read a chunk of files. Runs in a worker process: returns plain tuples.
+
+    ('record', record, candidate, placed) or ('seen', candidate, kind, reason).
+    """
+    results: list[tuple[Any, ...]] = []
+    for candidate in chunk:
+        try:
+            record = read_record(candidate.path)
+            placed = None
+            if store is not None:
+                placed, dest = place(candidate.path, Path(store), record.sop_uid, candidate.replace)
+                st = os.stat(dest)
+                record.path, record.size, record.mtime_ns = str(dest), st.st_size, st.st_mtime_ns
+            results.append(("record", record, candidate, placed))
+        except HeaderError as exc:
+            kind = "dicomdir" if str(exc) == "DICOMDIR" else "skipped"
+            results.append(("seen", candidate, kind, str(exc)))
+        except OSError as exc:
+            results.append(("seen", candidate, "skipped", f"unreadable: {exc.strerror or exc}"))
+        except Exception as exc:  # a malformed file must never stop the import
+            reason = f"malformed: {type(exc).__name__}: {exc}".splitlines()[0][:200]
+            results.append(("seen", candidate, "skipped", reason))
+    return results
+
+
+def _ignore_sigint() -> None:
+    # Ctrl-C is handled by the parent, which stops at a batch boundary.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _executor(workers: int) -> Executor:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tui.archive.importer"])
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint)
+
+
+def _read_and_index(
+    archive: Archive,
+    to_read: list[_Candidate],
+    copy: bool,
+    summary: ImportSummary,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    workers: int | None,
+) -> None:
+    chunks = [to_read[i : i + _CHUNK] for i in range(0, len(to_read), _CHUNK)]
+    store = str(archive.store) if copy else None
+    workers = workers or os.cpu_count() or 1
+    done = 0
+    if workers > 1 and len(to_read) >= _PARALLEL_FROM:
+        with _executor(workers) as pool:
+            try:
+                for results in pool.map(_read_chunk, chunks, [store] * len(chunks)):
+                    _index(archive, results, copy, summary)
+                    done += len(results)
+                    if progress:
+                        progress(done, len(to_read))
+                    if cancel is not None and cancel.is_set():
+                        summary.interrupted = True
+                        break
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        return
+    for chunk in chunks:
+        _index(archive, _read_chunk(chunk, store), copy, summary)
+        done += len(chunk)
+        if progress:
+            progress(done, len(to_read))
+        if cancel is not None and cancel.is_set():
+            summary.interrupted = True
+            return
+
+
+def _index(
+    archive: Archive, results: list[tuple[Any, ...]], copy: bool, summary: ImportSummary
+) -> None:
+    """Index one batch of read results in one transaction."""
+    records: list[InstanceRecord] = []
+    sources: dict[str, _Candidate] = {}
+    seen: list[tuple[str, int, int, str, str, str]] = []
+    discard: list[str] = []
+    for result in results:
+        if result[0] == "seen":
+            _, c, kind, reason = result
+            seen.append((c.path, c.size, c.mtime_ns, kind, reason if kind == "skipped" else "", ""))
+            if kind == "dicomdir":
+                summary.dicomdirs += 1
+            else:
+                summary.skipped.append((c.path, reason))
+            continue
+        _, record, c, placed = result
+        sources[record.path] = c
+        if copy:
+            seen.append((c.path, c.size, c.mtime_ns, "copied", "", record.sop_uid))
+            if placed is Placed.DIFFERENT:
+                seen[-1] = _duplicate_row(c, record.sop_uid, record.path)
+                summary.duplicates.append(Duplicate(c.path, record.sop_uid, record.path))
+                continue
+            if placed is Placed.SAME and archive.indexed_path(record.sop_uid) == record.path:
+                summary.unchanged += 1
+                continue
+        records.append(record)
+    with archive.transaction():
+        origins = {path: c.path for path, c in sources.items()} if copy else {}
+        new, updated, duplicates = archive.add(records, managed=copy, origins=origins)
+        for duplicate in duplicates:
+            c = sources[duplicate.path]
+            if copy:  # the copy in the store is not indexed: remove it
+                discard.append(duplicate.path)
+                duplicate = Duplicate(c.path, duplicate.sop_uid, duplicate.indexed_path)
+                seen = [row for row in seen if row[0] != c.path]
+            seen.append(_duplicate_row(c, duplicate.sop_uid, duplicate.indexed_path))
+            summary.duplicates.append(duplicate)
+        archive.record_seen(seen)
+    for path in discard:
+        os.unlink(path)
+    summary.new += new
+    summary.updated += updated
+
+
+def _duplicate_row(c: _Candidate, sop_uid: str, holder: str) -> tuple[str, int, int, str, str, str]:
+    return (c.path, c.size, c.mtime_ns, "duplicate", f"same SOPInstanceUID as {holder}", sop_uid)

@@ -1,0 +1,383 @@
+"""The archive: an SQLite index of Patient > Study > Series > Instance, and its store.
+
+One :class:`Archive` per process. Writers take the database lock with
+``BEGIN IMMEDIATE`` and commit in batches, so an interrupted import leaves the
+index as it was after the last whole batch.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tui.archive import matching, schema
+from tui.errors import UserError
+
+if TYPE_CHECKING:  # the header reader pulls in pydicom, which listing does not need
+    from tui.archive.header import InstanceRecord
+
+INDEX_NAME = "index.sqlite"
+STORE_NAME = "store"
+_BUSY_TIMEOUT_S = 5.0
+
+
+class ArchiveError(UserError):
+    """The archive cannot be opened or written (locked, corrupt, full, not a folder)."""
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the index knows of a file path."""
+
+    size: int
+    mtime_ns: int
+    kind: str  # 'instance' or a seen_file kind
+    managed: bool = False
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    path: str
+    sop_uid: str
+    indexed_path: str
+
+
+class Archive:
+    """An archive folder (``index.sqlite`` and ``store/``), or an in-memory one.
+
+    Parameters
+    ----------
+    root
+        The archive folder; None for an ephemeral archive that lives in memory
+        and writes nothing to disk.
+    create
+        Create the folder and index if missing. When False and there is no
+        index, the archive is an empty in-memory one (listing an archive that
+        was never written to shows nothing rather than creating files).
+    """
+
+    def __init__(self, root: Path | None, create: bool = True) -> None:
+        self.root = root
+        self.ephemeral = root is None
+        if root is not None and root.exists() and not root.is_dir():
+            raise ArchiveError(f"archive {root} is not a folder")
+        target = ":memory:"
+        if root is not None and (create or (root / INDEX_NAME).exists()):
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ArchiveError(f"cannot create archive {root}: {exc.strerror}") from None
+            target = str(root / INDEX_NAME)
+        self.conn = self._connect(target)
+        self._patients: dict[tuple[str, str, str], int] = {}
+        self._studies: dict[str, int] = {}
+        self._series: dict[str, int] = {}
+
+    @property
+    def store(self) -> Path | None:
+        """The managed store folder; None for an ephemeral archive."""
+        return None if self.root is None else self.root / STORE_NAME
+
+    def _connect(self, target: str) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+            schema.migrate(conn)
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        conn.create_function("name_matches", 2, matching.name_matches, deterministic=True)
+        conn.create_function("wildcard_matches", 2, _wildcard_matches, deterministic=True)
+        return conn
+
+    def error(self, exc: sqlite3.Error) -> ArchiveError:
+        """Turn an SQLite error into one line a user can act on."""
+        where = self.root if self.root is not None else "the in-memory archive"
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return ArchiveError(f"archive {where} is locked by another pacs-tui; try again")
+        if "full" in text:
+            return ArchiveError(f"archive {where}: disk full ({text})")
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return ArchiveError(f"archive index {where}/{INDEX_NAME} is corrupt: {text}")
+        return ArchiveError(f"archive {where}: {text}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Archive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all of it commits, or none of it."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        try:
+            yield self.conn
+            self.conn.execute("COMMIT")
+        except BaseException as exc:
+            self.conn.execute("ROLLBACK")
+            self._forget_caches()
+            if isinstance(exc, sqlite3.Error):
+                raise self.error(exc) from None
+            raise
+
+    # -- what the index knows of files -------------------------------------------------
+
+    def known_files(self, root: str) -> dict[str, Known]:
+        """Every indexed or seen file whose path is ``root`` or under it."""
+        lo, hi = root.rstrip(os.sep) + os.sep, root.rstrip(os.sep) + chr(ord(os.sep) + 1)
+        known: dict[str, Known] = {}
+        for query in (
+            "SELECT path, size, mtime_ns, 'instance', managed FROM instance"
+            " WHERE path = ? OR (path >= ? AND path < ?)",
+            "SELECT path, size, mtime_ns, kind, 0 FROM seen_file"
+            " WHERE path = ? OR (path >= ? AND path < ?)",
+        ):
+            for path, size, mtime_ns, kind, managed in self.conn.execute(query, (root, lo, hi)):
+                known[path] = Known(size, mtime_ns, kind, bool(managed))
+        return known
+
+    def drop_files(self, paths: Iterable[str]) -> int:
+        """Forget files that vanished (index rows only); return how many instances went.
+
+        Duplicates of a dropped instance are forgotten too, so that the next import
+        reads them again and one of them takes its place.
+        """
+        paths = list(paths)
+        rows = self._select_in("SELECT series_pk, sop_uid FROM instance WHERE path IN ({})", paths)
+        uids = [uid for _, uid in rows]
+        self._execute_in("DELETE FROM instance WHERE path IN ({})", paths)
+        self._execute_in("DELETE FROM seen_file WHERE path IN ({})", paths)
+        self._execute_in("DELETE FROM seen_file WHERE kind = 'duplicate' AND sop_uid IN ({})", uids)
+        self._refresh_series({pk for pk, _ in rows})
+        return len(rows)
+
+    def record_seen(self, rows: Iterable[tuple[str, int, int, str, str, str]]) -> None:
+        """Remember files that are not instances: (path, size, mtime_ns, kind, reason, sop_uid)."""
+        rows = list(rows)
+        self._execute_in("DELETE FROM instance WHERE path IN ({})", [r[0] for r in rows])
+        self.conn.executemany("INSERT OR REPLACE INTO seen_file VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def duplicates(self) -> list[dict[str, str]]:
+        """Files not indexed because another file holds their SOP Instance UID."""
+        rows = self.conn.execute(
+            "SELECT s.path, s.sop_uid, i.path FROM seen_file s"
+            " LEFT JOIN instance i USING (sop_uid) WHERE kind = 'duplicate' ORDER BY s.path"
+        )
+        return [
+            {"path": path, "SOPInstanceUID": uid, "indexed_path": held or ""}
+            for path, uid, held in rows
+        ]
+
+    def indexed_path(self, sop_uid: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT path FROM instance WHERE sop_uid = ?", (sop_uid,)
+        ).fetchone()
+        return row[0] if row else None
+
+    # -- adding instances --------------------------------------------------------------
+
+    def add(
+        self, records: list[InstanceRecord], managed: bool, origins: dict[str, str] | None = None
+    ) -> tuple[int, int, list[Duplicate]]:
+        """Index ``records`` (call inside :meth:`transaction`); return (new, updated, duplicates).
+
+        ``origins`` maps a managed copy's path to the file it was copied from: an
+        instance indexed in place from that file moves to its copy.
+
+        A record whose SOP Instance UID is already indexed from another file is not
+        indexed: the first file indexed keeps the UID, the later one is returned as
+        a duplicate for the caller to report and remember (:meth:`record_seen`).
+        """
+        by_uid = dict(
+            self._select_in(
+                "SELECT sop_uid, path FROM instance WHERE sop_uid IN ({})",
+                [r.sop_uid for r in records],
+            )
+        )
+        origins = origins or {}
+        old_paths = [r.path for r in records] + list(origins.values())
+        old_series = dict(
+            self._select_in("SELECT path, series_pk FROM instance WHERE path IN ({})", old_paths)
+        )
+        fresh: list[InstanceRecord] = []
+        duplicates: list[Duplicate] = []
+        replaced: list[str] = []
+        for record in records:
+            holder = by_uid.get(record.sop_uid)
+            if holder is not None and holder not in (record.path, origins.get(record.path)):
+                duplicates.append(Duplicate(record.path, record.sop_uid, holder))
+                continue
+            by_uid[record.sop_uid] = record.path
+            replaced += [p for p in (record.path, origins.get(record.path)) if p in old_series]
+            fresh.append(record)
+        updated = sum(r.path in old_series or origins.get(r.path) in old_series for r in fresh)
+        self._execute_in("DELETE FROM instance WHERE path IN ({})", replaced)
+        self._execute_in("DELETE FROM seen_file WHERE path IN ({})", [r.path for r in fresh])
+        self.conn.executemany(
+            f"INSERT INTO instance VALUES (NULL, {', '.join('?' * 25)})",
+            [self._instance_row(r, managed) for r in fresh],
+        )
+        touched = {self._series[r.series_uid] for r in fresh} | set(old_series.values())
+        self._refresh_series(touched)
+        return len(fresh) - updated, updated, duplicates
+
+    def _instance_row(self, r: InstanceRecord, managed: bool) -> tuple[object, ...]:
+        pixels = r.pixels
+        return (
+            self._series_pk(r), r.sop_uid, r.sop_class, r.instance_number, r.transfer_syntax,
+            r.rows, r.columns, r.frames, r.samples_per_pixel, r.photometric, r.bits_allocated,
+            r.position, r.orientation, r.pixel_spacing, r.slice_thickness, r.acquisition_number,
+            r.temporal_position,
+            pixels.offset if pixels else None, pixels.length if pixels else None,
+            pixels.fragments if pixels and pixels.fragments else None,
+            pixels.offset_table if pixels and pixels.offset_table else None,
+            r.path, r.size, r.mtime_ns, int(managed),
+        )  # fmt: skip
+
+    def _patient_pk(self, r: InstanceRecord) -> int:
+        key = (r.patient_id, r.patient_name, r.birth_date)
+        pk = self._patients.get(key)
+        if pk is None:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO patient VALUES (NULL, ?, ?, ?, ?, ?)",
+                (*key[:2], matching.fold(r.patient_name), r.birth_date, r.sex),
+            )
+            (pk,) = self.conn.execute(
+                "SELECT patient_pk FROM patient"
+                " WHERE patient_id = ? AND patient_name = ? AND birth_date = ?",
+                key,
+            ).fetchone()
+            self._patients[key] = pk
+        return pk
+
+    def _study_pk(self, r: InstanceRecord) -> int:
+        pk = self._studies.get(r.study_uid)
+        if pk is None:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO study (patient_pk, study_uid, study_date, study_time,"
+                " accession, description, referring_physician) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    self._patient_pk(r), r.study_uid, r.study_date, r.study_time, r.accession,
+                    r.study_description, r.referring_physician,
+                ),
+            )  # fmt: skip
+            (pk,) = self.conn.execute(
+                "SELECT study_pk FROM study WHERE study_uid = ?", (r.study_uid,)
+            ).fetchone()
+            self._studies[r.study_uid] = pk
+        return pk
+
+    def _series_pk(self, r: InstanceRecord) -> int:
+        pk = self._series.get(r.series_uid)
+        if pk is None:
+            self.conn.execute(
+                "INSERT OR IGNORE INTO series (study_pk, series_uid, modality, series_number,"
+                " description, body_part) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    self._study_pk(r), r.series_uid, r.modality, r.series_number,
+                    r.series_description, r.body_part,
+                ),
+            )  # fmt: skip
+            (pk,) = self.conn.execute(
+                "SELECT series_pk FROM series WHERE series_uid = ?", (r.series_uid,)
+            ).fetchone()
+            self._series[r.series_uid] = pk
+        return pk
+
+    # -- removing ----------------------------------------------------------------------
+
+    def forget(self, level: str, uids: list[str]) -> tuple[int, list[str]]:
+        """Remove patients (by PatientID), studies or series from the index.
+
+        Call inside :meth:`transaction`. Returns the number of instances removed and
+        the managed files that the caller should delete once the transaction commits.
+        Files outside the store are the user's and are never listed.
+        """
+        where = {
+            "patient": "series_pk IN (SELECT series_pk FROM series JOIN study USING (study_pk)"
+            " JOIN patient USING (patient_pk) WHERE patient_id IN ({}))",
+            "study": "series_pk IN (SELECT series_pk FROM series JOIN study USING (study_pk)"
+            " WHERE study_uid IN ({}))",
+            "series": "series_pk IN (SELECT series_pk FROM series WHERE series_uid IN ({}))",
+        }[level]
+        rows = self._select_in(f"SELECT series_pk, path, managed FROM instance WHERE {where}", uids)
+        self._execute_in(f"DELETE FROM instance WHERE {where}", uids)
+        self._refresh_series({pk for pk, _, _ in rows})
+        return len(rows), [path for _, path, managed in rows if managed]
+
+    def _refresh_series(self, series_pks: set[int]) -> None:
+        """Recount the given series and their studies; drop what became empty."""
+        if not series_pks:
+            return
+        c = self.conn
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS touched_series (pk INTEGER PRIMARY KEY)")
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS touched_study (pk INTEGER PRIMARY KEY)")
+        c.execute("DELETE FROM temp.touched_series")
+        c.execute("DELETE FROM temp.touched_study")
+        c.executemany("INSERT INTO temp.touched_series VALUES (?)", ((pk,) for pk in series_pks))
+        c.execute(
+            "INSERT OR IGNORE INTO temp.touched_study SELECT study_pk FROM series"
+            " WHERE series_pk IN temp.touched_series"
+        )
+        c.execute(
+            "UPDATE series SET num_instances ="
+            " (SELECT count(*) FROM instance i WHERE i.series_pk = series.series_pk)"
+            " WHERE series_pk IN temp.touched_series"
+        )
+        c.execute("DELETE FROM series WHERE num_instances = 0 AND series_pk IN temp.touched_series")
+        c.execute(
+            "UPDATE study SET"
+            " num_series = (SELECT count(*) FROM series s WHERE s.study_pk = study.study_pk),"
+            " num_instances = (SELECT coalesce(sum(num_instances), 0) FROM series s"
+            "                  WHERE s.study_pk = study.study_pk),"
+            " modalities = coalesce((SELECT group_concat(modality, '\\') FROM"
+            "   (SELECT DISTINCT modality FROM series s"
+            "    WHERE s.study_pk = study.study_pk AND modality != '' ORDER BY modality)), '')"
+            " WHERE study_pk IN temp.touched_study"
+        )
+        c.execute("DELETE FROM study WHERE num_series = 0 AND study_pk IN temp.touched_study")
+        c.execute(
+            "DELETE FROM patient WHERE NOT EXISTS"
+            " (SELECT 1 FROM study WHERE study.patient_pk = patient.patient_pk)"
+        )
+        self._forget_caches()
+
+    def _forget_caches(self) -> None:
+        self._patients.clear()
+        self._studies.clear()
+        self._series.clear()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _select_in(self, sql: str, values: list[str]) -> list[tuple]:
+        rows: list[tuple] = []
+        for chunk in _chunks(values):
+            rows += self.conn.execute(sql.format(", ".join("?" * len(chunk))), chunk).fetchall()
+        return rows
+
+    def _execute_in(self, sql: str, values: list[str]) -> None:
+        for chunk in _chunks(values):
+            self.conn.execute(sql.format(", ".join("?" * len(chunk))), chunk)
+
+
+def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _wildcard_matches(pattern: str, value: str | None) -> bool:
+    return bool(matching.compile_wildcards(pattern).fullmatch(value or ""))

@@ -1,0 +1,206 @@
+"""Listing and search at patient, study, series and instance level.
+
+Rows come back as dicts keyed by DICOM keywords (with ``path`` for files), the
+shape ``pacs-tui ls --json`` prints. Filters follow DICOM matching: ``*`` and
+``?`` wildcards; names ignore case and accents; dates take ranges.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from tui.archive import matching
+from tui.archive.index import Archive
+from tui.errors import UserError
+
+LEVELS = ("patient", "study", "series", "instance")
+_DATE = re.compile(r"^(\d{8})?(-)?(\d{8})?$")
+
+
+@dataclass
+class Filters:
+    """Search filters; empty strings match everything."""
+
+    patient_name: str = ""
+    patient_id: str = ""
+    birth_date: str = ""
+    modality: str = ""
+    date: str = ""
+    accession: str = ""
+    description: str = ""
+    study: str = ""
+    series: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("date", "birth_date"):
+            date_range(getattr(self, name), name.replace("_", "-"))  # validate early
+
+
+def date_range(text: str, option: str = "date") -> tuple[str, str] | None:
+    """Parse ``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``-YYYYMMDD`` or ``YYYYMMDD-``.
+
+    Returns inclusive (low, high) bounds, '' for an open end; None for no filter.
+    """
+    text = text.strip()
+    if not text:
+        return None
+    found = _DATE.match(text)
+    if not found or not (found.group(1) or found.group(3)):
+        raise UserError(
+            f"--{option} {text!r}: expected YYYYMMDD, YYYYMMDD-YYYYMMDD or an open range"
+        )
+    low, dash, high = found.groups()
+    if not dash:
+        return low, low
+    return low or "", high or ""
+
+
+# Columns per level: (DICOM keyword or 'path', SQL expression).
+_PATIENT = [
+    ("PatientID", "p.patient_id"),
+    ("PatientName", "p.patient_name"),
+    ("PatientBirthDate", "p.birth_date"),
+    ("PatientSex", "p.sex"),
+]
+_STUDY = [
+    ("StudyInstanceUID", "st.study_uid"),
+    ("StudyDate", "st.study_date"),
+    ("StudyTime", "st.study_time"),
+    ("AccessionNumber", "st.accession"),
+    ("StudyDescription", "st.description"),
+    ("ReferringPhysicianName", "st.referring_physician"),
+    ("ModalitiesInStudy", "st.modalities"),
+]
+_SERIES = [
+    ("SeriesInstanceUID", "se.series_uid"),
+    ("Modality", "se.modality"),
+    ("SeriesNumber", "se.series_number"),
+    ("SeriesDescription", "se.description"),
+    ("BodyPartExamined", "se.body_part"),
+]
+_INSTANCE = [
+    ("SOPInstanceUID", "i.sop_uid"),
+    ("SOPClassUID", "i.sop_class"),
+    ("InstanceNumber", "i.instance_number"),
+    ("TransferSyntaxUID", "i.transfer_syntax"),
+    ("Rows", "i.rows"),
+    ("Columns", "i.columns"),
+    ("NumberOfFrames", "i.frames"),
+    ("PhotometricInterpretation", "i.photometric"),
+    ("ImagePositionPatient", "i.position"),
+    ("ImageOrientationPatient", "i.orientation"),
+    ("PixelSpacing", "i.pixel_spacing"),
+    ("path", "i.path"),
+]
+_MULTI_NUMBERS = {"ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"}
+
+_COLUMNS: dict[str, list[tuple[str, str]]] = {
+    "patient": [
+        *_PATIENT,
+        ("NumberOfPatientRelatedStudies", "count(*)"),
+        ("NumberOfPatientRelatedSeries", "sum(st.num_series)"),
+        ("NumberOfPatientRelatedInstances", "sum(st.num_instances)"),
+    ],
+    "study": [
+        *_PATIENT[:2],
+        *_STUDY,
+        ("NumberOfStudyRelatedSeries", "st.num_series"),
+        ("NumberOfStudyRelatedInstances", "st.num_instances"),
+    ],
+    "series": [
+        *_PATIENT[:2],
+        *_STUDY[:2],
+        *_SERIES,
+        ("NumberOfSeriesRelatedInstances", "se.num_instances"),
+    ],
+    "instance": [*_PATIENT[:2], _STUDY[0], _SERIES[0], _SERIES[1], *_INSTANCE],
+}
+_FROM = {
+    "patient": "patient p JOIN study st USING (patient_pk)",
+    "study": "patient p JOIN study st USING (patient_pk)",
+    "series": "patient p JOIN study st USING (patient_pk) JOIN series se USING (study_pk)",
+    "instance": "patient p JOIN study st USING (patient_pk) JOIN series se USING (study_pk)"
+    " JOIN instance i USING (series_pk)",
+}
+_ORDER = {
+    "patient": "GROUP BY p.patient_pk ORDER BY p.name_key, p.patient_id",
+    "study": "ORDER BY st.study_date DESC, st.study_time DESC, st.study_uid",
+    "series": "ORDER BY st.study_date DESC, st.study_uid, se.series_number, se.series_uid",
+    "instance": "ORDER BY se.series_uid, i.instance_number, i.sop_uid",
+}
+
+
+def _where(level: str, f: Filters) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+
+    def add(clause: str, *values: Any) -> None:
+        clauses.append(clause)
+        params.extend(values)
+
+    if f.patient_name:
+        add("name_matches(?, p.name_key)", matching.fold(f.patient_name))
+    if f.patient_id:
+        add("wildcard_matches(?, p.patient_id)", f.patient_id)
+    for option, column in (("date", "st.study_date"), ("birth_date", "p.birth_date")):
+        bounds = date_range(getattr(f, option))
+        if bounds:
+            low, high = bounds
+            if low:
+                add(f"{column} >= ?", low)
+            if high:
+                add(f"{column} <= ? AND {column} != ''", high)
+    if f.accession:
+        add("wildcard_matches(?, st.accession)", f.accession)
+    if f.description:
+        pattern = f.description if matching.has_wildcards(f.description) else f"*{f.description}*"
+        column = "se.description" if level in ("series", "instance") else "st.description"
+        add(f"wildcard_matches(?, lower({column}))", pattern.lower())
+    if f.study:
+        add("st.study_uid = ?", f.study)
+    if f.series:
+        if level in ("patient", "study"):
+            add("st.study_pk IN (SELECT study_pk FROM series WHERE series_uid = ?)", f.series)
+        else:
+            add("se.series_uid = ?", f.series)
+    if f.modality:
+        wanted = [m.strip().upper() for m in f.modality.split(",") if m.strip()]
+        marks = ", ".join("?" * len(wanted))
+        if level in ("patient", "study"):
+            add(
+                f"st.study_pk IN (SELECT study_pk FROM series WHERE modality IN ({marks}))",
+                *wanted,
+            )
+        else:
+            add(f"se.modality IN ({marks})", *wanted)
+    return clauses, params
+
+
+def search(archive: Archive, level: str, filters: Filters | None = None) -> list[dict[str, Any]]:
+    """Rows at ``level`` matching ``filters``, keyed by DICOM keywords."""
+    if level not in LEVELS:
+        raise UserError(f"unknown level {level!r}: choose one of {', '.join(LEVELS)}")
+    columns = _COLUMNS[level]
+    clauses, params = _where(level, filters or Filters())
+    sql = (
+        f"SELECT {', '.join(expr for _, expr in columns)} FROM {_FROM[level]}"
+        f" {'WHERE ' + ' AND '.join(clauses) if clauses else ''} {_ORDER[level]}"
+    )
+    try:
+        rows = archive.conn.execute(sql, params).fetchall()
+    except Exception as exc:
+        raise archive.error(exc) from None  # type: ignore[arg-type]
+    keys = [key for key, _ in columns]
+    out = []
+    for row in rows:
+        item = dict(zip(keys, row, strict=True))
+        for key in _MULTI_NUMBERS.intersection(item):
+            item[key] = [float(v) for v in item[key].split("\\")] if item[key] else None
+        out.append(item)
+    return out
+
+
+def filter_names() -> list[str]:
+    return [f.name for f in fields(Filters)]

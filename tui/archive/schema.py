@@ -1,0 +1,120 @@
+"""The index's SQLite schema and its migrations.
+
+``PRAGMA user_version`` holds the schema version. Each migration moves the
+schema one version up inside a transaction; an archive written by a newer
+pacs-tui is refused rather than damaged.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tui.errors import UserError
+
+_V1 = """
+CREATE TABLE patient (
+    patient_pk   INTEGER PRIMARY KEY,
+    patient_id   TEXT NOT NULL,
+    patient_name TEXT NOT NULL,
+    name_key     TEXT NOT NULL,       -- folded for case- and accent-insensitive search
+    birth_date   TEXT NOT NULL,
+    sex          TEXT NOT NULL,
+    UNIQUE (patient_id, patient_name, birth_date)
+);
+CREATE INDEX patient_by_id ON patient (patient_id);
+
+CREATE TABLE study (
+    study_pk            INTEGER PRIMARY KEY,
+    patient_pk          INTEGER NOT NULL REFERENCES patient ON DELETE CASCADE,
+    study_uid           TEXT NOT NULL UNIQUE,
+    study_date          TEXT NOT NULL,
+    study_time          TEXT NOT NULL,
+    accession           TEXT NOT NULL,
+    description         TEXT NOT NULL,
+    referring_physician TEXT NOT NULL,
+    modalities          TEXT NOT NULL DEFAULT '',   -- ModalitiesInStudy, backslash-separated
+    num_series          INTEGER NOT NULL DEFAULT 0,
+    num_instances       INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX study_by_patient ON study (patient_pk);
+CREATE INDEX study_by_date ON study (study_date);
+
+CREATE TABLE series (
+    series_pk     INTEGER PRIMARY KEY,
+    study_pk      INTEGER NOT NULL REFERENCES study ON DELETE CASCADE,
+    series_uid    TEXT NOT NULL UNIQUE,
+    modality      TEXT NOT NULL,
+    series_number INTEGER,
+    description   TEXT NOT NULL,
+    body_part     TEXT NOT NULL,
+    num_instances INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX series_by_study ON series (study_pk);
+
+-- One row per indexed file: a Part 10 file holds exactly one SOP instance.
+CREATE TABLE instance (
+    instance_pk        INTEGER PRIMARY KEY,
+    series_pk          INTEGER NOT NULL REFERENCES series ON DELETE CASCADE,
+    sop_uid            TEXT NOT NULL UNIQUE,
+    sop_class          TEXT NOT NULL,
+    instance_number    INTEGER,
+    transfer_syntax    TEXT NOT NULL,
+    rows               INTEGER,
+    columns            INTEGER,
+    frames             INTEGER NOT NULL,
+    samples_per_pixel  INTEGER,
+    photometric        TEXT NOT NULL,
+    bits_allocated     INTEGER,
+    position           TEXT NOT NULL,   -- ImagePositionPatient, backslash-separated
+    orientation        TEXT NOT NULL,   -- ImageOrientationPatient
+    pixel_spacing      TEXT NOT NULL,
+    slice_thickness    REAL,
+    acquisition_number INTEGER,
+    temporal_position  INTEGER,
+    pixel_offset       INTEGER,         -- byte offset of the pixel data value
+    pixel_length       INTEGER,         -- -1 when encapsulated
+    fragments          BLOB,            -- little-endian uint64 (offset, length) pairs
+    offset_table       BLOB,            -- Basic Offset Table entries, uint64
+    path               TEXT NOT NULL UNIQUE,
+    size               INTEGER NOT NULL,
+    mtime_ns           INTEGER NOT NULL,
+    managed            INTEGER NOT NULL  -- 1: in the archive's store, ours to delete
+);
+CREATE INDEX instance_by_series ON instance (series_pk);
+
+-- Files looked at but not indexed as instances, so that re-import only stats them.
+-- kind: 'skipped' (reason says why), 'duplicate' (sop_uid already indexed from
+-- another file), 'dicomdir', 'copied' (source of a --copy import).
+CREATE TABLE seen_file (
+    path     TEXT PRIMARY KEY,
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    kind     TEXT NOT NULL,
+    reason   TEXT NOT NULL DEFAULT '',
+    sop_uid  TEXT NOT NULL DEFAULT ''
+) WITHOUT ROWID;
+CREATE INDEX seen_file_by_uid ON seen_file (sop_uid) WHERE sop_uid != '';
+"""
+
+MIGRATIONS: list[str] = [_V1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to :data:`SCHEMA_VERSION`."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"the archive index has schema version {version}, newer than this pacs-tui "
+            f"understands ({SCHEMA_VERSION}): upgrade pacs-tui"
+        )
+    for number in range(version, SCHEMA_VERSION):
+        try:
+            conn.executescript(
+                f"BEGIN IMMEDIATE; {MIGRATIONS[number]};"
+                f" PRAGMA user_version = {number + 1}; COMMIT;"
+            )
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.rollback()
+            raise

@@ -1,0 +1,388 @@
+"""The ``pacs-tui`` command line: one parser, one small handler per command.
+
+Handlers import what they need when they run, so that quick commands such as
+``ls`` start without loading pydicom. Errors a user can cause are printed as one
+line (``pacs-tui: error: ...``) with exit status 1; Ctrl-C exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tui import __version__
+from tui.config import Locations, locate
+from tui.errors import UserError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pacs-tui",
+        description="A keyboard-driven terminal PACS client.",
+    )
+    parser.add_argument("--version", action="version", version=f"pacs-tui {__version__}")
+    parser.add_argument(
+        "--archive",
+        metavar="DIR",
+        help="archive folder (default: $PACS_TUI_ARCHIVE or the user data folder)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = commands.add_parser("import", help="index DICOM files and folders into the archive")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="files, folders or DICOMDIR files")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--copy", action="store_true", help="copy into the archive's managed store")
+    mode.add_argument(
+        "--ephemeral",
+        action="store_true",
+        help="index in memory for this run only; nothing about these patients is written",
+    )
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=cmd_import)
+
+    p = commands.add_parser("ls", help="list and search the archive")
+    p.add_argument("--level", choices=("patient", "study", "series", "instance"), default="study")
+    p.add_argument("--patient-name", default="", metavar="PATTERN", help="wildcards * and ?")
+    p.add_argument("--patient-id", default="", metavar="PATTERN")
+    p.add_argument("--birth-date", default="", metavar="YYYYMMDD[-YYYYMMDD]")
+    p.add_argument("--modality", default="", metavar="CT[,MR...]")
+    p.add_argument("--date", default="", metavar="YYYYMMDD[-YYYYMMDD]", help="study date")
+    p.add_argument("--accession", default="", metavar="PATTERN")
+    p.add_argument("--description", default="", metavar="TEXT", help="study or series")
+    p.add_argument("--study", default="", metavar="UID", help="StudyInstanceUID")
+    p.add_argument("--series", default="", metavar="UID", help="SeriesInstanceUID")
+    p.add_argument(
+        "--duplicates", action="store_true", help="list files not indexed for a duplicate UID"
+    )
+    p.add_argument("--json", action="store_true", help="a JSON list keyed by DICOM keywords")
+    p.set_defaults(handler=cmd_ls)
+
+    p = commands.add_parser("tags", help="print the whole header of a file or indexed instance")
+    p.add_argument("target", metavar="FILE|SOPInstanceUID")
+    p.add_argument("--json", action="store_true", help="the DICOM JSON model, bulk data left out")
+    p.set_defaults(handler=cmd_tags)
+
+    p = commands.add_parser(
+        "forget",
+        help="remove patients, studies or series from the index",
+        description="Remove from the index. Files indexed in place are never touched; "
+        "copies in the archive's managed store are deleted.",
+    )
+    p.add_argument("--patient", action="append", default=[], metavar="PatientID")
+    p.add_argument("--study", action="append", default=[], metavar="UID")
+    p.add_argument("--series", action="append", default=[], metavar="UID")
+    p.add_argument("--yes", action="store_true", help="delete managed files without asking")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_forget)
+
+    p = commands.add_parser("demo", help="build the demo archive (once) and open it")
+    p.add_argument("--rebuild", action="store_true", help="build it again from scratch")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if args.command is None:
+        build_parser().print_help()
+        return 0
+    try:
+        return int(args.handler(args, locate(args.archive)) or 0)
+    except UserError as exc:
+        return _fail(str(exc))
+    except sqlite3.Error as exc:
+        return _fail(f"archive: {exc}")
+    except KeyboardInterrupt:
+        print("pacs-tui: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader of our output went away (``| head``): not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def _fail(message: str) -> int:
+    print(f"pacs-tui: error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=1)
+    sys.stdout.write("\n")
+
+
+def _open(locations: Locations, create: bool = True) -> Any:
+    from tui.archive.index import Archive
+
+    return Archive(locations.archive, create=create)
+
+
+# -- import --------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.archive.importer import import_paths
+    from tui.archive.index import Archive
+
+    archive = Archive(None) if args.ephemeral else _open(locations)
+    bar = _ProgressBar("reading") if sys.stderr.isatty() else None
+    try:
+        summary = import_paths(archive, args.paths, copy=args.copy, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    if args.json:
+        result = summary.to_json()
+        if args.ephemeral:
+            result["studies"] = _studies(archive)
+        _print_json(result)
+    else:
+        print(_import_text(summary))
+        if args.ephemeral:
+            print()
+            _print_rows("study", _studies(archive))
+    archive.close()
+    return 0
+
+
+def _studies(archive: Any) -> list[dict[str, Any]]:
+    from tui.archive.query import search
+
+    return search(archive, "study")
+
+
+def _import_text(summary: Any) -> str:
+    from collections import Counter
+
+    lines = [
+        f"{summary.new} new, {summary.updated} updated, {summary.unchanged} unchanged"
+        f" ({summary.vanished} vanished) in {summary.seconds:.1f} s"
+    ]
+    if summary.dicomdirs:
+        lines.append(f"{summary.dicomdirs} DICOMDIR file(s) used")
+    if summary.skipped:
+        lines.append(f"skipped {len(summary.skipped)} file(s):")
+        for reason, count in Counter(r for _, r in summary.skipped).most_common(10):
+            lines.append(f"  {count:6d}  {reason}")
+    if summary.duplicates:
+        lines.append(
+            f"{len(summary.duplicates)} duplicate(s): same SOPInstanceUID as an indexed file;"
+            " the file indexed first keeps it (pacs-tui ls --duplicates lists them):"
+        )
+        lines += [f"  {d.path}  (indexed: {d.indexed_path})" for d in summary.duplicates[:10]]
+        if len(summary.duplicates) > 10:
+            lines.append(f"  ... and {len(summary.duplicates) - 10} more (--json lists all)")
+    if summary.missing:
+        lines.append(f"{len(summary.missing)} file(s) referenced by a DICOMDIR are missing:")
+        lines += [f"  {path}" for path, _ in summary.missing[:10]]
+    return "\n".join(lines)
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (only used when stderr is a terminal)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.last = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // total if total else 100
+        if percent == self.last:
+            return
+        self.last = percent
+        filled = percent * 30 // 100
+        bar = "#" * filled + "." * (30 - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} files")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.last >= 0:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+# -- ls ------------------------------------------------------------------------------
+
+_TABLES: dict[str, list[tuple[str, str, int]]] = {
+    "patient": [
+        ("PatientID", "ID", 20),
+        ("PatientName", "Name", 32),
+        ("PatientBirthDate", "Birth", 8),
+        ("PatientSex", "Sex", 3),
+        ("NumberOfPatientRelatedStudies", "Studies", 0),
+        ("NumberOfPatientRelatedInstances", "Images", 0),
+    ],
+    "study": [
+        ("StudyDate", "Date", 8),
+        ("PatientName", "Name", 24),
+        ("PatientID", "ID", 14),
+        ("ModalitiesInStudy", "Mod", 10),
+        ("StudyDescription", "Description", 28),
+        ("AccessionNumber", "Accession", 16),
+        ("NumberOfStudyRelatedSeries", "Ser", 0),
+        ("NumberOfStudyRelatedInstances", "Img", 0),
+        ("StudyInstanceUID", "StudyInstanceUID", 0),
+    ],
+    "series": [
+        ("StudyDate", "Date", 8),
+        ("PatientName", "Name", 20),
+        ("Modality", "Mod", 4),
+        ("SeriesNumber", "#", 0),
+        ("SeriesDescription", "Description", 30),
+        ("NumberOfSeriesRelatedInstances", "Img", 0),
+        ("SeriesInstanceUID", "SeriesInstanceUID", 0),
+    ],
+    "instance": [
+        ("InstanceNumber", "#", 0),
+        ("Modality", "Mod", 4),
+        ("Rows", "Rows", 0),
+        ("Columns", "Cols", 0),
+        ("NumberOfFrames", "Fr", 0),
+        ("SOPInstanceUID", "SOPInstanceUID", 0),
+        ("path", "File", 0),
+    ],
+    "duplicate": [
+        ("SOPInstanceUID", "SOPInstanceUID", 0),
+        ("path", "File", 0),
+        ("indexed_path", "Indexed file", 0),
+    ],
+}
+
+
+def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.archive.query import Filters, search
+
+    archive = _open(locations, create=False)
+    if args.duplicates:
+        rows = archive.duplicates()
+        if args.json:
+            _print_json(rows)
+        else:
+            _print_rows("duplicate", rows)
+        return 0
+    filters = Filters(
+        patient_name=args.patient_name,
+        patient_id=args.patient_id,
+        birth_date=args.birth_date,
+        modality=args.modality,
+        date=args.date,
+        accession=args.accession,
+        description=args.description,
+        study=args.study,
+        series=args.series,
+    )
+    rows = search(archive, args.level, filters)
+    if args.json:
+        _print_json(rows)
+    else:
+        _print_rows(args.level, rows)
+    return 0
+
+
+def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
+    from tui.tables import format_table
+
+    if not rows:
+        print(f"no {level} matches", file=sys.stderr)
+        return
+    print(format_table(rows, _TABLES[level]))
+
+
+# -- tags ----------------------------------------------------------------------------
+
+
+def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.archive.tags import read_header, to_json, to_text
+
+    path = args.target
+    if not os.path.exists(path):
+        archive = _open(locations, create=False)
+        found = archive.indexed_path(args.target)
+        if found is None:
+            raise UserError(f"{args.target}: no such file, nor an indexed SOPInstanceUID")
+        path = found
+    ds = read_header(path)
+    if args.json:
+        _print_json(to_json(ds, path))
+    else:
+        print(to_text(ds))
+    return 0
+
+
+# -- forget --------------------------------------------------------------------------
+
+
+def cmd_forget(args: argparse.Namespace, locations: Locations) -> int:
+    targets = [("patient", args.patient), ("study", args.study), ("series", args.series)]
+    if not any(uids for _, uids in targets):
+        raise UserError("forget what? give --patient ID, --study UID or --series UID")
+    archive = _open(locations, create=False)
+    removed, deleted = 0, 0
+    for level, uids in targets:
+        if not uids:
+            continue
+        with archive.transaction():
+            count, managed = archive.forget(level, uids)
+            if count == 0:
+                raise UserError(f"no {level} {', '.join(uids)} in the archive")
+            if managed and not args.yes and not _confirm(len(managed)):
+                raise UserError(
+                    f"would delete {len(managed)} file(s) from the managed store: add --yes"
+                )
+        removed += count
+        for path in managed:
+            try:
+                os.unlink(path)
+                deleted += 1
+            except FileNotFoundError:
+                pass
+    if args.json:
+        _print_json({"instances": removed, "deleted_files": deleted})
+    else:
+        print(f"forgot {removed} instance(s); deleted {deleted} file(s) from the managed store")
+    return 0
+
+
+def _confirm(count: int) -> bool:
+    if not sys.stdin.isatty():
+        return False
+    answer = input(f"Delete {count} file(s) from the managed store? [y/N] ")
+    return answer.strip().lower() in ("y", "yes")
+
+
+# -- demo ----------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.archive.demo import build_demo
+
+    root = Path(args.archive) if args.archive or os.environ.get("PACS_TUI_ARCHIVE") else None
+    root = locations.archive if root else locations.demo_archive
+    bar = _ProgressBar("building demo") if sys.stderr.isatty() else None
+    try:
+        archive = build_demo(root, rebuild=args.rebuild, progress=bar)
+    finally:
+        if bar:
+            bar.close()
+    rows = _studies(archive)
+    if args.json:
+        _print_json({"archive": str(root), "studies": rows})
+    else:
+        print(f"demo archive: {root}")
+        _print_rows("study", rows)
+    return 0
