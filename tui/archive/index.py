@@ -229,11 +229,15 @@ class Archive:
         self._execute_in("DELETE FROM seen_file WHERE path IN ({})", [r.path for r in fresh])
         self.conn.executemany(
             f"INSERT INTO instance VALUES (NULL, {', '.join('?' * 25)})",
-            [self._instance_row(r, managed) for r in fresh],
+            [self._instance_row(r, managed or self._in_store(r.path)) for r in fresh],
         )
         touched = {self._series[r.series_uid] for r in fresh} | set(old_series.values())
         self._refresh_series(touched)
         return len(fresh) - updated, updated, duplicates
+
+    def _in_store(self, path: str) -> bool:
+        """Files already in the managed store are the archive's, however they were imported."""
+        return self.store is not None and path.startswith(str(self.store) + os.sep)
 
     def _instance_row(self, r: InstanceRecord, managed: bool) -> tuple[object, ...]:
         pixels = r.pixels
