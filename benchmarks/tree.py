@@ -27,7 +27,9 @@ def _template_files() -> list[Path]:
     files = []
     for rel in TEMPLATES:
         path = SHARED / rel
-        files.append(path if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())[0])
+        files.append(
+            path if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())[0]
+        )
     return files
 
 

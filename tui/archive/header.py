@@ -413,7 +413,7 @@ def _locate_pixels(
     group, element = struct.unpack(endian + "HH", head[:4])
     if (group, element) not in ((0x7FE0, 0x0010), (0x7FE0, 0x0008), (0x7FE0, 0x0009)):
         return None
-    if implicit:
+    if implicit or not head[4:6].isalpha():  # some files switch to implicit VR mid-way
         (length,) = struct.unpack(endian + "L", head[4:8])
         value = start + 8
     elif head[4:6] in elements.LONG_VRS:

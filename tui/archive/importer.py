@@ -148,7 +148,9 @@ def _plan(
         else:
             found[root] = _stat(root)
         for path in [p for p in found if os.path.basename(p).upper() == "DICOMDIR"]:
-            if _changed(known.get(path), *found[path], copy):
+            # Found while walking: its files were walked too, so it is only read when new
+            # or changed (to follow references and report missing files).
+            if path != root and _changed(known.get(path), *found[path], copy):
                 for ref, stat in _from_dicomdir(path, summary).items():
                     found.setdefault(ref, stat)
         for path, (size, mtime_ns) in found.items():

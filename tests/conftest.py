@@ -1,0 +1,77 @@
+"""Shared fixtures: the real DICOM files in ../shared/dicom, temporary archives, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "dicom"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def need_shared() -> Path:
+    """The shared DICOM folder; skipped on a laptop without it, a failure in CI."""
+    if not SHARED.is_dir():
+        if IN_CI:
+            pytest.fail(f"{SHARED} is missing: CI must run beside ../shared/dicom")
+        pytest.skip(f"{SHARED} is missing (real DICOM test files)")
+    return SHARED
+
+
+@pytest.fixture
+def shared() -> Path:
+    return need_shared()
+
+
+@pytest.fixture
+def archive_dir(tmp_path: Path) -> Path:
+    return tmp_path / "archive"
+
+
+@pytest.fixture
+def archive(archive_dir: Path) -> Iterator[Any]:
+    from tui.archive.index import Archive
+
+    with Archive(archive_dir) as opened:
+        yield opened
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """No test touches the user's real data, config or cache folders."""
+    home = tmp_path_factory.mktemp("home")
+    for var in ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        monkeypatch.setenv(var, str(home / var.lower()))
+    monkeypatch.delenv("PACS_TUI_ARCHIVE", raising=False)
+
+
+def copy_tree(source: Path, dest: Path) -> Path:
+    """A writable copy of shared files (never modify ../shared in place)."""
+    shutil.copytree(source, dest)
+    return dest
+
+
+def run_cli(*args: str, archive: Path | None = None, check: bool = True, **kw: Any):
+    """Run ``python -m tui`` as a user would; return the CompletedProcess."""
+    cmd = [sys.executable, "-m", "tui"]
+    if archive is not None:
+        cmd += ["--archive", str(archive)]
+    result = subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, cwd=ROOT, timeout=600, **kw
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{cmd + list(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def cli_json(*args: str, archive: Path | None = None) -> Any:
+    return json.loads(run_cli(*args, "--json", archive=archive).stdout)

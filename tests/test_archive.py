@@ -1,0 +1,209 @@
+"""The archive as a library: import, incremental re-import, duplicates, bad input, copy mode,
+ephemeral mode, interruption and forgetting, on real files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from pydicom import dcmread
+
+from tests.conftest import copy_tree
+from tui.archive.importer import import_paths
+from tui.archive.index import Archive
+from tui.archive.query import Filters, search
+from tui.errors import UserError
+
+
+def _count(archive: Archive, table: str) -> int:
+    return archive.conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_import_builds_the_hierarchy_with_counts(archive: Archive, shared: Path) -> None:
+    folder = shared / "neurolabusc_dcm_qa_frag"
+    summary = import_paths(archive, [folder])
+    assert summary.new == 96 + 10 and not summary.duplicates
+    studies = search(archive, "study")
+    series = search(archive, "series")
+    assert sum(s["NumberOfStudyRelatedInstances"] for s in studies) == 106
+    assert {s["NumberOfSeriesRelatedInstances"] for s in series} == {96, 10}
+    assert all(s["ModalitiesInStudy"] == "MR" for s in studies)
+
+
+def test_reimport_of_an_unchanged_tree_reads_nothing(archive: Archive, shared: Path) -> None:
+    folder = shared / "pydicom_test_files"
+    first = import_paths(archive, [folder])
+    again = import_paths(archive, [folder])
+    assert first.new > 50
+    assert again.new == again.updated == again.vanished == 0
+    assert again.files_read == 0
+    assert again.unchanged == first.files_read + first.dicomdirs
+
+
+def test_changed_and_vanished_files_are_noticed(archive: Archive, shared: Path, tmp_path) -> None:
+    tree = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "tree")
+    files = sorted(p for p in tree.rglob("*.dcm"))
+    others = sum(1 for p in tree.rglob("*") if p.is_file()) - len(files)  # licence, readme
+    first = import_paths(archive, [tree])
+    assert first.new == len(files) == 40
+    changed = dcmread(files[0])
+    changed.SeriesDescription = "edited"
+    changed.save_as(files[0])
+    os.utime(files[0], ns=(1, 1))
+    files[1].unlink()
+    again = import_paths(archive, [tree])
+    assert (again.updated, again.vanished, again.unchanged) == (1, 1, 38 + others)
+    assert _count(archive, "instance") == 39
+
+
+def test_duplicate_uids_keep_the_first_file_and_are_reported(archive: Archive, shared: Path) -> None:
+    xa30i = shared / "neurolabusc_dcm_qa_xa30i"
+    subset = shared / "neurolabusc_dcm_qa_frag" / "MR_Siemens_5001_JPEG_lossless_multifragment_subset10"
+    import_paths(archive, [xa30i])
+    summary = import_paths(archive, [subset])
+    assert summary.new == 0 and len(summary.duplicates) == 10
+    for duplicate in summary.duplicates:
+        assert duplicate.indexed_path.startswith(str(xa30i))
+        assert archive.indexed_path(duplicate.sop_uid) == duplicate.indexed_path
+    assert len(archive.duplicates()) == 10
+    # A second import does not read them again, nor report new ones.
+    assert import_paths(archive, [subset]).files_read == 0
+
+
+def test_malformed_and_foreign_files_are_skipped_with_reasons(archive: Archive, shared: Path) -> None:
+    folder = shared / "pydicom_test_files" / "malformed_or_nonconformant"
+    summary = import_paths(archive, [folder])
+    reasons = dict(summary.skipped)
+    assert summary.new + len(summary.skipped) + len(summary.duplicates) == len(os.listdir(folder))
+    assert all(reason for reason in reasons.values())
+    assert summary.new >= 5  # truncated pixel data still has a readable header
+
+
+def test_a_bad_file_never_loses_what_was_indexed(archive: Archive, shared: Path, tmp_path) -> None:
+    tree = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "tree")
+    import_paths(archive, [tree])
+    (tree / "garbage.dcm").write_bytes(b"\0" * 128 + b"DICM" + os.urandom(4000))
+    (tree / "notes.txt").write_text("not an image")
+    summary = import_paths(archive, [tree])
+    assert len(summary.skipped) == 2 and summary.new == 0
+    assert [reason for path, reason in summary.skipped if path.endswith("notes.txt")]
+    assert _count(archive, "instance") == 40
+
+
+def test_dicomdir_references_are_followed_and_missing_ones_reported(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    tree = copy_tree(shared / "pydicom_test_files" / "dicomdir", tmp_path / "cd")
+    gone = next((tree / "77654033").rglob("*"))
+    while gone.is_dir():
+        gone = next(gone.iterdir())
+    gone.unlink()
+    summary = import_paths(archive, [tree / "DICOMDIR"])
+    assert summary.new == 30
+    assert [path for path, _ in summary.missing] == [str(gone)]
+    patients = search(archive, "patient")
+    assert {p["PatientID"] for p in patients} == {"77654033", "98890234"}
+
+
+def test_copy_mode_stores_files_under_hashed_names(archive: Archive, shared: Path, tmp_path) -> None:
+    source = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "usb")
+    hostile = dcmread(next(source.rglob("*.dcm")))
+    hostile.SOPInstanceUID = "../../../../escape"
+    hostile.PatientName = "../../evil"
+    hostile.save_as(source / "hostile.dcm")
+    summary = import_paths(archive, [source], copy=True)
+    assert summary.new == 41
+    store = archive.store
+    assert store is not None
+    paths = [row[0] for row in archive.conn.execute("SELECT path FROM instance")]
+    assert all(Path(p).resolve().is_relative_to(store.resolve()) for p in paths)
+    assert not any(".." in Path(p).name or "escape" in p for p in paths)
+    shutil.rmtree(source)  # the copies do not depend on the originals
+    assert all(Path(p).is_file() for p in paths)
+    again = import_paths(archive, [store])
+    assert again.files_read == 0 and again.vanished == 0
+
+
+def test_copy_again_is_unchanged_not_duplicate(archive: Archive, shared: Path) -> None:
+    folder = shared / "neurolabusc_dcm_qa_toshiba"
+    import_paths(archive, [folder], copy=True)
+    again = import_paths(archive, [folder], copy=True)
+    assert again.new == 0 and not again.duplicates and again.files_read == 0
+
+
+def test_ephemeral_archive_writes_nothing(shared: Path, tmp_path) -> None:
+    before = set(tmp_path.rglob("*"))
+    with Archive(None) as archive:
+        summary = import_paths(archive, [shared / "pydicom_test_files" / "charset"])
+        assert summary.new > 10 and search(archive, "patient")
+        with pytest.raises(UserError, match="--copy"):
+            import_paths(archive, [shared / "pydicom_test_files" / "charset"], copy=True)
+    assert set(tmp_path.rglob("*")) == before
+
+
+def test_cancelled_import_leaves_a_consistent_index(archive: Archive, shared: Path) -> None:
+    cancel = threading.Event()
+
+    def stop_after_first_batch(done: int, total: int) -> None:
+        if done:
+            cancel.set()
+
+    folder = shared / "neurolabusc_dcm_qa_frag"
+    summary = import_paths(archive, [folder], progress=stop_after_first_batch, cancel=cancel)
+    assert summary.interrupted and 0 < summary.new < 106
+    counted = archive.conn.execute("SELECT sum(num_instances) FROM series").fetchone()[0]
+    assert counted == _count(archive, "instance") == summary.new
+    rest = import_paths(archive, [folder])
+    assert rest.new == 106 - summary.new
+
+
+def test_missing_path_is_a_user_error(archive: Archive, tmp_path) -> None:
+    with pytest.raises(UserError, match="no such file"):
+        import_paths(archive, [tmp_path / "nope"])
+
+
+def test_forget_deletes_only_managed_files(archive: Archive, shared: Path) -> None:
+    in_place = shared / "neurolabusc_dcm_qa_toshiba"
+    import_paths(archive, [in_place])
+    import_paths(archive, [shared / "pydicom_test_files" / "charset"], copy=True)
+    study = search(archive, "study", Filters(patient_name="Buc*"))[0]["StudyInstanceUID"]
+    with archive.transaction():
+        count, managed = archive.forget("study", [study])
+    assert count == 1 and len(managed) == 1 and managed[0].startswith(str(archive.store))
+    toshiba = search(archive, "series", Filters(modality="MR"))
+    with archive.transaction():
+        count, managed = archive.forget("series", [s["SeriesInstanceUID"] for s in toshiba])
+    assert count == 40 and managed == []
+    assert not search(archive, "series", Filters(modality="MR"))
+
+
+def test_name_search_ignores_case_accents_and_takes_wildcards(archive: Archive, shared: Path) -> None:
+    import_paths(archive, [shared / "pydicom_test_files" / "charset"])
+
+    def names(pattern: str) -> set[str]:
+        rows = search(archive, "patient", Filters(patient_name=pattern))
+        return {r["PatientName"] for r in rows}
+
+    assert names("aneas*") == {"Äneas^Rüdiger"}
+    assert names("BUC^JEROME") == {"Buc^Jérôme"}
+    assert names("buc") == {"Buc^Jérôme"}  # a family name alone finds the patient
+    assert names("山田*") >= {"Yamada^Tarou=山田^太郎=やまだ^たろう"}
+    assert names("wang^xiao?ong*") == {"Wang^XiaoDong=王^小東", "Wang^XiaoDong=王^小东"}
+    assert names("nobody*") == set()
+
+
+def test_date_and_modality_filters(archive: Archive, shared: Path) -> None:
+    import_paths(archive, [shared / "pydicom_test_files" / "dicomdir"])
+    dates = {r["StudyDate"] for r in search(archive, "study", Filters(date="20030101-"))}
+    assert dates and all(d >= "20030101" for d in dates)
+    older = {r["StudyDate"] for r in search(archive, "study", Filters(date="-20021231"))}
+    assert older and all(d <= "20021231" for d in older) and not dates & older
+    exact = search(archive, "study", Filters(date="20010101"))
+    assert {r["StudyDate"] for r in exact} == {"20010101"}
+    ct = search(archive, "series", Filters(modality="ct"))
+    assert ct and {r["Modality"] for r in ct} == {"CT"}
+    with pytest.raises(UserError, match="YYYYMMDD"):
+        Filters(date="2001-01-01")
