@@ -59,9 +59,13 @@ def test_changed_and_vanished_files_are_noticed(archive: Archive, shared: Path, 
     assert _count(archive, "instance") == 39
 
 
-def test_duplicate_uids_keep_the_first_file_and_are_reported(archive: Archive, shared: Path) -> None:
+def test_duplicate_uids_keep_the_first_file_and_are_reported(
+    archive: Archive, shared: Path
+) -> None:
     xa30i = shared / "neurolabusc_dcm_qa_xa30i"
-    subset = shared / "neurolabusc_dcm_qa_frag" / "MR_Siemens_5001_JPEG_lossless_multifragment_subset10"
+    subset = (
+        shared / "neurolabusc_dcm_qa_frag" / "MR_Siemens_5001_JPEG_lossless_multifragment_subset10"
+    )
     import_paths(archive, [xa30i])
     summary = import_paths(archive, [subset])
     assert summary.new == 0 and len(summary.duplicates) == 10
@@ -73,7 +77,9 @@ def test_duplicate_uids_keep_the_first_file_and_are_reported(archive: Archive, s
     assert import_paths(archive, [subset]).files_read == 0
 
 
-def test_malformed_and_foreign_files_are_skipped_with_reasons(archive: Archive, shared: Path) -> None:
+def test_malformed_and_foreign_files_are_skipped_with_reasons(
+    archive: Archive, shared: Path
+) -> None:
     folder = shared / "pydicom_test_files" / "malformed_or_nonconformant"
     summary = import_paths(archive, [folder])
     reasons = dict(summary.skipped)
@@ -108,7 +114,9 @@ def test_dicomdir_references_are_followed_and_missing_ones_reported(
     assert {p["PatientID"] for p in patients} == {"77654033", "98890234"}
 
 
-def test_copy_mode_stores_files_under_hashed_names(archive: Archive, shared: Path, tmp_path) -> None:
+def test_copy_mode_stores_files_under_hashed_names(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
     source = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "usb")
     hostile = dcmread(next(source.rglob("*.dcm")))
     hostile.SOPInstanceUID = "../../../../escape"
@@ -180,7 +188,9 @@ def test_forget_deletes_only_managed_files(archive: Archive, shared: Path) -> No
     assert not search(archive, "series", Filters(modality="MR"))
 
 
-def test_name_search_ignores_case_accents_and_takes_wildcards(archive: Archive, shared: Path) -> None:
+def test_name_search_ignores_case_accents_and_takes_wildcards(
+    archive: Archive, shared: Path
+) -> None:
     import_paths(archive, [shared / "pydicom_test_files" / "charset"])
 
     def names(pattern: str) -> set[str]:

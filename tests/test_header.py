@@ -95,7 +95,9 @@ def test_pixel_location_points_at_the_pixel_data() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ds = dcmread(path)
-        pixel_data = ds.get("PixelData") or ds.get("FloatPixelData") or ds.get("DoubleFloatPixelData")
+        pixel_data = (
+            ds.get("PixelData") or ds.get("FloatPixelData") or ds.get("DoubleFloatPixelData")
+        )
         if pixel_data is None:
             continue
         raw = path.read_bytes()

@@ -140,38 +140,45 @@ def read_record(path: str) -> InstanceRecord:
     """
     with open(path, "rb") as fp:
         st = os.fstat(fp.fileno())
-        header: _Header
         try:
-            raw = elements.walk(fp, _WANTED, _META_WANTED)
-            header = _RawView(raw.dataset, _encodings(raw.dataset), raw.little_endian)
-            meta: _Header = _RawView(raw.meta, [])
-            pixels = None
-            if raw.pixel_tag_offset is not None:
-                fp.seek(raw.pixel_tag_offset)
-                pixels = _locate_pixels(fp, raw.implicit, raw.little_endian, st.st_size)
+            parts = _walked(fp, st.st_size)
         except Unsupported:
             fp.seek(0)
-            ds = _read_dataset(fp)
-            header = _DatasetView(ds)
-            meta = _DatasetView(ds.file_meta) if hasattr(ds, "file_meta") else header
-            implicit, little = ds.original_encoding
-            pixels = None
-            if implicit is not None and meta.text("TransferSyntaxUID") != elements.DEFLATED:
-                pixels = _locate_pixels(fp, implicit, little, st.st_size)
-    return _record(path, st, header, meta, pixels)
+            parts = _parsed(fp, st.st_size)
+    return _record(path, st, *parts)
 
 
 def read_record_with_pydicom(path: str) -> InstanceRecord:
     """Like :func:`read_record` but always through pydicom (the reference the tests compare to)."""
     with open(path, "rb") as fp:
         st = os.fstat(fp.fileno())
-        ds = _read_dataset(fp)
-        meta = _DatasetView(ds.file_meta) if hasattr(ds, "file_meta") else _DatasetView(ds)
-        implicit, little = ds.original_encoding
-        pixels = None
-        if implicit is not None and meta.text("TransferSyntaxUID") != elements.DEFLATED:
-            pixels = _locate_pixels(fp, implicit, little, st.st_size)
-    return _record(path, st, _DatasetView(ds), meta, pixels)
+        parts = _parsed(fp, st.st_size)
+    return _record(path, st, *parts)
+
+
+_Parts = tuple["_Header", "_Header", PixelLocation | None]
+
+
+def _walked(fp: BinaryIO, file_size: int) -> _Parts:
+    """Header, file meta and pixel location from the fast element walker."""
+    raw = elements.walk(fp, _WANTED, _META_WANTED)
+    pixels = None
+    if raw.pixel_tag_offset is not None:
+        fp.seek(raw.pixel_tag_offset)
+        pixels = _locate_pixels(fp, raw.implicit, raw.little_endian, file_size)
+    header = _RawView(raw.dataset, _encodings(raw.dataset), raw.little_endian)
+    return header, _RawView(raw.meta, []), pixels
+
+
+def _parsed(fp: BinaryIO, file_size: int) -> _Parts:
+    """Header, file meta and pixel location from pydicom."""
+    ds = _read_dataset(fp)
+    meta = _DatasetView(ds.file_meta) if hasattr(ds, "file_meta") else _DatasetView(ds)
+    implicit, little = ds.original_encoding
+    pixels = None
+    if implicit is not None and meta.text("TransferSyntaxUID") != elements.DEFLATED:
+        pixels = _locate_pixels(fp, implicit, bool(little), file_size)
+    return _DatasetView(ds), meta, pixels
 
 
 def _record(
@@ -329,7 +336,7 @@ class _RawView:
         if found is None:
             return ""
         vr, data = found
-        name = vr.decode("ascii") if vr else dictionary_VR(tag_for_keyword(keyword))
+        name = vr.decode("ascii") if vr else dictionary_VR(tag_for_keyword(keyword) or 0)
         if name == "PN":
             return _joined(convert_PN(data, self.encodings))
         if name in _CHARSET_VRS:

@@ -215,7 +215,7 @@ class Archive:
         )
         fresh: list[InstanceRecord] = []
         duplicates: list[Duplicate] = []
-        replaced: list[str] = []
+        replaced: list[str | None] = []
         for record in records:
             holder = by_uid.get(record.sop_uid)
             if holder is not None and holder not in (record.path, origins.get(record.path)):
@@ -225,7 +225,7 @@ class Archive:
             replaced += [p for p in (record.path, origins.get(record.path)) if p in old_series]
             fresh.append(record)
         updated = sum(r.path in old_series or origins.get(r.path) in old_series for r in fresh)
-        self._execute_in("DELETE FROM instance WHERE path IN ({})", replaced)
+        self._execute_in("DELETE FROM instance WHERE path IN ({})", [p for p in replaced if p])
         self._execute_in("DELETE FROM seen_file WHERE path IN ({})", [r.path for r in fresh])
         self.conn.executemany(
             f"INSERT INTO instance VALUES (NULL, {', '.join('?' * 25)})",

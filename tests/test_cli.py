@@ -1,0 +1,235 @@
+"""The command line as a user runs it: real subprocesses, real files, temporary archives."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, cli_json, need_shared, run_cli
+
+
+def _one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pacs-tui: error:") and fragment in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_version_and_help() -> None:
+    assert run_cli("--version").stdout.startswith("pacs-tui ")
+    assert "import" in run_cli("--help").stdout
+
+
+def test_import_then_list_as_json(shared: Path, archive_dir: Path) -> None:
+    summary = cli_json(
+        "import", str(shared / "pydicom_test_files" / "dicomdir"), archive=archive_dir
+    )
+    assert summary["new"] == 81 and summary["dicomdirs"] >= 1
+    studies = cli_json("ls", archive=archive_dir)
+    assert {"StudyInstanceUID", "PatientName", "NumberOfStudyRelatedSeries"} <= set(studies[0])
+    assert sum(s["NumberOfStudyRelatedInstances"] for s in studies) == 81
+    series = cli_json("ls", "--level", "series", "--modality", "CT", archive=archive_dir)
+    assert series and all(s["Modality"] == "CT" for s in series)
+    assert all("NumberOfSeriesRelatedInstances" in s for s in series)
+    one = series[0]["SeriesInstanceUID"]
+    instances = cli_json("ls", "--level", "instance", "--series", one, archive=archive_dir)
+    assert len(instances) == series[0]["NumberOfSeriesRelatedInstances"]
+    assert all(Path(i["path"]).is_file() for i in instances)
+    positions = [
+        i["ImagePositionPatient"]
+        for i in cli_json("ls", "--level", "instance", archive=archive_dir)
+    ]
+    assert all(p is None or (len(p) == 3 and isinstance(p[0], float)) for p in positions)
+    assert any(positions)
+
+
+def test_table_output_and_name_search(shared: Path, archive_dir: Path) -> None:
+    run_cli("import", str(shared / "pydicom_test_files" / "charset"), archive=archive_dir)
+    table = run_cli("ls", "--level", "patient", "--patient-name", "RUDIGER*", archive=archive_dir)
+    assert table.stdout == ""  # the family name is Äneas
+    table = run_cli("ls", "--level", "patient", "--patient-name", "*rudiger", archive=archive_dir)
+    assert "Äneas^Rüdiger" in table.stdout
+    empty = run_cli("ls", "--patient-name", "nobody", archive=archive_dir)
+    assert empty.stdout == "" and "no study matches" in empty.stderr
+
+
+def test_tags_of_a_file_and_of_an_indexed_uid(shared: Path, archive_dir: Path) -> None:
+    path = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
+    text = run_cli("tags", str(path)).stdout
+    assert "Patient's Name" in text and "(0010,0010)" in text
+    as_json = cli_json("tags", str(path))
+    assert as_json["00100010"]["vr"] == "PN"
+    assert "7FE00010" not in as_json  # bulk pixel data left out
+    run_cli("import", str(path), archive=archive_dir)
+    uid = as_json["00080018"]["Value"][0]
+    assert cli_json("tags", uid, archive=archive_dir)["00080018"]["Value"] == [uid]
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["import", "/no/such/folder"], "no such file or folder"),
+        (["ls", "--date", "2020-01-01"], "YYYYMMDD"),
+        (["ls", "--birth-date", "yesterday"], "YYYYMMDD"),
+        (["tags", "1.2.3.4.5"], "no such file, nor an indexed SOPInstanceUID"),
+        (["forget", "--study", "1.2.3"], "no study 1.2.3"),
+        (["forget"], "forget what?"),
+    ],
+)
+def test_user_errors_are_one_line(args: list[str], fragment: str, archive_dir: Path) -> None:
+    _one_line_error(run_cli(*args, archive=archive_dir, check=False), fragment)
+
+
+def test_unreadable_file_for_tags_is_one_line(shared: Path) -> None:
+    path = shared / "pydicom_test_files" / "charset" / "FileInfo.txt"
+    _one_line_error(run_cli("tags", str(path), check=False), "not DICOM")
+
+
+def test_corrupt_index_is_one_line(archive_dir: Path) -> None:
+    archive_dir.mkdir()
+    (archive_dir / "index.sqlite").write_bytes(b"this is not a database" * 100)
+    _one_line_error(run_cli("ls", archive=archive_dir, check=False), "corrupt")
+
+
+def test_archive_that_is_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    _one_line_error(run_cli("ls", archive=tmp_path / "file", check=False), "not a folder")
+
+
+def test_locked_archive_is_one_line(shared: Path, archive_dir: Path) -> None:
+    run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
+    holder = sqlite3.connect(archive_dir / "index.sqlite", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        folder = shared / "pydicom_test_files" / "charset"
+        result = run_cli("import", str(folder), archive=archive_dir, check=False)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    _one_line_error(result, "locked")
+
+
+def test_ephemeral_import_writes_nothing_about_patients(shared: Path, tmp_path: Path) -> None:
+    env = {**os.environ, **{v: str(tmp_path / v) for v in ("XDG_DATA_HOME", "XDG_CACHE_HOME")}}
+    result = run_cli(
+        "import", "--ephemeral", str(shared / "pydicom_test_files" / "charset"), env=env
+    )
+    assert "Buc^Jérôme" in result.stdout  # what was found is shown for this run
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_forget_asks_before_deleting_managed_files(shared: Path, archive_dir: Path) -> None:
+    run_cli("import", "--copy", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
+    series = cli_json("ls", "--level", "series", archive=archive_dir)[0]["SeriesInstanceUID"]
+    refused = run_cli(
+        "forget", "--series", series, archive=archive_dir, check=False, stdin=subprocess.DEVNULL
+    )
+    _one_line_error(refused, "--yes")
+    assert len(cli_json("ls", "--level", "instance", archive=archive_dir)) == 40
+    done = cli_json("forget", "--series", series, "--yes", archive=archive_dir)
+    assert done == {"instances": 40, "deleted_files": 40}
+    assert not list((archive_dir / "store").rglob("*.dcm"))
+
+
+def _wait_for_first_batch(archive_dir: Path) -> None:
+    """Wait until the import has committed something, so the signal lands mid-import."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            uri = f"file:{archive_dir / 'index.sqlite'}?mode=ro"
+            with sqlite3.connect(uri, uri=True, timeout=0.1) as conn:
+                if conn.execute("SELECT count(*) FROM instance").fetchone()[0]:
+                    return
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the import committed nothing within 60 s")
+
+
+@pytest.fixture(scope="module")
+def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3,000 real-header files: enough that an import is still running when interrupted."""
+    from benchmarks.tree import generate
+
+    need_shared()
+    root = tmp_path_factory.mktemp("big")
+    generate(root, 3000)
+    return root
+
+
+def test_killed_import_leaves_a_consistent_index(big_tree: Path, archive_dir: Path) -> None:
+    tree = big_tree
+    cmd = [sys.executable, "-m", "tui", "--archive", str(archive_dir), "import", str(tree)]
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_first_batch(archive_dir)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(archive_dir / "index.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        instances = conn.execute("SELECT count(*) FROM instance").fetchone()[0]
+        counted = conn.execute("SELECT coalesce(sum(num_instances), 0) FROM series").fetchone()[0]
+    assert instances == counted
+    rest = cli_json("import", str(tree), archive=archive_dir)
+    assert 0 < instances < 3000, "the kill should land mid-import"
+    assert rest["new"] + instances == 3000
+
+
+def test_interrupted_import_exits_130(big_tree: Path, archive_dir: Path, tmp_path) -> None:
+    tree = big_tree
+    cmd = [sys.executable, "-m", "tui", "--archive", str(archive_dir), "import", str(tree)]
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for_first_batch(archive_dir)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err
+    with sqlite3.connect(archive_dir / "index.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_demo_is_deterministic_and_has_a_real_ct_volume(tmp_path: Path) -> None:
+    first = cli_json("demo", archive=tmp_path / "one")
+    second = cli_json("demo", archive=tmp_path / "two")
+    uids = [s["StudyInstanceUID"] for s in first["studies"]]
+    assert uids == [s["StudyInstanceUID"] for s in second["studies"]]
+    assert len({s["PatientID"] for s in first["studies"]}) >= 3
+    assert {"CT", "MR"} <= {s["ModalitiesInStudy"] for s in first["studies"]}
+    volume = [
+        s
+        for s in cli_json("ls", "--level", "series", "--modality", "CT", archive=tmp_path / "one")
+        if s["NumberOfSeriesRelatedInstances"] >= 200
+    ]
+    assert volume
+    instances = cli_json(
+        "ls",
+        "--level",
+        "instance",
+        "--series",
+        volume[0]["SeriesInstanceUID"],
+        archive=tmp_path / "one",
+    )
+    assert {(i["Rows"], i["Columns"]) for i in instances} == {(512, 512)}
+    one = sorted((tmp_path / "one" / "store").rglob("*.dcm"))
+    two = sorted((tmp_path / "two" / "store").rglob("*.dcm"))
+    assert [p.name for p in one] == [p.name for p in two]
+    assert one[0].read_bytes() == two[0].read_bytes()
+    # Built once: a second run does not rebuild.
+    before = one[0].stat().st_mtime_ns
+    run_cli("demo", archive=tmp_path / "one")
+    assert one[0].stat().st_mtime_ns == before
+
+
+def test_demo_refuses_a_real_archive(shared: Path, archive_dir: Path) -> None:
+    run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
+    _one_line_error(run_cli("demo", archive=archive_dir, check=False), "not the demo")
+    assert json.loads(run_cli("ls", "--json", archive=archive_dir).stdout)
