@@ -217,3 +217,13 @@ def test_date_and_modality_filters(archive: Archive, shared: Path) -> None:
     assert ct and {r["Modality"] for r in ct} == {"CT"}
     with pytest.raises(UserError, match="YYYYMMDD"):
         Filters(date="2001-01-01")
+
+
+def test_copy_of_identical_files_in_one_batch(archive: Archive, shared: Path, tmp_path) -> None:
+    source = tmp_path / "usb"
+    source.mkdir()
+    original = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
+    for name in ("a.dcm", "b.dcm"):
+        shutil.copy(original, source / name)
+    summary = import_paths(archive, [source], copy=True)
+    assert (summary.new, summary.unchanged, len(summary.duplicates)) == (1, 1, 0)

@@ -305,6 +305,10 @@ def _index(
                 summary.skipped.append((c.path, reason))
             continue
         _, record, c, placed = result
+        if copy and placed is Placed.SAME and record.path in sources:
+            summary.unchanged += 1  # the same bytes twice in one batch: one copy is enough
+            seen.append((c.path, c.size, c.mtime_ns, "copied", "", record.sop_uid))
+            continue
         sources[record.path] = c
         if copy:
             seen.append((c.path, c.size, c.mtime_ns, "copied", "", record.sop_uid))
