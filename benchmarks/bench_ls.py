@@ -197,7 +197,7 @@ def output_rows(argv: list[str], env: dict[str, str]) -> int:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    root: Path = args.archive
+    root: Path | None = args.archive
     if root is not None and root.resolve().is_relative_to(REPO):
         raise SystemExit(f"--archive {root}: keep benchmark archives out of the repository")
     scratch = Path(tempfile.mkdtemp(prefix="pacs-bench-ls-", dir="/tmp"))

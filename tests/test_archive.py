@@ -181,6 +181,7 @@ def test_forget_deletes_only_managed_files(archive: Archive, shared: Path) -> No
     with archive.transaction():
         count, managed = archive.forget("study", [study])
     assert count == 1 and len(managed) == 1 and managed[0].startswith(str(archive.store))
+    assert "Buc^Jérôme" not in {p["PatientName"] for p in search(archive, "patient")}
     toshiba = search(archive, "series", Filters(modality="MR"))
     with archive.transaction():
         count, managed = archive.forget("series", [s["SeriesInstanceUID"] for s in toshiba])

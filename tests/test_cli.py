@@ -155,6 +155,23 @@ def _wait_for_first_batch(archive_dir: Path) -> None:
     raise AssertionError("the import committed nothing within 60 s")
 
 
+def _wait_until_no_process_mentions(text: str) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        alive = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                if text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    alive.append(proc.name)
+            except OSError:
+                continue
+        if not alive:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"processes {alive} outlived the killed import")
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def big_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3,000 real-header files: enough that an import is still running when interrupted."""
@@ -173,6 +190,7 @@ def test_killed_import_leaves_a_consistent_index(big_tree: Path, archive_dir: Pa
     _wait_for_first_batch(archive_dir)
     process.send_signal(signal.SIGKILL)
     process.wait()
+    _wait_until_no_process_mentions(str(archive_dir))  # its reader workers exit too
     with sqlite3.connect(archive_dir / "index.sqlite") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         instances = conn.execute("SELECT count(*) FROM instance").fetchone()[0]

@@ -9,6 +9,8 @@ from typing import Any
 
 def cell_width(text: str) -> int:
     """Terminal cells ``text`` takes: wide East Asian characters take two, accents none."""
+    if text.isascii():
+        return len(text)
     width = 0
     for char in text:
         if unicodedata.combining(char):

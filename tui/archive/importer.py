@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from tui.archive.store import Placed, place
 from tui.errors import UserError
 
 _CHUNK = 100  # files per worker task and per transaction
-_PARALLEL_FROM = 400  # fewer files are read in this process: workers cost more to start
+_PARALLEL_FROM = 200  # fewer files are read in this process: workers cost more to start
 
 Progress = Callable[[int, int], None]
 
@@ -239,15 +240,38 @@ def _read_chunk(chunk: list[_Candidate], store: str | None) -> list[tuple[Any, .
     return results
 
 
-def _ignore_sigint() -> None:
-    # Ctrl-C is handled by the parent, which stops at a batch boundary.
+def _start_worker(parent: int) -> None:
+    """Worker set-up: leave Ctrl-C to the parent, and exit if the parent dies.
+
+    A killed parent stops reading results; without the watchdog its workers would
+    block forever on a full pipe.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _executor(workers: int) -> Executor:
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["tui.archive.importer"])
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_sigint)
+    # fork starts workers in milliseconds with everything imported; it is only safe while
+    # this process has a single thread (the CLI). Otherwise (the app's worker threads),
+    # a fork server that has imported the header reader once.
+    context: BaseContext
+    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("fork")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["tui.archive.importer"])
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+    )
 
 
 def _read_and_index(

@@ -77,6 +77,7 @@ class Archive:
         self._patients: dict[tuple[str, str, str], int] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
+        self._store_prefix = None if self.store is None else str(self.store) + os.sep
 
     @property
     def store(self) -> Path | None:
@@ -237,7 +238,7 @@ class Archive:
 
     def _in_store(self, path: str) -> bool:
         """Files already in the managed store are the archive's, however they were imported."""
-        return self.store is not None and path.startswith(str(self.store) + os.sep)
+        return self._store_prefix is not None and path.startswith(self._store_prefix)
 
     def _instance_row(self, r: InstanceRecord, managed: bool) -> tuple[object, ...]:
         pixels = r.pixels
@@ -353,10 +354,16 @@ class Archive:
             "    WHERE s.study_pk = study.study_pk AND modality != '' ORDER BY modality)), '')"
             " WHERE study_pk IN temp.touched_study"
         )
+        c.execute("CREATE TEMP TABLE IF NOT EXISTS touched_patient (pk INTEGER PRIMARY KEY)")
+        c.execute("DELETE FROM temp.touched_patient")
+        c.execute(
+            "INSERT OR IGNORE INTO temp.touched_patient SELECT patient_pk FROM study"
+            " WHERE num_series = 0 AND study_pk IN temp.touched_study"
+        )
         c.execute("DELETE FROM study WHERE num_series = 0 AND study_pk IN temp.touched_study")
         c.execute(
-            "DELETE FROM patient WHERE NOT EXISTS"
-            " (SELECT 1 FROM study WHERE study.patient_pk = patient.patient_pk)"
+            "DELETE FROM patient WHERE patient_pk IN temp.touched_patient"
+            " AND NOT EXISTS (SELECT 1 FROM study WHERE study.patient_pk = patient.patient_pk)"
         )
         self._forget_caches()
 
