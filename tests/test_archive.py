@@ -228,3 +228,13 @@ def test_copy_of_identical_files_in_one_batch(archive: Archive, shared: Path, tm
         shutil.copy(original, source / name)
     summary = import_paths(archive, [source], copy=True)
     assert (summary.new, summary.unchanged, len(summary.duplicates)) == (1, 1, 0)
+
+
+def test_an_index_from_a_newer_pacs_tui_is_refused(archive_dir: Path) -> None:
+    import sqlite3
+
+    Archive(archive_dir).close()
+    with sqlite3.connect(archive_dir / "index.sqlite") as conn:
+        conn.execute("PRAGMA user_version = 99")
+    with pytest.raises(UserError, match="newer than this pacs-tui"):
+        Archive(archive_dir)

@@ -251,3 +251,59 @@ def test_demo_refuses_a_real_archive(shared: Path, archive_dir: Path) -> None:
     run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
     _one_line_error(run_cli("demo", archive=archive_dir, check=False), "not the demo")
     assert json.loads(run_cli("ls", "--json", archive=archive_dir).stdout)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path):
+    """A 3 MB file system (tmpfs, needs root): the archive runs out of space on it."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_full_disk_loses_nothing_and_says_so(shared: Path, tiny_disk: Path) -> None:
+    archive = tiny_disk / "archive"
+    folder = shared / "neurolabusc_dcm_qa_ts"  # 9 files of about 0.3 MB each, and more
+    result = run_cli(
+        "import",
+        "--copy",
+        "--json",
+        str(shared / "neurolabusc_dcm_qa_xa30i"),
+        str(folder),
+        archive=archive,
+        check=False,
+    )
+    assert "Traceback" not in result.stderr
+    if result.returncode == 0:
+        summary = json.loads(result.stdout)
+        assert summary["new"] > 0
+        assert any("No space left" in reason for reason in summary["skipped_reasons"])
+    else:
+        _one_line_error(result, "full")
+    with sqlite3.connect(archive / "index.sqlite") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        rows = conn.execute("SELECT path, size FROM instance").fetchall()
+    assert all(Path(path).stat().st_size == size for path, size in rows)
+    assert not list(archive.rglob(".incoming-*"))  # no partial files left behind
+
+
+def test_archive_location_from_env_and_config(shared: Path, tmp_path: Path) -> None:
+    config_home = tmp_path / "config"
+    (config_home / "pacs-tui").mkdir(parents=True)
+    configured = tmp_path / "from-config"
+    (config_home / "pacs-tui" / "config.toml").write_text(f'archive = "{configured}"\n')
+    env = {**os.environ, "XDG_CONFIG_HOME": str(config_home)}
+    folder = str(shared / "neurolabusc_dcm_qa_toshiba")
+    run_cli("import", folder, env=env)
+    assert (configured / "index.sqlite").is_file()
+    from_env = tmp_path / "from-env"
+    run_cli("import", folder, env={**env, "PACS_TUI_ARCHIVE": str(from_env)})
+    assert (from_env / "index.sqlite").is_file()
+    (config_home / "pacs-tui" / "config.toml").write_text("archive = [oops\n")
+    _one_line_error(run_cli("ls", env=env, check=False), "config.toml")

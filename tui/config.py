@@ -42,11 +42,21 @@ class Locations:
 
 
 def locate(archive: str | os.PathLike[str] | None = None) -> Locations:
-    """Return the locations, with ``archive`` (or ``$PACS_TUI_ARCHIVE``) overriding the default."""
-    chosen = archive or os.environ.get(ARCHIVE_ENV) or Path(_dirs.user_data_dir) / "archive"
+    """Return the locations.
+
+    The archive is, first found: ``archive`` (``--archive``), ``$PACS_TUI_ARCHIVE``,
+    ``archive = "..."`` in ``config.toml``, the user data folder.
+    """
+    config_dir = Path(_dirs.user_config_dir)
+    chosen = archive or os.environ.get(ARCHIVE_ENV)
+    if not chosen:
+        configured = load_config(config_dir / "config.toml").get("archive")
+        if configured is not None and not isinstance(configured, str):
+            raise UserError(f"{config_dir / 'config.toml'}: archive must be a folder path")
+        chosen = configured or Path(_dirs.user_data_dir) / "archive"
     return Locations(
         archive=Path(chosen).expanduser(),
-        config_dir=Path(_dirs.user_config_dir),
+        config_dir=config_dir,
         cache_dir=Path(_dirs.user_cache_dir),
         log_dir=Path(_dirs.user_log_dir),
     )

@@ -28,7 +28,7 @@ from typing import Any
 from tui.archive.dicomdir import DicomdirError, referenced_files
 from tui.archive.header import HeaderError, InstanceRecord, read_record
 from tui.archive.index import Archive, Duplicate, Known
-from tui.archive.store import Placed, place
+from tui.archive.store import Placed, StoreError, place
 from tui.errors import UserError
 
 _CHUNK = 100  # files per worker task and per transaction
@@ -232,6 +232,8 @@ def _read_chunk(chunk: list[_Candidate], store: str | None) -> list[tuple[Any, .
         except HeaderError as exc:
             kind = "dicomdir" if str(exc) == "DICOMDIR" else "skipped"
             results.append(("seen", candidate, kind, str(exc)))
+        except StoreError as exc:
+            results.append(("seen", candidate, "skipped", str(exc)))
         except OSError as exc:
             results.append(("seen", candidate, "skipped", f"unreadable: {exc.strerror or exc}"))
         except Exception as exc:  # a malformed file must never stop the import

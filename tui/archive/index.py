@@ -104,7 +104,10 @@ class Archive:
         if "locked" in text or "busy" in text:
             return ArchiveError(f"archive {where} is locked by another pacs-tui; try again")
         if "full" in text:
-            return ArchiveError(f"archive {where}: disk full ({text})")
+            return ArchiveError(
+                f"archive {where}: disk full ({text}); free space and run again,"
+                " what was indexed before is kept"
+            )
         if "not a database" in text or "malformed" in text or "corrupt" in text:
             return ArchiveError(f"archive index {where}/{INDEX_NAME} is corrupt: {text}")
         return ArchiveError(f"archive {where}: {text}")
@@ -129,7 +132,8 @@ class Archive:
             yield self.conn
             self.conn.execute("COMMIT")
         except BaseException as exc:
-            self.conn.execute("ROLLBACK")
+            if self.conn.in_transaction:  # SQLite may have rolled back already (disk full)
+                self.conn.execute("ROLLBACK")
             self._forget_caches()
             if isinstance(exc, sqlite3.Error):
                 raise self.error(exc) from None

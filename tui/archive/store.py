@@ -17,6 +17,10 @@ from enum import Enum
 from pathlib import Path
 
 
+class StoreError(Exception):
+    """A file could not be written into the store (disk full, permissions)."""
+
+
 class Placed(Enum):
     """What :func:`place` did."""
 
@@ -41,6 +45,13 @@ def place(source: str, store: Path, sop_uid: str, replace: bool = False) -> tupl
     if dest.exists() and not replace:
         same = filecmp.cmp(source, dest, shallow=False)
         return (Placed.SAME if same else Placed.DIFFERENT), dest
+    try:
+        return _copy(source, dest, replace)
+    except OSError as exc:
+        raise StoreError(f"cannot copy into the store: {exc.strerror or exc}") from None
+
+
+def _copy(source: str, dest: Path, replace: bool) -> tuple[Placed, Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=dest.parent)
     try:
