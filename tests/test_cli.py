@@ -66,6 +66,7 @@ def test_tags_of_a_file_and_of_an_indexed_uid(shared: Path, archive_dir: Path) -
     path = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
     text = run_cli("tags", str(path)).stdout
     assert "Patient's Name" in text and "(0010,0010)" in text
+    assert "(0009,1001) [GEMS_IDEN_01] Full fidelity" in text  # private tags name their creator
     as_json = cli_json("tags", str(path))
     assert as_json["00100010"]["vr"] == "PN"
     assert "7FE00010" not in as_json  # bulk pixel data left out

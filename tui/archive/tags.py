@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydicom.datadict import private_dictionary_description
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from tui.archive.header import HeaderError, read_dataset
 from tui.errors import UserError
@@ -34,13 +36,41 @@ def read_header(path: str) -> Dataset:
 
 
 def to_text(ds: Dataset) -> str:
-    """The file meta and dataset as pydicom prints them (private tags named by creator)."""
-    parts = []
+    """The file meta and dataset, one element a line, sequences indented.
+
+    Private elements are labelled with their creator (and their name where pydicom's
+    private dictionary knows it); long values are shortened as pydicom shortens them.
+    """
+    lines: list[str] = []
     meta = getattr(ds, "file_meta", None)
     if meta:
-        parts.append(str(meta))
-    parts.append(str(ds))
-    return "\n".join(parts)
+        _describe(meta, "", lines)
+    _describe(ds, "", lines)
+    return "\n".join(lines)
+
+
+def _describe(ds: Dataset, indent: str, lines: list[str]) -> None:
+    for element in ds:
+        name = _name(ds, element)
+        if element.VR == "SQ":
+            lines.append(f"{indent}{element.tag} {name}  {len(element.value)} item(s)")
+            for number, item in enumerate(element.value, 1):
+                lines.append(f"{indent}  > item {number}")
+                _describe(item, indent + "    ", lines)
+        else:
+            lines.append(f"{indent}{element.tag} {name:<40} {element.VR}: {element.repval}")
+
+
+def _name(ds: Dataset, element: DataElement) -> str:
+    tag = element.tag
+    if not tag.is_private or tag.is_private_creator:
+        return element.name
+    creator_element = ds.get(Tag(tag.group, tag.element >> 8))
+    creator = str(creator_element.value).strip() if creator_element is not None else "?"
+    try:
+        return f"[{creator}] {private_dictionary_description(tag, creator)}"
+    except KeyError:
+        return f"[{creator}] private"
 
 
 def to_json(ds: Dataset, path: str) -> dict[str, Any]:
