@@ -308,3 +308,13 @@ def test_archive_location_from_env_and_config(shared: Path, tmp_path: Path) -> N
     assert (from_env / "index.sqlite").is_file()
     (config_home / "pacs-tui" / "config.toml").write_text("archive = [oops\n")
     _one_line_error(run_cli("ls", env=env, check=False), "config.toml")
+
+
+def test_log_file_records_counts_but_no_patient_data(shared: Path, archive_dir: Path) -> None:
+    folder = shared / "pydicom_test_files" / "charset"
+    run_cli("-v", "import", str(folder), archive=archive_dir)
+    log = Path(os.environ["XDG_STATE_HOME"]) / "pacs-tui" / "log" / "pacs-tui.log"
+    text = log.read_text()
+    assert "import: 13 new" in text
+    for private in ("Buc", "Jérôme", "SCSFREN", str(folder), "1.3.6.1.4.1"):
+        assert private not in text

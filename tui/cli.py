@@ -21,6 +21,8 @@ from tui import __version__
 from tui.config import Locations, locate
 from tui.errors import UserError
 
+log = logging.getLogger("tui")
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -92,15 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
     if args.command is None:
         build_parser().print_help()
         return 0
     try:
-        return int(args.handler(args, locate(args.archive)) or 0)
+        locations = locate(args.archive)
+        _setup_logging(locations, args.verbose)
+        return int(args.handler(args, locations) or 0)
     except UserError as exc:
         return _fail(str(exc))
     except sqlite3.Error as exc:
@@ -114,6 +114,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as exc:
         return _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+
+def _setup_logging(locations: Locations, verbose: bool) -> None:
+    """Warnings (debug with -v) on stderr; a log file of what commands did, at INFO.
+
+    Messages at INFO and above never carry patient data: counts and timings, not
+    names, UIDs or paths (folder names often hold patient names).
+    """
+    console = logging.StreamHandler()
+    console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    handlers: list[logging.Handler] = [console]
+    try:
+        locations.log_dir.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(locations.log_dir / "pacs-tui.log", delay=True))
+        handlers[-1].setLevel(logging.INFO)
+    except OSError:
+        pass  # an unwritable log folder must not stop the command
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+    )
 
 
 def _fail(message: str) -> int:
@@ -146,6 +168,13 @@ def cmd_import(args: argparse.Namespace, locations: Locations) -> int:
     finally:
         if bar:
             bar.close()
+    log.info(
+        "import: %d new, %d updated, %d unchanged, %d skipped, %d duplicates in %.1f s",
+        summary.new, summary.updated, summary.unchanged, len(summary.skipped),
+        len(summary.duplicates), summary.seconds,
+    )  # fmt: skip
+    for path, reason in summary.skipped:
+        log.debug("skipped %s: %s", path, reason)
     if args.json:
         result = summary.to_json()
         if args.ephemeral:
@@ -351,6 +380,7 @@ def cmd_forget(args: argparse.Namespace, locations: Locations) -> int:
                 deleted += 1
             except FileNotFoundError:
                 pass
+    log.info("forget: %d instances, %d managed files deleted", removed, deleted)
     if args.json:
         _print_json({"instances": removed, "deleted_files": deleted})
     else:
