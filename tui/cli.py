@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -329,7 +330,8 @@ def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
     if not rows:
         print(f"no {level} matches", file=sys.stderr)
         return
-    print(format_table(rows, _TABLES[level]))
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    print(format_table(rows, _TABLES[level], width))
 
 
 # -- tags ----------------------------------------------------------------------------

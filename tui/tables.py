@@ -34,19 +34,38 @@ def clip(text: str, limit: int) -> str:
 def format_table(
     rows: Sequence[dict[str, Any]],
     columns: Sequence[tuple[str, str, int]],
+    width: int | None = None,
 ) -> str:
-    """Rows as an aligned table; ``columns`` are (key, heading, max width or 0 for no limit)."""
-    cells = [[heading for _, heading, _ in columns]]
-    for row in rows:
-        line = []
-        for key, _, limit in columns:
-            value = row.get(key)
-            text = "" if value is None else str(value)
-            line.append(clip(text, limit) if limit else text)
-        cells.append(line)
-    widths = [max(cell_width(line[i]) for line in cells) for i in range(len(columns))]
+    """Rows as an aligned table.
+
+    ``columns`` are (key, heading, limit): a limit > 0 clips that column's values
+    (names, descriptions); 0 never clips (UIDs, numbers), so they can be copied.
+    With ``width`` (a terminal's), clippable columns narrow further, down to 6 cells,
+    to fit.
+    """
+    texts = [
+        ["" if row.get(key) is None else str(row.get(key)) for key, _, _ in columns] for row in rows
+    ]
+    headings = [heading for _, heading, _ in columns]
+    natural = [
+        max([cell_width(headings[i])] + [cell_width(line[i]) for line in texts])
+        for i in range(len(columns))
+    ]
+    limits = [
+        min(limit, natural[i]) if limit else natural[i] for i, (_, _, limit) in enumerate(columns)
+    ]
+    if width is not None:
+        excess = sum(limits) + 2 * (len(columns) - 1) - width
+        flexible = [i for i, (_, _, limit) in enumerate(columns) if limit]
+        while excess > 0:
+            widest = max(flexible, key=lambda i: limits[i], default=None)
+            if widest is None or limits[widest] <= 6:
+                break
+            limits[widest] -= 1
+            excess -= 1
     out = []
-    for line in cells:
-        padded = [text + " " * (widths[i] - cell_width(text)) for i, text in enumerate(line)]
+    for line in [headings, *texts]:
+        cells = [clip(text, limits[i]) for i, text in enumerate(line)]
+        padded = [text + " " * (limits[i] - cell_width(text)) for i, text in enumerate(cells)]
         out.append("  ".join(padded).rstrip())
     return "\n".join(out)
