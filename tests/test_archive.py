@@ -238,3 +238,25 @@ def test_an_index_from_a_newer_pacs_tui_is_refused(archive_dir: Path) -> None:
         conn.execute("PRAGMA user_version = 99")
     with pytest.raises(UserError, match="newer than this pacs-tui"):
         Archive(archive_dir)
+
+
+def test_a_hostile_dicomdir_cannot_lead_outside_its_folder(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    tree = copy_tree(shared / "pydicom_test_files" / "dicomdir", tmp_path / "cd")
+    outside = tmp_path / "outside.dcm"
+    shutil.copy(
+        shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm", outside
+    )
+    dicomdir = dcmread(tree / "DICOMDIR")
+    records = [r for r in dicomdir.DirectoryRecordSequence if "ReferencedFileID" in r]
+    records[0].ReferencedFileID = ["..", "outside.dcm"]
+    dicomdir.save_as(tree / "DICOMDIR")
+    summary = import_paths(archive, [tree / "DICOMDIR"])
+    assert summary.new == 30 and len(summary.missing) == 1
+    assert (
+        archive.conn.execute(
+            "SELECT count(*) FROM instance WHERE path = ?", (str(outside),)
+        ).fetchone()[0]
+        == 0
+    )
