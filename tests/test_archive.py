@@ -260,3 +260,45 @@ def test_a_hostile_dicomdir_cannot_lead_outside_its_folder(
         ).fetchone()[0]
         == 0
     )
+
+
+def test_an_empty_path_is_refused_not_the_current_folder(archive: Archive) -> None:
+    with pytest.raises(UserError, match="empty path"):
+        import_paths(archive, [""])
+
+
+def test_a_file_name_that_is_not_utf8_is_skipped_and_the_rest_imported(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    source = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes"
+    shutil.copy(source / "CT_small.dcm", folder / "ok.dcm")
+    shutil.copy(source / "MR_small.dcm", os.fsdecode(os.fsencode(str(folder)) + b"/M\xfcller.dcm"))
+    summary = import_paths(archive, [folder])
+    assert summary.new == 1
+    [(path, reason)] = summary.skipped
+    assert "UTF-8" in reason and path.endswith("M\\xfcller.dcm")
+
+
+def test_a_dicomdir_recognised_by_content_is_followed(archive: Archive, shared: Path) -> None:
+    summary = import_paths(
+        archive, [shared / "pydicom_test_files" / "dicomdir" / "DICOMDIR-implicit"]
+    )
+    assert summary.dicomdirs == 1 and summary.new == 31
+
+
+def test_a_duplicate_takes_the_place_of_a_vanished_file(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    first = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "first")
+    second = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "second")
+    import_paths(archive, [first])
+    assert len(import_paths(archive, [second]).duplicates) == 40
+    gone = sorted(first.rglob("*.dcm"))[0]
+    gone.unlink()
+    summary = import_paths(archive, [first])
+    assert (summary.vanished, summary.new) == (1, 1)
+    uid = dcmread(sorted(second.rglob("*.dcm"))[0]).SOPInstanceUID
+    assert archive.indexed_path(uid) == str(sorted(second.rglob("*.dcm"))[0])
+    assert len(archive.duplicates()) == 39

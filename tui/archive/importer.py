@@ -35,6 +35,7 @@ _CHUNK = 100  # files per worker task and per transaction
 _PARALLEL_FROM = 200  # fewer files are read in this process: workers cost more to start
 
 Progress = Callable[[int, int], None]
+_TRANSIENT = ("unreadable", "cannot copy")  # skip reasons that may go away by themselves
 
 
 @dataclass
@@ -49,6 +50,7 @@ class ImportSummary:
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     duplicates: list[Duplicate] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, DICOMDIR)
+    found_dicomdirs: list[str] = field(default_factory=list)
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -115,16 +117,18 @@ def import_paths(
     started = time.perf_counter()
     if copy and archive.store is None:
         raise UserError("--copy needs an archive on disk (not --ephemeral)")
-    roots = [os.path.abspath(p) for p in paths]
-    for root in roots:
-        if not os.path.exists(root):
-            raise UserError(f"no such file or folder: {root}")
+    roots = [_root(p) for p in paths]
     summary = ImportSummary()
-    to_read = _plan(archive, roots, copy, summary)
+    to_read, covered = _plan(archive, roots, copy, summary)
     if progress:
         progress(0, len(to_read))
     try:
         _read_and_index(archive, to_read, copy, summary, progress, cancel, workers)
+        # DICOMDIRs recognised by content rather than name (DICOMDIR-implicit, dicomdir.dcm)
+        # reference files of their own: read those the walk did not cover.
+        later = _referenced_by(archive, summary.found_dicomdirs, covered, copy, summary)
+        if later and not summary.interrupted:
+            _read_and_index(archive, later, copy, summary, progress, cancel, workers)
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
@@ -133,11 +137,38 @@ def import_paths(
     return summary
 
 
+def _root(path: str | os.PathLike[str]) -> str:
+    """An import root as an absolute path with symlinks resolved (one file, one path)."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise UserError("an empty path was given: name a file or folder")
+    root = os.path.realpath(text)
+    if not _encodable(root):
+        raise UserError(f"{_printable(root)}: the path is not valid UTF-8; rename it")
+    if not os.path.exists(root):
+        raise UserError(f"no such file or folder: {root}")
+    return root
+
+
+def _encodable(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _printable(path: str) -> str:
+    """A path with undecodable bytes shown as escapes, safe to print and to store."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _plan(
     archive: Archive, roots: list[str], copy: bool, summary: ImportSummary
-) -> list[_Candidate]:
-    """Walk the roots; drop vanished files; return the files that must be read."""
+) -> tuple[list[_Candidate], set[str]]:
+    """Walk the roots, drop vanished files; return the files to read and every path found."""
     to_read: dict[str, _Candidate] = {}
+    covered: set[str] = set()
     for root in roots:
         known = archive.known_files(root)
         found: dict[str, tuple[int, int]] = {}
@@ -154,6 +185,15 @@ def _plan(
             if path != root and _changed(known.get(path), *found[path], copy):
                 for ref, stat in _from_dicomdir(path, summary).items():
                     found.setdefault(ref, stat)
+        vanished = [p for p in known if p not in found]
+        if vanished:
+            with archive.transaction():
+                count, freed = archive.drop_files(vanished)
+            summary.vanished += count
+            for path in freed:  # duplicates of a vanished file: one of them takes its place
+                known.pop(path, None)
+                if path not in found and os.path.isfile(path):
+                    to_read[path] = _Candidate(path, *_stat(path))
         for path, (size, mtime_ns) in found.items():
             entry = known.get(path)
             if _changed(entry, size, mtime_ns, copy):
@@ -161,11 +201,26 @@ def _plan(
                 to_read[path] = _Candidate(path, size, mtime_ns, replace)
             else:
                 summary.unchanged += 1
-        vanished = [p for p in known if p not in found]
-        if vanished:
-            with archive.transaction():
-                summary.vanished += archive.drop_files(vanished)
-    return sorted(to_read.values(), key=lambda c: c.path)
+        covered.update(found)
+    return sorted(to_read.values(), key=lambda c: c.path), covered
+
+
+def _referenced_by(
+    archive: Archive, dicomdirs: list[str], covered: set[str], copy: bool, summary: ImportSummary
+) -> list[_Candidate]:
+    later: dict[str, _Candidate] = {}
+    for dicomdir in dicomdirs:
+        if os.path.basename(dicomdir).upper() == "DICOMDIR":
+            continue  # found by name: already followed while planning
+        for path, (size, mtime_ns) in _from_dicomdir(dicomdir, summary).items():
+            if path in covered or path in later:
+                continue
+            covered.add(path)
+            if _changed(archive.known_files(path).get(path), size, mtime_ns, copy):
+                later[path] = _Candidate(path, size, mtime_ns)
+            else:
+                summary.unchanged += 1
+    return sorted(later.values(), key=lambda c: c.path)
 
 
 def _changed(entry: Known | None, size: int, mtime_ns: int, copy: bool) -> bool:
@@ -187,6 +242,9 @@ def _walk(root: str, summary: ImportSummary) -> Iterator[tuple[str, tuple[int, i
                     try:
                         if entry.is_dir(follow_symlinks=False):
                             stack.append(entry.path)
+                        elif not _encodable(entry.path):
+                            reason = "the file name is not valid UTF-8: rename it to import it"
+                            summary.skipped.append((_printable(entry.path), reason))
                         elif entry.is_file():
                             st = entry.stat()
                             yield entry.path, (st.st_size, st.st_mtime_ns)
@@ -327,8 +385,11 @@ def _index(
             seen.append((c.path, c.size, c.mtime_ns, kind, reason if kind == "skipped" else "", ""))
             if kind == "dicomdir":
                 summary.dicomdirs += 1
+                summary.found_dicomdirs.append(c.path)
             else:
                 summary.skipped.append((c.path, reason))
+                if reason.startswith(_TRANSIENT):
+                    seen.pop()  # not remembered: tried again next time, and reported again
             continue
         _, record, c, placed = result
         if copy and placed is Placed.SAME and record.path in sources:

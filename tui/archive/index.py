@@ -155,20 +155,26 @@ class Archive:
                 known[path] = Known(size, mtime_ns, kind, bool(managed))
         return known
 
-    def drop_files(self, paths: Iterable[str]) -> int:
-        """Forget files that vanished (index rows only); return how many instances went.
+    def drop_files(self, paths: Iterable[str]) -> tuple[int, list[str]]:
+        """Forget files that vanished (index rows only).
 
-        Duplicates of a dropped instance are forgotten too, so that the next import
-        reads them again and one of them takes its place.
+        Returns how many instances went, and the duplicates of those instances: they
+        are forgotten too, so that the caller reads them again and one of them takes
+        the vanished file's place.
         """
         paths = list(paths)
         rows = self._select_in("SELECT series_pk, sop_uid FROM instance WHERE path IN ({})", paths)
         uids = [uid for _, uid in rows]
+        freed = [
+            path
+            for (path,) in self._select_in(
+                "SELECT path FROM seen_file WHERE kind = 'duplicate' AND sop_uid IN ({})", uids
+            )
+        ]
         self._execute_in("DELETE FROM instance WHERE path IN ({})", paths)
-        self._execute_in("DELETE FROM seen_file WHERE path IN ({})", paths)
-        self._execute_in("DELETE FROM seen_file WHERE kind = 'duplicate' AND sop_uid IN ({})", uids)
+        self._execute_in("DELETE FROM seen_file WHERE path IN ({})", paths + freed)
         self._refresh_series({pk for pk, _ in rows})
-        return len(rows)
+        return len(rows), freed
 
     def record_seen(self, rows: Iterable[tuple[str, int, int, str, str, str]]) -> None:
         """Remember files that are not instances: (path, size, mtime_ns, kind, reason, sop_uid)."""
