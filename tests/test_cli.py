@@ -318,3 +318,34 @@ def test_log_file_records_counts_but_no_patient_data(shared: Path, archive_dir: 
     assert "import: 13 new" in text
     for private in ("Buc", "Jérôme", "SCSFREN", str(folder), "1.3.6.1.4.1"):
         assert private not in text
+
+
+def test_tags_json_keeps_a_private_value_that_does_not_fit_its_vr(shared: Path) -> None:
+    folder = shared / "neurolabusc_dcm_qa_ge" / "MR_GE_SIGNA-Pioneer_3D_Ax_T1_MPRAGE"
+    result = run_cli("tags", "--json", str(sorted(folder.iterdir())[0]))
+    assert result.stderr == ""
+    assert json.loads(result.stdout)["00431080"]["Value"][0] == "P1:"
+
+
+def test_output_to_a_non_utf8_terminal_never_crashes(shared: Path, archive_dir: Path) -> None:
+    run_cli("import", str(shared / "pydicom_test_files" / "charset"), archive=archive_dir)
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    table = run_cli("ls", "--level", "patient", archive=archive_dir, env=env)
+    assert "Buc^J\\xe9r\\xf4me" in table.stdout
+    rows = json.loads(
+        run_cli("ls", "--level", "patient", "--json", archive=archive_dir, env=env).stdout
+    )
+    assert "Buc^Jérôme" in {row["PatientName"] for row in rows}
+
+
+def test_an_interrupted_demo_build_is_rebuilt(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "tui", "--archive", str(root), "demo"]
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (root / "store").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    studies = cli_json("demo", archive=root)["studies"]
+    assert len(studies) == 5

@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for stream in (sys.stdout, sys.stderr):
+        # Names in any script must never crash a terminal or pipe that is not UTF-8.
+        stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    if not args.verbose:
+        warnings.simplefilter("ignore")  # libraries' warnings; our reports say what matters
     if args.command is None:
         build_parser().print_help()
         return 0
@@ -125,6 +131,7 @@ def _setup_logging(locations: Locations, verbose: bool) -> None:
     """
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    console.addFilter(logging.Filter("tui"))  # -v means our debug messages, not plug-ins
     handlers: list[logging.Handler] = [console]
     try:
         locations.log_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +152,8 @@ def _fail(message: str) -> int:
 
 
 def _print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, ensure_ascii=False, indent=1)
+    utf8 = (sys.stdout.encoding or "").lower().replace("-", "") == "utf8"
+    json.dump(value, sys.stdout, ensure_ascii=not utf8, indent=1)  # \u escapes if not UTF-8
     sys.stdout.write("\n")
 
 

@@ -110,17 +110,18 @@ def build_demo(root: Path, rebuild: bool = False, progress: Progress | None = No
         If ``root`` holds an archive that is not a demo archive (it is never overwritten).
     """
     marker = root / MARKER
-    current = _read_marker(marker)
-    if current == DEMO_VERSION and not rebuild:
+    state = _read_marker(marker)
+    if state == {"demo_version": DEMO_VERSION, "complete": True} and not rebuild:
         return Archive(root)
-    if current is None and ((root / INDEX_NAME).exists() or (root / "store").exists()):
+    if state is None and ((root / INDEX_NAME).exists() or (root / "store").exists()):
         raise UserError(f"{root} holds an archive that is not the demo: choose another folder")
-    for leftover in (root / "store", root / INDEX_NAME):
-        if leftover.is_dir():
-            shutil.rmtree(leftover)
+    root.mkdir(parents=True, exist_ok=True)
+    # Marked as a demo before anything is written, so an interrupted build is rebuilt.
+    marker.write_text(json.dumps({"demo_version": DEMO_VERSION, "complete": False}))
+    if (root / "store").is_dir():
+        shutil.rmtree(root / "store")
     for suffix in ("", "-wal", "-shm"):
         (root / f"{INDEX_NAME}{suffix}").unlink(missing_ok=True)
-    marker.unlink(missing_ok=True)
     archive = Archive(root)
     assert archive.store is not None
     writers = [
@@ -137,15 +138,19 @@ def build_demo(root: Path, rebuild: bool = False, progress: Progress | None = No
             if progress:
                 progress(done, total)
     import_paths(archive, [archive.store])
-    marker.write_text(json.dumps({"demo_version": DEMO_VERSION}))
+    marker.write_text(json.dumps({"demo_version": DEMO_VERSION, "complete": True}))
     return archive
 
 
-def _read_marker(marker: Path) -> int | None:
+def _read_marker(marker: Path) -> dict[str, object] | None:
+    """The demo marker's content; None if there is none (not a demo archive)."""
     try:
-        return int(json.loads(marker.read_text())["demo_version"])
-    except (OSError, ValueError, KeyError, TypeError):
+        state = json.loads(marker.read_text())
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError):
+        return {}  # damaged: still ours, so it is rebuilt
+    return state if isinstance(state, dict) else {}
 
 
 # -- writing --------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from tui.archive.elements import RawElements, Unsupported, Wanted
 
 # Values that fail validation are read as they are: the index keeps what the file says.
 pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
-# pydicom's warnings quote tag values (patient data): keep them out of logs at INFO and above.
-logging.getLogger("pydicom").setLevel(logging.ERROR)
+# pydicom's messages quote tag values (patient data) and the problems they report reach
+# the user through our own reasons: keep them out of logs and off the terminal.
+logging.getLogger("pydicom").setLevel(logging.CRITICAL)
 
 MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 _UNDEFINED = 0xFFFFFFFF

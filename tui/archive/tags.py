@@ -8,6 +8,7 @@ from typing import Any
 from pydicom.datadict import private_dictionary_description
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.tag import Tag
 
 from tui.archive.header import HeaderError, read_dataset
@@ -74,13 +75,31 @@ def _name(ds: Dataset, element: DataElement) -> str:
 
 
 def to_json(ds: Dataset, path: str) -> dict[str, Any]:
-    """The DICOM JSON model; large binary values become a BulkDataURI to the file."""
+    """The DICOM JSON model; large binary values become a BulkDataURI to the file.
+
+    An element whose value does not fit its VR (a private DS holding text, say) is
+    kept with its values as strings rather than failing the whole header.
+    """
     uri = Path(path).resolve().as_uri()
 
     def bulk(element: DataElement) -> str:
         return f"{uri}#{element.tag.group:04X}{element.tag.element:04X}"
 
-    try:
-        return ds.to_json_dict(_BULK_BYTES, bulk)
-    except Exception as exc:
-        raise UserError(f"{path}: cannot express as DICOM JSON: {exc}") from None
+    return _json_dataset(ds, bulk)
+
+
+def _json_dataset(ds: Dataset, bulk: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for element in ds:
+        key = f"{element.tag.group:04X}{element.tag.element:04X}"
+        if element.VR == "SQ":
+            items = [_json_dataset(item, bulk) for item in element.value]
+            out[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
+            continue
+        try:
+            out[key] = element.to_json_dict(_BULK_BYTES, bulk)
+        except Exception:
+            value = element.value
+            values = value if isinstance(value, MultiValue | list) else [value]
+            out[key] = {"vr": element.VR, "Value": [str(v) for v in values]}
+    return out
