@@ -207,6 +207,8 @@ def _studies(archive: Any) -> list[dict[str, Any]]:
 def _import_text(summary: Any) -> str:
     from collections import Counter
 
+    from tui.tables import printable
+
     lines = [
         f"{summary.new} new, {summary.updated} updated, {summary.unchanged} unchanged"
         f" ({summary.vanished} vanished) in {summary.seconds:.1f} s"
@@ -216,18 +218,21 @@ def _import_text(summary: Any) -> str:
     if summary.skipped:
         lines.append(f"skipped {len(summary.skipped)} file(s):")
         for reason, count in Counter(r for _, r in summary.skipped).most_common(10):
-            lines.append(f"  {count:6d}  {reason}")
+            lines.append(f"  {count:6d}  {printable(reason)}")
     if summary.duplicates:
         lines.append(
             f"{len(summary.duplicates)} duplicate(s): same SOPInstanceUID as an indexed file;"
             " the file indexed first keeps it (pacs-tui ls --duplicates lists them):"
         )
-        lines += [f"  {d.path}  (indexed: {d.indexed_path})" for d in summary.duplicates[:10]]
+        lines += [
+            f"  {printable(d.path)}  (indexed: {printable(d.indexed_path)})"
+            for d in summary.duplicates[:10]
+        ]
         if len(summary.duplicates) > 10:
             lines.append(f"  ... and {len(summary.duplicates) - 10} more (--json lists all)")
     if summary.missing:
         lines.append(f"{len(summary.missing)} file(s) referenced by a DICOMDIR are missing:")
-        lines += [f"  {path}" for path, _ in summary.missing[:10]]
+        lines += [f"  {printable(path)}" for path, _ in summary.missing[:10]]
     return "\n".join(lines)
 
 

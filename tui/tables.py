@@ -6,6 +6,21 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+_MIN_CLIPPED = 10  # a clipped column never gets narrower than this
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as escapes, so tag values and file names
+    cannot move the cursor, recolour or retitle the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(
+        c
+        if c.isprintable() or c == " "
+        else (f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}")
+        for c in text
+    )
+
 
 def cell_width(text: str) -> int:
     """Terminal cells ``text`` takes: wide East Asian characters take two, accents none."""
@@ -39,33 +54,55 @@ def format_table(
     """Rows as an aligned table.
 
     ``columns`` are (key, heading, limit): a limit > 0 clips that column's values
-    (names, descriptions); 0 never clips (UIDs, numbers), so they can be copied.
-    With ``width`` (a terminal's), clippable columns narrow further, down to 6 cells,
-    to fit.
+    (names, descriptions); 0 never clips (dates, numbers, UIDs). With ``width`` (a
+    terminal's), rows that would wrap put their UIDs on a line of their own, and
+    clipped columns narrow, down to 10 cells, to fit.
     """
-    texts = [
-        ["" if row.get(key) is None else str(row.get(key)) for key, _, _ in columns] for row in rows
-    ]
+    columns = list(columns)
+    below: list[tuple[str, str, int]] = []
+    if width is not None and _natural_width(rows, columns) > width:
+        below = [c for c in columns if c[0].endswith("UID")]
+        columns = [c for c in columns if c not in below]
+    texts = [[_text(row.get(key)) for key, _, _ in columns] for row in rows]
     headings = [heading for _, heading, _ in columns]
-    natural = [
+    widths = [
         max([cell_width(headings[i])] + [cell_width(line[i]) for line in texts])
         for i in range(len(columns))
     ]
-    limits = [
-        min(limit, natural[i]) if limit else natural[i] for i, (_, _, limit) in enumerate(columns)
+    widths = [
+        min(limit, widths[i]) if limit else widths[i] for i, (_, _, limit) in enumerate(columns)
     ]
     if width is not None:
-        excess = sum(limits) + 2 * (len(columns) - 1) - width
-        flexible = [i for i, (_, _, limit) in enumerate(columns) if limit]
-        while excess > 0:
-            widest = max(flexible, key=lambda i: limits[i], default=None)
-            if widest is None or limits[widest] <= 6:
-                break
-            limits[widest] -= 1
-            excess -= 1
+        _narrow(widths, [limit for _, _, limit in columns], width)
     out = []
-    for line in [headings, *texts]:
-        cells = [clip(text, limits[i]) for i, text in enumerate(line)]
-        padded = [text + " " * (limits[i] - cell_width(text)) for i, text in enumerate(cells)]
+    for number, line in enumerate([headings, *texts]):
+        cells = [clip(text, widths[i]) for i, text in enumerate(line)]
+        padded = [text + " " * (widths[i] - cell_width(text)) for i, text in enumerate(cells)]
         out.append("  ".join(padded).rstrip())
+        if number:
+            out += [f"    {key}: {_text(rows[number - 1].get(key))}" for key, _, _ in below]
     return "\n".join(out)
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else printable(str(value))
+
+
+def _natural_width(rows: Sequence[dict[str, Any]], columns: list[tuple[str, str, int]]) -> int:
+    total = 2 * (len(columns) - 1)
+    for key, heading, limit in columns:
+        widest = max([cell_width(heading)] + [cell_width(_text(r.get(key))) for r in rows])
+        total += min(limit, widest) if limit else widest
+    return total
+
+
+def _narrow(widths: list[int], limits: list[int], width: int) -> None:
+    """Narrow clippable columns, widest first, until the row fits ``width``."""
+    excess = sum(widths) + 2 * (len(widths) - 1) - width
+    flexible = [i for i, limit in enumerate(limits) if limit > _MIN_CLIPPED]
+    while excess > 0:
+        widest = max(flexible, key=lambda i: widths[i], default=None)
+        if widest is None or widths[widest] <= _MIN_CLIPPED:
+            return
+        widths[widest] -= 1
+        excess -= 1
