@@ -132,10 +132,10 @@ def _add(archive: Archive, batch: list[InstanceRecord]) -> int:
     if not batch:
         return 0
     with archive.transaction():
-        new, updated, duplicates = archive.add(batch, managed=False)
-    if updated or duplicates:
-        raise SystemExit(f"unexpected: {updated} updated, {len(duplicates)} duplicates")
-    return new
+        added = archive.add(batch, managed=False)
+    if added.updated or added.duplicates:
+        raise SystemExit(f"unexpected: {added.updated} updated, {len(added.duplicates)} duplicates")
+    return added.new
 
 
 def counts(root: Path) -> dict[str, int]:

@@ -302,3 +302,16 @@ def test_a_duplicate_takes_the_place_of_a_vanished_file(
     uid = dcmread(sorted(second.rglob("*.dcm"))[0]).SOPInstanceUID
     assert archive.indexed_path(uid) == str(sorted(second.rglob("*.dcm"))[0])
     assert len(archive.duplicates()) == 39
+
+
+def test_a_study_claimed_by_two_patients_is_reported(archive: Archive, shared: Path, tmp_path) -> None:
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    original = dcmread(shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm")
+    original.save_as(folder / "a.dcm")
+    original.PatientID, original.PatientName = "OTHER", "Other^Person"
+    original.SOPInstanceUID = original.SOPInstanceUID + ".1"
+    original.save_as(folder / "b.dcm")
+    summary = import_paths(archive, [folder])
+    assert summary.new == 2 and summary.conflicts == [str(folder / "b.dcm")]
+    assert len(search(archive, "patient")) == 1

@@ -230,6 +230,12 @@ def _import_text(summary: Any) -> str:
         ]
         if len(summary.duplicates) > 10:
             lines.append(f"  ... and {len(summary.duplicates) - 10} more (--json lists all)")
+    if summary.conflicts:
+        lines.append(
+            f"{len(summary.conflicts)} file(s) name another patient than the study they belong"
+            " to; they are filed under the study's first patient:"
+        )
+        lines += [f"  {printable(path)}" for path in summary.conflicts[:10]]
     if summary.missing:
         lines.append(f"{len(summary.missing)} file(s) referenced by a DICOMDIR are missing:")
         lines += [f"  {printable(path)}" for path, _ in summary.missing[:10]]

@@ -51,6 +51,7 @@ class ImportSummary:
     duplicates: list[Duplicate] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, DICOMDIR)
     found_dicomdirs: list[str] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)  # patient differs from their study's
     seconds: float = 0.0
     interrupted: bool = False
 
@@ -73,6 +74,7 @@ class ImportSummary:
                 {"path": d.path, "SOPInstanceUID": d.sop_uid, "indexed_path": d.indexed_path}
                 for d in self.duplicates
             ],
+            "patient_conflicts": self.conflicts,
             "dicomdirs": self.dicomdirs,
             "missing": [{"path": p, "dicomdir": d} for p, d in self.missing],
             "seconds": round(self.seconds, 3),
@@ -409,8 +411,8 @@ def _index(
         records.append(record)
     with archive.transaction():
         origins = {path: c.path for path, c in sources.items()} if copy else {}
-        new, updated, duplicates = archive.add(records, managed=copy, origins=origins)
-        for duplicate in duplicates:
+        added = archive.add(records, managed=copy, origins=origins)
+        for duplicate in added.duplicates:
             c = sources[duplicate.path]
             if copy:  # the copy in the store is not indexed: remove it
                 discard.append(duplicate.path)
@@ -421,8 +423,9 @@ def _index(
         archive.record_seen(seen)
     for path in discard:
         os.unlink(path)
-    summary.new += new
-    summary.updated += updated
+    summary.new += added.new
+    summary.updated += added.updated
+    summary.conflicts += [sources[path].path for path in added.conflicts]
 
 
 def _duplicate_row(c: _Candidate, sop_uid: str, holder: str) -> tuple[str, int, int, str, str, str]:

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -47,6 +47,17 @@ class Duplicate:
     indexed_path: str
 
 
+@dataclass
+class Added:
+    """What :meth:`Archive.add` did with a batch."""
+
+    new: int = 0
+    updated: int = 0
+    duplicates: list[Duplicate] = field(default_factory=list)
+    # Files filed under a study whose patient (ID, name, birth date) differs from theirs.
+    conflicts: list[str] = field(default_factory=list)
+
+
 class Archive:
     """An archive folder (``index.sqlite`` and ``store/``), or an in-memory one.
 
@@ -77,6 +88,7 @@ class Archive:
         self._patients: dict[tuple[str, str, str], int] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
+        self._study_patients: dict[str, tuple[str, str, str]] = {}
         self._store_prefix = None if self.store is None else str(self.store) + os.sep
 
     @property
@@ -203,8 +215,8 @@ class Archive:
 
     def add(
         self, records: list[InstanceRecord], managed: bool, origins: dict[str, str] | None = None
-    ) -> tuple[int, int, list[Duplicate]]:
-        """Index ``records`` (call inside :meth:`transaction`); return (new, updated, duplicates).
+    ) -> Added:
+        """Index ``records`` (call inside :meth:`transaction`).
 
         ``origins`` maps a managed copy's path to the file it was copied from: an
         instance indexed in place from that file moves to its copy.
@@ -243,8 +255,25 @@ class Archive:
             [self._instance_row(r, managed or self._in_store(r.path)) for r in fresh],
         )
         touched = {self._series[r.series_uid] for r in fresh} | set(old_series.values())
+        conflicts = [
+            r.path
+            for r in fresh
+            if self._study_patient(r.study_uid) != (r.patient_id, r.patient_name, r.birth_date)
+        ]
         self._refresh_series(touched)
-        return len(fresh) - updated, updated, duplicates
+        return Added(len(fresh) - updated, updated, duplicates, conflicts)
+
+    def _study_patient(self, study_uid: str) -> tuple[str, str, str]:
+        """The patient a study is filed under: the first file of the study decides."""
+        found = self._study_patients.get(study_uid)
+        if found is None:
+            found = self.conn.execute(
+                "SELECT patient_id, patient_name, birth_date FROM study JOIN patient"
+                " USING (patient_pk) WHERE study_uid = ?",
+                (study_uid,),
+            ).fetchone()
+            self._study_patients[study_uid] = found
+        return found
 
     def _in_store(self, path: str) -> bool:
         """Files already in the managed store are the archive's, however they were imported."""
@@ -380,6 +409,7 @@ class Archive:
     def _forget_caches(self) -> None:
         self._patients.clear()
         self._studies.clear()
+        self._study_patients.clear()
         self._series.clear()
 
     # -- helpers -----------------------------------------------------------------------

@@ -97,7 +97,9 @@ def _json_dataset(ds: Dataset, bulk: Any) -> dict[str, Any]:
             out[key] = {"vr": "SQ", "Value": items} if items else {"vr": "SQ"}
             continue
         try:
-            out[key] = element.to_json_dict(_BULK_BYTES, bulk)
+            out[key] = element.to_json_dict(
+                bulk_data_element_handler=bulk, bulk_data_threshold=_BULK_BYTES
+            )
         except Exception:
             value = element.value
             values = value if isinstance(value, MultiValue | list) else [value]
