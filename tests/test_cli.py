@@ -81,13 +81,25 @@ def test_tags_of_a_file_and_of_an_indexed_uid(shared: Path, archive_dir: Path) -
         (["import", "/no/such/folder"], "no such file or folder"),
         (["ls", "--date", "2020-01-01"], "YYYYMMDD"),
         (["ls", "--birth-date", "yesterday"], "YYYYMMDD"),
-        (["tags", "1.2.3.4.5"], "no such file, nor an indexed SOPInstanceUID"),
-        (["forget", "--study", "1.2.3"], "no study 1.2.3"),
+        (["tags", "1.2.3.4.5"], "no archive at"),
+        (["forget", "--study", "1.2.3"], "no archive at"),
+        (["ls", "--study", "1.2.*"], "not a UID"),
+        (["ls", "--date", "20241301"], "not a date"),
+        (["ls", "--bogus"], "unrecognized arguments"),
+        (["import", ""], "empty path"),
         (["forget"], "forget what?"),
     ],
 )
 def test_user_errors_are_one_line(args: list[str], fragment: str, archive_dir: Path) -> None:
     _one_line_error(run_cli(*args, archive=archive_dir, check=False), fragment)
+
+
+def test_unknown_uids_in_an_archive_are_one_line(shared: Path, archive_dir: Path) -> None:
+    run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
+    tags = run_cli("tags", "1.2.3.4.5", archive=archive_dir, check=False)
+    _one_line_error(tags, "no such file, nor an indexed SOPInstanceUID")
+    forget = run_cli("forget", "--study", "1.2.3", archive=archive_dir, check=False)
+    _one_line_error(forget, "no study 1.2.3")
 
 
 def test_unreadable_file_for_tags_is_one_line(shared: Path) -> None:
@@ -222,7 +234,7 @@ def test_demo_is_deterministic_and_has_a_real_ct_volume(tmp_path: Path) -> None:
     uids = [s["StudyInstanceUID"] for s in first["studies"]]
     assert uids == [s["StudyInstanceUID"] for s in second["studies"]]
     assert len({s["PatientID"] for s in first["studies"]}) >= 3
-    assert {"CT", "MR"} <= {s["ModalitiesInStudy"] for s in first["studies"]}
+    assert {"CT", "MR"} <= {m for s in first["studies"] for m in s["ModalitiesInStudy"]}
     volume = [
         s
         for s in cli_json("ls", "--level", "series", "--modality", "CT", archive=tmp_path / "one")

@@ -17,7 +17,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from tui import __version__
 from tui.config import Locations, locate
@@ -26,8 +26,15 @@ from tui.errors import UserError
 log = logging.getLogger("tui")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes get one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"pacs-tui: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pacs-tui",
         description="A keyboard-driven terminal PACS client.",
     )
@@ -54,13 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("ls", help="list and search the archive")
     p.add_argument("--level", choices=("patient", "study", "series", "instance"), default="study")
-    p.add_argument("--patient-name", default="", metavar="PATTERN", help="wildcards * and ?")
+    p.add_argument(
+        "--patient-name",
+        default="",
+        metavar="PATTERN",
+        help="wildcards * and ?, case and accents ignored; without wildcards, a whole name"
+        " or any one name (family, given)",
+    )
     p.add_argument("--patient-id", default="", metavar="PATTERN")
-    p.add_argument("--birth-date", default="", metavar="YYYYMMDD[-YYYYMMDD]")
+    p.add_argument("--birth-date", default="", metavar="RANGE", help="as --date")
     p.add_argument("--modality", default="", metavar="CT[,MR...]")
-    p.add_argument("--date", default="", metavar="YYYYMMDD[-YYYYMMDD]", help="study date")
+    p.add_argument(
+        "--date",
+        default="",
+        metavar="RANGE",
+        help="study date: YYYYMMDD, YYYYMMDD-YYYYMMDD, YYYYMMDD- (from) or -YYYYMMDD (until)",
+    )
     p.add_argument("--accession", default="", metavar="PATTERN")
-    p.add_argument("--description", default="", metavar="TEXT", help="study or series")
+    p.add_argument(
+        "--description",
+        default="",
+        metavar="TEXT",
+        help="text in the study or series description (wildcards * and ? match the whole)",
+    )
     p.add_argument("--study", default="", metavar="UID", help="StudyInstanceUID")
     p.add_argument("--series", default="", metavar="UID", help="SeriesInstanceUID")
     p.add_argument(
@@ -158,8 +181,17 @@ def _print_json(value: Any) -> None:
 
 
 def _open(locations: Locations, create: bool = True) -> Any:
-    from tui.archive.index import Archive
+    """Open the archive; reading commands do not create one."""
+    from tui.archive.index import INDEX_NAME, Archive
 
+    folder = locations.archive
+    if not create and not (folder / INDEX_NAME).exists() and not folder.is_file():
+        if locations.archive_chosen and not folder.exists():
+            raise UserError(f"no archive at {locations.archive}: import files into it first")
+        hint = "the archive is empty: add files with `pacs-tui import PATH`"
+        if (locations.demo_archive / INDEX_NAME).exists():
+            hint += f" (the demo has its own: pacs-tui --archive {locations.demo_archive} ls)"
+        print(hint, file=sys.stderr)
     return Archive(locations.archive, create=create)
 
 
@@ -254,9 +286,12 @@ class _ProgressBar:
         if percent == self.last:
             return
         self.last = percent
-        filled = percent * 30 // 100
-        bar = "#" * filled + "." * (30 - filled)
-        sys.stderr.write(f"\r{self.label} [{bar}] {done}/{total} files")
+        text = f" {done}/{total} files"
+        room = shutil.get_terminal_size().columns - len(self.label) - len(text) - 4
+        size = max(0, min(40, room))
+        filled = percent * size // 100
+        bar = f" [{'#' * filled}{'.' * (size - filled)}]" if size >= 10 else ""
+        sys.stderr.write(f"\r{self.label}{bar}{text}\x1b[K")
         sys.stderr.flush()
 
     def close(self) -> None:
@@ -316,14 +351,6 @@ _TABLES: dict[str, list[tuple[str, str, int]]] = {
 def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.query import Filters, search
 
-    archive = _open(locations, create=False)
-    if args.duplicates:
-        rows = archive.duplicates()
-        if args.json:
-            _print_json(rows)
-        else:
-            _print_rows("duplicate", rows)
-        return 0
     filters = Filters(
         patient_name=args.patient_name,
         patient_id=args.patient_id,
@@ -334,12 +361,18 @@ def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
         description=args.description,
         study=args.study,
         series=args.series,
-    )
-    rows = search(archive, args.level, filters)
+    )  # checked before the archive is opened: a typo is reported as such
+    archive = _open(locations, create=False)
+    if args.duplicates:
+        rows = archive.duplicates()
+        level = "duplicate"
+    else:
+        rows = search(archive, args.level, filters)
+        level = args.level
     if args.json:
         _print_json(rows)
     else:
-        _print_rows(args.level, rows)
+        _print_rows(level, rows)
     return 0
 
 
@@ -390,10 +423,13 @@ def cmd_forget(args: argparse.Namespace, locations: Locations) -> int:
             count, managed = archive.forget(level, uids)
             if count == 0:
                 raise UserError(f"no {level} {', '.join(uids)} in the archive")
-            if managed and not args.yes and not _confirm(len(managed)):
-                raise UserError(
-                    f"would delete {len(managed)} file(s) from the managed store: add --yes"
-                )
+            if managed and not args.yes:
+                if not sys.stdin.isatty():
+                    raise UserError(
+                        f"would delete {len(managed)} file(s) from the managed store: add --yes"
+                    )
+                if not _confirm(len(managed)):
+                    raise UserError("cancelled: nothing was forgotten")
         removed += count
         for path in managed:
             try:
@@ -410,8 +446,6 @@ def cmd_forget(args: argparse.Namespace, locations: Locations) -> int:
 
 
 def _confirm(count: int) -> bool:
-    if not sys.stdin.isatty():
-        return False
     answer = input(f"Delete {count} file(s) from the managed store? [y/N] ")
     return answer.strip().lower() in ("y", "yes")
 

@@ -30,6 +30,7 @@ class Locations:
     config_dir: Path
     cache_dir: Path
     log_dir: Path
+    archive_chosen: bool = False  # named by --archive, the environment or config.toml
 
     @property
     def config_file(self) -> Path:
@@ -50,15 +51,15 @@ def locate(archive: str | os.PathLike[str] | None = None) -> Locations:
     config_dir = Path(_dirs.user_config_dir)
     chosen = archive or os.environ.get(ARCHIVE_ENV)
     if not chosen:
-        configured = load_config(config_dir / "config.toml").get("archive")
-        if configured is not None and not isinstance(configured, str):
+        chosen = load_config(config_dir / "config.toml").get("archive")
+        if chosen is not None and not isinstance(chosen, str):
             raise UserError(f"{config_dir / 'config.toml'}: archive must be a folder path")
-        chosen = configured or Path(_dirs.user_data_dir) / "archive"
     return Locations(
-        archive=Path(chosen).expanduser(),
+        archive=Path(chosen or Path(_dirs.user_data_dir) / "archive").expanduser(),
         config_dir=config_dir,
         cache_dir=Path(_dirs.user_cache_dir),
         log_dir=Path(_dirs.user_log_dir),
+        archive_chosen=bool(chosen),
     )
 
 

@@ -85,6 +85,8 @@ def format_table(
 
 
 def _text(value: Any) -> str:
+    if isinstance(value, list):
+        return "\\".join(map(_text, value))
     return "" if value is None else printable(str(value))
 
 

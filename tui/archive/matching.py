@@ -33,14 +33,14 @@ def name_matches(pattern: str, name_key: str) -> bool:
 
     The pattern is tried against the whole name and against each of its
     component groups (alphabetic, ideographic, phonetic). A pattern without
-    wildcards also matches a name whose family name it is, so ``smith`` finds
-    ``SMITH^JOHN``.
+    wildcards also matches any one name component, so ``smith`` and ``john``
+    both find ``SMITH^JOHN``.
     """
     regex = compile_wildcards(pattern)
     candidates = [name_key, *name_key.split("=")] if "=" in name_key else [name_key]
     for candidate in candidates:
         if regex.fullmatch(candidate):
             return True
-        if not has_wildcards(pattern) and candidate.split("^", 1)[0] == pattern:
+        if not has_wildcards(pattern) and pattern in candidate.split("^"):
             return True
     return False

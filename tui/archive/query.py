@@ -7,6 +7,7 @@ shape ``pacs-tui ls --json`` prints. Filters follow DICOM matching: ``*`` and
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, fields
 from typing import Any
@@ -17,6 +18,7 @@ from tui.errors import UserError
 
 LEVELS = ("patient", "study", "series", "instance")
 _DATE = re.compile(r"^(\d{8})?(-)?(\d{8})?$")
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
 @dataclass
@@ -36,12 +38,19 @@ class Filters:
     def __post_init__(self) -> None:
         for name in ("date", "birth_date"):
             date_range(getattr(self, name), name.replace("_", "-"))  # validate early
+        check_uid(self.study, "study")
+        check_uid(self.series, "series")
 
 
 def date_range(text: str, option: str = "date") -> tuple[str, str] | None:
     """Parse ``YYYYMMDD``, ``YYYYMMDD-YYYYMMDD``, ``-YYYYMMDD`` or ``YYYYMMDD-``.
 
     Returns inclusive (low, high) bounds, '' for an open end; None for no filter.
+
+    Raises
+    ------
+    UserError
+        For other forms, dates that do not exist and reversed ranges.
     """
     text = text.strip()
     if not text:
@@ -49,12 +58,26 @@ def date_range(text: str, option: str = "date") -> tuple[str, str] | None:
     found = _DATE.match(text)
     if not found or not (found.group(1) or found.group(3)):
         raise UserError(
-            f"--{option} {text!r}: expected YYYYMMDD, YYYYMMDD-YYYYMMDD or an open range"
+            f"--{option} {text!r}: expected YYYYMMDD, YYYYMMDD-YYYYMMDD, YYYYMMDD- or -YYYYMMDD"
         )
     low, dash, high = found.groups()
+    for day in (low, high):
+        if day:
+            try:
+                dt.datetime.strptime(day, "%Y%m%d")
+            except ValueError:
+                raise UserError(f"--{option} {text!r}: {day} is not a date") from None
     if not dash:
         return low, low
+    if low and high and low > high:
+        raise UserError(f"--{option} {text!r}: the range ends before it starts")
     return low or "", high or ""
+
+
+def check_uid(uid: str, option: str) -> None:
+    """Refuse what cannot be a UID (digits and dots, at most 64 characters)."""
+    if uid and (len(uid) > 64 or not _UID.match(uid)):
+        raise UserError(f"--{option} {uid!r}: not a UID (digits separated by dots)")
 
 
 # Columns per level: (DICOM keyword or 'path', SQL expression).
@@ -156,8 +179,15 @@ def _where(level: str, f: Filters) -> tuple[list[str], list[Any]]:
         add("wildcard_matches(?, st.accession)", f.accession)
     if f.description:
         pattern = f.description if matching.has_wildcards(f.description) else f"*{f.description}*"
-        column = "se.description" if level in ("series", "instance") else "st.description"
-        add(f"wildcard_matches(?, lower({column}))", pattern.lower())
+        if level in ("series", "instance"):
+            add("wildcard_matches(?, lower(se.description))", pattern.lower())
+        else:  # a study matches by its own description or any of its series'
+            add(
+                "(wildcard_matches(?, lower(st.description)) OR st.study_pk IN"
+                " (SELECT study_pk FROM series WHERE wildcard_matches(?, lower(description))))",
+                pattern.lower(),
+                pattern.lower(),
+            )
     if f.study:
         add("st.study_uid = ?", f.study)
     if f.series:
@@ -198,6 +228,8 @@ def search(archive: Archive, level: str, filters: Filters | None = None) -> list
         item = dict(zip(keys, row, strict=True))
         for key in _MULTI_NUMBERS.intersection(item):
             item[key] = [float(v) for v in item[key].split("\\")] if item[key] else None
+        if "ModalitiesInStudy" in item:
+            item["ModalitiesInStudy"] = [m for m in item["ModalitiesInStudy"].split("\\") if m]
         out.append(item)
     return out
 
