@@ -257,7 +257,8 @@ def _import_text(summary: Any) -> str:
             " the file indexed first keeps it (pacs-tui ls --duplicates lists them):"
         )
         lines += [
-            f"  {printable(d.path)}  (indexed: {printable(d.indexed_path)})"
+            f"  {printable(d.path)}  ({'identical copy of' if d.identical else 'indexed:'}"
+            f" {printable(d.indexed_path)})"
             for d in summary.duplicates[:10]
         ]
         if len(summary.duplicates) > 10:

@@ -12,6 +12,7 @@ file with the same UID is not indexed; it is reported (and listed by
 
 from __future__ import annotations
 
+import filecmp
 import multiprocessing
 import os
 import signal
@@ -20,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,12 @@ class ImportSummary:
             "skipped_files": [{"path": p, "reason": r} for p, r in self.skipped],
             "duplicates": len(self.duplicates),
             "duplicate_files": [
-                {"path": d.path, "SOPInstanceUID": d.sop_uid, "indexed_path": d.indexed_path}
+                {
+                    "path": d.path,
+                    "SOPInstanceUID": d.sop_uid,
+                    "indexed_path": d.indexed_path,
+                    "identical": d.identical,
+                }
                 for d in self.duplicates
             ],
             "patient_conflicts": self.conflicts,
@@ -402,8 +408,8 @@ def _index(
         if copy:
             seen.append((c.path, c.size, c.mtime_ns, "copied", "", record.sop_uid))
             if placed is Placed.DIFFERENT:
-                seen[-1] = _duplicate_row(c, record.sop_uid, record.path)
-                summary.duplicates.append(Duplicate(c.path, record.sop_uid, record.path))
+                seen.pop()
+                _report_duplicate(Duplicate(c.path, record.sop_uid, record.path), c, seen, summary)
                 continue
             if placed is Placed.SAME and archive.indexed_path(record.sop_uid) == record.path:
                 summary.unchanged += 1
@@ -418,8 +424,7 @@ def _index(
                 discard.append(duplicate.path)
                 duplicate = Duplicate(c.path, duplicate.sop_uid, duplicate.indexed_path)
                 seen = [row for row in seen if row[0] != c.path]
-            seen.append(_duplicate_row(c, duplicate.sop_uid, duplicate.indexed_path))
-            summary.duplicates.append(duplicate)
+            _report_duplicate(duplicate, c, seen, summary)
         archive.record_seen(seen)
     for path in discard:
         os.unlink(path)
@@ -428,5 +433,18 @@ def _index(
     summary.conflicts += [sources[path].path for path in added.conflicts]
 
 
-def _duplicate_row(c: _Candidate, sop_uid: str, holder: str) -> tuple[str, int, int, str, str, str]:
-    return (c.path, c.size, c.mtime_ns, "duplicate", f"same SOPInstanceUID as {holder}", sop_uid)
+def _report_duplicate(
+    duplicate: Duplicate,
+    c: _Candidate,
+    seen: list[tuple[str, int, int, str, str, str]],
+    summary: ImportSummary,
+) -> None:
+    """Count and remember a file not indexed because another file holds its UID."""
+    try:
+        identical = filecmp.cmp(c.path, duplicate.indexed_path, shallow=False)
+    except OSError:
+        identical = False
+    holder = duplicate.indexed_path
+    reason = f"identical copy of {holder}" if identical else f"same SOPInstanceUID as {holder}"
+    seen.append((c.path, c.size, c.mtime_ns, "duplicate", reason, duplicate.sop_uid))
+    summary.duplicates.append(replace(duplicate, identical=identical))

@@ -45,6 +45,7 @@ class Duplicate:
     path: str
     sop_uid: str
     indexed_path: str
+    identical: bool = False  # the same bytes as the indexed file (a second copy)
 
 
 @dataclass
