@@ -87,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--study", default="", metavar="UID", help="StudyInstanceUID")
     p.add_argument("--series", default="", metavar="UID", help="SeriesInstanceUID")
     p.add_argument(
-        "--duplicates", action="store_true", help="list files not indexed for a duplicate UID"
+        "--duplicates",
+        action="store_true",
+        help="list the files not indexed because another file holds their UID (no filters)",
     )
     p.add_argument("--json", action="store_true", help="a JSON list keyed by DICOM keywords")
     p.set_defaults(handler=cmd_ls)
@@ -205,10 +207,17 @@ def cmd_import(args: argparse.Namespace, locations: Locations) -> int:
     archive = Archive(None) if args.ephemeral else _open(locations)
     bar = _ProgressBar("reading") if sys.stderr.isatty() else None
     try:
-        summary = import_paths(archive, args.paths, copy=args.copy, progress=bar)
-    finally:
-        if bar:
-            bar.close()
+        try:
+            summary = import_paths(archive, args.paths, copy=args.copy, progress=bar)
+        finally:
+            if bar:
+                bar.close()
+    except KeyboardInterrupt:
+        print(
+            "pacs-tui: interrupted; what was read so far is indexed: import again to finish",
+            file=sys.stderr,
+        )
+        return 130
     log.info(
         "import: %d new, %d updated, %d unchanged, %d skipped, %d duplicates in %.1f s",
         summary.new, summary.updated, summary.unchanged, len(summary.skipped),
