@@ -21,6 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from multiprocessing.context import BaseContext
 from pathlib import Path
@@ -355,28 +356,22 @@ def _read_and_index(
     store = str(archive.store) if copy else None
     workers = workers or os.cpu_count() or 1
     done = 0
-    if workers > 1 and len(to_read) >= _PARALLEL_FROM:
-        with _executor(workers) as pool:
-            try:
-                for results in pool.map(_read_chunk, chunks, [store] * len(chunks)):
-                    _index(archive, results, copy, summary)
-                    done += len(results)
-                    if progress:
-                        progress(done, len(to_read))
-                    if cancel is not None and cancel.is_set():
-                        summary.interrupted = True
-                        break
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
-        return
-    for chunk in chunks:
-        _index(archive, _read_chunk(chunk, store), copy, summary)
-        done += len(chunk)
-        if progress:
-            progress(done, len(to_read))
-        if cancel is not None and cancel.is_set():
-            summary.interrupted = True
-            return
+    with ExitStack() as stack:
+        batches: Iterator[list[tuple[Any, ...]]]
+        if workers > 1 and len(to_read) >= _PARALLEL_FROM:
+            pool = stack.enter_context(_executor(workers))
+            stack.callback(pool.shutdown, wait=True, cancel_futures=True)  # on cancel, too
+            batches = pool.map(_read_chunk, chunks, [store] * len(chunks))
+        else:
+            batches = (_read_chunk(chunk, store) for chunk in chunks)
+        for results in batches:
+            _index(archive, results, copy, summary)
+            done += len(results)
+            if progress:
+                progress(done, len(to_read))
+            if cancel is not None and cancel.is_set():
+                summary.interrupted = True
+                break
 
 
 def _index(
