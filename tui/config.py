@@ -18,6 +18,7 @@ from tui.errors import UserError
 
 APP_NAME = "pacs-tui"
 ARCHIVE_ENV = "PACS_TUI_ARCHIVE"
+CONFIG_NAME = "config.toml"
 
 _dirs = PlatformDirs(APP_NAME, appauthor=False)
 
@@ -34,7 +35,7 @@ class Locations:
 
     @property
     def config_file(self) -> Path:
-        return self.config_dir / "config.toml"
+        return self.config_dir / CONFIG_NAME
 
     @property
     def demo_archive(self) -> Path:
@@ -51,9 +52,10 @@ def locate(archive: str | os.PathLike[str] | None = None) -> Locations:
     config_dir = Path(_dirs.user_config_dir)
     chosen = archive or os.environ.get(ARCHIVE_ENV)
     if not chosen:
-        chosen = load_config(config_dir / "config.toml").get("archive")
+        config_file = config_dir / CONFIG_NAME
+        chosen = load_config(config_file).get("archive")
         if chosen is not None and not isinstance(chosen, str):
-            raise UserError(f"{config_dir / 'config.toml'}: archive must be a folder path")
+            raise UserError(f"{config_file}: archive must be a folder path")
     return Locations(
         archive=Path(chosen or Path(_dirs.user_data_dir) / "archive").expanduser(),
         config_dir=config_dir,

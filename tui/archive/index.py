@@ -75,7 +75,6 @@ class Archive:
 
     def __init__(self, root: Path | None, create: bool = True) -> None:
         self.root = root
-        self.ephemeral = root is None
         if root is not None and root.exists() and not root.is_dir():
             raise ArchiveError(f"archive {root} is not a folder")
         target = ":memory:"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from tui.archive import matching
@@ -232,7 +232,3 @@ def search(archive: Archive, level: str, filters: Filters | None = None) -> list
             item["ModalitiesInStudy"] = [m for m in item["ModalitiesInStudy"].split("\\") if m]
         out.append(item)
     return out
-
-
-def filter_names() -> list[str]:
-    return [f.name for f in fields(Filters)]
