@@ -48,7 +48,9 @@ _KEYWORDS = (
     "SeriesNumber", "AcquisitionNumber", "InstanceNumber", "ImagePositionPatient",
     "ImageOrientationPatient", "TemporalPositionIdentifier", "SamplesPerPixel",
     "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns", "PixelSpacing",
-    "BitsAllocated", "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
+    "BitsAllocated", "BitsStored", "PixelRepresentation", "WindowCenter", "WindowWidth",
+    "RescaleIntercept", "RescaleSlope",
+    "SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence",
 )  # fmt: skip
 _TAGS = [Tag(k) for k in _KEYWORDS]
 _GEOMETRY = {
@@ -125,6 +127,12 @@ class InstanceRecord:
     acquisition_number: int | None
     temporal_position: int | None
     pixels: PixelLocation | None
+    bits_stored: int | None = None
+    pixel_representation: int | None = None
+    rescale_slope: float | None = None
+    rescale_intercept: float | None = None
+    window_center: str = ""  # backslash-separated, as in the file
+    window_width: str = ""
 
 
 def read_record(path: str) -> InstanceRecord:
@@ -238,6 +246,12 @@ def _record(
         acquisition_number=h.int("AcquisitionNumber"),
         temporal_position=h.int("TemporalPositionIdentifier"),
         pixels=pixels,
+        bits_stored=h.int("BitsStored"),
+        pixel_representation=h.int("PixelRepresentation"),
+        rescale_slope=h.float("RescaleSlope"),
+        rescale_intercept=h.float("RescaleIntercept"),
+        window_center=h.multi("WindowCenter"),
+        window_width=h.multi("WindowWidth"),
     )
 
 

@@ -251,7 +251,7 @@ class Archive:
         self._execute_in("DELETE FROM instance WHERE path IN ({})", [p for p in replaced if p])
         self._execute_in("DELETE FROM seen_file WHERE path IN ({})", [r.path for r in fresh])
         self.conn.executemany(
-            f"INSERT INTO instance VALUES (NULL, {', '.join('?' * 25)})",
+            f"INSERT INTO instance VALUES (NULL, {', '.join('?' * 31)})",
             [self._instance_row(r, managed or self._in_store(r.path)) for r in fresh],
         )
         touched = {self._series[r.series_uid] for r in fresh} | set(old_series.values())
@@ -290,6 +290,8 @@ class Archive:
             pixels.fragments if pixels and pixels.fragments else None,
             pixels.offset_table if pixels and pixels.offset_table else None,
             r.path, r.size, r.mtime_ns, int(managed),
+            r.bits_stored, r.pixel_representation, r.rescale_slope, r.rescale_intercept,
+            r.window_center, r.window_width,
         )  # fmt: skip
 
     def _patient_pk(self, r: InstanceRecord) -> int:

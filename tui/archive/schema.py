@@ -96,7 +96,19 @@ CREATE TABLE seen_file (
 CREATE INDEX seen_file_by_uid ON seen_file (sop_uid) WHERE sop_uid != '';
 """
 
-MIGRATIONS: list[str] = [_V1]
+# Version 2: what the renderer needs to read and display pixels straight from the index.
+_V2 = """
+ALTER TABLE instance ADD COLUMN bits_stored INTEGER;
+ALTER TABLE instance ADD COLUMN pixel_representation INTEGER;
+ALTER TABLE instance ADD COLUMN rescale_slope REAL;
+ALTER TABLE instance ADD COLUMN rescale_intercept REAL;
+ALTER TABLE instance ADD COLUMN window_center TEXT NOT NULL DEFAULT '';
+ALTER TABLE instance ADD COLUMN window_width TEXT NOT NULL DEFAULT '';
+-- Files indexed before have none of these: the next import reads them again.
+UPDATE instance SET mtime_ns = -1;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
