@@ -13,17 +13,13 @@ file with the same UID is not indexed; it is reported (and listed by
 from __future__ import annotations
 
 import filecmp
-import multiprocessing
 import os
-import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
-from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +28,7 @@ from tui.archive.header import HeaderError, InstanceRecord, read_record
 from tui.archive.index import Archive, Duplicate, Known
 from tui.archive.store import Placed, StoreError, place
 from tui.errors import UserError
+from tui.parallel import process_pool
 
 _CHUNK = 100  # files per worker task and per transaction
 _PARALLEL_FROM = 200  # fewer files are read in this process: workers cost more to start
@@ -309,40 +306,6 @@ def _read_chunk(chunk: list[_Candidate], store: str | None) -> list[tuple[Any, .
     return results
 
 
-def _start_worker(parent: int) -> None:
-    """Worker set-up: leave Ctrl-C to the parent, and exit if the parent dies.
-
-    A killed parent stops reading results; without the watchdog its workers would
-    block forever on a full pipe.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(parent, 0)
-            except ProcessLookupError:
-                os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-def _executor(workers: int) -> Executor:
-    # fork starts workers in milliseconds with everything imported; it is only safe while
-    # this process has a single thread (the CLI). Otherwise (the app's worker threads),
-    # a fork server that has imported the header reader once.
-    context: BaseContext
-    if threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods():
-        context = multiprocessing.get_context("fork")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["tui.archive.importer"])
-    return ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
-    )
-
-
 def _read_and_index(
     archive: Archive,
     to_read: list[_Candidate],
@@ -359,7 +322,7 @@ def _read_and_index(
     with ExitStack() as stack:
         batches: Iterator[list[tuple[Any, ...]]]
         if workers > 1 and len(to_read) >= _PARALLEL_FROM:
-            pool = stack.enter_context(_executor(workers))
+            pool = stack.enter_context(process_pool(workers, preload=__name__))
             stack.callback(pool.shutdown, wait=True, cancel_futures=True)  # on cancel, too
             batches = pool.map(_read_chunk, chunks, [store] * len(chunks))
         else:
