@@ -232,3 +232,24 @@ def search(archive: Archive, level: str, filters: Filters | None = None) -> list
             item["ModalitiesInStudy"] = [m for m in item["ModalitiesInStudy"].split("\\") if m]
         out.append(item)
     return out
+
+
+def series_instances(archive: Archive, series_uid: str) -> list[dict[str, Any]]:
+    """Every indexed column of a series' instances (what the renderer reads pixels with).
+
+    Raises
+    ------
+    UserError
+        If the series is not in the archive.
+    """
+    check_uid(series_uid, "series")
+    cursor = archive.conn.execute(
+        "SELECT i.* FROM instance i JOIN series USING (series_pk) WHERE series_uid = ?"
+        " ORDER BY i.instance_number, i.sop_uid",
+        (series_uid,),
+    )
+    names = [d[0] for d in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor]
+    if not rows:
+        raise UserError(f"no series {series_uid} in the archive")
+    return rows
