@@ -113,7 +113,7 @@ def read_into(source: PixelSource, out: np.ndarray, index: int = 0) -> None:
     try:
         with open(source.path, "rb", buffering=0) as fp:
             fp.seek(source.pixel_offset + index * source.frame_bytes)  # type: ignore[operator]
-            got = fp.readinto(memoryview(out).cast("B"))
+            got = fp.readinto(out.data.cast("B"))
     except OSError as exc:
         raise DecodeError(f"{source.path}: {exc.strerror or exc}") from None
     if got != source.frame_bytes:

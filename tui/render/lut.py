@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.pixels.processing import apply_color_lut, apply_modality_lut, apply_voi_lut
 
 
@@ -68,13 +69,17 @@ def file_windows(ds: Dataset) -> list[Window]:
 
 
 def _numbers(value: object) -> list[float]:
+    """A DS value (one number, several, or text) as floats; [] if any is not a number."""
     if value is None or value == "":
         return []
-    values = value if isinstance(value, list | tuple) or hasattr(value, "__iter__") else [value]
-    if isinstance(values, str):
-        values = values.split("\\")
+    if isinstance(value, str):
+        items: list[object] = value.split("\\")
+    elif isinstance(value, MultiValue | list | tuple):
+        items = list(value)
+    else:
+        items = [value]
     try:
-        return [float(v) for v in values]  # type: ignore[union-attr]
+        return [float(v) for v in items]  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return []
 
