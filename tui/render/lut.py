@@ -9,6 +9,7 @@ bit depth in float64 first, which costs a second pass and twice the memory on vo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -73,13 +74,13 @@ def _numbers(value: object) -> list[float]:
     if value is None or value == "":
         return []
     if isinstance(value, str):
-        items: list[object] = value.split("\\")
+        items: list[Any] = list(value.split("\\"))
     elif isinstance(value, MultiValue | list | tuple):
         items = list(value)
     else:
         items = [value]
     try:
-        return [float(v) for v in items]  # type: ignore[arg-type]
+        return [float(v) for v in items]
     except (TypeError, ValueError):
         return []
 
