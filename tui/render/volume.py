@@ -17,6 +17,7 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -60,28 +61,28 @@ class Stack:
     label: str = ""
     problems: list[str] = field(default_factory=list)
 
-    @property
+    @cached_property
     def shape(self) -> tuple[int, int, int]:
         first = self.slices[0].source
         return len(self.slices), first.rows, first.columns
 
-    @property
+    @cached_property
     def normal(self) -> np.ndarray:
         o = np.array(self.slices[0].orientation)
         return np.cross(o[:3], o[3:])
 
-    @property
+    @cached_property
     def offsets(self) -> np.ndarray:
         """Each slice's position along the normal, mm."""
-        return np.array([np.dot(self.normal, s.position) for s in self.slices])
+        return np.array([s.position for s in self.slices]) @ self.normal
 
-    @property
+    @cached_property
     def spacing(self) -> float:
         """Median distance between slices along the normal (0 for one slice)."""
         steps = np.diff(self.offsets)
         return float(np.median(steps)) if steps.size else 0.0
 
-    @property
+    @cached_property
     def tilt(self) -> float:
         """Angle in degrees between the slice normal and the direction slices step in."""
         if len(self.slices) < 2:
@@ -93,7 +94,7 @@ class Stack:
         cosine = abs(float(np.dot(travel / length, self.normal)))
         return float(np.degrees(np.arccos(min(1.0, cosine))))
 
-    @property
+    @cached_property
     def affine(self) -> np.ndarray:
         """4x4 from voxel (column, row, slice, 1) to patient LPS mm."""
         o = np.array(self.slices[0].orientation)
@@ -109,7 +110,7 @@ class Stack:
         affine[:3, 3] = self.slices[0].position
         return affine
 
-    @property
+    @cached_property
     def mpr_refusal(self) -> str | None:
         """Why this stack cannot be resliced, or None."""
         if len(self.slices) < 2:
@@ -290,7 +291,7 @@ class Volume:
     intercept: float
     header: Dataset
 
-    @property
+    @cached_property
     def affine(self) -> np.ndarray:
         return self.stack.affine
 

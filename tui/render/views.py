@@ -1,0 +1,321 @@
+"""Views of a volume: a slice or a slab projection (MIP, MinIP, average) in a patient plane.
+
+Orthogonal planes follow the radiological convention whatever the acquisition plane:
+axial seen from the feet (patient right on image left, anterior up), coronal seen from
+the front (right on the left, head up), sagittal seen from the patient's left
+(anterior on the left, head up). Pixels keep their physical size (``pixel_spacing``);
+an exporter stretches them to square. Every view can say where a pixel is in the
+patient (mm) and the modality value there (HU for CT).
+
+A volume whose axes run along the patient axes is cut by indexing (no interpolation,
+no copy of the volume); any other (oblique acquisitions, oblique planes) is sampled
+with trilinear interpolation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tui.render.volume import Volume, VolumeError
+
+PLANES = ("axial", "coronal", "sagittal")
+MODES = ("slice", "mip", "minip", "avg")
+_ALIGNED = 0.9999  # |cosine| above which a voxel axis counts as a patient axis
+_LETTERS = (("R", "L"), ("A", "P"), ("F", "H"))  # for -/+ x, y, z (LPS)
+
+
+@dataclass
+class View:
+    """A 2-D image of modality values placed in the patient."""
+
+    values: np.ndarray  # float32 (rows, columns)
+    origin: np.ndarray  # patient position (mm) of pixel (0, 0)'s centre
+    row_step: np.ndarray  # patient vector (mm) from one row to the next
+    column_step: np.ndarray  # from one column to the next
+    description: str
+
+    @property
+    def pixel_spacing(self) -> tuple[float, float]:
+        return float(np.linalg.norm(self.row_step)), float(np.linalg.norm(self.column_step))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """Orientation letters (A/P/R/L/H/F) for each edge of the image."""
+        return {
+            "left": letters(-self.column_step),
+            "right": letters(self.column_step),
+            "top": letters(-self.row_step),
+            "bottom": letters(self.row_step),
+        }
+
+    def patient_at(self, row: float, column: float) -> np.ndarray:
+        return self.origin + row * self.row_step + column * self.column_step
+
+    def value_at(self, row: int, column: int) -> float:
+        return float(self.values[row, column])
+
+
+def letters(direction: np.ndarray) -> str:
+    """Orientation letters of a direction, strongest first (``L``, ``LP``, ``HLA``...)."""
+    unit = direction / (np.linalg.norm(direction) or 1.0)
+    order = np.argsort(-np.abs(unit))
+    return "".join(_LETTERS[a][int(unit[a] > 0)] for a in order if abs(unit[a]) > 0.3)
+
+
+@dataclass(frozen=True)
+class _Grid:
+    """A stack of planes in the patient: plane k, row r, column c is at
+    ``origin + k * normal_step + r * row_step + c * column_step``."""
+
+    origin: np.ndarray
+    row_step: np.ndarray
+    column_step: np.ndarray
+    normal_step: np.ndarray
+    shape: tuple[int, int, int]  # planes, rows, columns
+
+
+def orthogonal(
+    volume: Volume,
+    plane: str,
+    mode: str = "slice",
+    position: float | None = None,
+    index: int | None = None,
+    slab: float | None = None,
+) -> View:
+    """A view in an orthogonal patient plane.
+
+    Parameters
+    ----------
+    position
+        Where along the plane's normal (mm, patient z, y or x); or
+    index
+        which plane of the volume's grid (default: the middle one).
+    slab
+        Thickness (mm) to project over for ``mip``/``minip``/``avg``; None projects
+        over the whole volume. A ``slice`` with a slab averages nothing: it is one plane.
+
+    Raises
+    ------
+    VolumeError
+        For an unknown plane or mode, a position outside the volume, or a stack that
+        cannot be resliced (a single slice, a gantry tilt: see ``Stack.mpr_refusal``).
+    """
+    if plane not in PLANES:
+        raise VolumeError(f"unknown plane {plane!r}: choose one of {', '.join(PLANES)}")
+    if mode not in MODES:
+        raise VolumeError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    refusal = volume.stack.mpr_refusal
+    if refusal:
+        raise VolumeError(f"cannot show a {plane} view: {refusal}")
+    grid = _orthogonal_grid(volume, plane)
+    normal = grid.normal_step / np.linalg.norm(grid.normal_step)
+    first = float(np.dot(normal, grid.origin))
+    step = float(np.linalg.norm(grid.normal_step))
+    planes = grid.shape[0]
+    if index is None:
+        index = planes // 2 if position is None else round((position - first) / step)
+    if not 0 <= index < planes:
+        where = f"{position:g} mm" if position is not None else f"plane {index}"
+        raise VolumeError(
+            f"{where} is outside the volume ({first:.1f} to {first + (planes - 1) * step:.1f} mm)"
+        )
+    if mode == "slice":
+        low, high = index, index + 1
+    elif slab is None:
+        low, high = 0, planes
+    else:
+        half = max(0, round(slab / step / 2 - 0.5))
+        low, high = max(0, index - half), min(planes, index + half + 1)
+    aligned = _aligned_planes(volume, plane)
+    stored = aligned[low:high] if aligned is not None else None
+    if stored is not None:
+        values = _project(volume, stored, mode)
+    else:
+        values = _project_sampled(volume, grid, low, high, mode)
+    centre = first + (low + high - 1) / 2 * step
+    what = mode.upper() if mode != "slice" else "slice"
+    thickness = f" {(high - low) * step:.3g} mm" if mode != "slice" else ""
+    return View(
+        values=values,
+        origin=grid.origin + grid.normal_step * index,
+        row_step=grid.row_step,
+        column_step=grid.column_step,
+        description=f"{plane} {what}{thickness} at {centre:.1f} mm",
+    )
+
+
+def oblique(
+    volume: Volume,
+    point: np.ndarray,
+    normal: np.ndarray,
+    size: int = 512,
+    spacing: float | None = None,
+) -> View:
+    """A slice through ``point`` perpendicular to ``normal`` (patient mm), ``size`` pixels
+    square, sampled trilinearly."""
+    refusal = volume.stack.mpr_refusal
+    if refusal:
+        raise VolumeError(f"cannot show an oblique view: {refusal}")
+    n = np.asarray(normal, dtype=float)
+    n /= np.linalg.norm(n)
+    # In-plane axes: the column axis as close to patient left as the plane allows.
+    helper = np.array([0.0, 0.0, 1.0]) if abs(n[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    column = np.cross(helper, n)
+    column /= np.linalg.norm(column)
+    if column[0] < 0:
+        column = -column
+    row = np.cross(n, column)
+    if row[2] > 0:
+        row = -row  # rows run down (toward the feet) when they can
+    spacing = spacing or float(min(np.linalg.norm(volume.affine[:3, :3], axis=0)))
+    origin = np.asarray(point, float) - (size - 1) / 2 * spacing * (row + column)
+    grid = _Grid(origin, row * spacing, column * spacing, n * spacing, (1, size, size))
+    values = _project_sampled(volume, grid, 0, 1, "slice")
+    return View(values, origin, row * spacing, column * spacing, "oblique slice")
+
+
+def acquired(volume: Volume, index: int | None = None) -> View:
+    """A slice in the plane it was acquired in, exactly as stored (tilted stacks too)."""
+    count = volume.data.shape[0]
+    index = count // 2 if index is None else index
+    if not 0 <= index < count:
+        raise VolumeError(f"no slice {index} (the stack has {count})")
+    affine = volume.affine
+    origin = affine[:3, 3] + affine[:3, 2] * index
+    values = volume.values(volume.data[index])
+    return View(values, origin, affine[:3, 1], affine[:3, 0], f"acquired slice {index + 1}/{count}")
+
+
+def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
+    """The patient-aligned grid covering the volume, planes stacked along ``plane``'s normal."""
+    affine = volume.affine
+    k, j, i = volume.data.shape
+    corners = np.array(
+        [affine @ [c, r, s, 1] for c in (0, i - 1) for r in (0, j - 1) for s in (0, k - 1)]
+    )[:, :3]
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    spacing = _axis_spacing(volume)
+    counts = np.maximum(np.rint((high - low) / spacing).astype(int) + 1, 1)
+    x, y, z = np.eye(3) * spacing
+    if plane == "axial":  # planes along +z; rows toward P, columns toward L
+        return _Grid(low, y, x, z, (counts[2], counts[1], counts[0]))
+    top = np.array([low[0], low[1], high[2]])
+    if plane == "coronal":  # planes along +y; rows toward F, columns toward L
+        return _Grid(top, -z, x, y, (counts[1], counts[2], counts[0]))
+    return _Grid(top, -z, y, x, (counts[0], counts[2], counts[1]))  # sagittal: along +x
+
+
+def _axis_spacing(volume: Volume) -> np.ndarray:
+    """Grid spacing along patient x, y, z: the voxel size along each, when aligned; the
+    finest voxel size otherwise."""
+    axes = volume.affine[:3, :3]
+    sizes = np.linalg.norm(axes, axis=0)
+    spacing = np.full(3, float(sizes.min()))
+    for a in range(3):
+        direction = axes[:, a] / sizes[a]
+        p = int(np.argmax(np.abs(direction)))
+        if abs(direction[p]) > _ALIGNED:
+            spacing[p] = sizes[a]
+    return spacing
+
+
+def _aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
+    """The stored data as a view (planes, rows, columns) for ``plane``, or None when the
+    volume's axes do not run along the patient axes."""
+    axes = volume.affine[:3, :3]
+    order = [0, 0, 0]  # data axis (slice=0, row=1, column=2) for patient x, y, z
+    flip = [False, False, False]
+    for data_axis, voxel_axis in ((2, 0), (1, 1), (0, 2)):
+        direction = axes[:, voxel_axis] / np.linalg.norm(axes[:, voxel_axis])
+        p = int(np.argmax(np.abs(direction)))
+        if abs(direction[p]) < _ALIGNED:
+            return None
+        order[p] = data_axis
+        flip[p] = direction[p] < 0
+    if sorted(order) != [0, 1, 2]:
+        return None
+    zyx = np.transpose(volume.data, (order[2], order[1], order[0]))
+    zyx = zyx[
+        slice(None, None, -1 if flip[2] else 1),
+        slice(None, None, -1 if flip[1] else 1),
+        slice(None, None, -1 if flip[0] else 1),
+    ]
+    if plane == "axial":
+        return zyx
+    if plane == "coronal":
+        return np.transpose(zyx, (1, 0, 2))[:, ::-1, :]  # (y, -z, x)
+    return np.transpose(zyx, (2, 0, 1))[:, ::-1, :]  # (x, -z, y)
+
+
+def _project(volume: Volume, stored: np.ndarray, mode: str) -> np.ndarray:
+    """Reduce planes of stored values, then rescale (max commutes with a positive slope)."""
+    if mode == "slice" or stored.shape[0] == 1:
+        return volume.values(stored[0])
+    flipped = volume.slope < 0
+    if mode == "avg":
+        return volume.values(stored.mean(axis=0, dtype=np.float32))
+    use_max = (mode == "mip") != flipped
+    return volume.values(stored.max(axis=0) if use_max else stored.min(axis=0))
+
+
+def _project_sampled(volume: Volume, grid: _Grid, low: int, high: int, mode: str) -> np.ndarray:
+    _, rows, columns = grid.shape
+    inverse = np.linalg.inv(volume.affine)
+    r, c = np.mgrid[0:rows, 0:columns].astype(np.float32)
+    out: np.ndarray | None = None
+    for k in range(low, high):
+        origin = grid.origin + k * grid.normal_step
+        points = (
+            origin[:, None, None]
+            + grid.row_step[:, None, None] * r
+            + grid.column_step[:, None, None] * c
+        )
+        voxel = np.tensordot(inverse[:3, :3], points, axes=1) + inverse[:3, 3, None, None]
+        plane = sample(volume.data, voxel[2], voxel[1], voxel[0])
+        if out is None:
+            out = plane if mode != "avg" else plane.astype(np.float32)
+        elif mode == "mip":
+            np.maximum(out, plane, out=out)
+        elif mode == "minip":
+            np.minimum(out, plane, out=out)
+        else:
+            out += plane
+    assert out is not None
+    if mode == "avg":
+        out /= high - low
+    return volume.values(out)
+
+
+def sample(data: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
+    """Trilinear interpolation of ``data[k, j, i]`` at fractional indices; outside the
+    volume, the volume's minimum (air, background)."""
+    shape = np.array(data.shape)
+    coords = [np.asarray(a, np.float32) for a in (k, j, i)]
+    inside = np.ones(coords[0].shape, bool)
+    for axis, a in enumerate(coords):
+        inside &= (a >= 0) & (a <= shape[axis] - 1)
+    base = [
+        np.clip(np.floor(a), 0, max(n - 2, 0)).astype(np.intp)
+        for a, n in zip(coords, shape, strict=True)
+    ]
+    frac = [np.clip(a - b, 0, 1).astype(np.float32) for a, b in zip(coords, base, strict=True)]
+    flat = data.reshape(-1)
+    strides = (shape[1] * shape[2], shape[2], 1)
+    index = base[0] * strides[0] + base[1] * strides[1] + base[2] * strides[2]
+    out = np.zeros(coords[0].shape, np.float32)
+    for dk in (0, 1):
+        wk = frac[0] if dk else 1 - frac[0]
+        for dj in (0, 1):
+            wj = frac[1] if dj else 1 - frac[1]
+            for di in (0, 1):
+                wi = frac[2] if di else 1 - frac[2]
+                offset = (
+                    (dk * strides[0] if shape[0] > 1 else 0)
+                    + (dj * strides[1] if shape[1] > 1 else 0)
+                    + (di if shape[2] > 1 else 0)
+                )
+                out += wk * wj * wi * flat[index + offset]
+    out[~inside] = float(data.min()) if data.size else 0.0
+    return out
