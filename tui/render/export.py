@@ -69,9 +69,14 @@ def annotate(
             draw.text((x, y), text, fill=ink, font=font, stroke_width=1, stroke_fill=0)
     for edge, text in (edges or {}).items():
         width = draw.textlength(text, font=font)
-        x = {"left": 4.0, "right": out.width - 4 - width}.get(edge, (out.width - width) / 2)
-        y = {"top": 4.0, "bottom": float(out.height - 4 - line)}.get(edge, (out.height - line) / 2)
-        draw.text((x, y), text, fill=ink, font=font, stroke_width=1, stroke_fill=0)
+        middle = ((out.width - width) / 2, (out.height - line) / 2)
+        at = {
+            "left": (4.0, middle[1]),
+            "right": (out.width - 4 - width, middle[1]),
+            "top": (middle[0], 4.0),
+            "bottom": (middle[0], float(out.height - 4 - line)),
+        }[edge]
+        draw.text(at, text, fill=ink, font=font, stroke_width=1, stroke_fill=0)
     return out
 
 
