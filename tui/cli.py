@@ -116,7 +116,72 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="build it again from scratch")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_demo)
+
+    p = commands.add_parser(
+        "render",
+        help="render a slice, MIP/MinIP/average or MPR view of a series to an image file",
+    )
+    _view_options(p)
+    p.add_argument("--size", metavar="WxH", type=_size, help="output size in pixels")
+    p.add_argument("--annotate", action="store_true", help="burn in corner text and orientation")
+    p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
+    p.add_argument("--raw", action="store_true", help="16-bit PNG of modality values")
+    p.add_argument("--term", action="store_true", help="print it in this terminal")
+    p.add_argument("-o", "--output", metavar="OUT", help=".png, .jpg or .tif")
+    p.set_defaults(handler=cmd_render)
+
+    p = commands.add_parser("export", help="export a series as a cine loop or a contact sheet")
+    _view_options(p)
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--cine", action="store_true", help="animated through the slices")
+    kind.add_argument("--sheet", action="store_true", help="a contact sheet laid out like film")
+    p.add_argument("--rotate", action="store_true", help="with --cine: a rotating MIP")
+    p.add_argument("--fps", type=float, default=10.0, help="cine frames per second")
+    p.add_argument("--columns", type=int, default=6, help="sheet columns")
+    p.add_argument("--size", metavar="WxH", type=_size, help="cine frame size in pixels")
+    p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help=".gif/.webp or .pdf/.png")
+    p.set_defaults(handler=cmd_export)
     return parser
+
+
+def _view_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("series", metavar="SERIES_UID")
+    p.add_argument("--stack", type=int, default=0, help="which stack of the series (time point)")
+    p.add_argument("--mode", choices=("slice", "mip", "minip", "avg"), default="slice")
+    p.add_argument("--plane", choices=("axial", "coronal", "sagittal", "acquired"))
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--index", type=int, metavar="N", help="slice number, from 1")
+    where.add_argument("--position", type=float, metavar="MM", help="position along the normal")
+    p.add_argument("--slab", type=float, metavar="MM", help="projection thickness (default: all)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--window", type=_window, metavar="C,W", help="window centre,width")
+    window.add_argument(
+        "--preset", metavar="NAME", help="a window preset (CT: brain, lung, bone...)"
+    )
+    p.add_argument("--invert", action="store_true")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 512x512") from None
+    if not (0 < width <= 16384 and 0 < height <= 16384):
+        raise argparse.ArgumentTypeError(f"{text!r}: each side from 1 to 16384")
+    return width, height
+
+
+def _window(text: str) -> Any:
+    from tui.render.lut import Window
+
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CENTRE,WIDTH, e.g. 40,400") from None
+    if width <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the width must be positive")
+    return Window(center, width, name="")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -481,3 +546,145 @@ def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
         print(f"demo archive: {root}")
         _print_rows("study", rows)
     return 0
+
+
+# -- render and export ---------------------------------------------------------------
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from tui.render.pipeline import Request
+
+    return Request(
+        stack=args.stack,
+        mode=args.mode,
+        plane=args.plane,
+        index=None if args.index is None else args.index - 1,
+        position=args.position,
+        slab=args.slab,
+        window=args.window,
+        preset=args.preset,
+        invert=args.invert,
+    )
+
+
+def _stacks(args: argparse.Namespace, locations: Locations) -> list[Any]:
+    from tui.archive.query import series_instances
+    from tui.render.volume import assemble, slices_of
+
+    archive = _open(locations, create=False)
+    return assemble(slices_of(series_instances(archive, args.series)))
+
+
+def _corner_text(rendered: Any, no_phi: bool) -> dict[str, list[str]]:
+    ds = rendered.header
+    top_left = [] if no_phi else [str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))]
+    top_left.append(f"{ds.get('StudyDate', '')} {ds.get('StudyDescription', '')}".strip())
+    series = (ds.get("Modality", ""), ds.get("SeriesNumber", ""), ds.get("SeriesDescription", ""))
+    top_right = [" ".join(str(v) for v in series if v != "")]
+    bottom_left = [rendered.description]
+    bottom_right = [str(rendered.window)] if rendered.window else []
+    return {
+        "top-left": top_left,
+        "top-right": top_right,
+        "bottom-left": bottom_left,
+        "bottom-right": bottom_right,
+    }
+
+
+def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.render import export
+    from tui.render.pipeline import pick_stack, render
+    from tui.render.presets import load_presets
+
+    if not args.output and not args.term:
+        raise UserError("render needs -o OUT (a .png, .jpg or .tif file) or --term")
+    stack = pick_stack(_stacks(args, locations), args.stack)
+    rendered = render(stack, _request(args), load_presets(locations.config_dir))
+    view = rendered.view
+    if args.raw:
+        if view is None or not args.output:
+            raise UserError("--raw needs a grey image and -o OUT.png")
+        export.save_raw16(view.values, Path(args.output))
+        return _done(args.output)
+    spacing = view.pixel_spacing if view is not None else (1.0, 1.0)
+    picture = export.fit(export.square_pixels(rendered.image, spacing), args.size)
+    if args.annotate:
+        edges = view.labels if view is not None else None
+        picture = export.annotate(picture, _corner_text(rendered, args.no_phi), edges)
+    if args.term:
+        _print_halfblocks(picture)
+    if args.output:
+        export.save_still(picture, Path(args.output))
+        return _done(args.output)
+    return 0
+
+
+def _done(path: str) -> int:
+    print(path)
+    return 0
+
+
+def _print_halfblocks(picture: Any) -> None:
+    """A plain half-block print (the terminal encoders of tui/term will replace it)."""
+    columns = max(8, shutil.get_terminal_size().columns - 1)
+    width = min(columns, picture.width)
+    height = max(2, round(picture.height * width / picture.width / 2) * 2)
+    rgb = picture.convert("RGB").resize((width, height))
+    pixels = rgb.load()
+    lines = []
+    for y in range(0, height, 2):
+        cells = []
+        for x in range(width):
+            top, bottom = pixels[x, y], pixels[x, y + 1]
+            cells.append(
+                f"\x1b[38;2;{top[0]};{top[1]};{top[2]}m\x1b[48;2;{bottom[0]};{bottom[1]};{bottom[2]}m▀"
+            )
+        lines.append("".join(cells) + "\x1b[0m")
+    print("\n".join(lines))
+
+
+def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
+    from dataclasses import replace
+
+    from tui.render import export
+    from tui.render.pipeline import pick_stack, plane_count, render
+    from tui.render.presets import load_presets
+    from tui.render.volume import VolumeCache
+
+    stack = pick_stack(_stacks(args, locations), args.stack)
+    presets = load_presets(locations.config_dir)
+    request = _request(args)
+    output = Path(args.output)
+    if args.rotate:
+        if not args.cine:
+            raise UserError("--rotate goes with --cine")
+        from tui.render.rotate import rotating_mip
+
+        frames = rotating_mip(stack, request, presets)
+        export.save_animation([export.fit(f, args.size) for f in frames], output, args.fps)
+        return _done(args.output)
+    cache = VolumeCache()
+    count = plane_count(stack, request, cache)
+    step = 1 if args.cine else max(1, -(-count // _SHEET_TILES))
+    first = render(stack, replace(request, index=count // 2), presets, cache)
+    pictures = []
+    for index in range(0, count, step):
+        one = replace(request, index=index, position=None, window=first.window, preset=None)
+        rendered = render(stack, one, presets, cache)
+        spacing = rendered.view.pixel_spacing if rendered.view is not None else (1.0, 1.0)
+        pictures.append(export.square_pixels(rendered.image, spacing))
+    if args.cine:
+        export.save_animation([export.fit(p, args.size) for p in pictures], output, args.fps)
+    else:
+        corners = _corner_text(first, args.no_phi)
+        title = [" ".join(corners["top-left"]), " ".join(corners["top-right"])]
+        what = first.description.split(" at ")[0]
+        title.append(f"{what}, every {step}: {len(pictures)} images, {first.window}")
+        sheet = export.contact_sheet(
+            pictures, [t for t in title if t.strip()], max(1, args.columns)
+        )
+        export.save_sheet(sheet, output)
+    return _done(args.output)
+
+
+_SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced

@@ -157,6 +157,9 @@ def _write(path: Path, write: Callable[[str], None], size: tuple[int, int], fram
     try:
         write(temporary)
         _check(temporary, path, size, frames)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
         os.replace(temporary, path)
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc}") from None

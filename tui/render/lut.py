@@ -134,14 +134,28 @@ def to_display(
         image = _colour(stored, ds, photometric)
         return 255 - image if invert else image
     if voi_lut is not None or (window is None and "VOILUTSequence" in ds and not file_windows(ds)):
-        image = _voi_lut(stored, ds, voi_lut or 0)
-    else:
-        values = modality_values(stored, ds)
-        chosen = window or next(iter(file_windows(ds)), None) or auto_window(values)
-        image = apply_window(values, chosen)
-    monochrome1 = photometric == "MONOCHROME1"
+        return _present(_voi_lut(stored, ds, voi_lut or 0), ds, invert)
+    values = modality_values(stored, ds)
+    return values_to_display(values, ds, choose_window(values, ds, window), invert)
+
+
+def choose_window(values: np.ndarray, ds: Dataset, window: Window | None = None) -> Window:
+    """``window``, else the file's first window, else an automatic one from ``values``."""
+    return window or next(iter(file_windows(ds)), None) or auto_window(values)
+
+
+def values_to_display(
+    values: np.ndarray, ds: Dataset, window: Window, invert: bool = False
+) -> np.ndarray:
+    """Modality values (a frame, a reslice, a projection) to 8 bits, as the file is presented."""
+    return _present(apply_window(values, window), ds, invert)
+
+
+def _present(image: np.ndarray, ds: Dataset, invert: bool) -> np.ndarray:
+    """The presentation LUT: MONOCHROME1 and INVERSE shapes show low values white."""
+    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
-    if monochrome1 != inverse:
+    if (photometric == "MONOCHROME1") != inverse:
         image = 255 - image
     return 255 - image if invert else image
 

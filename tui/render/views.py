@@ -128,7 +128,7 @@ def orthogonal(
     else:
         half = max(0, round(slab / step / 2 - 0.5))
         low, high = max(0, index - half), min(planes, index + half + 1)
-    aligned = _aligned_planes(volume, plane)
+    aligned = aligned_planes(volume, plane)
     stored = aligned[low:high] if aligned is not None else None
     if stored is not None:
         values = _project(volume, stored, mode)
@@ -144,6 +144,11 @@ def orthogonal(
         column_step=grid.column_step,
         description=f"{plane} {what}{thickness} at {centre:.1f} mm",
     )
+
+
+def orthogonal_count(volume: Volume, plane: str) -> int:
+    """How many planes the volume has along ``plane``'s normal."""
+    return _orthogonal_grid(volume, plane).shape[0]
 
 
 def oblique(
@@ -176,16 +181,32 @@ def oblique(
     return View(values, origin, row * spacing, column * spacing, "oblique slice")
 
 
-def acquired(volume: Volume, index: int | None = None) -> View:
-    """A slice in the plane it was acquired in, exactly as stored (tilted stacks too)."""
+def acquired(
+    volume: Volume, index: int | None = None, mode: str = "slice", slab: float | None = None
+) -> View:
+    """A view in the plane the stack was acquired in, exactly as stored (tilted stacks
+    too); projections run along the stack."""
+    if mode not in MODES:
+        raise VolumeError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     count = volume.data.shape[0]
     index = count // 2 if index is None else index
     if not 0 <= index < count:
-        raise VolumeError(f"no slice {index} (the stack has {count})")
+        raise VolumeError(f"no slice {index + 1} (the stack has {count})")
+    step = abs(volume.stack.spacing) or 1.0
+    if mode == "slice":
+        low, high = index, index + 1
+    elif slab is None:
+        low, high = 0, count
+    else:
+        half = max(0, round(slab / step / 2 - 0.5))
+        low, high = max(0, index - half), min(count, index + half + 1)
     affine = volume.affine
+    values = _project(volume, volume.data[low:high], mode)
+    what = (
+        f"slice {index + 1}/{count}" if mode == "slice" else f"{mode.upper()} {high - low} slices"
+    )
     origin = affine[:3, 3] + affine[:3, 2] * index
-    values = volume.values(volume.data[index])
-    return View(values, origin, affine[:3, 1], affine[:3, 0], f"acquired slice {index + 1}/{count}")
+    return View(values, origin, affine[:3, 1], affine[:3, 0], f"acquired {what}")
 
 
 def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
@@ -221,7 +242,7 @@ def _axis_spacing(volume: Volume) -> np.ndarray:
     return spacing
 
 
-def _aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
+def aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
     """The stored data as a view (planes, rows, columns) for ``plane``, or None when the
     volume's axes do not run along the patient axes."""
     axes = volume.affine[:3, :3]

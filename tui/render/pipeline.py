@@ -1,0 +1,135 @@
+"""From a series and what the user asked for to an 8-bit image with its geometry.
+
+The CLI's ``render`` and ``export`` and the app's viewer all come through here, so
+they show the same pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydicom.dataset import Dataset
+
+from tui.render.decode import display_header, read_frame
+from tui.render.lut import Window, choose_window, modality_values, to_display, values_to_display
+from tui.render.presets import find_preset
+from tui.render.views import MODES, PLANES, View, acquired, orthogonal, orthogonal_count
+from tui.render.volume import Stack, Volume, VolumeCache, VolumeError, load
+
+PLANE_CHOICES = (*PLANES, "acquired")
+
+
+@dataclass(frozen=True)
+class Request:
+    """What to show. ``plane`` None means acquired for a slice, axial for a projection."""
+
+    stack: int = 0
+    mode: str = "slice"
+    plane: str | None = None
+    index: int | None = None
+    position: float | None = None
+    slab: float | None = None
+    window: Window | None = None
+    preset: str | None = None
+    invert: bool = False
+
+
+@dataclass
+class Rendered:
+    """An 8-bit image (grey or RGB) and what it shows."""
+
+    image: np.ndarray
+    view: View | None  # geometry, labels and values; None for colour frames
+    window: Window | None
+    header: Dataset
+    description: str
+
+
+def pick_stack(stacks: list[Stack], number: int) -> Stack:
+    if not stacks:
+        raise VolumeError("the series has no images")
+    if not 0 <= number < len(stacks):
+        listing = "; ".join(
+            f"{n}: {len(s.slices)} slices {s.label}".strip() for n, s in enumerate(stacks)
+        )
+        raise VolumeError(f"no stack {number}: the series has {listing}")
+    return stacks[number]
+
+
+def render(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache | None = None,
+) -> Rendered:
+    """Render ``request`` from ``stack``; a single acquired slice reads only its frame."""
+    if request.mode not in MODES:
+        raise VolumeError(f"unknown mode {request.mode!r}: choose one of {', '.join(MODES)}")
+    plane = request.plane or ("acquired" if request.mode == "slice" else "axial")
+    if plane not in PLANE_CHOICES:
+        raise VolumeError(f"unknown plane {plane!r}: choose one of {', '.join(PLANE_CHOICES)}")
+    if plane == "acquired" and request.mode == "slice":
+        return _one_slice(stack, request, presets)
+    volume = volume_of(stack, cache)
+    if plane == "acquired":
+        view = acquired(volume, request.index, request.mode, request.slab)
+    else:
+        view = orthogonal(
+            volume, plane, request.mode, request.position, request.index, request.slab
+        )
+    window = _window(view.values, volume.header, request, presets)
+    image = values_to_display(view.values, volume.header, window, request.invert)
+    return Rendered(image, view, window, volume.header, view.description)
+
+
+def _one_slice(stack: Stack, request: Request, presets: dict[str, dict[str, Window]]) -> Rendered:
+    count = len(stack.slices)
+    index = count // 2 if request.index is None else request.index
+    if request.position is not None:
+        index = int(np.argmin(np.abs(stack.offsets - request.position)))
+    if not 0 <= index < count:
+        raise VolumeError(f"no slice {index + 1} (the stack has {count})")
+    chosen = stack.slices[index]
+    header = display_header(chosen.source.path)
+    stored = read_frame(chosen.source, chosen.frame)
+    description = f"acquired slice {index + 1}/{count}"
+    if stored.ndim == 3:  # colour
+        return Rendered(
+            to_display(stored, header, invert=request.invert), None, None, header, description
+        )
+    values = modality_values(stored, header)
+    if chosen.slope != 1.0 or chosen.intercept:  # per-frame rescale of enhanced files
+        values = stored.astype(np.float32) * chosen.slope + chosen.intercept
+    window = _window(values, header, request, presets)
+    affine = stack.affine
+    origin = np.asarray(chosen.position, float)
+    view = View(values, origin, affine[:3, 1], affine[:3, 0], description)
+    image = values_to_display(values, header, window, request.invert)
+    return Rendered(image, view, window, header, description)
+
+
+def plane_count(stack: Stack, request: Request, cache: VolumeCache | None = None) -> int:
+    """How many planes ``request``'s plane has (slices to step through in a cine)."""
+    plane = request.plane or "acquired"
+    if plane == "acquired":
+        return len(stack.slices)
+    return orthogonal_count(volume_of(stack, cache), plane)
+
+
+def _window(
+    values: np.ndarray, header: Dataset, request: Request, presets: dict[str, dict[str, Window]]
+) -> Window:
+    if request.preset:
+        return find_preset(presets, str(header.get("Modality", "")), request.preset)
+    return choose_window(values, header, request.window)
+
+
+def volume_of(stack: Stack, cache: VolumeCache | None) -> Volume:
+    key = (stack.slices[0].source.sop_uid, len(stack.slices), stack.label)
+    volume = cache.get(key) if cache else None
+    if volume is None:
+        volume = load(stack)
+        if cache:
+            cache.put(key, volume)
+    return volume
