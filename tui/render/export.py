@@ -115,7 +115,7 @@ def save_animation(frames: Sequence[Image.Image], path: Path, fps: float) -> Non
             target, kind, save_all=True, append_images=list(frames[1:]), duration=duration, loop=0
         )
 
-    _write(path, write, frames[0].size, len(frames))
+    _write(path, write, frames[0].size, len(frames), duration)
 
 
 def contact_sheet(
@@ -147,7 +147,13 @@ def _kind(path: Path, kinds: dict[str, str]) -> str:
     return kind
 
 
-def _write(path: Path, write: Callable[[str], None], size: tuple[int, int], frames: int) -> None:
+def _write(
+    path: Path,
+    write: Callable[[str], None],
+    size: tuple[int, int],
+    frames: int,
+    duration: int = 0,
+) -> None:
     """Write to a temporary file beside ``path``, check it, then move it into place."""
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
@@ -156,7 +162,7 @@ def _write(path: Path, write: Callable[[str], None], size: tuple[int, int], fram
     os.close(fd)
     try:
         write(temporary)
-        _check(temporary, path, size, frames)
+        _check(temporary, path, size, frames, duration)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for the temporary only
@@ -168,14 +174,22 @@ def _write(path: Path, write: Callable[[str], None], size: tuple[int, int], fram
             os.unlink(temporary)
 
 
-def _check(written: str, path: Path, size: tuple[int, int], frames: int) -> None:
+def _check(written: str, path: Path, size: tuple[int, int], frames: int, duration: int) -> None:
+    """Open what was written: its size, and its frames (or, for an animation whose encoder
+    merged identical frames into longer ones, its total running time)."""
     if path.suffix.lower() == ".pdf":
         if os.path.getsize(written) < 100:
             raise ExportError(f"{path}: the PDF came out empty")
         return
     with Image.open(written) as image:
         got = getattr(image, "n_frames", 1)
-        if image.size != size or got != frames:
+        playing = 0
+        if duration:
+            for n in range(got):
+                image.seek(n)
+                playing += int(image.info.get("duration", 0))
+        complete = got == frames or (duration and got <= frames and playing == duration * frames)
+        if image.size != size or not complete:
             raise ExportError(
                 f"{path}: wrote {image.size} x {got} frames, expected {size} x {frames}"
             )
