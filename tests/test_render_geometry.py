@@ -1,0 +1,151 @@
+"""Geometry: one phantom written as axial, sagittal, coronal and oblique acquisitions lands
+at the same patient coordinates in every view; time points split into stacks; a tilted
+stack is refused for MPR, as documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.synthetic import AXIAL, CORONAL, MARKER, OBLIQUE, SAGITTAL, SPHERE, write_series
+from tui.archive.importer import import_paths
+from tui.archive.index import Archive
+from tui.archive.query import series_instances
+from tui.render.views import acquired, oblique, orthogonal
+from tui.render.volume import VolumeError, assemble, load, slices_of
+
+
+def _volume(archive: Archive, folder: Path, **kwargs):
+    uid = write_series(folder, **kwargs)
+    import_paths(archive, [folder])
+    stacks = assemble(slices_of(series_instances(archive, uid)))
+    return stacks, load(stacks[0])
+
+
+def _centroid(view, threshold: float) -> np.ndarray:
+    rows, columns = np.nonzero(view.values > threshold)
+    assert rows.size, "the feature is not in the view"
+    return view.patient_at(rows.mean(), columns.mean())
+
+
+@pytest.mark.parametrize(
+    "orientation",
+    [AXIAL, SAGITTAL, CORONAL, OBLIQUE],
+    ids=["axial", "sagittal", "coronal", "oblique"],
+)
+def test_features_land_at_their_patient_coordinates_in_every_view(
+    archive: Archive, tmp_path: Path, orientation
+) -> None:
+    stacks, volume = _volume(archive, tmp_path / "series", orientation=orientation)
+    assert len(stacks) == 1 and stacks[0].shape == (64, 64, 64)
+    tolerance = 2.5  # about one voxel (2 mm) plus interpolation
+    for plane, axis in (("axial", 2), ("coronal", 1), ("sagittal", 0)):
+        view = orthogonal(volume, plane, position=float(SPHERE[axis]))
+        found = _centroid(view, 150)
+        in_plane = [a for a in range(3) if a != axis]
+        assert np.allclose(found[in_plane], SPHERE[in_plane], atol=tolerance), (plane, found)
+        assert abs(found[axis] - SPHERE[axis]) <= tolerance
+        # The dense marker shows in a MIP through the whole volume, at its place.
+        mip = orthogonal(volume, plane, "mip")
+        marker = _centroid(mip, 1000)
+        assert np.allclose(marker[in_plane], MARKER[in_plane], atol=tolerance), (plane, marker)
+
+
+def test_radiological_orientation_and_labels(archive: Archive, tmp_path: Path) -> None:
+    _, volume = _volume(archive, tmp_path / "sagittal", orientation=SAGITTAL)
+    axial = orthogonal(volume, "axial", position=0.0)
+    assert axial.labels == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    # The marker is at patient right (x < 0) and posterior (y > 0): image left, lower half.
+    rows, columns = np.nonzero(axial.values > 1000)
+    assert columns.mean() < axial.values.shape[1] / 2 and rows.mean() > axial.values.shape[0] / 2
+    coronal = orthogonal(volume, "coronal", position=float(SPHERE[1]))
+    assert coronal.labels == {"left": "R", "right": "L", "top": "H", "bottom": "F"}
+    rows, _ = np.nonzero(coronal.values > 150)
+    assert rows.mean() < coronal.values.shape[0] / 2  # the sphere is high (z = +30): image top
+    sagittal = orthogonal(volume, "sagittal", position=float(SPHERE[0]))
+    assert sagittal.labels == {"left": "A", "right": "P", "top": "H", "bottom": "F"}
+
+
+def test_aspect_ratio_follows_pixel_and_slice_spacing(archive: Archive, tmp_path: Path) -> None:
+    _, volume = _volume(archive, tmp_path / "thick", orientation=AXIAL, count=20, step=6.0)
+    coronal = orthogonal(volume, "coronal")
+    assert coronal.pixel_spacing == pytest.approx((6.0, 2.0))
+    assert coronal.values.shape == (20, 64)
+
+
+def test_values_and_positions_can_be_looked_up(archive: Archive, tmp_path: Path) -> None:
+    _, volume = _volume(archive, tmp_path / "axial", orientation=AXIAL)
+    view = orthogonal(volume, "axial", position=float(SPHERE[2]))
+    row, column = np.unravel_index(np.argmax(view.values), view.values.shape)
+    assert view.value_at(int(row), int(column)) in (300.0, 1500.0)
+    point = view.patient_at(0, 0)
+    assert point[0] < 0 and point[1] < 0  # top left is patient right, anterior
+
+
+def test_oblique_slice_through_the_sphere(archive: Archive, tmp_path: Path) -> None:
+    _, volume = _volume(archive, tmp_path / "axial", orientation=AXIAL)
+    view = oblique(volume, SPHERE, np.array([1.0, 1.0, 1.0]), size=128, spacing=1.0)
+    centre = _centroid(view, 150)
+    assert np.allclose(centre, SPHERE, atol=1.5)
+
+
+def test_time_points_at_the_same_positions_become_stacks(archive: Archive, tmp_path: Path) -> None:
+    series = "1.2.826.0.1.3680043.8.498.77"
+    for t in (1, 2, 3):
+        write_series(tmp_path / f"t{t}", AXIAL, count=10, temporal=t, series_uid=series)
+    import_paths(archive, [tmp_path])
+    stacks = assemble(slices_of(series_instances(archive, series)))
+    assert [len(s.slices) for s in stacks] == [10, 10, 10]
+    offsets = [tuple(np.round(s.offsets, 3)) for s in stacks]
+    assert offsets[0] == offsets[1] == offsets[2]  # each one sorted in space
+
+
+def test_repeated_positions_without_time_ids_split_too(archive: Archive, tmp_path: Path) -> None:
+    series = "1.2.826.0.1.3680043.8.498.78"
+    for run in (1, 2):
+        write_series(tmp_path / f"run{run}", AXIAL, count=8, series_uid=series)
+    import_paths(archive, [tmp_path])
+    stacks = assemble(slices_of(series_instances(archive, series)))
+    assert [len(s.slices) for s in stacks] == [8, 8]
+
+
+def test_a_tilted_stack_is_shown_as_acquired_and_refused_for_mpr(
+    archive: Archive, tmp_path: Path
+) -> None:
+    stacks, volume = _volume(
+        archive, tmp_path / "tilt", orientation=AXIAL, count=30, shear=(0.0, 0.35, 0.0)
+    )
+    stack = stacks[0]
+    assert stack.tilt > 5 and any("tilt" in p for p in stack.problems)
+    with pytest.raises(VolumeError, match="gantry tilt"):
+        orthogonal(volume, "coronal")
+    assert acquired(volume, 10).values.shape == (64, 64)
+    # The affine is the true, sheared geometry: slice k is where the file says it is.
+    k = 20
+    assert np.allclose(stack.affine[:3, 3] + k * stack.affine[:3, 2], stack.slices[k].position)
+
+
+def test_gaps_are_reported(archive: Archive, tmp_path: Path) -> None:
+    uid = write_series(tmp_path / "gappy", AXIAL, count=20)
+    files = sorted((tmp_path / "gappy").iterdir())
+    for path in files[8:11]:
+        path.unlink()
+    import_paths(archive, [tmp_path / "gappy"])
+    [stack] = assemble(slices_of(series_instances(archive, uid)))
+    assert any("gap" in p for p in stack.problems)
+
+
+def test_real_sagittal_mr_gives_axial_and_coronal_views(archive: Archive, shared: Path) -> None:
+    folder = shared / "neurolabusc_dcm_qa_xa30i"
+    import_paths(archive, [folder])
+    uid = archive.conn.execute("SELECT series_uid FROM series").fetchone()[0]
+    [stack] = assemble(slices_of(series_instances(archive, uid)))
+    volume = load(stack)
+    axial = orthogonal(volume, "axial")
+    coronal = orthogonal(volume, "coronal")
+    assert axial.labels["left"] == "R" and coronal.labels["top"] == "H"
+    assert axial.values.std() > 0 and coronal.values.std() > 0
+    # A sagittal stack of 96 slices 2 mm apart spans 190 mm from right to left.
+    assert axial.values.shape[1] * axial.pixel_spacing[1] == pytest.approx(192, abs=4)
