@@ -65,9 +65,8 @@ def run_cli(*args: str, archive: Path | None = None, check: bool = True, **kw: A
     cmd = [sys.executable, "-m", "tui"]
     if archive is not None:
         cmd += ["--archive", str(archive)]
-    result = subprocess.run(
-        [*cmd, *args], capture_output=True, text=True, cwd=ROOT, timeout=600, **kw
-    )
+    kw.setdefault("cwd", ROOT)
+    result = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=600, **kw)
     if check and result.returncode != 0:
         raise AssertionError(f"{cmd + list(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
