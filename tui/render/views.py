@@ -163,7 +163,7 @@ def oblique(
     refusal = volume.stack.mpr_refusal
     if refusal:
         raise VolumeError(f"cannot show an oblique view: {refusal}")
-    n = np.asarray(normal, dtype=float)
+    n = np.array(normal, dtype=float)  # a copy: the caller's array stays as it was
     n /= np.linalg.norm(n)
     # In-plane axes: the column axis as close to patient left as the plane allows.
     helper = np.array([0.0, 0.0, 1.0]) if abs(n[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
@@ -294,7 +294,7 @@ def _project_sampled(volume: Volume, grid: _Grid, low: int, high: int, mode: str
             + grid.column_step[:, None, None] * c
         )
         voxel = np.tensordot(inverse[:3, :3], points, axes=1) + inverse[:3, 3, None, None]
-        plane = sample(volume.data, voxel[2], voxel[1], voxel[0])
+        plane = sample(volume.data, voxel[2], voxel[1], voxel[0], volume.minimum)
         if out is None:
             out = plane if mode != "avg" else plane.astype(np.float32)
         elif mode == "mip":
@@ -309,9 +309,11 @@ def _project_sampled(volume: Volume, grid: _Grid, low: int, high: int, mode: str
     return volume.values(out)
 
 
-def sample(data: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.ndarray:
-    """Trilinear interpolation of ``data[k, j, i]`` at fractional indices; outside the
-    volume, the volume's minimum (air, background)."""
+def sample(
+    data: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray, outside: float
+) -> np.ndarray:
+    """Trilinear interpolation of ``data[k, j, i]`` at fractional indices; ``outside`` the
+    volume (the volume's minimum: air, background)."""
     shape = np.array(data.shape)
     coords = [np.asarray(a, np.float32) for a in (k, j, i)]
     inside = np.ones(coords[0].shape, bool)
@@ -338,5 +340,5 @@ def sample(data: np.ndarray, k: np.ndarray, j: np.ndarray, i: np.ndarray) -> np.
                     + (di if shape[2] > 1 else 0)
                 )
                 out += wk * wj * wi * flat[index + offset]
-    out[~inside] = float(data.min()) if data.size else 0.0
+    out[~inside] = outside
     return out

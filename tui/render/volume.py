@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -246,7 +246,9 @@ def assemble(slices: list[Slice]) -> list[Stack]:
         for number, part in sorted(split.items()):
             part.sort(key=lambda s: float(np.dot(normal, s.position)))
             label = _label(key, number, len(split), len(groups))
-            stacks.append(Stack(part, label, _problems(Stack(part))))
+            stack = Stack(part, label)
+            stack.problems = _problems(stack)
+            stacks.append(stack)
     stacks.sort(key=lambda st: -len(st.slices))
     return stacks
 
@@ -308,6 +310,11 @@ class Volume:
     def nbytes(self) -> int:
         return int(self.data.nbytes)
 
+    @cached_property
+    def minimum(self) -> float:
+        """The smallest stored value (what lies outside the volume when reslicing)."""
+        return float(self.data.min()) if self.data.size else 0.0
+
 
 def load(
     stack: Stack,
@@ -330,40 +337,62 @@ def load(
     slices = stack.slices
     first = slices[0]
     uniform = all(s.slope == first.slope and s.intercept == first.intercept for s in slices)
-    direct = all(s.source.direct for s in slices)
-    dtypes = {s.source.dtype for s in slices}
-    dtype = next(iter(dtypes)) if direct and len(dtypes) == 1 and uniform else None
-    data = np.empty(stack.shape, dtype=dtype or np.float32)
     done = 0
 
-    def store(index: int, pixels: np.ndarray) -> None:
+    def progressed() -> None:
         nonlocal done
-        s = slices[index]
-        if pixels.ndim != 2:
-            raise VolumeError("colour images do not make a volume")
-        data[index] = pixels if dtype is not None else pixels * s.slope + s.intercept
         done += 1
         if progress:
             progress(done, len(slices))
         if cancel is not None and cancel.is_set():
             raise VolumeError("loading cancelled")
 
-    if dtype is not None:
+    if (
+        uniform
+        and all(s.source.direct for s in slices)
+        and len({s.source.dtype for s in slices}) == 1
+    ):
+        data = np.empty(stack.shape, dtype=first.source.dtype)
         for index, s in enumerate(slices):
             read_into(s.source, data[index], s.frame)
-            store(index, data[index])
-    elif len(slices) >= _PARALLEL_FROM and workers > 1:
+            progressed()
+        return Volume(stack, data, first.slope, first.intercept, display_header(first.source.path))
+
+    frames = _decoded_frames(slices, workers)
+    pixels = next(frames)
+    # Integer slices sharing one rescale stay in their stored type (int16 CT: half of float32).
+    keep = uniform and pixels.dtype.kind in "iu"
+    data = np.empty(stack.shape, dtype=pixels.dtype if keep else np.float32)
+    for index, s in enumerate(slices):
+        if index:
+            pixels = next(frames)
+        if pixels.ndim != 2:
+            raise VolumeError("colour images do not make a volume")
+        if keep:
+            data[index] = pixels
+        else:
+            np.multiply(pixels, np.float32(s.slope), out=data[index], casting="unsafe")
+            data[index] += np.float32(s.intercept)
+        progressed()
+    slope, intercept = (first.slope, first.intercept) if keep else (1.0, 0.0)
+    return Volume(stack, data, slope, intercept, display_header(first.source.path))
+
+
+# Codecs slow enough that worker processes pay for sending frames back through a pipe.
+_SLOW_CODECS = ("1.2.840.10008.1.2.4.",)  # JPEG, JPEG-LS, JPEG 2000 (not RLE, not native)
+
+
+def _decoded_frames(slices: list[Slice], workers: int) -> Iterator[np.ndarray]:
+    """Decode frames in order: in worker processes for many slices of a slow codec."""
+    slow = all(s.source.transfer_syntax.startswith(_SLOW_CODECS) for s in slices)
+    if slow and workers > 1 and len(slices) >= _PARALLEL_FROM:
         with process_pool(workers, preload=__name__) as pool:
-            frames = pool.map(
+            yield from pool.map(
                 read_frame, [s.source for s in slices], [s.frame for s in slices], chunksize=4
             )
-            for index, pixels in enumerate(frames):
-                store(index, pixels)
-    else:
-        for index, s in enumerate(slices):
-            store(index, read_frame(s.source, s.frame))
-    slope, intercept = (first.slope, first.intercept) if dtype is not None else (1.0, 0.0)
-    return Volume(stack, data, slope, intercept, display_header(first.source.path))
+        return
+    for s in slices:
+        yield read_frame(s.source, s.frame)
 
 
 class VolumeCache:
