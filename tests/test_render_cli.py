@@ -103,6 +103,7 @@ def test_term_prints_half_blocks(series) -> None:
         (["--index", "999", "-o", "x.png"], "no slice 999"),
         (["--plane", "axial", "--position", "5000", "-o", "x.png"], "outside the volume"),
         (["--stack", "3", "-o", "x.png"], "no stack 3"),
+        (["--file-window", "2", "-o", "x.png"], "no window 2 in the file"),
         (["--size", "0x10", "-o", "x.png"], "each side from 1"),
         ([], "needs -o OUT"),
     ],

@@ -159,6 +159,7 @@ def _view_options(p: argparse.ArgumentParser) -> None:
     window.add_argument(
         "--preset", metavar="NAME", help="a window preset (CT: brain, lung, bone...)"
     )
+    window.add_argument("--file-window", type=int, metavar="N", help="the file's own window N")
     p.add_argument("--invert", action="store_true")
 
 
@@ -563,6 +564,7 @@ def _request(args: argparse.Namespace) -> Any:
         slab=args.slab,
         window=args.window,
         preset=args.preset,
+        file_window=None if args.file_window is None else args.file_window - 1,
         invert=args.invert,
     )
 

@@ -12,7 +12,14 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from tui.render.decode import display_header, read_frame
-from tui.render.lut import Window, choose_window, modality_values, to_display, values_to_display
+from tui.render.lut import (
+    Window,
+    choose_window,
+    file_windows,
+    modality_values,
+    to_display,
+    values_to_display,
+)
 from tui.render.presets import find_preset
 from tui.render.views import MODES, PLANES, View, acquired, orthogonal, orthogonal_count
 from tui.render.volume import Stack, Volume, VolumeCache, VolumeError, load
@@ -32,6 +39,7 @@ class Request:
     slab: float | None = None
     window: Window | None = None
     preset: str | None = None
+    file_window: int | None = None  # the file's own window number (0-based)
     invert: bool = False
 
 
@@ -122,6 +130,12 @@ def _window(
 ) -> Window:
     if request.preset:
         return find_preset(presets, str(header.get("Modality", "")), request.preset)
+    if request.file_window is not None:
+        windows = file_windows(header)
+        if not 0 <= request.file_window < len(windows):
+            offered = ", ".join(f"{n + 1}: {w}" for n, w in enumerate(windows)) or "none"
+            raise VolumeError(f"no window {request.file_window + 1} in the file (it has {offered})")
+        return windows[request.file_window]
     return choose_window(values, header, request.window)
 
 
