@@ -121,13 +121,7 @@ def orthogonal(
         raise VolumeError(
             f"{where} is outside the volume ({first:.1f} to {first + (planes - 1) * step:.1f} mm)"
         )
-    if mode == "slice":
-        low, high = index, index + 1
-    elif slab is None:
-        low, high = 0, planes
-    else:
-        half = max(0, round(slab / step / 2 - 0.5))
-        low, high = max(0, index - half), min(planes, index + half + 1)
+    low, high = _slab_range(mode, index, planes, slab, step)
     aligned = aligned_planes(volume, plane)
     stored = aligned[low:high] if aligned is not None else None
     if stored is not None:
@@ -192,14 +186,7 @@ def acquired(
     index = count // 2 if index is None else index
     if not 0 <= index < count:
         raise VolumeError(f"no slice {index + 1} (the stack has {count})")
-    step = abs(volume.stack.spacing) or 1.0
-    if mode == "slice":
-        low, high = index, index + 1
-    elif slab is None:
-        low, high = 0, count
-    else:
-        half = max(0, round(slab / step / 2 - 0.5))
-        low, high = max(0, index - half), min(count, index + half + 1)
+    low, high = _slab_range(mode, index, count, slab, abs(volume.stack.spacing) or 1.0)
     affine = volume.affine
     values = _project(volume, volume.data[low:high], mode)
     what = (
@@ -207,6 +194,19 @@ def acquired(
     )
     origin = affine[:3, 3] + affine[:3, 2] * index
     return View(values, origin, affine[:3, 1], affine[:3, 0], f"acquired {what}")
+
+
+def _slab_range(
+    mode: str, index: int, planes: int, slab: float | None, step: float
+) -> tuple[int, int]:
+    """The planes a view reduces over: one for a slice, ``slab`` mm centred on ``index``
+    for a projection, or all of them when no slab is given."""
+    if mode == "slice":
+        return index, index + 1
+    if slab is None:
+        return 0, planes
+    half = max(0, round(slab / step / 2 - 0.5))
+    return max(0, index - half), min(planes, index + half + 1)
 
 
 def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
