@@ -60,3 +60,25 @@ def test_the_cache_drops_the_least_recent_volume(archive: Archive, shared: Path)
     cache.put("a", volume)
     cache.put("b", load(stack))
     assert cache.get("a") is None and cache.get("b") is not None
+
+
+def test_every_shared_series_renders_or_says_why(archive: Archive, shared: Path) -> None:
+    """Malformed files, odd UIDs, colour, palettes, multi-frame: an image or one clear error."""
+    from tui.errors import UserError
+    from tui.render.pipeline import Request, pick_stack, render
+    from tui.render.presets import load_presets
+
+    import_paths(archive, [shared])
+    presets = load_presets()
+    rendered = refused = 0
+    for (uid,) in archive.conn.execute("SELECT series_uid FROM series").fetchall():
+        try:
+            stack = pick_stack(assemble(slices_of(series_instances(archive, uid))), 0)
+            image = render(stack, Request(), presets).image
+        except UserError as exc:
+            assert str(exc) and "\n" not in str(exc)
+            refused += 1
+            continue
+        assert image.dtype == np.uint8 and image.ndim in (2, 3)
+        rendered += 1
+    assert rendered > 60 and refused < rendered / 4

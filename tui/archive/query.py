@@ -18,7 +18,7 @@ from tui.errors import UserError
 
 LEVELS = ("patient", "study", "series", "instance")
 _DATE = re.compile(r"^(\d{8})?(-)?(\d{8})?$")
-_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+_UID = re.compile(r"^[^\s*?\x00-\x1f\\]+$")
 
 
 @dataclass
@@ -75,9 +75,13 @@ def date_range(text: str, option: str = "date") -> tuple[str, str] | None:
 
 
 def check_uid(uid: str, option: str) -> None:
-    """Refuse what cannot be a UID (digits and dots, at most 64 characters)."""
-    if uid and (len(uid) > 64 or not _UID.match(uid)):
-        raise UserError(f"--{option} {uid!r}: not a UID (digits separated by dots)")
+    """Refuse what cannot name one object: wildcards, spaces, control characters.
+
+    Real files carry non-conformant UIDs (hex digits, over 64 characters), so those
+    are accepted: they must stay reachable.
+    """
+    if uid and not _UID.match(uid):
+        raise UserError(f"--{option} {uid!r}: not a UID (no wildcards or spaces)")
 
 
 # Columns per level: (DICOM keyword or 'path', SQL expression).

@@ -129,17 +129,23 @@ def _decoded(source: PixelSource, index: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            if source.transfer_syntax == _DEFLATED:  # the decoders read the raw file
-                return (
-                    dcmread(source.path).pixel_array
-                    if frame is None
-                    else (dcmread(source.path).pixel_array[frame])
-                )
+            if source.transfer_syntax in (_DEFLATED, ""):
+                return _whole_dataset(source.path, frame)
             return pixel_array(source.path, index=frame)
     except Exception as exc:  # decoders raise many types
         syntax = UID(source.transfer_syntax).name if source.transfer_syntax else "unknown syntax"
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DecodeError(f"{source.path}: cannot decode ({syntax}): {message}") from None
+
+
+def _whole_dataset(path: str, frame: int | None) -> np.ndarray:
+    """Deflated files (the decoders read raw bytes) and old files without a transfer
+    syntax (ACR-NEMA style: implicit VR little endian) are read whole by pydicom."""
+    ds = dcmread(path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2")
+    pixels = ds.pixel_array
+    return pixels if frame is None else pixels[frame]
 
 
 @lru_cache(maxsize=64)

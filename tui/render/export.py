@@ -27,7 +27,7 @@ def square_pixels(image: np.ndarray, pixel_spacing: tuple[float, float]) -> Imag
     """The image stretched so each pixel is square (no squashed coronal views)."""
     picture = Image.fromarray(image)
     row, column = pixel_spacing
-    if abs(row - column) < 1e-6 * max(row, column):
+    if min(row, column) <= 0 or abs(row - column) < 1e-6 * max(row, column):
         return picture
     unit = min(row, column)
     size = (round(picture.width * column / unit), round(picture.height * row / unit))

@@ -30,6 +30,7 @@ from tui.render.decode import PixelSource, display_header, read_frame, read_into
 
 Progress = Callable[[int, int], None]
 _TILT_DEGREES = 0.5  # steeper than this, slices are sheared
+_DEFLATED = "1.2.840.10008.1.2.1.99"  # pixels cannot be located without inflating
 _PARALLEL_FROM = 16  # compressed slices decoded in worker processes from this many
 
 
@@ -131,7 +132,8 @@ def slices_of(rows: list[dict[str, Any]]) -> list[Slice]:
     out: list[Slice] = []
     for row in rows:
         source = PixelSource.from_row(row)
-        if source.rows == 0:
+        no_pixels = row["pixel_offset"] is None and row["transfer_syntax"] != _DEFLATED
+        if source.rows == 0 or no_pixels:
             continue  # no pixel data: not an image
         if source.frames > 1:
             out += _frames(row, source)
