@@ -665,7 +665,7 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
         frames = rotating_mip(stack, request, presets)
         export.save_animation([export.fit(f, args.size) for f in frames], output, args.fps)
         return _done(args.output)
-    cache = VolumeCache()
+    cache = VolumeCache(_cache_mb(locations))
     count = plane_count(stack, request, cache)
     step = 1 if args.cine else max(1, -(-count // _SHEET_TILES))
     first = render(stack, replace(request, index=count // 2), presets, cache)
@@ -687,6 +687,16 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
         )
         export.save_sheet(sheet, output)
     return _done(args.output)
+
+
+def _cache_mb(locations: Locations) -> float:
+    """``[render] cache_mb`` in config.toml: memory for decoded volumes (default 1024)."""
+    from tui.config import load_config
+
+    value = load_config(locations.config_file).get("render", {}).get("cache_mb", 1024)
+    if not isinstance(value, int | float) or value <= 0:
+        raise UserError(f"{locations.config_file}: [render] cache_mb must be a positive number")
+    return float(value)
 
 
 _SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced
