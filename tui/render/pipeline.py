@@ -86,7 +86,7 @@ def render(
         view = orthogonal(
             volume, plane, request.mode, request.position, request.index, request.slab
         )
-    window = _window(view.values, volume.header, request, presets)
+    window = _window(view.values, volume.header, request, presets, stack.slices[0].window)
     image = values_to_display(view.values, volume.header, window, request.invert)
     return Rendered(image, view, window, volume.header, view.description)
 
@@ -109,7 +109,7 @@ def _one_slice(stack: Stack, request: Request, presets: dict[str, dict[str, Wind
     values = modality_values(stored, header)
     if chosen.slope != 1.0 or chosen.intercept:  # per-frame rescale of enhanced files
         values = stored.astype(np.float32) * chosen.slope + chosen.intercept
-    window = _window(values, header, request, presets)
+    window = _window(values, header, request, presets, chosen.window)
     affine = stack.affine
     origin = np.asarray(chosen.position, float)
     view = View(values, origin, affine[:3, 1], affine[:3, 0], description)
@@ -126,8 +126,14 @@ def plane_count(stack: Stack, request: Request, cache: VolumeCache | None = None
 
 
 def _window(
-    values: np.ndarray, header: Dataset, request: Request, presets: dict[str, dict[str, Window]]
+    values: np.ndarray,
+    header: Dataset,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    frame_window: tuple[float, float] | None = None,
 ) -> Window:
+    """The request's window or preset, else the frame's own (enhanced files), else the
+    file's first, else an automatic one."""
     if request.preset:
         return find_preset(presets, str(header.get("Modality", "")), request.preset)
     if request.file_window is not None:
@@ -136,6 +142,8 @@ def _window(
             offered = ", ".join(f"{n + 1}: {w}" for n, w in enumerate(windows)) or "none"
             raise VolumeError(f"no window {request.file_window + 1} in the file (it has {offered})")
         return windows[request.file_window]
+    if request.window is None and frame_window is not None:
+        return Window(*frame_window, name="FRAME")
     return choose_window(values, header, request.window)
 
 

@@ -52,6 +52,7 @@ class Slice:
     acquisition: int
     temporal: int
     number: int
+    window: tuple[float, float] | None = None  # per-frame VOI (enhanced files), centre/width
 
 
 @dataclass
@@ -171,6 +172,8 @@ def _frames(row: dict[str, Any], source: PixelSource) -> list[Slice]:
         slope = _group(groups, "PixelValueTransformationSequence", "RescaleSlope", 1)
         intercept = _group(groups, "PixelValueTransformationSequence", "RescaleIntercept", 1)
         temporal = _group(groups, "FrameContentSequence", "TemporalPositionIndex", 1)
+        center = _group(groups, "FrameVOILUTSequence", "WindowCenter", 1)
+        width = _group(groups, "FrameVOILUTSequence", "WindowWidth", 1)
         out.append(
             Slice(
                 source=source,
@@ -183,6 +186,7 @@ def _frames(row: dict[str, Any], source: PixelSource) -> list[Slice]:
                 acquisition=row["acquisition_number"] or 0,
                 temporal=int(temporal[0]) if temporal else 0,
                 number=frame + 1,
+                window=(center[0], width[0]) if center and width and width[0] > 0 else None,
             )
         )
     return out
