@@ -1,0 +1,125 @@
+"""Which image protocol and bandwidth to use: asked of the user, read from the
+environment, or asked of the terminal itself (with a short timeout: a terminal that
+never answers must not hang us).
+
+``auto`` graphics: kitty where the terminal answers a kitty graphics query (or says it is
+kitty, Ghostty or WezTerm), iTerm2 inline images in iTerm2, sixel where the device
+attributes list it, half-blocks otherwise, and inside tmux (whose passthrough is off by
+default, and whose maintainers call sixel slow) always half-blocks; ASCII when TERM is
+dumb or NO_COLOR is set.
+
+``auto`` bandwidth: ``high`` on a local terminal, ``normal`` over SSH (SSH_CONNECTION or
+SSH_TTY set). The link's speed is not measured; choose ``low`` on a slow link.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import termios
+import time
+import tty
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from tui.term.halfblock import HIGH, LOW, NORMAL, Mode
+
+GRAPHICS = ("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "none")
+BANDWIDTHS = ("auto", "low", "normal", "high")
+_KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
+_DEVICE_ATTRIBUTES = "\x1b[c"
+_REPLY_END = re.compile(rb"\x1b\[\?[\d;]*c")  # every terminal answers DA1; it ends the wait
+
+
+@dataclass(frozen=True)
+class Bandwidth:
+    """What a bandwidth setting allows."""
+
+    name: str
+    mode: Mode  # half-block colours
+    max_cells: tuple[int, int]  # largest image, columns x rows
+    fps: float  # frames per second at most (cine, key repeat)
+
+
+BANDWIDTH = {
+    "low": Bandwidth("low", LOW, (80, 30), 4.0),
+    "normal": Bandwidth("normal", NORMAL, (160, 60), 12.0),
+    "high": Bandwidth("high", HIGH, (400, 150), 30.0),
+}
+
+
+def choose_bandwidth(setting: str, env: Mapping[str, str] | None = None) -> Bandwidth:
+    env = os.environ if env is None else env
+    if setting == "auto":
+        remote = bool(env.get("SSH_CONNECTION") or env.get("SSH_TTY"))
+        setting = "normal" if remote else "high"
+    return BANDWIDTH[setting]
+
+
+def from_environment(env: Mapping[str, str]) -> str | None:
+    """A protocol the environment names for sure, or None to ask the terminal."""
+    term = env.get("TERM", "")
+    program = env.get("TERM_PROGRAM", "")
+    if term == "dumb" or "NO_COLOR" in env:
+        return "ascii"
+    if env.get("TMUX"):
+        return "halfblock"
+    if "kitty" in term or env.get("KITTY_WINDOW_ID") or "ghostty" in term:
+        return "kitty"
+    if program == "WezTerm":
+        return "kitty"
+    if program == "iTerm.app":
+        return "iterm"
+    return None
+
+
+def from_replies(replies: bytes) -> str:
+    """A protocol from the terminal's answers to the kitty query and DA1."""
+    if b"\x1b_Gi=31;OK" in replies:
+        return "kitty"
+    attributes = re.search(rb"\x1b\[\?([\d;]*)c", replies)
+    if attributes and "4" in attributes.group(1).decode().split(";"):
+        return "sixel"
+    return "halfblock"
+
+
+def choose_graphics(
+    setting: str, env: Mapping[str, str] | None = None, tty_fd: int | None = None
+) -> str:
+    """The protocol to use for ``setting`` (``auto`` asks the environment, then the
+    terminal on ``tty_fd``, if any)."""
+    if setting != "auto":
+        return setting
+    env = os.environ if env is None else env
+    known = from_environment(env)
+    if known is not None:
+        return known
+    if tty_fd is None or not os.isatty(tty_fd):
+        return "halfblock"
+    return from_replies(query(tty_fd, _KITTY_QUERY + _DEVICE_ATTRIBUTES))
+
+
+def query(fd: int, request: str, timeout: float = 0.25) -> bytes:
+    """Send ``request`` to the terminal on ``fd`` and collect its replies until the DA1
+    answer arrives or ``timeout`` seconds pass. The terminal's modes are restored."""
+    saved = termios.tcgetattr(fd)
+    received = b""
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)
+        os.write(fd, request.encode())
+        deadline = time.monotonic() + timeout
+        while not _REPLY_END.search(received):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            received += chunk
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+    return received

@@ -1,0 +1,71 @@
+"""Grey levels of the xterm 256-colour palette, and dithering to them.
+
+The palette's grey ramp (232-255: 8, 18 ... 238) plus black (16) and white (231) gives 26
+greys. Normal bandwidth uses all of them; low bandwidth 8, spread over the same range, so
+more neighbouring cells are equal and merge into runs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BAYER = [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]
+_RAMP = [(16, 0)] + [(232 + i, 8 + 10 * i) for i in range(24)] + [(231, 255)]
+
+
+def grey_levels(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """(palette indices, grey values) of ``count`` greys spread from black to white."""
+    if count >= len(_RAMP):
+        chosen = _RAMP
+    else:
+        picks = np.rint(np.linspace(0, len(_RAMP) - 1, count)).astype(int)
+        chosen = [_RAMP[i] for i in picks]
+    return np.array([c for c, _ in chosen]), np.array([v for _, v in chosen], dtype=np.int16)
+
+
+def quantize(grey: np.ndarray, values: np.ndarray, dither: str = "none") -> np.ndarray:
+    """Index (into ``values``) of the grey each pixel becomes.
+
+    ``dither``: ``none`` (nearest), ``ordered`` (4x4 Bayer) or ``diffusion``
+    (Floyd-Steinberg), so gradients do not band at few levels.
+    """
+    levels = values.astype(np.float32)
+    image = grey.astype(np.float32)
+    if dither == "ordered":
+        step = float(np.max(np.diff(levels))) if levels.size > 1 else 0.0
+        bayer = (np.array(_BAYER) + 0.5) / 16
+        h, w = image.shape
+        tiled = np.tile(bayer, (h // 4 + 1, w // 4 + 1))[:h, :w]
+        image = (image + (tiled - 0.5) * step).astype(np.float32)
+    elif dither == "diffusion":
+        return _diffuse(image, levels)
+    return _nearest(image, levels)
+
+
+def _nearest(image: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    edges = (levels[1:] + levels[:-1]) / 2
+    return np.searchsorted(edges, image).astype(np.uint8)
+
+
+def _diffuse(image: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Floyd-Steinberg, a row at a time (images here are at most a few hundred cells)."""
+    work = image.copy()
+    out = np.empty(work.shape, np.uint8)
+    h, w = work.shape
+    edges = (levels[1:] + levels[:-1]) / 2
+    for y in range(h):
+        row = work[y]
+        for x in range(w):
+            index = int(np.searchsorted(edges, row[x]))
+            out[y, x] = index
+            error = row[x] - levels[index]
+            if x + 1 < w:
+                row[x + 1] += error * 7 / 16
+            if y + 1 < h:
+                below = work[y + 1]
+                if x:
+                    below[x - 1] += error * 3 / 16
+                below[x] += error * 5 / 16
+                if x + 1 < w:
+                    below[x + 1] += error / 16
+    return out
