@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="archive folder (default: $PACS_TUI_ARCHIVE or the user data folder)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
+    parser.add_argument(
+        "--graphics",
+        choices=("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "braille", "none"),
+        help="how images are drawn in the terminal (default: config.toml, else auto)",
+    )
+    parser.add_argument(
+        "--bandwidth",
+        choices=("auto", "low", "normal", "high"),
+        help="colours, image size and frame rate (default: config.toml, else auto)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = commands.add_parser("import", help="index DICOM files and folders into the archive")
@@ -614,7 +624,7 @@ def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
         edges = view.labels if view is not None else None
         picture = export.annotate(picture, _corner_text(rendered, args.no_phi), edges)
     if args.term:
-        _print_halfblocks(picture)
+        _print_in_terminal(picture, args, locations)
     if args.output:
         export.save_still(picture, Path(args.output))
         return _done(args.output)
@@ -626,23 +636,27 @@ def _done(path: str) -> int:
     return 0
 
 
-def _print_halfblocks(picture: Any) -> None:
-    """A plain half-block print (the terminal encoders of tui/term will replace it)."""
-    columns = max(8, shutil.get_terminal_size().columns - 1)
-    width = min(columns, picture.width)
-    height = max(2, round(picture.height * width / picture.width / 2) * 2)
-    rgb = picture.convert("RGB").resize((width, height))
-    pixels = rgb.load()
-    lines = []
-    for y in range(0, height, 2):
-        cells = []
-        for x in range(width):
-            top, bottom = pixels[x, y], pixels[x, y + 1]
-            cells.append(
-                f"\x1b[38;2;{top[0]};{top[1]};{top[2]}m\x1b[48;2;{bottom[0]};{bottom[1]};{bottom[2]}m▀"
-            )
-        lines.append("".join(cells) + "\x1b[0m")
-    print("\n".join(lines))
+def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locations) -> None:
+    import numpy as np
+
+    from tui.config import load_config
+    from tui.term.detect import choose_bandwidth, choose_graphics
+    from tui.term.show import draw
+
+    config = load_config(locations.config_file)
+    graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=_tty())
+    bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
+    size = shutil.get_terminal_size()
+    image = np.asarray(picture)
+    text = draw(
+        image, graphics, bandwidth, size.columns - 1, size.lines - 2, tmux="TMUX" in os.environ
+    )
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _tty() -> int | None:
+    return sys.stdin.fileno() if sys.stdin.isatty() and sys.stdout.isatty() else None
 
 
 def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
