@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tui.term.cells import area_resize
-from tui.term.palette import grey_levels, quantize
+from tui.term.palette import fitted_levels, quantize
 
 UPPER, LOWER, FULL = "▀", "▄", "█"
 _TRUE = 1 << 24  # flag on a colour code: a 24-bit colour, not a palette index
@@ -69,7 +69,7 @@ def to_cells(image: np.ndarray, columns: int, rows: int, mode: Mode = NORMAL) ->
         rgb = rgb.astype(np.int32)
         codes = _TRUE | (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     else:
-        indices, values = grey_levels(mode.levels)
+        indices, values = fitted_levels(pixels, mode.levels)
         codes = indices[quantize(pixels, values, mode.dither)].astype(np.int32)
     return CellImage(np.ascontiguousarray(codes[0::2]), np.ascontiguousarray(codes[1::2]))
 

@@ -23,6 +23,32 @@ def grey_levels(count: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array([c for c, _ in chosen]), np.array([v for _, v in chosen], dtype=np.int16)
 
 
+def fitted_levels(grey: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """``count`` of the palette's greys chosen for this image (Lloyd's algorithm on its
+    histogram, each level snapped to the ramp): few levels go where the pixels are."""
+    indices, values = grey_levels(len(_RAMP))
+    if count >= len(values):
+        return indices, values
+    histogram = np.bincount(grey.ravel(), minlength=256).astype(np.float64)
+    shades = np.arange(256)
+    chosen = np.rint(np.linspace(0, len(values) - 1, count)).astype(int)
+    for _ in range(12):
+        centres = values[chosen].astype(np.float64)
+        edges = (centres[1:] + centres[:-1]) / 2
+        owner = np.searchsorted(edges, shades)
+        moved = chosen.copy()
+        for k in range(count):
+            weight = histogram[owner == k]
+            if weight.sum() > 0:
+                mean = float((shades[owner == k] * weight).sum() / weight.sum())
+                moved[k] = int(np.argmin(np.abs(values - mean)))
+        moved = np.unique(moved)
+        if len(moved) == len(chosen) and np.array_equal(moved, chosen):
+            break
+        chosen = moved
+    return indices[chosen], values[chosen]
+
+
 def quantize(grey: np.ndarray, values: np.ndarray, dither: str = "none") -> np.ndarray:
     """Index (into ``values``) of the grey each pixel becomes.
 

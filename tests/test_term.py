@@ -1,0 +1,264 @@
+"""Terminal encoders on fixed images: bytes, fidelity, well-formed protocol output, and
+detection with canned terminal replies (and a terminal that never replies)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import pty
+import re
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tui.term import protocols, text
+from tui.term.cells import area_resize, fit_cells
+from tui.term.detect import choose_bandwidth, choose_graphics, from_environment, from_replies, query
+from tui.term.halfblock import HIGH, LOW, NORMAL, encode, to_cells
+
+ROWS, COLUMNS = 50, 100
+
+
+def _gradient() -> np.ndarray:
+    y, x = np.mgrid[0:200, 0:200]
+    image = (x + y) * 255 // 398
+    image[60:140, 60:140] = 255 - image[60:140, 60:140]
+    return image.astype(np.uint8)
+
+
+def _moved(image: np.ndarray) -> np.ndarray:
+    out = image.copy()
+    out[60:140, 60:140] = np.roll(out[60:140, 60:140], 6, axis=1)
+    return out
+
+
+def _shown_error(image: np.ndarray, mode) -> float:
+    cells = to_cells(image, COLUMNS, ROWS, mode)
+    reference = area_resize(image, COLUMNS, ROWS * 2).astype(np.int16)
+    return float(np.abs(cells.shown() - reference).mean())
+
+
+def _mr_slice() -> np.ndarray:
+    """A real brain MR slice (Siemens 3T T1), auto-windowed to 8 bits."""
+    from tests.conftest import need_shared
+    from tui.render.decode import display_header
+    from tui.render.lut import to_display
+    from tui.render.pipeline import Request, render
+    from tui.render.presets import load_presets
+    from tui.render.volume import Stack, slices_of
+
+    folder = need_shared() / "neurolabusc_dcm_qa_xa30i"
+    del display_header, to_display  # the pipeline below does the reading
+    from tui.archive.header import read_record
+
+    path = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and p.suffix != ".txt" and "README" not in p.name
+    )[48]
+    record = read_record(str(path))
+    row = {
+        "path": str(path), "sop_uid": record.sop_uid, "transfer_syntax": record.transfer_syntax,
+        "rows": record.rows, "columns": record.columns, "frames": 1, "samples_per_pixel": 1,
+        "photometric": record.photometric, "bits_allocated": record.bits_allocated,
+        "bits_stored": record.bits_stored, "pixel_representation": record.pixel_representation,
+        "pixel_offset": record.pixels.offset if record.pixels else None,
+        "pixel_length": record.pixels.length if record.pixels else None,
+        "position": record.position, "orientation": record.orientation,
+        "pixel_spacing": record.pixel_spacing, "rescale_slope": record.rescale_slope,
+        "rescale_intercept": record.rescale_intercept, "acquisition_number": 1,
+        "temporal_position": None, "instance_number": 1,
+    }  # fmt: skip
+    return render(Stack(slices_of([row])), Request(), load_presets()).image
+
+
+@pytest.mark.parametrize(("mode", "limit"), [(LOW, 8.0), (NORMAL, 4.0), (HIGH, 0.5)])
+def test_fidelity_against_the_area_averaged_image(mode, limit: float) -> None:
+    assert _shown_error(_mr_slice(), mode) <= limit
+    if mode is not LOW:  # a full-range gradient is the worst case for 8 levels
+        assert _shown_error(_gradient(), mode) <= limit
+
+
+def test_a_step_sends_only_the_changed_runs() -> None:
+    before, after = _gradient(), _moved(_gradient())
+    old = to_cells(before, COLUMNS, ROWS, NORMAL)
+    new = to_cells(after, COLUMNS, ROWS, NORMAL)
+    full, step = encode(new), encode(new, old)
+    assert len(step) < len(full) / 2
+    assert encode(new, new) == ""  # nothing changed, nothing sent
+    # What the step draws, applied over the old frame, is the new frame.
+    assert _replay(step, old) == _replay(full, None)
+
+
+def _replay(sequence: str, previous) -> list[list[tuple[int, int]]]:
+    """A tiny terminal: apply cursor moves, SGR colours and half blocks to a cell grid."""
+    grid = [[(-1, -1)] * COLUMNS for _ in range(ROWS)]
+    if previous is not None:
+        top, bottom = previous.top.tolist(), previous.bottom.tolist()
+        grid = [[(top[r][c], bottom[r][c]) for c in range(COLUMNS)] for r in range(ROWS)]
+    fg = bg = -1
+    row = column = 0
+    for token in re.findall(r"\x1b\[(\d+);(\d+)H|\x1b\[([\d;]*)m|(.)", sequence, re.S):
+        move_row, move_column, sgr, char = token
+        if move_row:
+            row, column = int(move_row) - 1, int(move_column) - 1
+        elif (sgr is not None and token[2] != "") or (sgr == "" and char == ""):
+            params = [int(p) for p in sgr.split(";")] if sgr else [0]
+            i = 0
+            while i < len(params):
+                if params[i] in (38, 48) and params[i + 1] == 5:
+                    if params[i] == 38:
+                        fg = params[i + 2]
+                    else:
+                        bg = params[i + 2]
+                    i += 3
+                else:
+                    i += 1
+        elif char:
+            cell = {"▀": (fg, bg), "▄": (bg, fg), " ": (bg, bg), "█": (fg, fg)}[char]
+            grid[row][column] = cell
+            column += 1
+    return grid
+
+
+def test_kitty_output_is_well_formed() -> None:
+    image = _gradient()
+    sequence = protocols.kitty(image, 40, 20)
+    chunks = re.findall(r"\x1b_G([^;]*);([^\x1b]*)\x1b\\", sequence)
+    assert chunks and chunks[0][0].startswith("a=T,f=100") and chunks[-1][0].endswith("m=0")
+    assert all(len(payload) <= 4096 for _, payload in chunks)
+    data = base64.standard_b64decode("".join(payload for _, payload in chunks))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image)
+
+
+def test_iterm_output_is_well_formed() -> None:
+    image = _gradient()
+    found = re.fullmatch(
+        r"\x1b\]1337;File=inline=1;size=(\d+);[^:]*:([A-Za-z0-9+/=]+)\x07",
+        protocols.iterm(image, 40, 20),
+    )
+    assert found
+    data = base64.standard_b64decode(found.group(2))
+    assert len(data) == int(found.group(1))
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image)
+
+
+def _decode_sixel(sequence: str) -> np.ndarray:
+    """A minimal sixel decoder: raster size, grey palette, RLE, bands."""
+    body = sequence[sequence.index("q") + 1 : sequence.rindex("\x1b\\")]
+    size = re.match(r'"1;1;(\d+);(\d+)', body)
+    assert size
+    width, height = int(size.group(1)), int(size.group(2))
+    body = body[size.end() :]
+    palette: dict[int, int] = {}
+    for number, _, r, _g, _b in re.findall(r"#(\d+);(2);(\d+);(\d+);(\d+)", body):
+        palette[int(number)] = round(int(r) * 255 / 100)
+    body = re.sub(r"#\d+;2;\d+;\d+;\d+", "", body)
+    out = np.zeros((height + 6, width), np.int16)
+    band = x = colour = 0
+    for token in re.findall(r"#(\d+)|!(\d+)(.)|([?-~])|(\$)|(-)", body):
+        select, repeat, repeated, single, back, down = token
+        if select:
+            colour = int(select)
+        elif repeat or single:
+            count, char = (int(repeat), repeated) if repeat else (1, single)
+            bits = ord(char) - 63
+            for _ in range(count):
+                for k in range(6):
+                    if bits >> k & 1:
+                        out[band * 6 + k, x] = palette[colour]
+                x += 1
+        elif back:
+            x = 0
+        elif down:
+            band, x = band + 1, 0
+    return out[:height]
+
+
+def test_sixel_decodes_back_to_the_image_within_the_palette_error() -> None:
+    image = _gradient()[:97, :150]  # a height that is not a multiple of six
+    decoded = _decode_sixel(protocols.sixel(image, levels=64))
+    assert decoded.shape == image.shape
+    assert np.abs(decoded - image.astype(np.int16)).max() <= 255 / 63 / 2 + 1
+
+
+def test_text_fallbacks_have_one_character_per_cell() -> None:
+    art = text.ascii_art(_gradient(), 40, 20).splitlines()
+    assert len(art) == 20 and {len(line) for line in art} == {40}
+    assert art[0][0] == " " and art[-1][-1] in "%@"
+    dots = text.braille(_gradient(), 40, 20).splitlines()
+    assert len(dots) == 20 and all(0x2800 <= ord(c) <= 0x28FF for line in dots for c in line)
+
+
+def test_cells_keep_the_physical_aspect() -> None:
+    # 512 x 512 at 0.7 mm, a coronal view 240 rows of 1.25 mm: wider than tall.
+    columns, rows = fit_cells(512, 240, 100, 50, pixel_aspect=1.25 / 0.7, cell=(10, 20))
+    assert (columns, rows) == (100, round(100 * (240 * 1.25 / 0.7 / 512) / 2))
+    assert fit_cells(100, 100, 100, 50, cell=(10, 20)) == (100, 50)
+    assert fit_cells(100, 100, 100, 20, cell=(10, 20)) == (40, 20)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"TERM": "xterm-kitty"}, "kitty"),
+        ({"TERM": "xterm-256color", "TERM_PROGRAM": "iTerm.app"}, "iterm"),
+        ({"TERM": "xterm-256color", "TMUX": "/tmp/tmux-0/default,1,0"}, "halfblock"),
+        ({"TERM": "dumb"}, "ascii"),
+        ({"TERM": "xterm-256color", "NO_COLOR": "1"}, "ascii"),
+        ({"TERM": "xterm-256color"}, None),
+    ],
+)
+def test_detection_from_the_environment(env, expected) -> None:
+    assert from_environment(env) == expected
+
+
+def test_detection_from_replies() -> None:
+    assert from_replies(b"\x1b_Gi=31;OK\x1b\\\x1b[?62;22c") == "kitty"
+    assert from_replies(b"\x1b[?62;4;9;22c") == "sixel"
+    assert from_replies(b"\x1b[?1;2c") == "halfblock"
+    assert from_replies(b"") == "halfblock"
+
+
+def _fake_terminal(reply: bytes | None):
+    """A pty whose other end answers our query with ``reply`` (or never answers)."""
+    controller, terminal = pty.openpty()
+
+    def answer() -> None:
+        asked = os.read(controller, 1024)
+        if reply is not None and asked:
+            os.write(controller, reply)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return controller, terminal
+
+
+def test_detection_asks_the_terminal() -> None:
+    controller, terminal = _fake_terminal(b"\x1b_Gi=31;OK\x1b\\\x1b[?62;22c")
+    try:
+        assert choose_graphics("auto", {"TERM": "xterm-256color"}, terminal) == "kitty"
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def test_a_terminal_that_never_answers_does_not_hang_us() -> None:
+    controller, terminal = _fake_terminal(None)
+    try:
+        started = time.monotonic()
+        assert query(terminal, "\x1b[c", timeout=0.3) == b""
+        assert time.monotonic() - started < 1.0
+        assert choose_graphics("auto", {"TERM": "xterm-256color"}, terminal) == "halfblock"
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+def test_bandwidth_auto_is_normal_over_ssh() -> None:
+    assert choose_bandwidth("auto", {"SSH_CONNECTION": "1 2 3 4"}).name == "normal"
+    assert choose_bandwidth("auto", {}).name == "high"
+    assert choose_bandwidth("low", {}).mode == LOW
