@@ -640,17 +640,20 @@ def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locati
     import numpy as np
 
     from tui.config import load_config
-    from tui.term.detect import choose_bandwidth, choose_graphics
+    from tui.term.cells import DEFAULT_CELL
+    from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
     from tui.term.show import draw
 
     config = load_config(locations.config_file)
     graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=_tty())
     bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
     size = shutil.get_terminal_size()
+    cell = cell_size(_tty()) or DEFAULT_CELL
     image = np.asarray(picture)
     text = draw(
-        image, graphics, bandwidth, size.columns - 1, size.lines - 2, tmux="TMUX" in os.environ
-    )
+        image, graphics, bandwidth, size.columns - 1, size.lines - 2, cell=cell,
+        tmux="TMUX" in os.environ,
+    )  # fmt: skip
     sys.stdout.write(text)
     sys.stdout.flush()
 

@@ -11,6 +11,7 @@ Orientation labels and overlays live in ordinary widgets around the image
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 from rich.color import Color
@@ -24,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.term.cells import fit_cells
-from tui.term.halfblock import NORMAL, UPPER, CellImage, Mode, to_cells
+from tui.term.halfblock import NORMAL, UPPER, CellImage, Mode, changed_runs, to_cells
 
 _TRUE = 1 << 24
 
@@ -42,9 +43,13 @@ class ImageView(Widget):
     ImageView { width: 1fr; height: 1fr; }
     """
 
-    def __init__(self, mode: Mode = NORMAL, pixel_aspect: float = 1.0, **kwargs: object) -> None:
+    def __init__(
+        self, mode: Mode = NORMAL, pixel_aspect: float = 1.0, fps: float = 30.0, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.mode = mode
+        self.interval = 1.0 / fps  # frames closer than this wait: the link never queues them
+        self._last_frame = 0.0
         self.pixel_aspect = pixel_aspect
         self.cells: CellImage | None = None
         self.encodes = 0  # how many frames were actually encoded (the rest were coalesced)
@@ -80,6 +85,14 @@ class ImageView(Widget):
                     return
                 image, (width, height) = self._pending
                 self._pending = None
+            wait = self._last_frame + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)  # newer frames that arrive meanwhile replace this one
+                with self._lock:
+                    if self._pending is not None:
+                        image, (width, height) = self._pending
+                        self._pending = None
+            self._last_frame = time.monotonic()
             h, w = image.shape[:2]
             columns, rows = fit_cells(w, h, width, height, self.pixel_aspect)
             cells = to_cells(image, columns, rows, self.mode)
@@ -93,11 +106,10 @@ class ImageView(Widget):
         if previous is None or previous.shape != cells.shape or old_offset != offset:
             self.refresh()
             return
-        changed = np.flatnonzero(
-            ((cells.top != previous.top) | (cells.bottom != previous.bottom)).any(axis=1)
-        )
-        for row in changed.tolist():
-            self.refresh(Region(offset[0], offset[1] + row, cells.shape[1], 1))
+        changed = (cells.top != previous.top) | (cells.bottom != previous.bottom)
+        for row in np.flatnonzero(changed.any(axis=1)).tolist():
+            for start, end in changed_runs(changed[row]):
+                self.refresh(Region(offset[0] + start, offset[1] + row, end - start, 1))
 
     def on_resize(self) -> None:
         if self._image is not None:

@@ -100,6 +100,17 @@ def choose_graphics(
     return from_replies(query(tty_fd, _KITTY_QUERY + _DEVICE_ATTRIBUTES))
 
 
+def cell_size(fd: int | None) -> tuple[int, int] | None:
+    """The terminal's cell size in pixels (width, height), if it tells (CSI 16 t)."""
+    if fd is None or not os.isatty(fd):
+        return None
+    found = re.search(rb"\x1b\[6;(\d+);(\d+)t", query(fd, "\x1b[16t" + _DEVICE_ATTRIBUTES))
+    if not found:
+        return None
+    height, width = int(found.group(1)), int(found.group(2))
+    return (width, height) if width > 0 and height > 0 else None
+
+
 def query(fd: int, request: str, timeout: float = 0.25) -> bytes:
     """Send ``request`` to the terminal on ``fd`` and collect its replies until the DA1
     answer arrives or ``timeout`` seconds pass. The terminal's modes are restored."""

@@ -92,7 +92,7 @@ def encode(
     x0, y0 = origin
     top_rows, bottom_rows = top.tolist(), bottom.tolist()
     for r in range(rows):
-        for start, end in _runs(changed[r]):
+        for start, end in changed_runs(changed[r]):
             out.append(f"\x1b[{y0 + r + 1};{x0 + start + 1}H")
             _draw(out, state, top_rows[r], bottom_rows[r], start, end)
     if out:
@@ -100,7 +100,7 @@ def encode(
     return "".join(out)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def changed_runs(mask: np.ndarray) -> list[tuple[int, int]]:
     """Runs of changed cells in a row, joining runs separated by a short unchanged gap."""
     if not mask.any():
         return []
