@@ -100,3 +100,63 @@ async def test_labels_are_text_around_the_image() -> None:
             label = app.query_one(f"#label-{edge}")
             assert str(label.render()).strip() == letter
             assert not label.region.overlaps(view)  # around the image, never inside it
+
+
+def _run_in_a_pty(mode: str) -> bytes:
+    """Run tests/wire_app.py in a real pseudo-terminal of 100 x 50; return its output."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import sys
+    import termios
+    import time
+
+    from tests.conftest import ROOT
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the app, in its own terminal
+        os.chdir(ROOT)
+        os.environ.update(TERM="xterm-256color", COLORTERM="truecolor")
+        os.execvp(sys.executable, [sys.executable, "-m", "tests.wire_app", mode])
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 100, 0, 0))
+    output = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    os.waitpid(pid, 0)
+    return output
+
+
+def test_a_slice_step_in_a_real_terminal_sends_only_the_changed_runs() -> None:
+    import io
+
+    from PIL import Image
+    from rich.console import Console
+    from rich_pixels import Pixels
+
+    from tests.wire_app import MARK
+    from tui.term.cells import area_resize
+
+    console = Console(file=io.StringIO(), force_terminal=True, color_system="truecolor", width=300)
+    columns = rows = 50  # the square image fills 50 x 25 cells... of a 100 x 50 terminal
+    console.print(
+        Pixels.from_image(Image.fromarray(area_resize(_image(10), columns * 2, rows * 2)))
+    )
+    rich_bytes = len(console.file.getvalue().encode())
+    for mode in ("low", "normal"):
+        output = _run_in_a_pty(mode)
+        parts = output.split(MARK.encode())
+        assert len(parts) == 3, f"markers missing from the app's output ({len(output)} bytes)"
+        step = parts[1]
+        assert b"\xe2\x96\x80" in step or b"\xe2\x96\x84" in step  # half blocks were sent
+        assert len(step) <= rich_bytes / 8, (mode, len(step), rich_bytes)

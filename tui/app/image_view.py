@@ -25,7 +25,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from tui.term.cells import fit_cells
-from tui.term.halfblock import NORMAL, UPPER, CellImage, Mode, changed_runs, to_cells
+from tui.term.halfblock import NORMAL, UPPER, CellImage, Mode, changed_runs, encode, to_cells
 
 _TRUE = 1 << 24
 
@@ -103,6 +103,8 @@ class ImageView(Widget):
     def _apply(self, cells: CellImage, offset: tuple[int, int]) -> None:
         previous, old_offset = self.cells, self._offset
         self.cells, self._offset = cells, offset
+        if self._write_direct(cells, previous if old_offset == offset else None):
+            return
         if previous is None or previous.shape != cells.shape or old_offset != offset:
             self.refresh()
             return
@@ -110,6 +112,26 @@ class ImageView(Widget):
         for row in np.flatnonzero(changed.any(axis=1)).tolist():
             for start, end in changed_runs(changed[row]):
                 self.refresh(Region(offset[0] + start, offset[1] + row, end - start, 1))
+
+    def _write_direct(self, cells: CellImage, previous: CellImage | None) -> bool:
+        """Send the frame (or only its changed runs) to the terminal ourselves.
+
+        Textual's compositor repaints refreshed regions from the line start, in 24-bit
+        colour with a reset after every segment: several times the bytes of our encoder.
+        So while this widget's screen is on top, frames go straight to the driver (there
+        is no public API for raw output; textual-image does the same); ``render_line``
+        gives the same cells whenever Textual repaints by itself (resizes, screens).
+        """
+        driver = getattr(self.app, "_driver", None)
+        if driver is None or self.app.is_headless or self.screen is not self.app.screen:
+            return False
+        region = self.content_region
+        origin = (region.x + self._offset[0], region.y + self._offset[1])
+        text = encode(cells, previous, origin)
+        if text:
+            driver.write(text)
+            driver.flush()
+        return True
 
     def on_resize(self) -> None:
         if self._image is not None:
