@@ -91,8 +91,17 @@ def test_cine_and_sheet_exports(series, tmp_path: Path) -> None:
 
 def test_term_prints_half_blocks(series) -> None:
     archive, uid = series
-    shown = run_cli("render", uid, "--term", archive=archive).stdout
-    assert "▀" in shown and "\x1b[38;2;" in shown
+    shown = run_cli(
+        "--graphics", "halfblock", "--bandwidth", "normal", "render", uid, "--term", archive=archive
+    ).stdout
+    assert "▀" in shown or "▄" in shown
+    assert "\x1b[38;5;" in shown or "\x1b[48;5;" in shown  # the 256-colour grey ramp
+    dithered = run_cli(
+        "--graphics", "halfblock", "--dither", "ordered", "render", uid, "--term", archive=archive
+    ).stdout
+    assert dithered != shown
+    braille = run_cli("--graphics", "braille", "render", uid, "--term", archive=archive).stdout
+    assert "\x1b" not in braille and any(0x2800 <= ord(c) <= 0x28FF for c in braille)
 
 
 @pytest.mark.parametrize(

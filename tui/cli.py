@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how images are drawn in the terminal (default: config.toml, else auto)",
     )
     parser.add_argument(
+        "--dither",
+        choices=("none", "ordered", "diffusion"),
+        help="dither half-block greys so gradients do not band (default: config.toml, else none)",
+    )
+    parser.add_argument(
         "--bandwidth",
         choices=("auto", "low", "normal", "high"),
         help="colours, image size and frame rate (default: config.toml, else auto)",
@@ -637,6 +642,8 @@ def _done(path: str) -> int:
 
 
 def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locations) -> None:
+    from dataclasses import replace
+
     import numpy as np
 
     from tui.config import load_config
@@ -647,6 +654,10 @@ def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locati
     config = load_config(locations.config_file)
     graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=_tty())
     bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
+    dither = args.dither or str(config.get("dither", "none"))
+    if dither not in ("none", "ordered", "diffusion"):
+        raise UserError(f"{locations.config_file}: dither must be none, ordered or diffusion")
+    bandwidth = replace(bandwidth, mode=replace(bandwidth.mode, dither=dither))
     size = shutil.get_terminal_size()
     cell = cell_size(_tty()) or DEFAULT_CELL
     image = np.asarray(picture)
