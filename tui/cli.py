@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "braille", "none"),
         help="how images are drawn in the terminal (default: config.toml, else auto)",
     )
+    parser.add_argument("--theme", metavar="NAME", help="reading-room, daylight, high-contrast...")
+    parser.add_argument(
+        "--privacy", action="store_true", help="mask names, IDs and birth dates on screen"
+    )
     parser.add_argument(
         "--dither",
         choices=("none", "ordered", "diffusion"),
@@ -207,12 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     if not args.verbose:
         warnings.simplefilter("ignore")  # libraries' warnings; our reports say what matters
-    if args.command is None:
-        build_parser().print_help()
-        return 0
     try:
         locations = locate(args.archive)
         _setup_logging(locations, args.verbose)
+        if args.command is None:
+            if not (sys.stdin.isatty() and sys.stdout.isatty()):
+                build_parser().print_help()
+                return 0
+            return run_app(args, locations, _open(locations, create=True))
         return int(args.handler(args, locations) or 0)
     except UserError as exc:
         return _fail(str(exc))
@@ -556,6 +562,8 @@ def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
         if bar:
             bar.close()
     rows = _studies(archive)
+    if not args.json and sys.stdin.isatty() and sys.stdout.isatty():
+        return run_app(args, locations, archive)
     if args.json:
         _print_json({"archive": str(root), "studies": rows})
     else:
@@ -728,3 +736,30 @@ def _cache_mb(locations: Locations) -> float:
 
 
 _SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced
+
+
+# -- the app ---------------------------------------------------------------------------
+
+
+def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int:
+    """Open the Textual app on ``archive``."""
+    from tui.app.app import PacsApp
+    from tui.config import load_config
+    from tui.term.detect import choose_bandwidth
+
+    config = load_config(locations.config_file)
+    keymap = config.get("keys", {})
+    if not isinstance(keymap, dict) or not all(isinstance(v, str) for v in keymap.values()):
+        raise UserError(f"{locations.config_file}: [keys] maps binding ids to keys, as strings")
+    bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
+    app = PacsApp(
+        archive,
+        bandwidth,
+        config_dir=locations.config_dir,
+        theme=args.theme or config.get("theme"),
+        privacy=args.privacy or bool(config.get("privacy", False)),
+        keymap=keymap,
+        cache_mb=_cache_mb(locations),
+    )
+    app.run()
+    return 0

@@ -98,7 +98,10 @@ class Archive:
 
     def _connect(self, target: str) -> sqlite3.Connection:
         try:
-            conn = sqlite3.connect(target, timeout=_BUSY_TIMEOUT_S, isolation_level=None)
+            # The app reads from worker threads, one at a time (it serialises them).
+            conn = sqlite3.connect(
+                target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")

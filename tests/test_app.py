@@ -1,0 +1,122 @@
+"""The app with Textual's pilot: browse, filter, preview and view a series by keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, Tree
+
+from tests.synthetic import AXIAL, write_series
+from tui.app.app import PacsApp
+from tui.app.browser import BrowserScreen, parse_filter
+from tui.app.image_view import ImageView
+from tui.archive.importer import import_paths
+from tui.archive.index import Archive
+from tui.term.detect import BANDWIDTH
+
+
+@pytest.fixture
+def filled(tmp_path: Path, shared: Path) -> Archive:
+    archive = Archive(tmp_path / "archive")
+    write_series(tmp_path / "ct", AXIAL, count=30)
+    import_paths(archive, [tmp_path / "ct", shared / "pydicom_test_files" / "charset"])
+    return archive
+
+
+async def _settle(app, pilot) -> None:
+    for _ in range(3):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def _open_first_series(app, pilot) -> Tree:
+    """Keys only, as a user would: to the synthetic patient, open it, open its study, down
+    to its series."""
+    tree = app.screen.query_one(Tree)
+    tree.focus()
+    await pilot.press("home")
+    for _ in range(40):
+        if "Synthetic" in str(tree.cursor_node.label):
+            break
+        await pilot.press("down")
+    for _ in range(2):  # the patient, then its study
+        await pilot.press("space")
+        await _settle(app, pilot)
+        await pilot.press("down")
+        await _settle(app, pilot)
+    assert tree.cursor_node.data["level"] == "series"
+    return tree
+
+
+async def test_browse_to_a_series_and_preview_it(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        assert isinstance(app.screen, BrowserScreen)
+        tree = app.screen.query_one(Tree)
+        assert len(tree.root.children) >= 10  # the synthetic patient and the charset ones
+        await _open_first_series(app, pilot)
+        preview = app.screen.query_one("#preview").query_one(ImageView)
+        assert preview.cells is not None  # the middle slice is shown
+        assert "SeriesInstanceUID" in str(app.screen.query_one("#details").render())
+
+
+async def test_the_filter_narrows_live(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("slash")
+        await pilot.press(*"rudiger")
+        await _settle(app, pilot)
+        tree = app.screen.query_one(Tree)
+        assert [str(n.label).split()[0] for n in tree.root.children] == ["Äneas^Rüdiger"]
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert len(tree.root.children) >= 10
+        assert app.screen.query_one("#filter", Input).value == ""
+
+
+async def test_viewer_keys(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_first_series(app, pilot)
+        await pilot.press("v")
+        await _settle(app, pilot)
+        viewer = app.screen
+        assert viewer.count == 30
+        first = viewer.query_one(ImageView).cells.top.copy()
+        await pilot.press("j", "j", "j")
+        await _settle(app, pilot)
+        assert viewer.request.index == 18
+        await pilot.press("m")  # MIP
+        await _settle(app, pilot)
+        assert viewer.request.mode == "mip"
+        await pilot.press("p")  # next plane: axial
+        await pilot.press("p")  # coronal
+        await _settle(app, pilot)
+        assert viewer.request.plane == "coronal"
+        await pilot.press("w", "i")
+        await _settle(app, pilot)
+        assert viewer.request.invert and viewer.request.window is not None
+        assert viewer.query_one(ImageView).cells.top.shape != first.shape  # a coronal MIP
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_privacy_masks_names_and_ids(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"], privacy=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        labels = " ".join(str(n.label) for n in app.screen.query_one(Tree).root.children)
+        assert "Jérôme" not in labels and "SCSFREN" not in labels and "•••" in labels
+
+
+def test_filter_syntax() -> None:
+    filters = parse_filter("alice mod:CT date:20240101- acc:A1")
+    assert (filters.patient_name, filters.modality, filters.date, filters.accession) == (
+        "*alice*", "CT", "20240101-", "A1",
+    )  # fmt: skip

@@ -1,0 +1,82 @@
+"""The pacs-tui application: the browser, the viewer, themes, keys and privacy."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from textual.app import App
+
+from tui.app.browser import BrowserScreen
+from tui.app.themes import DEFAULT, load_themes
+from tui.archive.index import Archive
+from tui.archive.query import series_instances
+from tui.errors import UserError
+from tui.render.pipeline import Rendered, Request, pick_stack, plane_count, render
+from tui.render.presets import load_presets
+from tui.render.volume import Stack, VolumeCache, assemble, slices_of
+from tui.term.detect import Bandwidth
+
+T = TypeVar("T")
+
+
+class PacsApp(App[None]):
+    """Browse the archive, view series; all data comes from workers."""
+
+    TITLE = "pacs-tui"
+    CSS_PATH = "pacs.tcss"
+
+    def __init__(
+        self,
+        archive: Archive,
+        bandwidth: Bandwidth,
+        config_dir: Path | None = None,
+        theme: str | None = None,
+        privacy: bool = False,
+        keymap: dict[str, str] | None = None,
+        cache_mb: float = 1024,
+    ) -> None:
+        super().__init__()
+        self.archive = archive
+        self.bandwidth = bandwidth
+        self.privacy = privacy
+        self.presets = load_presets(config_dir)
+        self._lock = threading.Lock()
+        self._cache = VolumeCache(cache_mb)
+        self._stacks: dict[str, list[Stack]] = {}
+        themes = load_themes(config_dir / "themes" if config_dir else None)
+        for loaded in themes.values():
+            self.register_theme(loaded)
+        wanted = theme or DEFAULT
+        if wanted not in themes:
+            raise UserError(f"no theme {wanted!r}: {', '.join(sorted(themes))}")
+        self.theme = wanted
+        if keymap:
+            self.set_keymap(keymap)
+
+    def on_mount(self) -> None:
+        self.push_screen(BrowserScreen())
+
+    def read(self, function: Callable[..., T], *args: Any) -> T:
+        """Run an archive query (from a worker thread), one at a time."""
+        with self._lock:
+            return function(self.archive, *args)
+
+    def stacks(self, series_uid: str) -> list[Stack]:
+        if series_uid not in self._stacks:
+            rows = self.read(series_instances, series_uid)
+            self._stacks[series_uid] = assemble(slices_of(rows))
+        return self._stacks[series_uid]
+
+    def render_series(
+        self, series_uid: str, request: Request | None = None, with_count: bool = False
+    ) -> Any:
+        """Render a series (in a worker thread); optionally with the plane count."""
+        request = request or Request()
+        stack = pick_stack(self.stacks(series_uid), request.stack)
+        rendered: Rendered = render(stack, request, self.presets, self._cache)
+        if with_count:
+            return rendered, plane_count(stack, request, self._cache)
+        return rendered

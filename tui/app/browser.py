@@ -1,0 +1,211 @@
+"""The browser: Patient > Study > Series as a tree loaded on demand, a live filter, the
+selected node's details and a preview of the selected series."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Static, Tree
+from textual.worker import get_current_worker
+
+from tui.app.image_view import ImagePanel
+from tui.app.privacy import shown
+from tui.archive.query import Filters, search
+from tui.errors import UserError
+
+_FILTER_KEYS = {"id": "patient_id", "mod": "modality", "date": "date", "acc": "accession"}
+_FILTER_KEYS |= {"desc": "description", "birth": "birth_date", "name": "patient_name"}
+
+
+def parse_filter(text: str) -> Filters:
+    """``alice mod:CT date:2024-`` -> Filters; bare words search the patient name."""
+    values: dict[str, str] = {}
+    words = []
+    for token in text.split():
+        key, _, value = token.partition(":")
+        if value and key.lower() in _FILTER_KEYS:
+            values[_FILTER_KEYS[key.lower()]] = value
+        else:
+            words.append(token)
+    if words:
+        values["patient_name"] = "*" + " ".join(words) + "*"
+    return Filters(**values)
+
+
+class BrowserScreen(Screen[None]):
+    """The archive as a tree, with details and a preview of what is selected."""
+
+    BINDINGS = [
+        Binding("slash", "filter", "Filter", id="browser.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
+        Binding("v", "view", "View series", id="browser.view"),
+        Binding("r", "reload", "Reload", id="browser.reload"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder="name, id:…, mod:CT, date:20240101-, acc:…, desc:…", id="filter")
+        with Horizontal(id="browser"):
+            tree: Tree[dict[str, Any]] = Tree("Archive", id="tree")
+            tree.show_root = False
+            yield tree
+            with Vertical(id="side"):
+                yield Static("", id="details")
+                yield ImagePanel(self.app.bandwidth.mode, id="preview")  # type: ignore[attr-defined]
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(Tree).focus()
+        self.load_patients(Filters())
+
+    @property
+    def private(self) -> bool:
+        return bool(self.app.privacy)  # type: ignore[attr-defined]
+
+    # -- loading, in workers ----------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="patients")
+    def load_patients(self, filters: Filters) -> None:
+        rows = self.app.read(search, "patient", filters)  # type: ignore[attr-defined]
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_patients, rows, filters)
+
+    def _show_patients(self, rows: list[dict[str, Any]], filters: Filters) -> None:
+        tree = self.query_one(Tree)
+        tree.clear()
+        for row in rows:
+            label = f"{shown(row, 'PatientName', self.private) or '(no name)'}  "
+            label += f"[dim]{shown(row, 'PatientID', self.private)}  "
+            label += f"{row['NumberOfPatientRelatedStudies']} studies[/]"
+            node = tree.root.add(label, data={"level": "patient", "row": row, "filters": filters})
+            node.allow_expand = True
+        self.sub_title = f"{len(rows)} patients"
+
+    @on(Tree.NodeExpanded)
+    def expand(self, event: Tree.NodeExpanded[dict[str, Any]]) -> None:
+        data = event.node.data or {}
+        if data.get("loaded") or data.get("level") not in ("patient", "study"):
+            return
+        data["loaded"] = True
+        self.load_children(event.node)
+
+    @work(thread=True, group="children")
+    def load_children(self, node: Any) -> None:
+        data = node.data
+        row, filters = data["row"], data["filters"]
+        if data["level"] == "patient":
+            narrowed = Filters(
+                patient_id=row["PatientID"] or "",
+                patient_name=row["PatientName"] or "",
+                modality=filters.modality,
+                date=filters.date,
+                accession=filters.accession,
+                description=filters.description,
+            )
+            rows = self.app.read(search, "study", narrowed)  # type: ignore[attr-defined]
+        else:
+            series = Filters(study=row["StudyInstanceUID"])
+            rows = self.app.read(search, "series", series)  # type: ignore[attr-defined]
+        self.app.call_from_thread(self._add_children, node, rows)
+
+    def _add_children(self, node: Any, rows: list[dict[str, Any]]) -> None:
+        level = node.data["level"]
+        for row in rows:
+            if level == "patient":
+                label = (
+                    f"{row['StudyDate'] or '--------'}  {shown(row, 'ModalitiesInStudy', False)}  "
+                    f"{row['StudyDescription'] or '(no description)'}  "
+                    f"[dim]{row['NumberOfStudyRelatedSeries']} series, "
+                    f"{row['NumberOfStudyRelatedInstances']} images[/]"
+                )
+                child = node.add(
+                    label, data={"level": "study", "row": row, "filters": node.data["filters"]}
+                )
+                child.allow_expand = True
+            else:
+                number = "" if row["SeriesNumber"] is None else row["SeriesNumber"]
+                description = row["SeriesDescription"] or "(no description)"
+                label = (
+                    f"{row['Modality']} {number}  {description}  "
+                    f"[dim]{row['NumberOfSeriesRelatedInstances']} images[/]"
+                )
+                node.add_leaf(label, data={"level": "series", "row": row})
+
+    # -- selection ------------------------------------------------------------------------
+
+    @on(Tree.NodeHighlighted)
+    def highlighted(self, event: Tree.NodeHighlighted[dict[str, Any]]) -> None:
+        data = event.node.data or {}
+        row = data.get("row") or {}
+        keys = [k for k in row if k not in ("path",)]
+        lines = [f"[b]{k}[/]  {shown(row, k, self.private)}" for k in keys]
+        self.query_one("#details", Static).update("\n".join(lines))
+        if data.get("level") == "series":
+            self.preview(row["SeriesInstanceUID"])
+
+    @on(Tree.NodeSelected)
+    def selected(self, event: Tree.NodeSelected[dict[str, Any]]) -> None:
+        if (event.node.data or {}).get("level") == "series":
+            self.action_view()
+
+    @work(thread=True, exclusive=True, group="preview")
+    def preview(self, series_uid: str) -> None:
+        """The middle slice of the series, as acquired (one frame is read, not the series)."""
+        try:
+            rendered = self.app.render_series(series_uid)  # type: ignore[attr-defined]
+        except UserError as exc:
+            if not get_current_worker().is_cancelled:
+                self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        if get_current_worker().is_cancelled:
+            return
+        view = rendered.view
+        labels = view.labels if view is not None else {}
+        aspect = view.pixel_spacing[0] / view.pixel_spacing[1] if view is not None else 1.0
+        panel = self.query_one("#preview", ImagePanel)
+        self.app.call_from_thread(panel.show, rendered.image, labels, aspect)
+
+    # -- actions --------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("shown")
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.remove_class("shown")
+        self.query_one(Tree).focus()
+
+    @on(Input.Changed, "#filter")
+    def filter_changed(self, event: Input.Changed) -> None:
+        try:
+            filters = parse_filter(event.value)
+        except UserError as exc:
+            self.sub_title = str(exc)
+            return
+        self.load_patients(filters)
+
+    @on(Input.Submitted, "#filter")
+    def filter_done(self) -> None:
+        self.query_one(Tree).focus()
+
+    def action_reload(self) -> None:
+        self.action_clear_filter()
+        self.load_patients(Filters())
+
+    def action_view(self) -> None:
+        node = self.query_one(Tree).cursor_node
+        data = (node.data or {}) if node is not None else {}
+        if data.get("level") != "series":
+            self.notify("choose a series to view")
+            return
+        from tui.app.viewer import ViewerScreen
+
+        self.app.push_screen(ViewerScreen(data["row"]))
