@@ -85,6 +85,8 @@ class BrowserScreen(Screen[None]):
             node = tree.root.add(label, data={"level": "patient", "row": row, "filters": filters})
             node.allow_expand = True
         self.sub_title = f"{len(rows)} patients"
+        if rows:
+            tree.cursor_line = 0  # a patient is highlighted at once: keys act on it
 
     @on(Tree.NodeExpanded)
     def expand(self, event: Tree.NodeExpanded[dict[str, Any]]) -> None:

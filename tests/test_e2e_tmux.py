@@ -1,0 +1,94 @@
+"""The installed ``pacs-tui`` in a real terminal (tmux): browse to a series, see its
+preview, view it, step through slices, go back, quit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import IN_CI, ROOT
+from tests.synthetic import AXIAL, write_series
+from tui.archive.importer import import_paths
+from tui.archive.index import Archive
+
+
+@pytest.fixture
+def tmux(tmp_path: Path):
+    if shutil.which("tmux") is None:
+        if IN_CI:
+            pytest.fail("tmux is missing: .ci/run must install it")
+        pytest.skip("tmux is not installed")
+    socket = str(tmp_path / "tmux.sock")
+
+    def run(*args: str) -> str:
+        done = subprocess.run(["tmux", "-S", socket, *args], capture_output=True, text=True)
+        return done.stdout
+
+    yield run
+    run("kill-server")
+
+
+def _keys(tmux, *keys: str) -> None:
+    """Keys one at a time, as fingers press them."""
+    for key in keys:
+        tmux("send-keys", "-t", "e2e", key)
+        time.sleep(0.3)
+
+
+def _wait_for(tmux, text: str, timeout: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout
+    screen = ""
+    while time.monotonic() < deadline:
+        screen = tmux("capture-pane", "-p", "-t", "e2e")
+        if text in screen:
+            return screen
+        time.sleep(0.2)
+    raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+
+
+def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    write_series(tmp_path / "ct", AXIAL, count=30)
+    with Archive(archive) as opened:
+        import_paths(opened, [tmp_path / "ct"])
+    command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive} --bandwidth normal"
+    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        *[f"-e{k}={v}" for k, v in env.items()],
+        command,
+    )
+    _wait_for(tmux, "Synthetic^Phantom")
+    tmux("send-keys", "-t", "e2e", "Space")
+    _wait_for(tmux, "20260101  CT")  # the study
+    _keys(tmux, "Down", "Space")
+    _wait_for(tmux, "CT 1")  # the series
+    _keys(tmux, "Down")
+    screen = _wait_for(tmux, "SeriesInstanceUID")
+    assert "▀" in screen or "▄" in screen or "█" in tmux("capture-pane", "-p", "-e", "-t", "e2e")
+    tmux("send-keys", "-t", "e2e", "v")
+    _wait_for(tmux, "acquired slice 16/30")
+    _keys(tmux, "j", "j")
+    _wait_for(tmux, "acquired slice 18/30")
+    tmux("send-keys", "-t", "e2e", "m")
+    _wait_for(tmux, "MIP")
+    tmux("send-keys", "-t", "e2e", "q")
+    _wait_for(tmux, "View series")
+    tmux("send-keys", "-t", "e2e", "C-q")
+    deadline = time.monotonic() + 10
+    while "e2e" in tmux("list-sessions") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "e2e" not in tmux("list-sessions")
