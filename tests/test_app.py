@@ -120,3 +120,32 @@ def test_filter_syntax() -> None:
     assert (filters.patient_name, filters.modality, filters.date, filters.accession) == (
         "*alice*", "CT", "20240101-", "A1",
     )  # fmt: skip
+
+
+async def test_help_lists_the_keys(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("question_mark")
+        await _settle(app, pilot)
+        assert app.screen.query("HelpPanel")
+        await pilot.press("question_mark")
+        await _settle(app, pilot)
+        assert not app.screen.query("HelpPanel")
+
+
+async def test_keys_can_be_remapped(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"], keymap={"browser.filter": "f"})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("f")
+        await _settle(app, pilot)
+        assert app.screen.query_one("#filter").has_focus
+
+
+async def test_themes_load_from_files(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"], theme="high-contrast")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        assert app.theme == "high-contrast"
+        assert {"reading-room", "daylight", "high-contrast"} <= set(app.available_themes)

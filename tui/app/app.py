@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from textual.app import App
+from textual.binding import Binding
 
 from tui.app.browser import BrowserScreen
 from tui.app.themes import DEFAULT, load_themes
@@ -27,6 +28,10 @@ class PacsApp(App[None]):
 
     TITLE = "pacs-tui"
     CSS_PATH = "pacs.tcss"
+    BINDINGS = [
+        Binding("question_mark", "toggle_help", "Keys", id="app.help"),
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+    ]
 
     def __init__(
         self,
@@ -58,6 +63,13 @@ class PacsApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
+
+    def action_toggle_help(self) -> None:
+        """Every key of the screen, with what it does (Textual's help panel)."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     def read(self, function: Callable[..., T], *args: Any) -> T:
         """Run an archive query (from a worker thread), one at a time."""
