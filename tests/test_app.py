@@ -149,3 +149,34 @@ async def test_themes_load_from_files(filled: Archive) -> None:
         await _settle(app, pilot)
         assert app.theme == "high-contrast"
         assert {"reading-room", "daylight", "high-contrast"} <= set(app.available_themes)
+
+
+async def test_triage_keys_persist_and_jump_to_unreviewed(filled: Archive) -> None:
+    from tui.archive import triage
+    from tui.archive.query import Filters, search
+
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        tree = await _open_first_series(app, pilot)
+        await pilot.press("up")  # the study
+        await pilot.press("f", "u", "u", "x")
+        await _settle(app, pilot)
+        await pilot.press("n")
+        await _settle(app, pilot)
+        await pilot.press(*"aorta", "enter")
+        await _settle(app, pilot)
+        uid = tree.cursor_node.data["row"]["StudyInstanceUID"]
+        assert "⚑" in str(tree.cursor_node.label) and "✓" in str(tree.cursor_node.label)
+        await pilot.press("right_square_bracket")  # to a study not yet reviewed
+        await _settle(app, pilot)
+        await _settle(app, pilot)
+        node = tree.cursor_node
+        assert node.data["level"] == "study" and node.data["row"]["StudyInstanceUID"] != uid
+    state = triage.get(filled, uid)
+    assert (state.flagged, state.priority, state.reviewed, state.note) == (True, 2, True, "aorta")
+    flagged = search(filled, "study", Filters(flagged=True))
+    assert [r["StudyInstanceUID"] for r in flagged] == [uid]
+    assert uid not in {
+        r["StudyInstanceUID"] for r in search(filled, "study", Filters(unreviewed=True))
+    }

@@ -361,3 +361,34 @@ def test_an_interrupted_demo_build_is_rebuilt(tmp_path: Path) -> None:
     process.wait(timeout=60)
     studies = cli_json("demo", archive=root)["studies"]
     assert len(studies) == 5
+
+
+def test_triage_from_the_command_line(shared: Path, archive_dir: Path, tmp_path: Path) -> None:
+    run_cli("import", str(shared / "pydicom_test_files" / "dicomdir"), archive=archive_dir)
+    studies = cli_json("ls", archive=archive_dir)
+    uid = studies[0]["StudyInstanceUID"]
+    state = cli_json(
+        "triage", uid, "--flag", "--priority", "3", "--note", "call back", archive=archive_dir
+    )
+    assert state == {
+        "StudyInstanceUID": uid,
+        "flagged": True,
+        "priority": 3,
+        "reviewed": False,
+        "note": "call back",
+    }
+    flagged = cli_json("ls", "--flagged", archive=archive_dir)
+    assert [s["StudyInstanceUID"] for s in flagged] == [uid] and flagged[0]["priority"] == 3
+    run_cli("triage", uid, "--reviewed", archive=archive_dir)
+    assert uid not in {
+        s["StudyInstanceUID"] for s in cli_json("ls", "--unreviewed", archive=archive_dir)
+    }
+    out = tmp_path / "triage.csv"
+    run_cli("triage", "--export", str(out), archive=archive_dir)
+    assert out.read_text().splitlines()[1].startswith(uid)
+    as_json = tmp_path / "triage.json"
+    run_cli("triage", "--export", str(as_json), archive=archive_dir)
+    assert json.loads(as_json.read_text())[0]["note"] == "call back"
+    _one_line_error(
+        run_cli("triage", "1.2.3", "--flag", archive=archive_dir, check=False), "no study 1.2.3"
+    )

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--study", default="", metavar="UID", help="StudyInstanceUID")
     p.add_argument("--series", default="", metavar="UID", help="SeriesInstanceUID")
+    p.add_argument("--flagged", action="store_true", help="only flagged studies")
+    p.add_argument("--unreviewed", action="store_true", help="only studies not yet reviewed")
+    p.add_argument("--priority", type=int, default=0, metavar="N", help="at least this priority")
     p.add_argument(
         "--duplicates",
         action="store_true",
@@ -161,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
     p.add_argument("-o", "--output", metavar="OUT", required=True, help=".gif/.webp or .pdf/.png")
     p.set_defaults(handler=cmd_export)
+
+    p = commands.add_parser(
+        "triage",
+        help="flag, prioritise, mark reviewed and annotate studies, or export the triage list",
+    )
+    p.add_argument("study", nargs="?", metavar="STUDY_UID")
+    flag = p.add_mutually_exclusive_group()
+    flag.add_argument("--flag", dest="flagged", action="store_const", const=True)
+    flag.add_argument("--unflag", dest="flagged", action="store_const", const=False)
+    done = p.add_mutually_exclusive_group()
+    done.add_argument("--reviewed", dest="reviewed", action="store_const", const=True)
+    done.add_argument("--unreviewed", dest="reviewed", action="store_const", const=False)
+    p.add_argument("--priority", type=int, choices=range(4), help="0 none, 1 low, 2 high, 3 urgent")
+    p.add_argument("--note", help="a short note (empty to clear)")
+    p.add_argument("--export", metavar="OUT", help="write the triage list to OUT.csv or OUT.json")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_triage)
     return parser
 
 
@@ -458,6 +478,9 @@ def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
         description=args.description,
         study=args.study,
         series=args.series,
+        flagged=args.flagged,
+        unreviewed=args.unreviewed,
+        priority=args.priority,
     )  # checked before the archive is opened: a typo is reported as such
     archive = _open(locations, create=False)
     if args.duplicates:
@@ -762,4 +785,40 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
         cache_mb=_cache_mb(locations),
     )
     app.run()
+    return 0
+
+
+# -- triage ------------------------------------------------------------------------------
+
+
+def cmd_triage(args: argparse.Namespace, locations: Locations) -> int:
+    from dataclasses import asdict
+
+    from tui.archive import triage
+
+    archive = _open(locations, create=False)
+    if args.export:
+        out = Path(args.export)
+        text = triage.export(archive, out.suffix.lower().lstrip("."))
+        out.write_text(text, encoding="utf-8")
+        return _done(args.export)
+    if not args.study:
+        raise UserError("triage what? give a STUDY_UID, or --export OUT.csv|OUT.json")
+    changes = {
+        key: value
+        for key, value in (
+            ("flagged", args.flagged), ("reviewed", args.reviewed),
+            ("priority", args.priority), ("note", args.note),
+        )
+        if value is not None
+    }  # fmt: skip
+    state = (
+        triage.update(archive, args.study, **changes)
+        if changes
+        else triage.get(archive, args.study)
+    )
+    if args.json:
+        _print_json({"StudyInstanceUID": args.study, **asdict(state)})
+    else:
+        print(f"{args.study}: {state.marks().strip() or 'not triaged'} {state.note}".rstrip())
     return 0

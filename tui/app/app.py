@@ -71,10 +71,10 @@ class PacsApp(App[None]):
         else:
             self.action_show_help_panel()
 
-    def read(self, function: Callable[..., T], *args: Any) -> T:
-        """Run an archive query (from a worker thread), one at a time."""
+    def read(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run an archive call (from a worker thread), one at a time."""
         with self._lock:
-            return function(self.archive, *args)
+            return function(self.archive, *args, **kwargs)
 
     def stacks(self, series_uid: str) -> list[Stack]:
         if series_uid not in self._stacks:

@@ -3,38 +3,57 @@ selected node's details and a preview of the selected series."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Header, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
 from tui.app.privacy import shown
+from tui.archive import triage
 from tui.archive.query import Filters, search
+from tui.archive.triage import Triage
 from tui.errors import UserError
 
 _FILTER_KEYS = {"id": "patient_id", "mod": "modality", "date": "date", "acc": "accession"}
 _FILTER_KEYS |= {"desc": "description", "birth": "birth_date", "name": "patient_name"}
+_FLAGS = {"is:flagged": "flagged", "is:unreviewed": "unreviewed"}
 
 
 def parse_filter(text: str) -> Filters:
     """``alice mod:CT date:2024-`` -> Filters; bare words search the patient name."""
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     words = []
     for token in text.split():
         key, _, value = token.partition(":")
-        if value and key.lower() in _FILTER_KEYS:
+        if token.lower() in _FLAGS:
+            values[_FLAGS[token.lower()]] = True
+        elif key.lower() == "priority" and value.isdigit():
+            values["priority"] = int(value)
+        elif value and key.lower() in _FILTER_KEYS:
             values[_FILTER_KEYS[key.lower()]] = value
         else:
             words.append(token)
     if words:
         values["patient_name"] = "*" + " ".join(words) + "*"
     return Filters(**values)
+
+
+def study_label(row: dict[str, Any]) -> str:
+    marks = Triage(bool(row["flagged"]), int(row["priority"]), bool(row["reviewed"])).marks()
+    return (
+        f"[b]{marks}[/] {row['StudyDate'] or '--------'}  "
+        f"{shown(row, 'ModalitiesInStudy', False)}  "
+        f"{row['StudyDescription'] or '(no description)'}  "
+        f"[dim]{row['NumberOfStudyRelatedSeries']} series, "
+        f"{row['NumberOfStudyRelatedInstances']} images[/]"
+    )
 
 
 class BrowserScreen(Screen[None]):
@@ -45,6 +64,12 @@ class BrowserScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
         Binding("v", "view", "View series", id="browser.view"),
         Binding("r", "reload", "Reload", id="browser.reload"),
+        Binding("f", "flag", "Flag", id="browser.flag"),
+        Binding("u", "priority", "Priority", id="browser.priority"),
+        Binding("x", "reviewed", "Reviewed", id="browser.reviewed"),
+        Binding("n", "note", "Note", id="browser.note"),
+        Binding("right_square_bracket", "unreviewed(1)", "Next unreviewed", id="browser.next"),
+        Binding("left_square_bracket", "unreviewed(-1)", "Prev unreviewed", id="browser.prev"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -98,33 +123,25 @@ class BrowserScreen(Screen[None]):
 
     @work(thread=True, group="children")
     def load_children(self, node: Any) -> None:
-        data = node.data
+        rows = self._children_rows(node.data)
+        self.app.call_from_thread(self._add_children, node, rows)
+
+    def _children_rows(self, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """A patient's studies (with their triage) or a study's series (worker thread)."""
         row, filters = data["row"], data["filters"]
         if data["level"] == "patient":
-            narrowed = Filters(
-                patient_id=row["PatientID"] or "",
-                patient_name=row["PatientName"] or "",
-                modality=filters.modality,
-                date=filters.date,
-                accession=filters.accession,
-                description=filters.description,
+            narrowed = replace(
+                filters, patient_id=row["PatientID"] or "", patient_name=row["PatientName"] or ""
             )
-            rows = self.app.read(search, "study", narrowed)  # type: ignore[attr-defined]
-        else:
-            series = Filters(study=row["StudyInstanceUID"])
-            rows = self.app.read(search, "series", series)  # type: ignore[attr-defined]
-        self.app.call_from_thread(self._add_children, node, rows)
+            return self.app.read(search, "study", narrowed)  # type: ignore[attr-defined,no-any-return]
+        series = Filters(study=row["StudyInstanceUID"])
+        return self.app.read(search, "series", series)  # type: ignore[attr-defined,no-any-return]
 
     def _add_children(self, node: Any, rows: list[dict[str, Any]]) -> None:
         level = node.data["level"]
         for row in rows:
             if level == "patient":
-                label = (
-                    f"{row['StudyDate'] or '--------'}  {shown(row, 'ModalitiesInStudy', False)}  "
-                    f"{row['StudyDescription'] or '(no description)'}  "
-                    f"[dim]{row['NumberOfStudyRelatedSeries']} series, "
-                    f"{row['NumberOfStudyRelatedInstances']} images[/]"
-                )
+                label = study_label(row)
                 child = node.add(
                     label, data={"level": "study", "row": row, "filters": node.data["filters"]}
                 )
@@ -211,3 +228,125 @@ class BrowserScreen(Screen[None]):
         from tui.app.viewer import ViewerScreen
 
         self.app.push_screen(ViewerScreen(data["row"]))
+
+    # -- triage ---------------------------------------------------------------------------
+
+    def _study_node(self) -> Any:
+        node = self.query_one(Tree).cursor_node
+        while node is not None and (node.data or {}).get("level") not in ("study", None):
+            node = node.parent
+        if node is None or (node.data or {}).get("level") != "study":
+            self.notify("choose a study (or one of its series) to triage")
+            return None
+        return node
+
+    def _triage(self, **changes: Any) -> None:
+        node = self._study_node()
+        if node is not None:
+            self.save_triage(node, changes)
+
+    @work(thread=True, group="triage")
+    def save_triage(self, node: Any, changes: dict[str, Any]) -> None:
+        uid = node.data["row"]["StudyInstanceUID"]
+        try:
+            state = self.app.read(triage.update, uid, **changes)  # type: ignore[attr-defined]
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self._show_triage, node, state)
+
+    def _show_triage(self, node: Any, state: Triage) -> None:
+        row = node.data["row"]
+        row.update(flagged=state.flagged, priority=state.priority, reviewed=state.reviewed)
+        row["note"] = state.note
+        node.set_label(study_label(row))
+
+    def action_flag(self) -> None:
+        node = self._study_node()
+        if node is not None:
+            self.save_triage(node, {"flagged": not node.data["row"]["flagged"]})
+
+    def action_priority(self) -> None:
+        node = self._study_node()
+        if node is not None:
+            self.save_triage(node, {"priority": (int(node.data["row"]["priority"]) + 1) % 4})
+
+    def action_reviewed(self) -> None:
+        node = self._study_node()
+        if node is not None:
+            self.save_triage(node, {"reviewed": not node.data["row"]["reviewed"]})
+
+    def action_note(self) -> None:
+        node = self._study_node()
+        if node is None:
+            return
+
+        def done(note: str | None) -> None:
+            if note is not None:
+                self.save_triage(node, {"note": note})
+
+        self.app.push_screen(NoteScreen(str(node.data["row"].get("note", ""))), done)
+
+    def action_unreviewed(self, step: int) -> None:
+        node = self.query_one(Tree).cursor_node
+        current = None
+        while node is not None and node.data:
+            if node.data.get("level") == "study":
+                current = node.data["row"]["StudyInstanceUID"]
+                break
+            node = node.parent
+        self.jump_unreviewed(current, step)
+
+    @work(thread=True, exclusive=True, group="jump")
+    def jump_unreviewed(self, current: str | None, step: int) -> None:
+        """To the next study not yet reviewed, in the list's order (patients, then dates)."""
+        tree = self.query_one(Tree)
+        patients = list(tree.root.children)
+        order: list[tuple[Any, str]] = []
+        for patient in patients:
+            studies = self._children_rows({**patient.data, "level": "patient"})
+            order += [(patient, row["StudyInstanceUID"]) for row in studies]
+        target = self.app.read(  # type: ignore[attr-defined]
+            triage.neighbour_unreviewed, [uid for _, uid in order], current, step
+        )
+        if target is None:
+            self.app.call_from_thread(self.notify, "every study is reviewed")
+            return
+        patient = next(p for p, uid in order if uid == target)
+        if not patient.data.get("loaded"):
+            patient.data["loaded"] = True
+            rows = self._children_rows(patient.data)
+            self.app.call_from_thread(self._add_children, patient, rows)
+        self.app.call_from_thread(self._go_to_study, patient, target)
+
+    def _go_to_study(self, patient: Any, study_uid: str) -> None:
+        patient.expand()
+        tree = self.query_one(Tree)
+        for child in patient.children:
+            if child.data["row"]["StudyInstanceUID"] == study_uid:
+                self.call_after_refresh(tree.move_cursor, child)
+                return
+
+
+class NoteScreen(ModalScreen[str | None]):
+    """A one-line note for a study: Enter keeps it, Esc leaves it as it was."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
+    DEFAULT_CSS = """
+    NoteScreen { align: center middle; }
+    NoteScreen Input { width: 70; }
+    """
+
+    def __init__(self, note: str) -> None:
+        super().__init__()
+        self.note = note
+
+    def compose(self) -> ComposeResult:
+        yield Input(self.note, placeholder="a short note for this study", id="note")
+
+    @on(Input.Submitted)
+    def submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

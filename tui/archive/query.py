@@ -34,6 +34,9 @@ class Filters:
     description: str = ""
     study: str = ""
     series: str = ""
+    flagged: bool = False  # only flagged studies
+    unreviewed: bool = False  # only studies not yet reviewed
+    priority: int = 0  # only studies of at least this priority
 
     def __post_init__(self) -> None:
         for name in ("date", "birth_date"):
@@ -135,6 +138,10 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         *_STUDY,
         ("NumberOfStudyRelatedSeries", "st.num_series"),
         ("NumberOfStudyRelatedInstances", "st.num_instances"),
+        ("flagged", "coalesce(t.flagged, 0)"),
+        ("priority", "coalesce(t.priority, 0)"),
+        ("reviewed", "coalesce(t.reviewed, 0)"),
+        ("note", "coalesce(t.note, '')"),
     ],
     "series": [
         *_PATIENT[:2],
@@ -146,7 +153,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
 }
 _FROM = {
     "patient": "patient p JOIN study st USING (patient_pk)",
-    "study": "patient p JOIN study st USING (patient_pk)",
+    "study": "patient p JOIN study st USING (patient_pk) LEFT JOIN triage t USING (study_uid)",
     "series": "patient p JOIN study st USING (patient_pk) JOIN series se USING (study_pk)",
     "instance": "patient p JOIN study st USING (patient_pk) JOIN series se USING (study_pk)"
     " JOIN instance i USING (series_pk)",
@@ -199,6 +206,12 @@ def _where(level: str, f: Filters) -> tuple[list[str], list[Any]]:
             add("st.study_pk IN (SELECT study_pk FROM series WHERE series_uid = ?)", f.series)
         else:
             add("se.series_uid = ?", f.series)
+    if f.flagged:
+        add("st.study_uid IN (SELECT study_uid FROM triage WHERE flagged = 1)")
+    if f.unreviewed:
+        add("st.study_uid NOT IN (SELECT study_uid FROM triage WHERE reviewed = 1)")
+    if f.priority:
+        add("st.study_uid IN (SELECT study_uid FROM triage WHERE priority >= ?)", f.priority)
     if f.modality:
         wanted = [m.strip().upper() for m in f.modality.split(",") if m.strip()]
         marks = ", ".join("?" * len(wanted))
@@ -232,6 +245,9 @@ def search(archive: Archive, level: str, filters: Filters | None = None) -> list
         item = dict(zip(keys, row, strict=True))
         for key in _MULTI_NUMBERS.intersection(item):
             item[key] = [float(v) for v in item[key].split("\\")] if item[key] else None
+        for key in ("flagged", "reviewed"):
+            if key in item:
+                item[key] = bool(item[key])
         if "ModalitiesInStudy" in item:
             item["ModalitiesInStudy"] = [m for m in item["ModalitiesInStudy"].split("\\") if m]
         out.append(item)

@@ -108,7 +108,19 @@ ALTER TABLE instance ADD COLUMN window_width TEXT NOT NULL DEFAULT '';
 UPDATE instance SET mtime_ns = -1;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2]
+# Version 3: triage, kept by StudyInstanceUID so it survives forgetting and importing again.
+_V3 = """
+CREATE TABLE triage (
+    study_uid TEXT PRIMARY KEY,
+    flagged   INTEGER NOT NULL DEFAULT 0,
+    priority  INTEGER NOT NULL DEFAULT 0,   -- 0 none, 1 low, 2 high, 3 urgent
+    reviewed  INTEGER NOT NULL DEFAULT 0,
+    note      TEXT NOT NULL DEFAULT '',
+    updated   TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
