@@ -38,7 +38,7 @@ async def _open_first_series(app, pilot) -> Tree:
     tree.focus()
     await pilot.press("home")
     for _ in range(40):
-        if "Synthetic" in str(tree.cursor_node.label):
+        if (tree.cursor_node.data or {}).get("row", {}).get("PatientID") == "SYN1":
             break
         await pilot.press("down")
     for _ in range(2):  # the patient, then its study
@@ -180,3 +180,34 @@ async def test_triage_keys_persist_and_jump_to_unreviewed(filled: Archive) -> No
     assert uid not in {
         r["StudyInstanceUID"] for r in search(filled, "study", Filters(unreviewed=True))
     }
+
+
+async def test_tag_reader_search_diff_and_privacy(filled: Archive) -> None:
+    from tui.app.tags import TagScreen
+
+    app = PacsApp(filled, BANDWIDTH["normal"], privacy=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_first_series(app, pilot)
+        await pilot.press("t")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TagScreen)
+        tree = screen.query_one(Tree)
+        labels = [str(n.label) for n in tree.root.children]
+        assert any("(0028,0010) Rows" in label for label in labels)
+        assert not any("Synthetic^Phantom" in label for label in labels)  # masked
+        await pilot.press("slash", *"spacing")
+        await _settle(app, pilot)
+        found = [str(n.label) for n in tree.root.children]
+        assert found and all("Spacing" in label for label in found)
+        assert any(label.startswith("(0028,0030)") for label in found)
+        await pilot.press("escape")
+        await pilot.press("d")
+        await _settle(app, pilot)
+        differing = [str(n.label) for n in tree.root.children]
+        assert any("SOP Instance UID" in d for d in differing)
+        assert not any("Rows" in d for d in differing)
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert isinstance(app.screen, BrowserScreen)

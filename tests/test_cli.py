@@ -392,3 +392,11 @@ def test_triage_from_the_command_line(shared: Path, archive_dir: Path, tmp_path:
     _one_line_error(
         run_cli("triage", "1.2.3", "--flag", archive=archive_dir, check=False), "no study 1.2.3"
     )
+
+
+def test_tags_diff_of_two_instances(shared: Path) -> None:
+    folder = shared / "neurolabusc_dcm_qa_xa30i"
+    first, second = sorted(p for p in folder.rglob("*.dcm"))[:2]
+    rows = cli_json("tags", str(first), "--diff", str(second))
+    tags = {row["tag"] for row in rows}
+    assert "(0020,0013)" in tags and "(0028,0010)" not in tags  # instance number, not rows

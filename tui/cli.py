@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("tags", help="print the whole header of a file or indexed instance")
     p.add_argument("target", metavar="FILE|SOPInstanceUID")
     p.add_argument("--json", action="store_true", help="the DICOM JSON model, bulk data left out")
+    p.add_argument("--diff", metavar="FILE|UID", help="only what differs from another instance")
     p.set_defaults(handler=cmd_tags)
 
     p = commands.add_parser(
@@ -510,21 +511,39 @@ def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.archive.tags import read_header, to_json, to_text
+    from tui.archive.tags import diff, read_header, to_json, to_text
 
-    path = args.target
-    if not os.path.exists(path):
-        archive = _open(locations, create=False)
-        found = archive.indexed_path(args.target)
-        if found is None:
-            raise UserError(f"{args.target}: no such file, nor an indexed SOPInstanceUID")
-        path = found
+    path = _instance_path(args.target, locations)
     ds = read_header(path)
+    if args.diff:
+        other = read_header(_instance_path(args.diff, locations))
+        rows = [
+            {"tag": tag, "name": name, "first": first, "second": second}
+            for tag, name, first, second in diff(ds, other)
+        ]
+        if args.json:
+            _print_json(rows)
+        else:
+            from tui.tables import format_table
+
+            columns = [("tag", "Tag", 0), ("name", "Name", 36), ("first", "First", 40)]
+            print(format_table(rows, [*columns, ("second", "Second", 40)]))
+        return 0
     if args.json:
         _print_json(to_json(ds, path))
     else:
         print(to_text(ds))
     return 0
+
+
+def _instance_path(target: str, locations: Locations) -> str:
+    """A file path, or the file of an indexed SOP Instance UID."""
+    if os.path.exists(target):
+        return target
+    found = _open(locations, create=False).indexed_path(target)
+    if found is None:
+        raise UserError(f"{target}: no such file, nor an indexed SOPInstanceUID")
+    return str(found)
 
 
 # -- forget --------------------------------------------------------------------------

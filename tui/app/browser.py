@@ -63,6 +63,7 @@ class BrowserScreen(Screen[None]):
         Binding("slash", "filter", "Filter", id="browser.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
         Binding("v", "view", "View series", id="browser.view"),
+        Binding("t", "tags", "Tags", id="browser.tags"),
         Binding("r", "reload", "Reload", id="browser.reload"),
         Binding("f", "flag", "Flag", id="browser.flag"),
         Binding("u", "priority", "Priority", id="browser.priority"),
@@ -218,6 +219,22 @@ class BrowserScreen(Screen[None]):
     def action_reload(self) -> None:
         self.action_clear_filter()
         self.load_patients(Filters())
+
+    def action_tags(self) -> None:
+        node = self.query_one(Tree).cursor_node
+        data = (node.data or {}) if node is not None else {}
+        if data.get("level") != "series":
+            self.notify("choose a series to read its tags")
+            return
+        self.open_tags(data["row"]["SeriesInstanceUID"])
+
+    @work(thread=True, group="tags")
+    def open_tags(self, series_uid: str) -> None:
+        from tui.app.tags import TagScreen
+        from tui.archive.query import series_instances
+
+        paths = [row["path"] for row in self.app.read(series_instances, series_uid)]  # type: ignore[attr-defined]
+        self.app.call_from_thread(self.app.push_screen, TagScreen(paths))
 
     def action_view(self) -> None:
         node = self.query_one(Tree).cursor_node

@@ -42,6 +42,7 @@ class ViewerScreen(Screen[None]):
         Binding("minus", "slab(-2)", "Slab-", show=False, id="viewer.slab_less"),
         Binding("p", "plane", "Plane", id="viewer.plane"),
         Binding("o", "overlay", "Overlay", id="viewer.overlay"),
+        Binding("t", "tags", "Tags", id="viewer.tags"),
         *[
             Binding(str(n), f"preset({n - 1})", f"Preset {n}", show=False, id=f"viewer.preset{n}")
             for n in range(1, 10)
@@ -159,6 +160,15 @@ class ViewerScreen(Screen[None]):
         current = self.request.plane or "acquired"
         plane = PLANES[(PLANES.index(current) + 1) % len(PLANES)]
         self._update(plane=plane, index=None, position=None)
+
+    def action_tags(self) -> None:
+        """The header of the slice on screen (acquired plane) or of the series' first."""
+        from tui.app.tags import TagScreen
+
+        stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
+        paths = list(dict.fromkeys(s.source.path for s in stack.slices))
+        index = self._index() if (self.request.plane or "acquired") == "acquired" else 0
+        self.app.push_screen(TagScreen(paths, min(index, len(paths) - 1)))
 
     def action_overlay(self) -> None:
         for overlay in self.query("#overlay-top, #overlay-bottom"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,65 @@ def _name(ds: Dataset, element: DataElement) -> str:
         return f"[{creator}] {private_dictionary_description(tag, creator)}"
     except KeyError:
         return f"[{creator}] private"
+
+
+@dataclass
+class Element:
+    """One element for a tag browser: sequences hold their items' elements."""
+
+    tag: str
+    name: str
+    vr: str
+    value: str  # as pydicom shows it, shortened
+    full: str  # the whole value as text
+    items: list[list[Element]] = field(default_factory=list)
+
+
+def elements(ds: Dataset) -> list[Element]:
+    """The file meta and dataset as a tree of :class:`Element` (private tags named)."""
+    meta = getattr(ds, "file_meta", None)
+    return (elements_of(meta) if meta else []) + elements_of(ds)
+
+
+def elements_of(ds: Dataset) -> list[Element]:
+    """The elements of a dataset or sequence item, sequences as nested items."""
+    out = []
+    for element in ds:
+        tag, name = str(element.tag), _name(ds, element)
+        if element.VR == "SQ":
+            items = [elements_of(item) for item in element.value]
+            out.append(Element(tag, name, "SQ", f"{len(items)} item(s)", "", items))
+        else:
+            out.append(Element(tag, name, element.VR, element.repval, _full(element)))
+    return out
+
+
+def _full(element: DataElement) -> str:
+    value = element.value
+    if isinstance(value, bytes):
+        return f"{len(value)} bytes of binary data"
+    if isinstance(value, MultiValue | list):
+        return "\\".join(str(v) for v in value)
+    return str(value)
+
+
+def diff(first: Dataset, second: Dataset) -> list[tuple[str, str, str, str]]:
+    """Top-level elements that differ: (tag, name, first's value, second's value)."""
+    out = []
+    tags = sorted(set(first.keys()) | set(second.keys()))
+    for tag in tags:
+        a, b = first.get(tag), second.get(tag)
+        left = "" if a is None else ("<sequence>" if a.VR == "SQ" else _full(a))
+        right = "" if b is None else ("<sequence>" if b.VR == "SQ" else _full(b))
+        if a is not None and b is not None and a.VR == "SQ":
+            if a.value == b.value:
+                continue
+            left, right = f"{len(a.value)} item(s)", f"{len(b.value)} item(s), differing"
+        elif left == right:
+            continue
+        name = _name(first if a is not None else second, a if a is not None else b)
+        out.append((str(tag), name, left, right))
+    return out
 
 
 def to_json(ds: Dataset, path: str) -> dict[str, Any]:
