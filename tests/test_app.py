@@ -211,3 +211,32 @@ async def test_tag_reader_search_diff_and_privacy(filled: Archive) -> None:
         await pilot.press("escape")
         await _settle(app, pilot)
         assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_import_from_the_app_and_a_cd_without_writing(filled: Archive, shared: Path) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        before = len(app.screen.query_one(Tree).root.children)
+        await pilot.press("ctrl+o")
+        await _settle(app, pilot)
+        app.screen.query_one("#import-path").value = str(shared / "neurolabusc_dcm_qa_toshiba")
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        await _settle(app, pilot)
+        assert len(app.screen.query_one(Tree).root.children) == before + 1
+        # A CD: just a look, in memory; the archive on disk does not change.
+        count = filled.conn.execute("SELECT count(*) FROM instance").fetchone()[0]
+        await pilot.press("ctrl+o")
+        await _settle(app, pilot)
+        dicomdir = shared / "pydicom_test_files" / "dicomdir" / "DICOMDIR"
+        app.screen.query_one("#import-path").value = str(dicomdir)
+        await pilot.click("#ephemeral")
+        app.screen.query_one("#import-path").focus()
+        await pilot.press("enter")
+        for _ in range(3):
+            await _settle(app, pilot)
+        names = [str(n.label) for n in app.screen.query_one(Tree).root.children]
+        assert any("Doe^Archibald" in name for name in names)
+        assert app.archive is not filled and app.archive.root is None
+        assert filled.conn.execute("SELECT count(*) FROM instance").fetchone()[0] == count

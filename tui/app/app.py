@@ -64,6 +64,13 @@ class PacsApp(App[None]):
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
 
+    def use_archive(self, archive: Archive, ephemeral: bool) -> None:
+        """Browse another archive (an ephemeral one for a CD); the browser reloads itself."""
+        with self._lock:
+            self.archive = archive
+            self._stacks.clear()
+        self.sub_title = "ephemeral: nothing is written" if ephemeral else ""
+
     def action_toggle_help(self) -> None:
         """Every key of the screen, with what it does (Textual's help panel)."""
         if self.screen.query("HelpPanel"):

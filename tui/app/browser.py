@@ -64,6 +64,7 @@ class BrowserScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
         Binding("v", "view", "View series", id="browser.view"),
         Binding("t", "tags", "Tags", id="browser.tags"),
+        Binding("ctrl+o", "import", "Import", id="browser.import"),
         Binding("r", "reload", "Reload", id="browser.reload"),
         Binding("f", "flag", "Flag", id="browser.flag"),
         Binding("u", "priority", "Priority", id="browser.priority"),
@@ -219,6 +220,21 @@ class BrowserScreen(Screen[None]):
     def action_reload(self) -> None:
         self.action_clear_filter()
         self.load_patients(Filters())
+
+    def action_import(self) -> None:
+        from tui.app.importing import ImportScreen
+
+        def done(summary: Any) -> None:
+            if summary is not None:
+                stopped = " (stopped: import again to finish)" if summary.interrupted else ""
+                counts = (
+                    f"{summary.new} new, {summary.updated} updated, {summary.unchanged} unchanged,"
+                    f" {len(summary.skipped)} skipped, {len(summary.duplicates)} duplicates"
+                )
+                self.notify(counts + stopped)
+                self.load_patients(Filters())
+
+        self.app.push_screen(ImportScreen(), done)
 
     def action_tags(self) -> None:
         node = self.query_one(Tree).cursor_node
