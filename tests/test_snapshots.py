@@ -1,0 +1,46 @@
+"""SVG snapshots of the main screens (pytest-textual-snapshot): a change to how they look
+shows up as a diff to review. Update with ``pytest --snapshot-update`` after checking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.synthetic import AXIAL, write_series
+from tests.test_app import _open_first_series, _settle
+from tui.app.app import PacsApp
+from tui.archive.importer import import_paths
+from tui.archive.index import Archive
+from tui.term.detect import BANDWIDTH
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Archive:
+    opened = Archive(tmp_path / "archive")
+    write_series(tmp_path / "ct", AXIAL, count=20, series_uid="1.2.826.0.1.3680043.8.498.5")
+    import_paths(opened, [tmp_path / "ct"])
+    return opened
+
+
+def test_browser(snap_compare, archive: Archive) -> None:
+    async def ready(pilot) -> None:
+        await _settle(pilot.app, pilot)
+
+    assert snap_compare(
+        PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(100, 30), run_before=ready
+    )
+
+
+def test_viewer_mip(snap_compare, archive: Archive) -> None:
+    async def viewer(pilot) -> None:
+        await _settle(pilot.app, pilot)
+        await _open_first_series(pilot.app, pilot)
+        await pilot.press("v")
+        await _settle(pilot.app, pilot)
+        await pilot.press("m", "p", "p")  # a coronal MIP
+        await _settle(pilot.app, pilot)
+
+    assert snap_compare(
+        PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(100, 30), run_before=viewer
+    )
