@@ -69,6 +69,7 @@ import termios
 import time
 import traceback
 from collections.abc import Callable
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from types import TracebackType
@@ -309,6 +310,14 @@ class PtyChild:
                 tail = bytes(self.output[-600:])
                 raise TimeoutError(f"no {what} after {timeout:g} s; output ends {tail!r}")
 
+    def wait_for(self, needle: bytes, timeout: float) -> None:
+        """Read until the output holds ``needle`` (or, if empty, any byte)."""
+
+        def found() -> bool:
+            return len(self.output) > 0 and self.find(needle, 0) >= 0
+
+        self.wait_until(found, timeout, repr(needle) if needle else "output")
+
     def find(self, needle: bytes, start: int) -> int:
         return self.output.find(needle, start)
 
@@ -397,8 +406,8 @@ def cold_start(
     last = b""
     for attempt in range(runs + 1):
         with PtyChild(argv, env, REPO, COLUMNS, ROWS) as child:
-            child.wait_until(lambda c=child: len(c.output) > 0, timeout, "output")
-            child.wait_until(lambda c=child: c.find(needle, 0) >= 0, timeout, repr(needle))
+            child.wait_for(b"", timeout)
+            child.wait_for(needle, timeout)
             position = child.find(needle, 0) + len(needle) - 1
             painted = child.arrival(position) - child.started
             first = child.arrival(0) - child.started
@@ -473,6 +482,10 @@ def first_half_block(child: PtyChild, start: int) -> int:
     return min(found) if found else -1
 
 
+def _shown(arrived: Callable[[int, int], int], start: int, n: int) -> bool:
+    return arrived(start, n) >= 0
+
+
 def key_steps(
     child: PtyChild,
     keys: int,
@@ -489,18 +502,17 @@ def key_steps(
         child.drain(0.0)
         start = len(child.output)
         sent = child.write(b"j")
-        child.wait_until(lambda s=start, k=n: arrived(s, k) >= 0, timeout, f"frame for key {n}")
+        child.wait_until(partial(_shown, arrived, start, n), timeout, f"frame for key {n}")
         steps.append((start, sent))
         child.drain(max(0.0, sent + interval - time.perf_counter()))
     return steps
 
 
-def seconds_to(child: PtyChild, steps: list[tuple[int, float]], position: Callable[[int, int], int]
+def seconds_to(
+    child: PtyChild, steps: list[tuple[int, float]], position: Callable[[int, int], int]
 ) -> list[float]:
     """Seconds from each key to the arrival of the byte at ``position(start, n)``."""
-    return [
-        child.arrival(position(start, n)) - sent for n, (start, sent) in enumerate(steps, 1)
-    ]
+    return [child.arrival(position(start, n)) - sent for n, (start, sent) in enumerate(steps, 1)]
 
 
 def bench_keys(args: argparse.Namespace, scratch: Path, tty_env: dict[str, str]) -> dict[str, Any]:
@@ -517,29 +529,32 @@ def bench_keys(args: argparse.Namespace, scratch: Path, tty_env: dict[str, str])
     driver.write_text(VIEWER_DRIVER)
     argv = [py, str(driver), str(root), FRAME_START.decode(), FRAME_END.decode()]
     with PtyChild(argv, tty_env, REPO, COLUMNS, ROWS) as child:
-        child.wait_until(lambda: child.find(FRAME_END, 0) >= 0, args.timeout, "first frame")
+        child.wait_for(FRAME_END, args.timeout)
         first_frame_s = child.arrival(child.find(FRAME_END, 0)) - child.started
         first_start = child.find(FRAME_START, 0)
         first_bytes = child.find(FRAME_END, 0) - first_start - len(FRAME_START)
         child.drain(1.0)  # the overlays and footer settle
 
         def frame_done(start: int, n: int) -> int:
-            # The key's first half-block byte, once the marked frame it belongs to is complete.
+            # The key's first half-block byte, once the marked frame after it is complete.
             end = child.find(FRAME_END, start)
             block = first_half_block(child, start)
             return block if end >= 0 and block >= 0 else -1
 
-        to_block, to_output, starts = key_steps(
-            child, args.keys, args.key_interval, args.timeout, frame_done
+        steps = key_steps(child, args.keys, args.key_interval, args.timeout, frame_done)
+        to_block = seconds_to(child, steps, frame_done)
+        to_output = seconds_to(child, steps, lambda start, n: start)
+        to_start = seconds_to(
+            child, steps, lambda start, n: child.find(FRAME_START, start) + len(FRAME_START) - 1
         )
-        to_start, to_end, frame_bytes, frames_per_key, before_marker = [], [], [], [], 0
-        for index, start in enumerate(starts):
-            stop = starts[index + 1] if index + 1 < len(starts) else len(child.output)
+        to_end = seconds_to(
+            child, steps, lambda start, n: child.find(FRAME_END, start) + len(FRAME_END) - 1
+        )
+        frame_bytes, frames_per_key, before_marker = [], [], 0
+        for index, (start, _) in enumerate(steps):
+            stop = steps[index + 1][0] if index + 1 < len(steps) else len(child.output)
             begin, end = child.find(FRAME_START, start), child.find(FRAME_END, start)
-            sent = child.arrival(start) - to_output[index]
-            to_start.append(child.arrival(begin + len(FRAME_START) - 1) - sent)
-            to_end.append(child.arrival(end + len(FRAME_END) - 1) - sent)
-            frame_bytes.append(end - begin - len(FRAME_START))
+            frame_bytes.append(float(end - begin - len(FRAME_START)))
             frames_per_key.append(child.output.count(FRAME_START, start, stop))
             before_marker += first_half_block(child, start) < begin
         child.quit(args.timeout)
@@ -548,7 +563,7 @@ def bench_keys(args: argparse.Namespace, scratch: Path, tty_env: dict[str, str])
     minimal_path = scratch / "minimal_app.py"
     minimal_path.write_text(MINIMAL_APP)
     with PtyChild([py, str(minimal_path)], tty_env, REPO, COLUMNS, ROWS) as child:
-        child.wait_until(lambda: child.find(b"ready", 0) >= 0, args.timeout, "ready")
+        child.wait_for(b"ready", args.timeout)
         child.drain(1.0)
 
         def label_done(start: int, n: int) -> int:
@@ -556,9 +571,9 @@ def bench_keys(args: argparse.Namespace, scratch: Path, tty_env: dict[str, str])
             found = child.find(label, start)
             return found + len(label) - 1 if found >= 0 else -1
 
-        label_s, label_output, _ = key_steps(
-            child, args.keys, args.key_interval, args.timeout, label_done
-        )
+        steps = key_steps(child, args.keys, args.key_interval, args.timeout, label_done)
+        label_s = seconds_to(child, steps, label_done)
+        label_output = seconds_to(child, steps, lambda start, n: start)
         child.quit(args.timeout)
     note(f"minimal Textual app: key to label median {statistics.median(label_s) * 1e3:.1f} ms")
     median_ms = statistics.median(to_block) * 1000
@@ -579,7 +594,7 @@ def bench_keys(args: argparse.Namespace, scratch: Path, tty_env: dict[str, str])
         "key_to_frame_start_marker": summary(to_start, 1000, "ms"),
         "key_to_frame_end_marker": summary(to_end, 1000, "ms"),
         "key_to_first_output_byte": summary(to_output, 1000, "ms"),
-        "frame_bytes": summary([float(b) for b in frame_bytes], 1, "bytes"),
+        "frame_bytes": summary(frame_bytes, 1, "bytes"),
         "frames_per_key": sorted(set(frames_per_key)),
         "half_blocks_before_frame_marker": before_marker,
         "anchor_minimal_app_key_to_label": summary(label_s, 1000, "ms"),
@@ -692,7 +707,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--instances", type=int, default=100_000, help="of the start archive")
     parser.add_argument(
-        "--archive", type=Path, help="build the start archive here and keep it (reused if it exists)"
+        "--archive",
+        type=Path,
+        help="build the start archive here and keep it (reused if it exists)",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed cold starts of each app")
     parser.add_argument(

@@ -240,3 +240,11 @@ async def test_import_from_the_app_and_a_cd_without_writing(filled: Archive, sha
         assert any("Doe^Archibald" in name for name in names)
         assert app.archive is not filled and app.archive.root is None
         assert filled.conn.execute("SELECT count(*) FROM instance").fetchone()[0] == count
+
+
+async def test_the_command_palette_offers_the_screens_keys(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        assert {"Filter", "View series", "Flag", "Next unreviewed", "Import"} <= titles

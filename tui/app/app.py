@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from tui.app.browser import BrowserScreen
 from tui.app.themes import DEFAULT, load_themes
@@ -63,6 +65,18 @@ class PacsApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette offers every key of the screen, by name, with its key."""
+        yield from super().get_system_commands(screen)
+        for key, active in screen.active_bindings.items():
+            binding = active.binding
+            if binding.description and binding.action:
+                yield SystemCommand(
+                    binding.description,
+                    f"{binding.action} ({key})",
+                    partial(screen.run_action, binding.action),
+                )
 
     def use_archive(self, archive: Archive, ephemeral: bool) -> None:
         """Browse another archive (an ephemeral one for a CD); the browser reloads itself."""
