@@ -248,3 +248,30 @@ async def test_the_command_palette_offers_the_screens_keys(filled: Archive) -> N
         await _settle(app, pilot)
         titles = {command.title for command in app.get_system_commands(app.screen)}
         assert {"Filter", "View series", "Flag", "Next unreviewed", "Import"} <= titles
+
+
+async def test_cine_export_and_value_under_the_mouse(
+    filled: Archive, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    app = PacsApp(filled, BANDWIDTH["high"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_first_series(app, pilot)
+        await pilot.press("v")
+        await _settle(app, pilot)
+        viewer = app.screen
+        start = viewer._index()
+        await pilot.press("space")
+        await pilot.pause(0.6)
+        await pilot.press("space")
+        await _settle(app, pilot)
+        assert viewer._index() != start  # it played
+        await pilot.press("e")
+        await _settle(app, pilot)
+        assert list(tmp_path.glob("pacs-tui-series*.png"))
+        view = viewer.query_one(ImageView)
+        await pilot.hover(ImageView, offset=(view._offset[0] + 5, view._offset[1] + 5))
+        await _settle(app, pilot)
+        text = str(viewer.query_one("#overlay-bottom").render())
+        assert " at (" in text and "mm" in text and "HU" in text

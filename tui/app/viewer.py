@@ -43,6 +43,10 @@ class ViewerScreen(Screen[None]):
         Binding("p", "plane", "Plane", id="viewer.plane"),
         Binding("o", "overlay", "Overlay", id="viewer.overlay"),
         Binding("t", "tags", "Tags", id="viewer.tags"),
+        Binding("space", "cine", "Play/pause", id="viewer.cine"),
+        Binding("greater_than_sign", "fps(1.5)", "Faster", show=False, id="viewer.faster"),
+        Binding("less_than_sign", "fps(0.67)", "Slower", show=False, id="viewer.slower"),
+        Binding("e", "export", "Export view", id="viewer.export"),
         *[
             Binding(str(n), f"preset({n - 1})", f"Preset {n}", show=False, id=f"viewer.preset{n}")
             for n in range(1, 10)
@@ -53,6 +57,9 @@ class ViewerScreen(Screen[None]):
     def __init__(self, series: dict[str, Any]) -> None:
         super().__init__()
         self.series = series
+        self.fps = 8.0
+        self._cine: Any = None
+        self._shown: Any = None  # the Rendered on screen: for lookups and export
         self.request = Request()
         self.count = 1  # planes in the current plane (slices, or reslices)
         self.window: Window | None = None
@@ -80,6 +87,7 @@ class ViewerScreen(Screen[None]):
         self.app.call_from_thread(self._show, rendered, count)
 
     def _show(self, rendered: Any, count: int) -> None:
+        self._shown = rendered
         self.count = count
         self.window = rendered.window
         view = rendered.view
@@ -169,6 +177,76 @@ class ViewerScreen(Screen[None]):
         paths = list(dict.fromkeys(s.source.path for s in stack.slices))
         index = self._index() if (self.request.plane or "acquired") == "acquired" else 0
         self.app.push_screen(TagScreen(paths, min(index, len(paths) - 1)))
+
+    def action_cine(self) -> None:
+        """Play through the slices (wrapping), at most at the bandwidth's frame rate."""
+        if self._cine is not None:
+            self._cine.stop()
+            self._cine = None
+            return
+        limit = self.app.bandwidth.fps  # type: ignore[attr-defined]
+        self._cine = self.set_interval(1 / min(self.fps, limit), self._next_frame)
+
+    def _next_frame(self) -> None:
+        self._update(index=(self._index() + 1) % max(self.count, 1), position=None)
+
+    def action_fps(self, factor: float) -> None:
+        self.fps = max(1.0, min(60.0, self.fps * factor))
+        self.notify(f"cine: {self.fps:.0f} frames per second", timeout=1.5)
+        if self._cine is not None:
+            self.action_cine()
+            self.action_cine()
+
+    def action_export(self) -> None:
+        """The view on screen, as a PNG with its corner text, in the current folder."""
+        if self._shown is None:
+            return
+        self.export_view(self._shown)
+
+    @work(thread=True, group="export")
+    def export_view(self, rendered: Any) -> None:
+        from pathlib import Path
+
+        from tui.render import export
+
+        number = self.series.get("SeriesNumber") or 0
+        what = "".join(c if c.isalnum() else "_" for c in rendered.description)
+        path = Path.cwd() / f"pacs-tui-series{number}-{what}.png"  # never from tag text
+        view = rendered.view
+        spacing = view.pixel_spacing if view is not None else (1.0, 1.0)
+        picture = export.square_pixels(rendered.image, spacing)
+        edges = view.labels if view is not None else None
+        bottom = [rendered.description, str(rendered.window or "")]
+        picture = export.annotate(picture, {"bottom-left": bottom}, edges)
+        try:
+            export.save_still(picture, path)
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            return
+        self.app.call_from_thread(self.notify, f"saved {path}")
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        """The value under the mouse (HU for CT) and where it is, in the bottom overlay."""
+        rendered = self._shown
+        panel_view = self.query_one(ImagePanel).view
+        if rendered is None or rendered.view is None or panel_view.cells is None:
+            return
+        offset = event.get_content_offset(panel_view)
+        if offset is None:
+            return
+        rows, columns = panel_view.cells.shape
+        cx, cy = offset.x - panel_view._offset[0], offset.y - panel_view._offset[1]
+        if not (0 <= cx < columns and 0 <= cy < rows):
+            return
+        values = rendered.view.values
+        row = int((cy + 0.5) / rows * values.shape[0])
+        column = int((cx + 0.5) / columns * values.shape[1])
+        point = rendered.view.patient_at(row, column)
+        value = rendered.view.value_at(row, column)
+        where = ", ".join(f"{v:.1f}" for v in point)
+        unit = " HU" if str(self.series.get("Modality", "")) == "CT" else ""
+        text = f"{rendered.description}  {rendered.window or ''}  {value:g}{unit} at ({where}) mm"
+        self.query_one("#overlay-bottom", Static).update(text)
 
     def action_overlay(self) -> None:
         for overlay in self.query("#overlay-top, #overlay-bottom"):
