@@ -47,6 +47,12 @@ class ViewerScreen(Screen[None]):
         Binding("greater_than_sign", "fps(1.5)", "Faster", show=False, id="viewer.faster"),
         Binding("less_than_sign", "fps(0.67)", "Slower", show=False, id="viewer.slower"),
         Binding("e", "export", "Export view", id="viewer.export"),
+        Binding("z", "zoom(1.5)", "Zoom in", id="viewer.zoom_in"),
+        Binding("Z", "zoom(0.6667)", "Zoom out", show=False, id="viewer.zoom_out"),
+        Binding("shift+left", "pan(0,-1)", "Pan", show=False, id="viewer.pan_left"),
+        Binding("shift+right", "pan(0,1)", "Pan", show=False, id="viewer.pan_right"),
+        Binding("shift+up", "pan(-1,0)", "Pan", show=False, id="viewer.pan_up"),
+        Binding("shift+down", "pan(1,0)", "Pan", show=False, id="viewer.pan_down"),
         *[
             Binding(str(n), f"preset({n - 1})", f"Preset {n}", show=False, id=f"viewer.preset{n}")
             for n in range(1, 10)
@@ -60,6 +66,9 @@ class ViewerScreen(Screen[None]):
         self.fps = 8.0
         self._cine: Any = None
         self._shown: Any = None  # the Rendered on screen: for lookups and export
+        self.zoom = 1.0
+        self.centre = (0.5, 0.5)  # the zoomed window's centre, as fractions of the image
+        self._crop = (0, 0, 1, 1)  # rows and columns of the image on screen: r0, c0, h, w
         self.request = Request()
         self.count = 1  # planes in the current plane (slices, or reslices)
         self.window: Window | None = None
@@ -93,7 +102,7 @@ class ViewerScreen(Screen[None]):
         view = rendered.view
         labels = view.labels if view is not None else {}
         aspect = view.pixel_spacing[0] / view.pixel_spacing[1] if view is not None else 1.0
-        self.query_one(ImagePanel).show(rendered.image, labels, aspect)
+        self.query_one(ImagePanel).show(self._zoomed(rendered.image), labels, aspect)
         private = self.app.privacy  # type: ignore[attr-defined]
         ds = rendered.header
         top = [
@@ -178,6 +187,29 @@ class ViewerScreen(Screen[None]):
         index = self._index() if (self.request.plane or "acquired") == "acquired" else 0
         self.app.push_screen(TagScreen(paths, min(index, len(paths) - 1)))
 
+    def _zoomed(self, image: Any) -> Any:
+        """The part of the image the zoom and pan show (pixels are only cropped: the
+        encoder's area averaging does the magnifying)."""
+        h, w = image.shape[:2]
+        ch, cw = max(1, round(h / self.zoom)), max(1, round(w / self.zoom))
+        r0 = min(max(0, round(self.centre[0] * h - ch / 2)), h - ch)
+        c0 = min(max(0, round(self.centre[1] * w - cw / 2)), w - cw)
+        self._crop = (r0, c0, ch, cw)
+        return image[r0 : r0 + ch, c0 : c0 + cw]
+
+    def action_zoom(self, factor: float) -> None:
+        self.zoom = max(1.0, min(8.0, self.zoom * factor))
+        if self._shown is not None:
+            self._show(self._shown, self.count)
+
+    def action_pan(self, down: int, right: int) -> None:
+        step = 0.1 / self.zoom
+        row = min(1.0, max(0.0, self.centre[0] + down * step))
+        column = min(1.0, max(0.0, self.centre[1] + right * step))
+        self.centre = (row, column)
+        if self._shown is not None:
+            self._show(self._shown, self.count)
+
     def action_cine(self) -> None:
         """Play through the slices (wrapping), at most at the bandwidth's frame rate."""
         if self._cine is not None:
@@ -238,9 +270,9 @@ class ViewerScreen(Screen[None]):
         cx, cy = offset.x - panel_view._offset[0], offset.y - panel_view._offset[1]
         if not (0 <= cx < columns and 0 <= cy < rows):
             return
-        values = rendered.view.values
-        row = int((cy + 0.5) / rows * values.shape[0])
-        column = int((cx + 0.5) / columns * values.shape[1])
+        r0, c0, h, w = self._crop
+        row = r0 + int((cy + 0.5) / rows * h)
+        column = c0 + int((cx + 0.5) / columns * w)
         point = rendered.view.patient_at(row, column)
         value = rendered.view.value_at(row, column)
         where = ", ".join(f"{v:.1f}" for v in point)
