@@ -281,3 +281,33 @@ async def test_cine_export_and_value_under_the_mouse(
         r0, c0, h, w = viewer._crop
         assert h < 64 and w < 64 and c0 < (64 - w) / 2  # zoomed in, panned left
         assert view.cells.shape[1] >= full[1] - 1  # magnified to the same size on screen
+
+
+async def test_mpr_layout_with_linked_crosshairs(filled: Archive) -> None:
+    from tui.app.mpr import MPRScreen
+
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(140, 50)) as pilot:
+        await _settle(app, pilot)
+        await _open_first_series(app, pilot)
+        await pilot.press("v")
+        await _settle(app, pilot)
+        await pilot.press("g")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, MPRScreen)
+        assert set(screen.views) == {"axial", "coronal", "sagittal", "mip"}
+        before = screen.point.copy()
+        await pilot.press("j", "j")  # two slices deeper in the axial panel: z changes
+        await _settle(app, pilot)
+        assert screen.point[2] == pytest.approx(before[2] + 4.0)
+        await pilot.press("tab", "right")  # coronal panel: to the patient's left, x grows
+        await _settle(app, pilot)
+        assert screen.point[0] > before[0] and screen.point[2] == pytest.approx(before[2] + 4.0)
+        axial = screen.views["axial"]
+        assert (
+            "axial slice at" in axial.description and f"{screen.point[2]:.1f}" in axial.description
+        )
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert not isinstance(app.screen, MPRScreen)

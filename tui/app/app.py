@@ -17,7 +17,14 @@ from tui.app.themes import DEFAULT, load_themes
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
 from tui.errors import UserError
-from tui.render.pipeline import Rendered, Request, pick_stack, plane_count, render
+from tui.render.pipeline import (
+    Rendered,
+    Request,
+    pick_stack,
+    plane_count,
+    render,
+    volume_of,
+)
 from tui.render.presets import load_presets
 from tui.render.volume import Stack, VolumeCache, assemble, slices_of
 from tui.term.detect import Bandwidth
@@ -102,6 +109,10 @@ class PacsApp(App[None]):
             rows = self.read(series_instances, series_uid)
             self._stacks[series_uid] = assemble(slices_of(rows))
         return self._stacks[series_uid]
+
+    def volume(self, series_uid: str, stack: int = 0) -> Any:
+        """A series' volume, loaded once and cached (in a worker thread)."""
+        return volume_of(pick_stack(self.stacks(series_uid), stack), self._cache)
 
     def render_series(
         self, series_uid: str, request: Request | None = None, with_count: bool = False

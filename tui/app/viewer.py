@@ -43,6 +43,7 @@ class ViewerScreen(Screen[None]):
         Binding("p", "plane", "Plane", id="viewer.plane"),
         Binding("o", "overlay", "Overlay", id="viewer.overlay"),
         Binding("t", "tags", "Tags", id="viewer.tags"),
+        Binding("g", "mpr", "MPR 2x2", id="viewer.mpr"),
         Binding("space", "cine", "Play/pause", id="viewer.cine"),
         Binding("greater_than_sign", "fps(1.5)", "Faster", show=False, id="viewer.faster"),
         Binding("less_than_sign", "fps(0.67)", "Slower", show=False, id="viewer.slower"),
@@ -209,6 +210,11 @@ class ViewerScreen(Screen[None]):
         self.centre = (row, column)
         if self._shown is not None:
             self._show(self._shown, self.count)
+
+    def action_mpr(self) -> None:
+        from tui.app.mpr import MPRScreen
+
+        self.app.push_screen(MPRScreen(self.series))
 
     def action_cine(self) -> None:
         """Play through the slices (wrapping), at most at the bandwidth's frame rate."""

@@ -1,0 +1,131 @@
+"""A 2 x 2 MPR layout: axial, coronal and sagittal planes through one point, and a coronal
+MIP, with linked crosshairs. Tab picks the panel; arrows move the point in its plane, j/k
+through it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Grid
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tui.app.image_view import ImagePanel
+from tui.errors import UserError
+from tui.render.lut import choose_window, values_to_display
+from tui.render.views import View, orthogonal
+
+PANELS = ("axial", "coronal", "sagittal", "mip")
+_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
+
+
+def crosshair(image: np.ndarray, view: View, point: np.ndarray) -> np.ndarray:
+    """``image`` with a dotted cross through ``point`` (patient mm), if it lies in view."""
+    offset = point - view.origin
+    row = round(float(offset @ view.row_step) / float(view.row_step @ view.row_step))
+    column = round(float(offset @ view.column_step) / float(view.column_step @ view.column_step))
+    out = image.copy()
+    if 0 <= row < out.shape[0]:
+        out[row, ::2] = 255 - out[row, ::2] // 2
+    if 0 <= column < out.shape[1]:
+        out[::2, column] = 255 - out[::2, column] // 2
+    return out
+
+
+class MPRScreen(Screen[None]):
+    BINDINGS = [
+        Binding("tab", "panel(1)", "Next panel", id="mpr.next_panel"),
+        Binding("shift+tab", "panel(-1)", "Previous panel", show=False, id="mpr.prev_panel"),
+        Binding("j", "through(1)", "Deeper", id="mpr.deeper"),
+        Binding("k", "through(-1)", "Back", id="mpr.back_up"),
+        Binding("left", "move(0,-1)", "Move", show=False, id="mpr.left"),
+        Binding("right", "move(0,1)", "Move", show=False, id="mpr.right"),
+        Binding("up", "move(-1,0)", "Move", show=False, id="mpr.up"),
+        Binding("down", "move(1,0)", "Move", show=False, id="mpr.down"),
+        Binding("escape,q", "app.pop_screen", "Back", id="mpr.close"),
+    ]
+    DEFAULT_CSS = """
+    MPRScreen Grid { grid-size: 2 2; }
+    MPRScreen ImagePanel { border: round $panel; }
+    MPRScreen ImagePanel.active { border: round $accent; }
+    MPRScreen #mpr-status { height: 1; padding: 0 1; }
+    """
+
+    def __init__(self, series: dict[str, Any]) -> None:
+        super().__init__()
+        self.series = series
+        self.active = 0
+        self.point: np.ndarray | None = None
+        self.step = np.ones(3)
+        self.views: dict[str, View] = {}
+
+    def compose(self) -> ComposeResult:
+        with Grid():
+            for name in PANELS:
+                yield ImagePanel(self.app.bandwidth.mode, id=f"mpr-{name}")  # type: ignore[attr-defined]
+        yield Static("", id="mpr-status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#mpr-axial").add_class("active")
+        self.redraw()
+
+    @work(thread=True, exclusive=True, group="mpr")
+    def redraw(self) -> None:
+        try:
+            volume = self.app.volume(self.series["SeriesInstanceUID"])  # type: ignore[attr-defined]
+            if self.point is None:
+                affine = volume.affine
+                centre = np.floor((np.array(volume.data.shape[::-1]) - 1) / 2)  # a voxel centre
+                self.point = (affine @ np.append(centre, 1))[:3]
+                self.step = np.abs(np.diag(affine[:3, :3])).clip(min=0.5)
+            views = {
+                plane: orthogonal(volume, plane, position=float(self.point[_AXIS[plane]]))
+                for plane in ("axial", "coronal", "sagittal")
+            }
+            views["mip"] = orthogonal(volume, "coronal", "mip")
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        window = choose_window(views["axial"].values, volume.header)
+        images = {
+            name: crosshair(values_to_display(v.values, volume.header, window), v, self.point)
+            for name, v in views.items()
+        }
+        self.app.call_from_thread(self._show, views, images, window)
+
+    def _show(self, views: dict[str, View], images: dict[str, np.ndarray], window: Any) -> None:
+        self.views = views
+        for name, view in views.items():
+            aspect = view.pixel_spacing[0] / view.pixel_spacing[1]
+            self.query_one(f"#mpr-{name}", ImagePanel).show(images[name], view.labels, aspect)
+        where = ", ".join(f"{v:.1f}" for v in self.point) if self.point is not None else ""
+        self.query_one("#mpr-status", Static).update(
+            f"{PANELS[self.active]} panel  point ({where}) mm  {window}"
+        )
+
+    def action_panel(self, step: int) -> None:
+        self.query_one(f"#mpr-{PANELS[self.active]}").remove_class("active")
+        self.active = (self.active + step) % len(PANELS)
+        self.query_one(f"#mpr-{PANELS[self.active]}").add_class("active")
+
+    def _plane(self) -> str:
+        return "coronal" if PANELS[self.active] == "mip" else PANELS[self.active]
+
+    def action_through(self, step: int) -> None:
+        if self.point is None:
+            return
+        axis = _AXIS[self._plane()]
+        self.point[axis] += step * self.step[axis]
+        self.redraw()
+
+    def action_move(self, down: int, right: int) -> None:
+        view = self.views.get(self._plane())
+        if self.point is None or view is None:
+            return
+        self.point = self.point + down * view.row_step + right * view.column_step
+        self.redraw()
