@@ -40,7 +40,8 @@ from tui.render.pipeline import Request, render  # noqa: E402
 from tui.render.presets import load_presets  # noqa: E402
 from tui.render.volume import assemble, slices_of  # noqa: E402
 from tui.term.cells import area_resize  # noqa: E402
-from tui.term.halfblock import HIGH, LOW, NORMAL, encode, to_cells  # noqa: E402
+from tui.term.halfblock import encode, to_cells  # noqa: E402
+from tui.term.modes import HIGH, LOW, NORMAL  # noqa: E402
 
 SHARED = REPO.parent / "shared" / "dicom"
 SERIES = {

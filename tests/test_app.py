@@ -278,7 +278,7 @@ async def test_cine_export_and_value_under_the_mouse(
         full = view.cells.shape
         await pilot.press("z", "z", "shift+left")
         await _settle(app, pilot)
-        r0, c0, h, w = viewer._crop
+        _, c0, h, w = viewer._crop
         assert h < 64 and w < 64 and c0 < (64 - w) / 2  # zoomed in, panned left
         assert view.cells.shape[1] >= full[1] - 1  # magnified to the same size on screen
 

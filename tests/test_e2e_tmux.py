@@ -41,15 +41,16 @@ def _keys(tmux, *keys: str) -> None:
         time.sleep(0.3)
 
 
-def _wait_for(tmux, text: str, timeout: float = 20.0) -> str:
+def _wait_for(tmux, text: str, timeout: float = 20.0, alternatives: tuple[str, ...] = ()) -> str:
     deadline = time.monotonic() + timeout
     screen = ""
     while time.monotonic() < deadline:
         screen = tmux("capture-pane", "-p", "-t", "e2e")
-        if text in screen:
+        if any(t in screen for t in (text, *alternatives)):
             return screen
         time.sleep(0.2)
-    raise AssertionError(f"{text!r} never appeared; the screen was:\n{screen}")
+    history = tmux("capture-pane", "-p", "-S", "-200", "-t", "e2e")
+    raise AssertionError(f"{text!r} never appeared; the screen and history:\n{history}")
 
 
 def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
@@ -59,26 +60,20 @@ def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
         import_paths(opened, [tmp_path / "ct"])
     command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive} --bandwidth normal"
     env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        *[f"-e{k}={v}" for k, v in env.items()],
-        command,
-    )
+    # A shell first, then the command typed into it, as a user does: the pane has its
+    # final size before pacs-tui asks for it.
+    options = [f"-e{k}={v}" for k, v in env.items()]
+    tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "36", *options)
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", command, "Enter")
     _wait_for(tmux, "Synthetic^Phantom")
     tmux("send-keys", "-t", "e2e", "Space")
     _wait_for(tmux, "20260101  CT")  # the study
     _keys(tmux, "Down", "Space")
     _wait_for(tmux, "CT 1")  # the series
     _keys(tmux, "Down")
-    screen = _wait_for(tmux, "SeriesInstanceUID")
-    assert "▀" in screen or "▄" in screen or "█" in tmux("capture-pane", "-p", "-e", "-t", "e2e")
+    _wait_for(tmux, "SeriesInstanceUID")
+    _wait_for(tmux, "▀", alternatives=("▄", "█"))  # the preview, drawn in half blocks
     tmux("send-keys", "-t", "e2e", "v")
     _wait_for(tmux, "acquired slice 16/30")
     _keys(tmux, "j", "j")
@@ -88,7 +83,9 @@ def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
     tmux("send-keys", "-t", "e2e", "q")
     _wait_for(tmux, "View series")
     tmux("send-keys", "-t", "e2e", "C-q")
-    deadline = time.monotonic() + 10
-    while "e2e" in tmux("list-sessions") and time.monotonic() < deadline:
+    deadline = time.monotonic() + 15
+    while "View series" in tmux("capture-pane", "-p", "-t", "e2e") and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert "e2e" not in tmux("list-sessions")
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", "echo exited-$?", "Enter")
+    _wait_for(tmux, "exited-0")  # the app quit cleanly, the shell has its terminal back

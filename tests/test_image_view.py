@@ -8,7 +8,8 @@ from textual.app import App, ComposeResult
 from textual.geometry import Region
 
 from tui.app.image_view import ImagePanel, ImageView
-from tui.term.halfblock import NORMAL, to_cells
+from tui.term.halfblock import to_cells
+from tui.term.modes import NORMAL
 
 
 def _image(shift: int = 0) -> np.ndarray:

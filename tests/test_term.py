@@ -18,7 +18,8 @@ from PIL import Image
 from tui.term import protocols, text
 from tui.term.cells import area_resize, fit_cells
 from tui.term.detect import choose_bandwidth, choose_graphics, from_environment, from_replies, query
-from tui.term.halfblock import HIGH, LOW, NORMAL, encode, to_cells
+from tui.term.halfblock import encode, to_cells
+from tui.term.modes import HIGH, LOW, NORMAL
 
 ROWS, COLUMNS = 50, 100
 

@@ -9,7 +9,7 @@ from textual.app import App, ComposeResult
 
 from tests.test_image_view import _image
 from tui.app.image_view import ImageView
-from tui.term.halfblock import LOW, NORMAL
+from tui.term.modes import LOW, NORMAL
 
 MARK = "\x1b_pacs-tui-test-mark\x1b\\"
 

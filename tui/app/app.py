@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -17,17 +17,11 @@ from tui.app.themes import DEFAULT, load_themes
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
 from tui.errors import UserError
-from tui.render.pipeline import (
-    Rendered,
-    Request,
-    pick_stack,
-    plane_count,
-    render,
-    volume_of,
-)
-from tui.render.presets import load_presets
-from tui.render.volume import Stack, VolumeCache, assemble, slices_of
 from tui.term.detect import Bandwidth
+
+if TYPE_CHECKING:  # the rendering core (pydicom, numpy) loads on first use: a fast start
+    from tui.render.pipeline import Rendered, Request
+    from tui.render.volume import Stack, VolumeCache
 
 T = TypeVar("T")
 
@@ -36,7 +30,7 @@ class PacsApp(App[None]):
     """Browse the archive, view series; all data comes from workers."""
 
     TITLE = "pacs-tui"
-    CSS_PATH = "pacs.tcss"
+    CSS_PATH = Path(__file__).with_name("pacs.tcss")  # absolute: subclasses elsewhere find it
     BINDINGS = [
         Binding("question_mark", "toggle_help", "Keys", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
@@ -56,9 +50,11 @@ class PacsApp(App[None]):
         self.archive = archive
         self.bandwidth = bandwidth
         self.privacy = privacy
-        self.presets = load_presets(config_dir)
+        self.config_dir = config_dir
+        self.cache_mb = cache_mb
         self._lock = threading.Lock()
-        self._cache = VolumeCache(cache_mb)
+        self._cache: VolumeCache | None = None
+        self._presets: dict[str, Any] | None = None
         self._stacks: dict[str, list[Stack]] = {}
         themes = load_themes(config_dir / "themes" if config_dir else None)
         for loaded in themes.values():
@@ -104,7 +100,25 @@ class PacsApp(App[None]):
         with self._lock:
             return function(self.archive, *args, **kwargs)
 
+    @property
+    def presets(self) -> dict[str, Any]:
+        if self._presets is None:
+            from tui.render.presets import load_presets
+
+            self._presets = load_presets(self.config_dir)
+        return self._presets
+
+    @property
+    def cache(self) -> VolumeCache:
+        if self._cache is None:
+            from tui.render.volume import VolumeCache
+
+            self._cache = VolumeCache(self.cache_mb)
+        return self._cache
+
     def stacks(self, series_uid: str) -> list[Stack]:
+        from tui.render.volume import assemble, slices_of
+
         if series_uid not in self._stacks:
             rows = self.read(series_instances, series_uid)
             self._stacks[series_uid] = assemble(slices_of(rows))
@@ -112,15 +126,19 @@ class PacsApp(App[None]):
 
     def volume(self, series_uid: str, stack: int = 0) -> Any:
         """A series' volume, loaded once and cached (in a worker thread)."""
-        return volume_of(pick_stack(self.stacks(series_uid), stack), self._cache)
+        from tui.render.pipeline import pick_stack, volume_of
+
+        return volume_of(pick_stack(self.stacks(series_uid), stack), self.cache)
 
     def render_series(
         self, series_uid: str, request: Request | None = None, with_count: bool = False
     ) -> Any:
         """Render a series (in a worker thread); optionally with the plane count."""
+        from tui.render.pipeline import Request, pick_stack, plane_count, render
+
         request = request or Request()
         stack = pick_stack(self.stacks(series_uid), request.stack)
-        rendered: Rendered = render(stack, request, self.presets, self._cache)
+        rendered: Rendered = render(stack, request, self.presets, self.cache)
         if with_count:
-            return rendered, plane_count(stack, request, self._cache)
+            return rendered, plane_count(stack, request, self.cache)
         return rendered

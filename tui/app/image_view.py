@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
-import numpy as np
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
@@ -24,8 +24,14 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.term.cells import fit_cells
-from tui.term.halfblock import NORMAL, UPPER, CellImage, Mode, changed_runs, encode, to_cells
+from tui.term.modes import NORMAL, Mode
+
+if TYPE_CHECKING:  # numpy and the encoder load with the first image: a faster start
+    import numpy as np
+
+    from tui.term.halfblock import CellImage
+
+UPPER = "▀"
 
 _TRUE = 1 << 24
 
@@ -93,6 +99,9 @@ class ImageView(Widget):
                         image, (width, height) = self._pending
                         self._pending = None
             self._last_frame = time.monotonic()
+            from tui.term.cells import fit_cells
+            from tui.term.halfblock import to_cells
+
             h, w = image.shape[:2]
             columns, rows = fit_cells(w, h, width, height, self.pixel_aspect)
             cells = to_cells(image, columns, rows, self.mode)
@@ -108,8 +117,10 @@ class ImageView(Widget):
         if previous is None or previous.shape != cells.shape or old_offset != offset:
             self.refresh()
             return
+        from tui.term.halfblock import changed_runs
+
         changed = (cells.top != previous.top) | (cells.bottom != previous.bottom)
-        for row in np.flatnonzero(changed.any(axis=1)).tolist():
+        for row in changed.any(axis=1).nonzero()[0].tolist():
             for start, end in changed_runs(changed[row]):
                 self.refresh(Region(offset[0] + start, offset[1] + row, end - start, 1))
 
@@ -125,6 +136,8 @@ class ImageView(Widget):
         driver = getattr(self.app, "_driver", None)
         if driver is None or self.app.is_headless or self.screen is not self.app.screen:
             return False
+        from tui.term.halfblock import encode
+
         region = self.content_region
         origin = (region.x + self._offset[0], region.y + self._offset[1])
         text = encode(cells, previous, origin)

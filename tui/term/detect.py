@@ -23,7 +23,7 @@ import tty
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tui.term.halfblock import HIGH, LOW, NORMAL, Mode
+from tui.term.modes import HIGH, LOW, NORMAL, Mode
 
 GRAPHICS = ("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "none")
 BANDWIDTHS = ("auto", "low", "normal", "high")

@@ -16,26 +16,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tui.term.cells import area_resize
+from tui.term.modes import NORMAL, Mode
 from tui.term.palette import fitted_levels, quantize
 
 UPPER, LOWER, FULL = "▀", "▄", "█"
 _TRUE = 1 << 24  # flag on a colour code: a 24-bit colour, not a palette index
 _BRIDGE = 6  # unchanged cells between changed runs shorter than this are resent (cheaper
 # than the cursor move that skipping them would cost)
-
-
-@dataclass(frozen=True)
-class Mode:
-    """How colours are sent: ``grey`` levels of the 256-colour palette, or ``truecolor``."""
-
-    colours: str = "grey"
-    levels: int = 26
-    dither: str = "none"
-
-
-LOW = Mode("grey", 8)
-NORMAL = Mode("grey", 26)
-HIGH = Mode("truecolor")
 
 
 @dataclass
