@@ -154,10 +154,6 @@ ImageView._write_direct = _marked
 
 
 class Bench(PacsApp):
-    # Textual reads a relative CSS_PATH beside the file of the class that sets it... or
-    # of this subclass, were it left relative.
-    CSS_PATH = str(Path(sys.modules[PacsApp.__module__].__file__).with_name(PacsApp.CSS_PATH))
-
     def __init__(self, archive, series):
         super().__init__(archive, BANDWIDTH["normal"])
         self.series = series
