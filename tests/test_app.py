@@ -311,3 +311,16 @@ async def test_mpr_layout_with_linked_crosshairs(filled: Archive) -> None:
         await pilot.press("escape")
         await _settle(app, pilot)
         assert not isinstance(app.screen, MPRScreen)
+
+
+async def test_sorting_patients_by_latest_study(filled: Archive) -> None:
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(80, 24)) as pilot:  # the smallest terminal we promise
+        await _settle(app, pilot)
+        tree = app.screen.query_one(Tree)
+        by_name = [n.data["row"]["PatientID"] for n in tree.root.children]
+        await pilot.press("s")
+        await _settle(app, pilot)
+        by_date = [n.data["row"]["PatientID"] for n in tree.root.children]
+        assert sorted(by_name) == sorted(by_date) and by_name != by_date
+        assert by_date[0] == "SYN1"  # the synthetic study (2026) is the latest

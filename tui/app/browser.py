@@ -66,6 +66,7 @@ class BrowserScreen(Screen[None]):
         Binding("t", "tags", "Tags", id="browser.tags"),
         Binding("ctrl+o", "import", "Import", id="browser.import"),
         Binding("r", "reload", "Reload", id="browser.reload"),
+        Binding("s", "sort", "Sort name/date", id="browser.sort"),
         Binding("f", "flag", "Flag", id="browser.flag"),
         Binding("u", "priority", "Priority", id="browser.priority"),
         Binding("x", "reviewed", "Reviewed", id="browser.reviewed"),
@@ -86,9 +87,17 @@ class BrowserScreen(Screen[None]):
                 yield ImagePanel(self.app.bandwidth.mode, id="preview")  # type: ignore[attr-defined]
         yield Footer()
 
+    recent_first = False
+    filters = Filters()
+
     def on_mount(self) -> None:
         self.query_one(Tree).focus()
         self.load_patients(Filters())
+
+    def action_sort(self) -> None:
+        self.recent_first = not self.recent_first
+        self.notify("patients by latest study" if self.recent_first else "patients by name")
+        self.load_patients(self.filters)
 
     @property
     def private(self) -> bool:
@@ -98,7 +107,8 @@ class BrowserScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="patients")
     def load_patients(self, filters: Filters) -> None:
-        rows = self.app.read(search, "patient", filters)  # type: ignore[attr-defined]
+        self.filters = filters
+        rows = self.app.read(search, "patient", filters, self.recent_first)  # type: ignore[attr-defined]
         if not get_current_worker().is_cancelled:
             self.app.call_from_thread(self._show_patients, rows, filters)
 

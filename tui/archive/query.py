@@ -225,15 +225,23 @@ def _where(level: str, f: Filters) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def search(archive: Archive, level: str, filters: Filters | None = None) -> list[dict[str, Any]]:
-    """Rows at ``level`` matching ``filters``, keyed by DICOM keywords."""
+def search(
+    archive: Archive, level: str, filters: Filters | None = None, recent_first: bool = False
+) -> list[dict[str, Any]]:
+    """Rows at ``level`` matching ``filters``, keyed by DICOM keywords.
+
+    Patients come by name, or with ``recent_first`` by their latest study date.
+    """
     if level not in LEVELS:
         raise UserError(f"unknown level {level!r}: choose one of {', '.join(LEVELS)}")
     columns = _COLUMNS[level]
     clauses, params = _where(level, filters or Filters())
+    order = _ORDER[level]
+    if recent_first and level == "patient":
+        order = "GROUP BY p.patient_pk ORDER BY max(st.study_date) DESC, p.name_key"
     sql = (
         f"SELECT {', '.join(expr for _, expr in columns)} FROM {_FROM[level]}"
-        f" {'WHERE ' + ' AND '.join(clauses) if clauses else ''} {_ORDER[level]}"
+        f" {'WHERE ' + ' AND '.join(clauses) if clauses else ''} {order}"
     )
     try:
         rows = archive.conn.execute(sql, params).fetchall()
