@@ -324,3 +324,23 @@ async def test_sorting_patients_by_latest_study(filled: Archive) -> None:
         by_date = [n.data["row"]["PatientID"] for n in tree.root.children]
         assert sorted(by_name) == sorted(by_date) and by_name != by_date
         assert by_date[0] == "SYN1"  # the synthetic study (2026) is the latest
+
+
+async def test_dragging_sets_the_window(filled: Archive) -> None:
+    from types import SimpleNamespace
+
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_first_series(app, pilot)
+        await pilot.press("v")
+        await _settle(app, pilot)
+        viewer = app.screen
+        start = viewer._current_window()
+        viewer.on_mouse_down(SimpleNamespace(screen_x=50, screen_y=20))
+        moved = viewer._drag_window(SimpleNamespace(button=1, screen_x=60, screen_y=15))
+        await _settle(app, pilot)
+        assert moved and viewer.request.window.width > start.width
+        assert viewer.request.window.center > start.center  # dragged up: brighter structures
+        viewer.on_mouse_up(SimpleNamespace())
+        assert not viewer._drag_window(SimpleNamespace(button=0, screen_x=70, screen_y=15))

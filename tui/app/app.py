@@ -131,14 +131,20 @@ class PacsApp(App[None]):
         return volume_of(pick_stack(self.stacks(series_uid), stack), self.cache)
 
     def render_series(
-        self, series_uid: str, request: Request | None = None, with_count: bool = False
+        self,
+        series_uid: str,
+        request: Request | None = None,
+        with_count: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: threading.Event | None = None,
     ) -> Any:
-        """Render a series (in a worker thread); optionally with the plane count."""
+        """Render a series (in a worker thread); optionally with the plane count. A volume
+        loaded on the way reports ``progress`` and stops on ``cancel``."""
         from tui.render.pipeline import Request, pick_stack, plane_count, render
 
         request = request or Request()
         stack = pick_stack(self.stacks(series_uid), request.stack)
-        rendered: Rendered = render(stack, request, self.presets, self.cache)
+        rendered: Rendered = render(stack, request, self.presets, self.cache, progress, cancel)
         if with_count:
             return rendered, plane_count(stack, request, self.cache)
         return rendered

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -9,7 +10,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
@@ -58,7 +59,7 @@ class ViewerScreen(Screen[None]):
             Binding(str(n), f"preset({n - 1})", f"Preset {n}", show=False, id=f"viewer.preset{n}")
             for n in range(1, 10)
         ],
-        Binding("escape,q", "app.pop_screen", "Back", id="viewer.back"),
+        Binding("escape,q", "back", "Back", id="viewer.back"),
     ]
 
     def __init__(self, series: dict[str, Any]) -> None:
@@ -70,11 +71,14 @@ class ViewerScreen(Screen[None]):
         self.zoom = 1.0
         self.centre = (0.5, 0.5)  # the zoomed window's centre, as fractions of the image
         self._crop = (0, 0, 1, 1)  # rows and columns of the image on screen: r0, c0, h, w
+        self._drag: tuple[int, int, Window] | None = None
+        self._stop_loading = threading.Event()
         self.request = Request()
         self.count = 1  # planes in the current plane (slices, or reslices)
         self.window: Window | None = None
 
     def compose(self) -> ComposeResult:
+        yield ProgressBar(total=None, id="loading", show_eta=False)
         yield Static("", id="overlay-top")
         yield ImagePanel(self.app.bandwidth.mode, id="viewer")  # type: ignore[attr-defined]
         yield Static("", id="overlay-bottom")
@@ -85,13 +89,27 @@ class ViewerScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="view")
     def redraw(self) -> None:
+        bar = self.query_one("#loading", ProgressBar)
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(bar.update, total=total, progress=done)
+            if done == 1:
+                self.app.call_from_thread(bar.add_class, "shown")
+
+        self._stop_loading = threading.Event()
         try:
             rendered, count = self.app.render_series(  # type: ignore[attr-defined]
-                self.series["SeriesInstanceUID"], self.request, with_count=True
+                self.series["SeriesInstanceUID"],
+                self.request,
+                with_count=True,
+                progress=progress,
+                cancel=self._stop_loading,
             )
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
+        finally:
+            self.app.call_from_thread(bar.remove_class, "shown")
         if get_current_worker().is_cancelled:
             return
         self.app.call_from_thread(self._show, rendered, count)
@@ -211,6 +229,29 @@ class ViewerScreen(Screen[None]):
         if self._shown is not None:
             self._show(self._shown, self.count)
 
+    def action_back(self) -> None:
+        """Esc while a volume loads stops the loading; otherwise back to the browser."""
+        if self.query_one("#loading").has_class("shown"):
+            self._stop_loading.set()
+            return
+        self.app.pop_screen()
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        self._drag = (event.screen_x, event.screen_y, self._current_window())
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        self._drag = None
+
+    def _drag_window(self, event: events.MouseMove) -> bool:
+        """Dragging with a button down sets the window: right wider, down brighter."""
+        if not event.button or self._drag is None:
+            return False
+        x, y, start = self._drag
+        width = max(1.0, start.width * (1.02 ** (event.screen_x - x)))
+        centre = start.center - (event.screen_y - y) * start.width / 100
+        self._update(window=Window(centre, width, start.function), preset=None)
+        return True
+
     def action_mpr(self) -> None:
         from tui.app.mpr import MPRScreen
 
@@ -265,6 +306,8 @@ class ViewerScreen(Screen[None]):
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         """The value under the mouse (HU for CT) and where it is, in the bottom overlay."""
+        if self._drag_window(event):
+            return
         rendered = self._shown
         panel_view = self.query_one(ImagePanel).view
         if rendered is None or rendered.view is None or panel_view.cells is None:

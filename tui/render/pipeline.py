@@ -6,6 +6,7 @@ they show the same pixels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,7 +23,7 @@ from tui.render.lut import (
 )
 from tui.render.presets import find_preset
 from tui.render.views import MODES, PLANES, View, acquired, orthogonal, orthogonal_count
-from tui.render.volume import Stack, Volume, VolumeCache, VolumeError, load
+from tui.render.volume import Progress, Stack, Volume, VolumeCache, VolumeError, load
 
 PLANE_CHOICES = (*PLANES, "acquired")
 
@@ -70,8 +71,13 @@ def render(
     request: Request,
     presets: dict[str, dict[str, Window]],
     cache: VolumeCache | None = None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
 ) -> Rendered:
-    """Render ``request`` from ``stack``; a single acquired slice reads only its frame."""
+    """Render ``request`` from ``stack``; a single acquired slice reads only its frame.
+
+    A volume that must be loaded first reports ``progress`` and stops on ``cancel``.
+    """
     if request.mode not in MODES:
         raise VolumeError(f"unknown mode {request.mode!r}: choose one of {', '.join(MODES)}")
     plane = request.plane or ("acquired" if request.mode == "slice" else "axial")
@@ -79,7 +85,7 @@ def render(
         raise VolumeError(f"unknown plane {plane!r}: choose one of {', '.join(PLANE_CHOICES)}")
     if plane == "acquired" and request.mode == "slice":
         return _one_slice(stack, request, presets)
-    volume = volume_of(stack, cache)
+    volume = volume_of(stack, cache, progress, cancel)
     if plane == "acquired":
         view = acquired(volume, request.index, request.mode, request.slab)
     else:
@@ -147,11 +153,17 @@ def _window(
     return choose_window(values, header, request.window)
 
 
-def volume_of(stack: Stack, cache: VolumeCache | None) -> Volume:
+def volume_of(
+    stack: Stack,
+    cache: VolumeCache | None,
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+) -> Volume:
+    """The stack's volume from ``cache``, or loaded (and cached)."""
     key = (stack.slices[0].source.sop_uid, len(stack.slices), stack.label)
     volume = cache.get(key) if cache else None
     if volume is None:
-        volume = load(stack)
+        volume = load(stack, progress, cancel)
         if cache:
             cache.put(key, volume)
     return volume
