@@ -341,6 +341,26 @@ async def test_dragging_sets_the_window(filled: Archive) -> None:
         moved = viewer._drag_window(SimpleNamespace(button=1, screen_x=60, screen_y=15))
         await _settle(app, pilot)
         assert moved and viewer.request.window.width > start.width
-        assert viewer.request.window.center > start.center  # dragged up: brighter structures
+        assert viewer.request.window.center > start.center  # dragged up: the centre rises
         viewer.on_mouse_up(SimpleNamespace())
         assert not viewer._drag_window(SimpleNamespace(button=0, screen_x=70, screen_y=15))
+
+
+async def test_instances_on_demand_and_their_tags(filled: Archive) -> None:
+    from tui.app.tags import TagScreen
+
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        tree = await _open_first_series(app, pilot)
+        await pilot.press("space")  # the series opens: its instances
+        await _settle(app, pilot)
+        await pilot.press("down", "down", "down")
+        await _settle(app, pilot)
+        node = tree.cursor_node
+        assert node.data["level"] == "instance" and node.data["row"]["InstanceNumber"] == 3
+        await pilot.press("t")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, TagScreen)
+        assert screen.paths[screen.index] == node.data["row"]["path"]

@@ -79,7 +79,7 @@ def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
     _keys(tmux, "j", "j")
     _wait_for(tmux, "acquired slice 18/30")
     tmux("send-keys", "-t", "e2e", "m")
-    _wait_for(tmux, "MIP")
+    _wait_for(tmux, "acquired MIP 30 slices")
     tmux("send-keys", "-t", "e2e", "q")
     _wait_for(tmux, "View series")
     tmux("send-keys", "-t", "e2e", "C-q")

@@ -128,7 +128,7 @@ class BrowserScreen(Screen[None]):
     @on(Tree.NodeExpanded)
     def expand(self, event: Tree.NodeExpanded[dict[str, Any]]) -> None:
         data = event.node.data or {}
-        if data.get("loaded") or data.get("level") not in ("patient", "study"):
+        if data.get("loaded") or data.get("level") not in ("patient", "study", "series"):
             return
         data["loaded"] = True
         self.load_children(event.node)
@@ -140,18 +140,32 @@ class BrowserScreen(Screen[None]):
 
     def _children_rows(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """A patient's studies (with their triage) or a study's series (worker thread)."""
-        row, filters = data["row"], data["filters"]
+        row = data["row"]
         if data["level"] == "patient":
+            filters = data["filters"]
             narrowed = replace(
                 filters, patient_id=row["PatientID"] or "", patient_name=row["PatientName"] or ""
             )
             return self.app.read(search, "study", narrowed)  # type: ignore[attr-defined,no-any-return]
+        if data["level"] == "series":
+            instances = Filters(series=row["SeriesInstanceUID"])
+            return self.app.read(search, "instance", instances)  # type: ignore[attr-defined,no-any-return]
         series = Filters(study=row["StudyInstanceUID"])
         return self.app.read(search, "series", series)  # type: ignore[attr-defined,no-any-return]
 
     def _add_children(self, node: Any, rows: list[dict[str, Any]]) -> None:
         level = node.data["level"]
         for row in rows:
+            if level == "series":
+                frames = (
+                    f", {row['NumberOfFrames']} frames" if (row["NumberOfFrames"] or 1) > 1 else ""
+                )
+                label = (
+                    f"#{row['InstanceNumber'] if row['InstanceNumber'] is not None else '?'}  "
+                    f"[dim]{row['Rows']}x{row['Columns']}{frames}  {row['SOPInstanceUID']}[/]"
+                )
+                node.add_leaf(label, data={"level": "instance", "row": row})
+                continue
             if level == "patient":
                 label = study_label(row)
                 child = node.add(
@@ -165,7 +179,8 @@ class BrowserScreen(Screen[None]):
                     f"{row['Modality']} {number}  {description}  "
                     f"[dim]{row['NumberOfSeriesRelatedInstances']} images[/]"
                 )
-                node.add_leaf(label, data={"level": "series", "row": row})
+                series = node.add(label, data={"level": "series", "row": row})
+                series.allow_expand = True  # its instances, on demand
 
     # -- selection ------------------------------------------------------------------------
 
@@ -249,18 +264,21 @@ class BrowserScreen(Screen[None]):
     def action_tags(self) -> None:
         node = self.query_one(Tree).cursor_node
         data = (node.data or {}) if node is not None else {}
-        if data.get("level") != "series":
-            self.notify("choose a series to read its tags")
-            return
-        self.open_tags(data["row"]["SeriesInstanceUID"])
+        if data.get("level") == "instance":
+            self.open_tags(data["row"]["SeriesInstanceUID"], data["row"]["path"])
+        elif data.get("level") == "series":
+            self.open_tags(data["row"]["SeriesInstanceUID"])
+        else:
+            self.notify("choose a series or an instance to read its tags")
 
     @work(thread=True, group="tags")
-    def open_tags(self, series_uid: str) -> None:
+    def open_tags(self, series_uid: str, path: str | None = None) -> None:
         from tui.app.tags import TagScreen
         from tui.archive.query import series_instances
 
         paths = [row["path"] for row in self.app.read(series_instances, series_uid)]  # type: ignore[attr-defined]
-        self.app.call_from_thread(self.app.push_screen, TagScreen(paths))
+        index = paths.index(path) if path in paths else 0
+        self.app.call_from_thread(self.app.push_screen, TagScreen(paths, index))
 
     def action_view(self) -> None:
         node = self.query_one(Tree).cursor_node

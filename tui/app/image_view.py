@@ -112,10 +112,10 @@ class ImageView(Widget):
     def _apply(self, cells: CellImage, offset: tuple[int, int]) -> None:
         previous, old_offset = self.cells, self._offset
         self.cells, self._offset = cells, offset
-        if self._write_direct(cells, previous if old_offset == offset else None):
-            return
         if previous is None or previous.shape != cells.shape or old_offset != offset:
-            self.refresh()
+            self.refresh()  # a new size or place: Textual repaints the whole widget
+            return
+        if self._write_direct(cells, previous):
             return
         from tui.term.halfblock import changed_runs
 
@@ -124,8 +124,8 @@ class ImageView(Widget):
             for start, end in changed_runs(changed[row]):
                 self.refresh(Region(offset[0] + start, offset[1] + row, end - start, 1))
 
-    def _write_direct(self, cells: CellImage, previous: CellImage | None) -> bool:
-        """Send the frame (or only its changed runs) to the terminal ourselves.
+    def _write_direct(self, cells: CellImage, previous: CellImage) -> bool:
+        """Send only the changed runs of a frame to the terminal ourselves.
 
         Textual's compositor repaints refreshed regions from the line start, in 24-bit
         colour with a reset after every segment: several times the bytes of our encoder.
