@@ -269,7 +269,22 @@ async def test_cine_export_and_value_under_the_mouse(
         assert viewer._index() != start  # it played
         await pilot.press("e")
         await _settle(app, pilot)
+        await pilot.press("enter")  # the proposed name: a PNG of the view
+        await _settle(app, pilot)
         assert list(tmp_path.glob("pacs-tui-series*.png"))
+        await pilot.press("e")
+        await _settle(app, pilot)
+        app.screen.query_one("#note").value = "loop.gif"
+        await pilot.press("enter")
+        await _settle(app, pilot)
+        from PIL import Image
+
+        with Image.open(tmp_path / "loop.gif") as loop:
+            playing = 0
+            for n in range(loop.n_frames):  # equal frames are merged: count the time
+                loop.seek(n)
+                playing += loop.info["duration"]
+        assert playing == 30 * 100  # every slice of the plane, at 10 frames a second
         view = viewer.query_one(ImageView)
         await pilot.hover(ImageView, offset=(view._offset[0] + 5, view._offset[1] + 5))
         await _settle(app, pilot)

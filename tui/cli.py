@@ -642,46 +642,26 @@ def _stacks(args: argparse.Namespace, locations: Locations) -> list[Any]:
     return assemble(slices_of(series_instances(archive, args.series)))
 
 
-def _corner_text(rendered: Any, no_phi: bool) -> dict[str, list[str]]:
-    ds = rendered.header
-    top_left = [] if no_phi else [str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))]
-    top_left.append(f"{ds.get('StudyDate', '')} {ds.get('StudyDescription', '')}".strip())
-    series = (ds.get("Modality", ""), ds.get("SeriesNumber", ""), ds.get("SeriesDescription", ""))
-    top_right = [" ".join(str(v) for v in series if v != "")]
-    bottom_left = [rendered.description]
-    bottom_right = [str(rendered.window)] if rendered.window else []
-    return {
-        "top-left": top_left,
-        "top-right": top_right,
-        "bottom-left": bottom_left,
-        "bottom-right": bottom_right,
-    }
-
-
 def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render import export
     from tui.render.pipeline import pick_stack, render
     from tui.render.presets import load_presets
+    from tui.render.series_export import picture
 
     if not args.output and not args.term:
         raise UserError("render needs -o OUT (a .png, .jpg or .tif file) or --term")
     stack = pick_stack(_stacks(args, locations), args.stack)
     rendered = render(stack, _request(args), load_presets(locations.config_dir))
-    view = rendered.view
     if args.raw:
-        if view is None or not args.output:
+        if rendered.view is None or not args.output:
             raise UserError("--raw needs a grey image and -o OUT.png")
-        export.save_raw16(view.values, Path(args.output))
+        export.save_raw16(rendered.view.values, Path(args.output))
         return _done(args.output)
-    spacing = view.pixel_spacing if view is not None else (1.0, 1.0)
-    picture = export.fit(export.square_pixels(rendered.image, spacing), args.size)
-    if args.annotate:
-        edges = view.labels if view is not None else None
-        picture = export.annotate(picture, _corner_text(rendered, args.no_phi), edges)
+    still = picture(rendered, args.size, args.annotate, args.no_phi)
     if args.term:
-        _print_in_terminal(picture, args, locations)
+        _print_in_terminal(still, args, locations)
     if args.output:
-        export.save_still(picture, Path(args.output))
+        export.save_still(still, Path(args.output))
         return _done(args.output)
     return 0
 
@@ -724,11 +704,10 @@ def _tty() -> int | None:
 
 
 def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
-    from dataclasses import replace
-
     from tui.render import export
-    from tui.render.pipeline import pick_stack, plane_count, render
+    from tui.render.pipeline import pick_stack
     from tui.render.presets import load_presets
+    from tui.render.series_export import write_cine, write_sheet
     from tui.render.volume import VolumeCache
 
     stack = pick_stack(_stacks(args, locations), args.stack)
@@ -744,26 +723,10 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
         export.save_animation([export.fit(f, args.size) for f in frames], output, args.fps)
         return _done(args.output)
     cache = VolumeCache(_cache_mb(locations))
-    count = plane_count(stack, request, cache)
-    step = 1 if args.cine else max(1, -(-count // _SHEET_TILES))
-    first = render(stack, replace(request, index=count // 2), presets, cache)
-    pictures = []
-    for index in range(0, count, step):
-        one = replace(request, index=index, position=None, window=first.window, preset=None)
-        rendered = render(stack, one, presets, cache)
-        spacing = rendered.view.pixel_spacing if rendered.view is not None else (1.0, 1.0)
-        pictures.append(export.square_pixels(rendered.image, spacing))
     if args.cine:
-        export.save_animation([export.fit(p, args.size) for p in pictures], output, args.fps)
+        write_cine(stack, request, presets, cache, output, args.fps, args.size)
     else:
-        corners = _corner_text(first, args.no_phi)
-        title = [" ".join(corners["top-left"]), " ".join(corners["top-right"])]
-        what = first.description.split(" at ")[0]
-        title.append(f"{what}, every {step}: {len(pictures)} images, {first.window}")
-        sheet = export.contact_sheet(
-            pictures, [t for t in title if t.strip()], max(1, args.columns)
-        )
-        export.save_sheet(sheet, output)
+        write_sheet(stack, request, presets, cache, output, args.columns, args.no_phi)
     return _done(args.output)
 
 
@@ -775,9 +738,6 @@ def _cache_mb(locations: Locations) -> float:
     if not isinstance(value, int | float) or value <= 0:
         raise UserError(f"{locations.config_file}: [render] cache_mb must be a positive number")
     return float(value)
-
-
-_SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced
 
 
 # -- the app ---------------------------------------------------------------------------

@@ -390,7 +390,7 @@ class BrowserScreen(Screen[None]):
 
 
 class NoteScreen(ModalScreen[str | None]):
-    """A one-line note for a study: Enter keeps it, Esc leaves it as it was."""
+    """One line of text (a study's note, a file name): Enter keeps it, Esc cancels."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
     DEFAULT_CSS = """
@@ -398,12 +398,13 @@ class NoteScreen(ModalScreen[str | None]):
     NoteScreen Input { width: 70; }
     """
 
-    def __init__(self, note: str) -> None:
+    def __init__(self, note: str, placeholder: str = "a short note for this study") -> None:
         super().__init__()
         self.note = note
+        self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        yield Input(self.note, placeholder="a short note for this study", id="note")
+        yield Input(self.note, placeholder=self.placeholder, id="note")
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:

@@ -277,28 +277,38 @@ class ViewerScreen(Screen[None]):
             self.action_cine()
 
     def action_export(self) -> None:
-        """The view on screen, as a PNG with its corner text, in the current folder."""
+        """Save what is shown: a file name's extension picks a still (.png .jpg .tif), a
+        cine through the plane (.gif .webp) or a contact sheet (.pdf)."""
         if self._shown is None:
             return
-        self.export_view(self._shown)
-
-    @work(thread=True, group="export")
-    def export_view(self, rendered: Any) -> None:
-        from pathlib import Path
-
-        from tui.render import export
+        from tui.app.browser import NoteScreen
 
         number = self.series.get("SeriesNumber") or 0
-        what = "".join(c if c.isalnum() else "_" for c in rendered.description)
-        path = Path.cwd() / f"pacs-tui-series{number}-{what}.png"  # never from tag text
-        view = rendered.view
-        spacing = view.pixel_spacing if view is not None else (1.0, 1.0)
-        picture = export.square_pixels(rendered.image, spacing)
-        edges = view.labels if view is not None else None
-        bottom = [rendered.description, str(rendered.window or "")]
-        picture = export.annotate(picture, {"bottom-left": bottom}, edges)
+        what = "".join(c if c.isalnum() else "_" for c in self._shown.description)
+        default = f"pacs-tui-series{number}-{what}.png"  # never built from tag text
+
+        def chosen(name: str | None) -> None:
+            if name:
+                self.export_view(self._shown, name.strip())
+
+        self.app.push_screen(
+            NoteScreen(default, "file name: .png .jpg .tif .gif .webp .pdf"), chosen
+        )
+
+    @work(thread=True, group="export")
+    def export_view(self, rendered: Any, name: str) -> None:
+        from pathlib import Path
+
+        from tui.render.series_export import write_any
+
+        path = Path(name).expanduser()
+        path = path if path.is_absolute() else Path.cwd() / path
+        stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
         try:
-            export.save_still(picture, path)
+            write_any(
+                path, rendered, stack, self.request, self.app.presets, self.app.cache,  # type: ignore[attr-defined]
+                no_phi=self.app.privacy,  # type: ignore[attr-defined]
+            )  # fmt: skip
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +48,7 @@ def fit(picture: Image.Image, size: tuple[int, int] | None) -> Image.Image:
 
 
 def annotate(
-    picture: Image.Image, corners: dict[str, Sequence[str]], edges: dict[str, str] | None = None
+    picture: Image.Image, corners: Mapping[str, Sequence[str]], edges: dict[str, str] | None = None
 ) -> Image.Image:
     """Burn in corner text (``top-left`` ...) and orientation letters at the edge middles."""
     out = picture.convert("RGB") if picture.mode not in ("L", "RGB") else picture.copy()

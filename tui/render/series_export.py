@@ -1,0 +1,117 @@
+"""Writing what is shown to files: one view (PNG/JPEG/TIFF), a cine loop through a plane
+(GIF/WebP) or a contact sheet (PDF/PNG). The CLI's ``render``/``export`` and the app's
+export key both come through here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from tui.render import export
+from tui.render.lut import Window
+from tui.render.pipeline import Rendered, Request, plane_count, render
+from tui.render.volume import Stack, VolumeCache
+
+SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced
+
+
+def corner_text(rendered: Rendered, no_phi: bool) -> dict[str, list[str]]:
+    """Burned-in text: patient (unless ``no_phi``), study, series, what and window."""
+    ds = rendered.header
+    top_left = [] if no_phi else [str(ds.get("PatientName", "")), str(ds.get("PatientID", ""))]
+    top_left.append(f"{ds.get('StudyDate', '')} {ds.get('StudyDescription', '')}".strip())
+    series = (ds.get("Modality", ""), ds.get("SeriesNumber", ""), ds.get("SeriesDescription", ""))
+    return {
+        "top-left": top_left,
+        "top-right": [" ".join(str(v) for v in series if v != "")],
+        "bottom-left": [rendered.description],
+        "bottom-right": [str(rendered.window)] if rendered.window else [],
+    }
+
+
+def picture(
+    rendered: Rendered,
+    size: tuple[int, int] | None = None,
+    annotate: bool = False,
+    no_phi: bool = False,
+) -> Image.Image:
+    """The rendered view with square pixels, fitted to ``size``, annotated if asked."""
+    view = rendered.view
+    spacing = view.pixel_spacing if view is not None else (1.0, 1.0)
+    out = export.fit(export.square_pixels(rendered.image, spacing), size)
+    if annotate:
+        edges = view.labels if view is not None else None
+        out = export.annotate(out, corner_text(rendered, no_phi), edges)
+    return out
+
+
+def plane_pictures(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    step: int = 1,
+) -> tuple[Rendered, list[Image.Image]]:
+    """Every ``step``-th plane of the request's plane, all in the middle one's window."""
+    count = plane_count(stack, request, cache)
+    first = render(stack, replace(request, index=count // 2, position=None), presets, cache)
+    pictures = []
+    for index in range(0, count, step):
+        one = replace(request, index=index, position=None, window=first.window, preset=None)
+        pictures.append(picture(render(stack, one, presets, cache)))
+    return first, pictures
+
+
+def write_cine(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    path: Path,
+    fps: float = 10.0,
+    size: tuple[int, int] | None = None,
+) -> None:
+    _, pictures = plane_pictures(stack, request, presets, cache)
+    export.save_animation([export.fit(p, size) for p in pictures], path, fps)
+
+
+def write_sheet(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    path: Path,
+    columns: int = 6,
+    no_phi: bool = False,
+) -> None:
+    count = plane_count(stack, request, cache)
+    step = max(1, -(-count // SHEET_TILES))
+    first, pictures = plane_pictures(stack, request, presets, cache, step)
+    corners = corner_text(first, no_phi)
+    title = [" ".join(corners["top-left"]), " ".join(corners["top-right"])]
+    what = first.description.split(" at ")[0]
+    title.append(f"{what}, every {step}: {len(pictures)} images, {first.window}")
+    sheet = export.contact_sheet(pictures, [t for t in title if t.strip()], max(1, columns))
+    export.save_sheet(sheet, path)
+
+
+def write_any(
+    path: Path,
+    rendered: Rendered,
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    no_phi: bool = False,
+) -> Any:
+    """By the file's extension: a still of the view, a cine loop, or a contact sheet."""
+    suffix = path.suffix.lower()
+    if suffix in export.ANIMATED:
+        write_cine(stack, request, presets, cache, path)
+    elif suffix == ".pdf":
+        write_sheet(stack, request, presets, cache, path, no_phi=no_phi)
+    else:
+        export.save_still(picture(rendered, annotate=True, no_phi=no_phi), path)
