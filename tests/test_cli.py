@@ -98,6 +98,10 @@ def test_unknown_uids_in_an_archive_are_one_line(shared: Path, archive_dir: Path
     run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
     tags = run_cli("tags", "1.2.3.4.5", archive=archive_dir, check=False)
     _one_line_error(tags, "no such file, nor an indexed SOPInstanceUID")
+    series = cli_json("ls", "--level", "series", archive=archive_dir)[0]["SeriesInstanceUID"]
+    other = str(shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm")
+    differences = cli_json("tags", series, "--diff", other, archive=archive_dir)
+    assert any(row["tag"] == "(0010,0010)" for row in differences)  # two series, two patients
     forget = run_cli("forget", "--study", "1.2.3", archive=archive_dir, check=False)
     _one_line_error(forget, "no study 1.2.3")
 

@@ -117,9 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_ls)
 
     p = commands.add_parser("tags", help="print the whole header of a file or indexed instance")
-    p.add_argument("target", metavar="FILE|SOPInstanceUID")
+    p.add_argument("target", metavar="FILE|SOPInstanceUID|SeriesInstanceUID")
     p.add_argument("--json", action="store_true", help="the DICOM JSON model, bulk data left out")
-    p.add_argument("--diff", metavar="FILE|UID", help="only what differs from another instance")
+    p.add_argument(
+        "--diff", metavar="FILE|UID", help="only what differs from another instance (or series)"
+    )
     p.set_defaults(handler=cmd_tags)
 
     p = commands.add_parser(
@@ -537,12 +539,21 @@ def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
 
 
 def _instance_path(target: str, locations: Locations) -> str:
-    """A file path, or the file of an indexed SOP Instance UID."""
+    """A file path, the file of an indexed SOP Instance UID, or a series' first instance
+    (so ``--diff`` compares two series too)."""
     if os.path.exists(target):
         return target
-    found = _open(locations, create=False).indexed_path(target)
+    archive = _open(locations, create=False)
+    found = archive.indexed_path(target)
     if found is None:
-        raise UserError(f"{target}: no such file, nor an indexed SOPInstanceUID")
+        from tui.archive.query import series_instances
+
+        try:
+            found = series_instances(archive, target)[0]["path"]
+        except UserError:
+            raise UserError(
+                f"{target}: no such file, nor an indexed SOPInstanceUID or SeriesInstanceUID"
+            ) from None
     return str(found)
 
 
