@@ -50,6 +50,14 @@ async def _open_first_series(app, pilot) -> Tree:
     return tree
 
 
+async def _open_viewer(app, pilot) -> None:
+    """From start-up to the viewer on the synthetic series."""
+    await _settle(app, pilot)
+    await _open_first_series(app, pilot)
+    await pilot.press("v")
+    await _settle(app, pilot)
+
+
 async def test_browse_to_a_series_and_preview_it(filled: Archive) -> None:
     app = PacsApp(filled, BANDWIDTH["normal"])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -81,10 +89,7 @@ async def test_the_filter_narrows_live(filled: Archive) -> None:
 async def test_viewer_keys(filled: Archive) -> None:
     app = PacsApp(filled, BANDWIDTH["normal"])
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _open_viewer(app, pilot)
         viewer = app.screen
         assert viewer.count == 30
         first = viewer.query_one(ImageView).cells.top.copy()
@@ -256,10 +261,7 @@ async def test_cine_export_and_value_under_the_mouse(
     monkeypatch.chdir(tmp_path)
     app = PacsApp(filled, BANDWIDTH["high"])
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _open_viewer(app, pilot)
         viewer = app.screen
         start = viewer._index()
         await pilot.press("space")
@@ -303,10 +305,7 @@ async def test_mpr_layout_with_linked_crosshairs(filled: Archive) -> None:
 
     app = PacsApp(filled, BANDWIDTH["normal"])
     async with app.run_test(size=(140, 50)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _open_viewer(app, pilot)
         await pilot.press("g")
         await _settle(app, pilot)
         screen = app.screen
@@ -346,10 +345,7 @@ async def test_dragging_sets_the_window(filled: Archive) -> None:
 
     app = PacsApp(filled, BANDWIDTH["normal"])
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _open_viewer(app, pilot)
         viewer = app.screen
         start = viewer._current_window()
         viewer.on_mouse_down(SimpleNamespace(screen_x=50, screen_y=20))
