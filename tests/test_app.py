@@ -288,7 +288,7 @@ async def test_cine_export_and_value_under_the_mouse(
                 playing += loop.info["duration"]
         assert playing == 30 * 100  # every slice of the plane, at 10 frames a second
         view = viewer.query_one(ImageView)
-        await pilot.hover(ImageView, offset=(view._offset[0] + 5, view._offset[1] + 5))
+        await pilot.hover(ImageView, offset=(view.placement.x + 5, view.placement.y + 5))
         await _settle(app, pilot)
         text = str(viewer.query_one("#overlay-bottom").render())
         assert " at (" in text and "mm" in text and "HU" in text

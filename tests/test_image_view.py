@@ -49,12 +49,12 @@ async def test_draws_the_cells_and_refreshes_only_changed_rows() -> None:
         assert view.cells is not None
         expected = to_cells(_image(), *view.cells.shape[::-1], NORMAL)
         assert np.array_equal(view.cells.top, expected.top)
-        line = view.render_line(view._offset[1] + 5)
+        line = view.render_line(view.placement.y + 5)
         assert line.cell_length == 80 and "▀" in line.text
         view.regions.clear()
         view.show(_image(shift=10))
         await _settle(app, pilot)
-        rows = {r.y - view._offset[1] for r in view.regions if r is not None}
+        rows = {r.y - view.placement.y for r in view.regions if r is not None}
         assert None not in view.regions, "a partial change must not repaint the whole widget"
         assert rows and rows <= set(
             range(40 * view.cells.shape[0] // 120 - 2, 60 * view.cells.shape[0] // 120 + 2)
@@ -87,7 +87,7 @@ async def test_follows_terminal_resizes() -> None:
 
 class PanelApp(App):
     def compose(self) -> ComposeResult:
-        yield ImagePanel()
+        yield ImagePanel(ImageView())
 
 
 async def test_labels_are_text_around_the_image() -> None:
@@ -157,7 +157,37 @@ def test_a_slice_step_in_a_real_terminal_sends_only_the_changed_runs() -> None:
     for mode in ("low", "normal"):
         output = _run_in_a_pty(mode)
         parts = output.split(MARK.encode())
-        assert len(parts) == 3, f"markers missing from the app's output ({len(output)} bytes)"
+        assert len(parts) == 4, f"markers missing from the app's output ({len(output)} bytes)"
         step = parts[1]
         assert b"\xe2\x96\x80" in step or b"\xe2\x96\x84" in step  # half blocks were sent
         assert len(step) <= rich_bytes / 8, (mode, len(step), rich_bytes)
+
+
+def test_kitty_frames_replace_one_image_and_leave_when_covered() -> None:
+    import base64
+    import io
+    import re
+
+    from PIL import Image
+
+    from tests.wire_app import MARK
+
+    first, step, covered, _ = _run_in_a_pty("kitty").split(MARK.encode())
+    transmits = re.findall(rb"\x1b_Ga=T,f=100,t=d,i=(\d+),c=(\d+),r=(\d+)[^;]*;([^\x1b]*)", step)
+    assert len(transmits) == 1, "one new picture per step"
+    image_id, columns, rows, _ = transmits[0]
+    assert b"\xe2\x96\x80" not in step  # no half blocks: the terminal draws the pixels
+    assert b"\x1b[" in step.split(b"\x1b_G")[0]  # placed by a cursor move first
+    assert re.search(rb"\x1b_Ga=T[^;]*i=" + image_id, first)  # the first frame had the same id
+    payload = b"".join(re.findall(rb"\x1b_G[^;]*;([^\x1b]*)\x1b", step))  # all its chunks
+    picture = Image.open(io.BytesIO(base64.standard_b64decode(payload)))
+    # reduced to the cell box's pixels (10 x 20 per cell unless the terminal says)
+    assert picture.width <= int(columns) * 10 and picture.height <= int(rows) * 20
+    assert b"a=d,d=I,i=" + image_id in covered  # another screen on top: the image goes
+
+
+def test_sixel_frames_are_drawn_over_blank_cells() -> None:
+    from tests.wire_app import MARK
+
+    _, step, _, _ = _run_in_a_pty("sixel").split(MARK.encode())
+    assert step.count(b"\x1bPq") == 1 and b"\xe2\x96\x80" not in step

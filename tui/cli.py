@@ -120,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", metavar="FILE|SOPInstanceUID|SeriesInstanceUID")
     p.add_argument("--json", action="store_true", help="the DICOM JSON model, bulk data left out")
     p.add_argument(
-        "--diff", metavar="FILE|UID", help="only what differs from another instance (or series)"
+        "--diff",
+        metavar="FILE|UID",
+        help="only what differs from another instance; with a series, the elements that differ "
+        "between the series and those that vary per instance",
     )
     p.set_defaults(handler=cmd_tags)
 
@@ -515,46 +518,82 @@ def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
 def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.tags import diff, read_header, to_json, to_text
 
-    path = _instance_path(args.target, locations)
-    ds = read_header(path)
+    paths, series = _target_files(args.target, locations)
     if args.diff:
-        other = read_header(_instance_path(args.diff, locations))
+        other, other_series = _target_files(args.diff, locations)
+        if series or other_series:  # an instance against a series is a series of one
+            _print_series_diff(paths, other, args.json)
+            return 0
         rows = [
             {"tag": tag, "name": name, "first": first, "second": second}
-            for tag, name, first, second in diff(ds, other)
+            for tag, name, first, second in diff(read_header(paths[0]), read_header(other[0]))
         ]
         if args.json:
             _print_json(rows)
         else:
-            from tui.tables import format_table
-
-            columns = [("tag", "Tag", 0), ("name", "Name", 36), ("first", "First", 40)]
-            print(format_table(rows, [*columns, ("second", "Second", 40)]))
+            print(_diff_table(rows))
         return 0
+    ds = read_header(paths[0])
     if args.json:
-        _print_json(to_json(ds, path))
+        _print_json(to_json(ds, paths[0]))
     else:
         print(to_text(ds))
     return 0
 
 
-def _instance_path(target: str, locations: Locations) -> str:
-    """A file path, the file of an indexed SOP Instance UID, or a series' first instance
-    (so ``--diff`` compares two series too)."""
+def _print_series_diff(first: list[str], second: list[str], as_json: bool) -> None:
+    """The instance counts, the elements that differ between two series, then those that
+    vary within one; headers only, read one at a time."""
+    from tui.archive.tags import diff_series, read_header
+
+    found = diff_series(map(read_header, first), map(read_header, second))
+    if as_json:
+        _print_json(found.to_json())
+        return
+    print(f"instances: {found.counts[0]} | {found.counts[1]}")
+    for varies, heading in [(False, "differ between the series"), (True, "vary within a series")]:
+        rows = [
+            {"tag": r.tag, "name": r.name, "first": str(r.first), "second": str(r.second)}
+            for r in found.rows
+            if r.varies == varies
+        ]
+        print(f"\n{heading}: {len(rows) or 'none'}")
+        if rows:
+            print(_diff_table(rows))
+
+
+def _diff_table(rows: list[dict[str, str]]) -> str:
+    from tui.tables import format_table
+
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    columns = [("tag", "Tag", 0), ("name", "Name", 36), ("first", "First", 60)]
+    return format_table(rows, [*columns, ("second", "Second", 60)], width)
+
+
+def _target_files(target: str, locations: Locations) -> tuple[list[str], bool]:
+    """The files ``target`` names, and whether it names a series: a file path, the file of
+    an indexed SOP Instance UID, or the files of an indexed series, in order.
+
+    Raises
+    ------
+    UserError
+        If it is none of these.
+    """
     if os.path.exists(target):
-        return target
+        return [target], False
     archive = _open(locations, create=False)
     found = archive.indexed_path(target)
-    if found is None:
-        from tui.archive.query import series_instances
+    if found is not None:
+        return [str(found)], False
+    from tui.archive.query import series_instances
 
-        try:
-            found = series_instances(archive, target)[0]["path"]
-        except UserError:
-            raise UserError(
-                f"{target}: no such file, nor an indexed SOPInstanceUID or SeriesInstanceUID"
-            ) from None
-    return str(found)
+    try:
+        rows = series_instances(archive, target)
+    except UserError:
+        raise UserError(
+            f"{target}: no such file, nor an indexed SOPInstanceUID or SeriesInstanceUID"
+        ) from None
+    return [str(row["path"]) for row in rows], True
 
 
 # -- forget --------------------------------------------------------------------------
@@ -758,13 +797,17 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
     """Open the Textual app on ``archive``."""
     from tui.app.app import PacsApp
     from tui.config import load_config
-    from tui.term.detect import choose_bandwidth
+    from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
+    from tui.term.show import PROTOCOLS
 
     config = load_config(locations.config_file)
     keymap = config.get("keys", {})
     if not isinstance(keymap, dict) or not all(isinstance(v, str) for v in keymap.values()):
         raise UserError(f"{locations.config_file}: [keys] maps binding ids to keys, as strings")
     bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
+    graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=_tty())
+    if graphics in ("ascii", "none"):
+        graphics = "halfblock"  # the app draws in cells; text art is for printing
     app = PacsApp(
         archive,
         bandwidth,
@@ -773,6 +816,9 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
         privacy=args.privacy or bool(config.get("privacy", False)),
         keymap=keymap,
         cache_mb=_cache_mb(locations),
+        graphics=graphics,
+        cell=cell_size(_tty()) if graphics in PROTOCOLS else None,
+        tmux="TMUX" in os.environ,
     )
     app.run()
     return 0

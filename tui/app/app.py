@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from tui.app.browser import BrowserScreen
+from tui.app.image_view import ImagePanel, ImageView
 from tui.app.themes import DEFAULT, load_themes
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
@@ -45,10 +46,14 @@ class PacsApp(App[None]):
         privacy: bool = False,
         keymap: dict[str, str] | None = None,
         cache_mb: float = 1024,
+        graphics: str = "halfblock",
+        cell: tuple[int, int] | None = None,
+        tmux: bool = False,
     ) -> None:
         super().__init__()
         self.archive = archive
         self.bandwidth = bandwidth
+        self.graphics, self.cell, self.tmux = graphics, cell, tmux
         self.privacy = privacy
         self.config_dir = config_dir
         self.cache_mb = cache_mb
@@ -68,6 +73,14 @@ class PacsApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
+
+    def image_panel(self, id: str) -> ImagePanel:
+        """An image panel drawing the way this terminal and link are set up."""
+        view = ImageView(
+            self.bandwidth.mode, graphics=self.graphics, tmux=self.tmux,
+            **({"cell": self.cell} if self.cell else {}),
+        )  # fmt: skip
+        return ImagePanel(view, id=id)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """The command palette offers every key of the screen, by name, with its key."""

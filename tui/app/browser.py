@@ -84,7 +84,7 @@ class BrowserScreen(Screen[None]):
             yield tree
             with Vertical(id="side"):
                 yield Static("", id="details")
-                yield ImagePanel(self.app.bandwidth.mode, id="preview")  # type: ignore[attr-defined]
+                yield self.app.image_panel("preview")  # type: ignore[attr-defined]
         yield Footer()
 
     recent_first = False

@@ -6,10 +6,15 @@ redraws those lines. Frames arriving faster than they can be encoded are coalesc
 latest wins, stale frames are dropped, never queued. Resizes re-encode the current image.
 Orientation labels and overlays live in ordinary widgets around the image
 (``ImagePanel``), never inside it.
+
+With a graphics protocol (kitty, iTerm2, sixel) the widget's cells stay blank and the
+picture, reduced to the pixel size of its cell box, is written over them; kitty images
+are deleted when another screen comes on top, and all are drawn again when it leaves.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -24,6 +29,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
+from tui.term.cells import DEFAULT_CELL
 from tui.term.modes import NORMAL, Mode
 
 if TYPE_CHECKING:  # numpy and the encoder load with the first image: a faster start
@@ -34,6 +40,7 @@ if TYPE_CHECKING:  # numpy and the encoder load with the first image: a faster s
 UPPER = "▀"
 
 _TRUE = 1 << 24
+_image_ids = itertools.count(1)  # one kitty image id per widget: frames replace their own
 
 
 def _color(code: int) -> Color:
@@ -43,27 +50,51 @@ def _color(code: int) -> Color:
 
 
 class ImageView(Widget):
-    """Shows an 8-bit image (grey or RGB) as half-block cells, centred, at its aspect."""
+    """Shows an 8-bit image (grey or RGB) centred at its aspect, as half-block cells or,
+    with ``graphics`` kitty, iterm or sixel, as a picture the terminal draws."""
 
     DEFAULT_CSS = """
     ImageView { width: 1fr; height: 1fr; }
     """
 
     def __init__(
-        self, mode: Mode = NORMAL, pixel_aspect: float = 1.0, fps: float = 30.0, **kwargs: object
+        self,
+        mode: Mode = NORMAL,
+        pixel_aspect: float = 1.0,
+        fps: float = 30.0,
+        graphics: str = "halfblock",
+        cell: tuple[int, int] = DEFAULT_CELL,
+        tmux: bool = False,
+        **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.mode = mode
         self.interval = 1.0 / fps  # frames closer than this wait: the link never queues them
         self._last_frame = 0.0
         self.pixel_aspect = pixel_aspect
+        self.graphics, self.cell, self.tmux = graphics, cell, tmux
+        self.image_id = next(_image_ids)
         self.cells: CellImage | None = None
+        self.picture: str | None = None  # the protocol sequence of the current frame
+        self.placement: Region | None = None  # where the image is, in the widget's content
         self.encodes = 0  # how many frames were actually encoded (the rest were coalesced)
-        self._offset = (0, 0)
         self._image: np.ndarray | None = None
         self._lock = threading.Lock()
         self._pending: tuple[np.ndarray, tuple[int, int]] | None = None
         self._busy = False
+
+    @property
+    def uses_protocol(self) -> bool:
+        from tui.term.show import PROTOCOLS
+
+        return self.graphics in PROTOCOLS
+
+    def on_mount(self) -> None:
+        if self.uses_protocol:
+            self.app.screen_change_signal.subscribe(self, self._screen_changed)
+
+    def on_unmount(self) -> None:
+        self._hide_picture()
 
     def show(self, image: np.ndarray, pixel_aspect: float | None = None) -> None:
         """Show ``image`` soon; if frames come faster than they encode, only the latest shows."""
@@ -100,19 +131,72 @@ class ImageView(Widget):
                         self._pending = None
             self._last_frame = time.monotonic()
             from tui.term.cells import fit_cells
-            from tui.term.halfblock import to_cells
 
             h, w = image.shape[:2]
-            columns, rows = fit_cells(w, h, width, height, self.pixel_aspect)
-            cells = to_cells(image, columns, rows, self.mode)
+            columns, rows = fit_cells(w, h, width, height, self.pixel_aspect, self.cell)
+            placement = Region((width - columns) // 2, (height - rows) // 2, columns, rows)
             self.encodes += 1
-            offset = ((width - columns) // 2, (height - rows) // 2)
-            self.app.call_from_thread(self._apply, cells, offset)
+            if self.uses_protocol:
+                from tui.term.show import picture
 
-    def _apply(self, cells: CellImage, offset: tuple[int, int]) -> None:
-        previous, old_offset = self.cells, self._offset
-        self.cells, self._offset = cells, offset
-        if previous is None or previous.shape != cells.shape or old_offset != offset:
+                sequence = picture(
+                    image, self.graphics, columns, rows, self.cell, self.tmux, self.image_id
+                )
+                self.app.call_from_thread(self._apply_picture, sequence, placement)
+            else:
+                from tui.term.halfblock import to_cells
+
+                cells = to_cells(image, columns, rows, self.mode)
+                self.app.call_from_thread(self._apply, cells, placement)
+
+    def _apply_picture(self, sequence: str, placement: Region) -> None:
+        moved = placement != self.placement
+        self.picture, self.placement = sequence, placement
+        if moved:
+            self.refresh()  # blank the old place first, then draw on top
+            self.call_after_refresh(self._write_picture)
+        else:
+            self._write_picture()
+
+    def _write_picture(self) -> None:
+        driver = self._direct_driver()
+        if driver is None or self.picture is None or self.placement is None:
+            return
+        region = self.content_region
+        x, y = region.x + self.placement.x, region.y + self.placement.y
+        # save the cursor, draw at the image's place, restore: Textual keeps its cursor
+        driver.write(f"\x1b7\x1b[{y + 1};{x + 1}H{self.picture}\x1b8")  # type: ignore[attr-defined]
+        driver.flush()  # type: ignore[attr-defined]
+
+    def _hide_picture(self) -> None:
+        """Kitty images float above the text: take ours away while it is not on top."""
+        driver = getattr(self.app, "_driver", None)
+        if self.graphics != "kitty" or driver is None or self.app.is_headless:
+            return
+        from tui.term.protocols import tmux_passthrough
+
+        delete = f"\x1b_Ga=d,d=I,i={self.image_id},q=2\x1b\\"
+        driver.write(tmux_passthrough(delete) if self.tmux else delete)
+        driver.flush()
+
+    def _screen_changed(self, screen: object) -> None:
+        if screen is self.screen:
+            self.call_after_refresh(self._write_picture)  # after Textual repainted it
+        else:
+            self._hide_picture()
+
+    def _direct_driver(self) -> object | None:
+        """The driver, while this widget's screen is on top of a real terminal."""
+        driver = getattr(self.app, "_driver", None)
+        if driver is None or self.app.is_headless or self.screen is not self.app.screen:
+            return None
+        return driver
+
+    def _apply(self, cells: CellImage, placement: Region) -> None:
+        previous, old_placement = self.cells, self.placement
+        self.cells, self.placement = cells, placement
+        offset = (placement.x, placement.y)
+        if previous is None or previous.shape != cells.shape or old_placement != placement:
             self.refresh()  # a new size or place: Textual repaints the whole widget
             return
         if self._write_direct(cells, previous):
@@ -133,17 +217,17 @@ class ImageView(Widget):
         is no public API for raw output; textual-image does the same); ``render_line``
         gives the same cells whenever Textual repaints by itself (resizes, screens).
         """
-        driver = getattr(self.app, "_driver", None)
-        if driver is None or self.app.is_headless or self.screen is not self.app.screen:
+        driver = self._direct_driver()
+        if driver is None or self.placement is None:
             return False
         from tui.term.halfblock import encode
 
         region = self.content_region
-        origin = (region.x + self._offset[0], region.y + self._offset[1])
+        origin = (region.x + self.placement.x, region.y + self.placement.y)
         text = encode(cells, previous, origin)
         if text:
-            driver.write(text)
-            driver.flush()
+            driver.write(text)  # type: ignore[attr-defined]
+            driver.flush()  # type: ignore[attr-defined]
         return True
 
     def on_resize(self) -> None:
@@ -152,11 +236,10 @@ class ImageView(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        cells = self.cells
-        row = y - self._offset[1]
-        if cells is None or not 0 <= row < cells.shape[0]:
-            return Strip.blank(width)
-        left = self._offset[0]
+        cells, placement = self.cells, self.placement
+        if cells is None or placement is None or not 0 <= y - placement.y < cells.shape[0]:
+            return Strip.blank(width, self.rich_style)  # with a protocol, the picture goes here
+        row, left = y - placement.y, placement.x
         segments = [Segment(" " * left)] if left > 0 else []
         top, bottom = cells.top[row].tolist(), cells.bottom[row].tolist()
         run_text, run_style = "", None
@@ -186,9 +269,9 @@ class ImagePanel(Vertical):
     ImagePanel Horizontal { height: 1fr; }
     """
 
-    def __init__(self, mode: Mode = NORMAL, **kwargs: object) -> None:
+    def __init__(self, view: ImageView, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self.view = ImageView(mode)
+        self.view = view
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="edge", id="label-top")

@@ -66,7 +66,7 @@ class MPRScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Grid():
             for name in PANELS:
-                yield ImagePanel(self.app.bandwidth.mode, id=f"mpr-{name}")  # type: ignore[attr-defined]
+                yield self.app.image_panel(f"mpr-{name}")  # type: ignore[attr-defined]
         yield Static("", id="mpr-status")
         yield Footer()
 

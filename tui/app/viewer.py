@@ -80,7 +80,7 @@ class ViewerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, id="loading", show_eta=False)
         yield Static("", id="overlay-top")
-        yield ImagePanel(self.app.bandwidth.mode, id="viewer")  # type: ignore[attr-defined]
+        yield self.app.image_panel("viewer")  # type: ignore[attr-defined]
         yield Static("", id="overlay-bottom")
         yield Footer()
 
@@ -320,13 +320,14 @@ class ViewerScreen(Screen[None]):
             return
         rendered = self._shown
         panel_view = self.query_one(ImagePanel).view
-        if rendered is None or rendered.view is None or panel_view.cells is None:
+        placement = panel_view.placement
+        if rendered is None or rendered.view is None or placement is None:
             return
         offset = event.get_content_offset(panel_view)
         if offset is None:
             return
-        rows, columns = panel_view.cells.shape
-        cx, cy = offset.x - panel_view._offset[0], offset.y - panel_view._offset[1]
+        rows, columns = placement.height, placement.width
+        cx, cy = offset.x - placement.x, offset.y - placement.y
         if not (0 <= cx < columns and 0 <= cy < rows):
             return
         r0, c0, h, w = self._crop

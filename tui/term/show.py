@@ -9,6 +9,8 @@ from tui.term.cells import DEFAULT_CELL, fit_cells
 from tui.term.detect import Bandwidth
 from tui.term.halfblock import CellImage, encode, to_cells
 
+PROTOCOLS = ("kitty", "iterm", "sixel")  # the terminal draws pixels itself
+
 
 def draw(
     image: np.ndarray,
@@ -32,16 +34,35 @@ def draw(
         return text.ascii_art(image, box_columns, box_rows) + "\n"
     if graphics == "braille":
         return text.braille(image, box_columns, box_rows) + "\n"
-    if graphics in ("kitty", "iterm", "sixel"):
-        if graphics == "kitty":
-            sequence = protocols.kitty(image, box_columns, box_rows)
-        elif graphics == "iterm":
-            sequence = protocols.iterm(image, box_columns, box_rows)
-        else:
-            sequence = protocols.sixel(_sixel_size(image, box_columns, box_rows, cell))
-        return (protocols.tmux_passthrough(sequence) if tmux else sequence) + "\n"
+    if graphics in PROTOCOLS:
+        return picture(image, graphics, box_columns, box_rows, cell, tmux) + "\n"
     cells = to_cells(image, box_columns, box_rows, bandwidth.mode)
     return _inline(cells)
+
+
+def picture(
+    image: np.ndarray,
+    graphics: str,
+    columns: int,
+    rows: int,
+    cell: tuple[int, int] = DEFAULT_CELL,
+    tmux: bool = False,
+    image_id: int = 1,
+) -> str:
+    """The escape sequence that shows ``image`` scaled into ``columns`` x ``rows`` cells
+    with a graphics protocol (kitty, iTerm2 or sixel), starting at the cursor.
+
+    """
+    fitted = _pixel_size(image, columns, rows, cell, scales=graphics != "sixel")
+    if graphics == "kitty":
+        sequence = protocols.kitty(fitted, columns, rows, image_id)
+    elif graphics == "iterm":
+        sequence = protocols.iterm(fitted, columns, rows)
+    elif graphics == "sixel":
+        sequence = protocols.sixel(fitted)
+    else:
+        raise ValueError(f"{graphics!r} is not a graphics protocol")
+    return protocols.tmux_passthrough(sequence) if tmux else sequence
 
 
 def _inline(cells: CellImage) -> str:
@@ -53,8 +74,16 @@ def _inline(cells: CellImage) -> str:
     return "\n".join(rows) + "\n"
 
 
-def _sixel_size(image: np.ndarray, columns: int, rows: int, cell: tuple[int, int]) -> np.ndarray:
-    """Sixel has no scaling: send the image at the pixel size of its cell box."""
+def _pixel_size(
+    image: np.ndarray, columns: int, rows: int, cell: tuple[int, int], scales: bool
+) -> np.ndarray:
+    """``image`` resized to the pixel size of its cell box when the terminal cannot scale
+    (sixel) or when it is larger than the box: the terminal would only shrink it, and
+    fewer pixels are fewer bytes on the wire."""
     from tui.term.cells import area_resize
 
-    return area_resize(image, columns * cell[0], rows * cell[1])
+    width, height = columns * cell[0], rows * cell[1]
+    h, w = image.shape[:2]
+    if scales and w <= width and h <= height:
+        return image
+    return area_resize(image, width, height)
