@@ -1,16 +1,19 @@
-"""The whole header of one file, as text or in the DICOM JSON model (PS3.18 F)."""
+"""The whole header of one file, as text or in the DICOM JSON model (PS3.18 F), and what
+differs between two instances or two series."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydicom.datadict import private_dictionary_description
+from pydicom.datadict import keyword_for_tag, private_dictionary_description
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
-from pydicom.tag import Tag
+from pydicom.tag import BaseTag, Tag
 
 from tui.archive.header import HeaderError, read_dataset
 from tui.errors import UserError
@@ -132,6 +135,140 @@ def diff(first: Dataset, second: Dataset) -> list[tuple[str, str, str, str]]:
         name = _name(first if a is not None else second, a if a is not None else b)
         out.append((str(tag), name, left, right))
     return out
+
+
+@dataclass(frozen=True)
+class Spread:
+    """How one top-level element runs through a series' instances, in order."""
+
+    distinct: int  # how many different values it takes (absent counts as one)
+    first: str | None  # its value in the first instance (None: absent)
+    last: str | None  # and in the last
+
+    @property
+    def constant(self) -> bool:
+        return self.distinct == 1
+
+    def __str__(self) -> str:
+        first, last = ("<absent>" if v is None else v for v in (self.first, self.last))
+        if self.constant:
+            return first
+        return f"{self.distinct} values: {first} … {last}"  # the count first: values get clipped
+
+    def to_json(self) -> dict[str, Any]:
+        """``constant`` and ``value``, or the number of ``distinct`` values ``from`` the
+        first instance ``to`` the last (None where absent)."""
+        if self.constant:
+            return {"constant": True, "value": self.first}
+        return {"constant": False, "distinct": self.distinct, "from": self.first, "to": self.last}
+
+
+_ABSENT = Spread(1, None, None)
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    """One top-level element that differs between two series or varies within one."""
+
+    tag: str
+    keyword: str  # "" for private and unknown tags
+    name: str
+    first: Spread
+    second: Spread
+
+    @property
+    def varies(self) -> bool:
+        """True if it is not constant within one of the series (a per-instance element)."""
+        return not (self.first.constant and self.second.constant)
+
+
+@dataclass(frozen=True)
+class SeriesDiff:
+    """What :func:`diff_series` found: instance counts and rows, series-level ones first."""
+
+    counts: tuple[int, int]
+    rows: list[SeriesRow]
+
+    def to_json(self) -> dict[str, Any]:
+        """Instance counts and the rows by DICOM keyword (``GGGGEEEE`` without one)."""
+        elements = {
+            row.keyword or row.tag.strip("()").replace(",", ""): {
+                "tag": row.tag,
+                "name": row.name,
+                "first": row.first.to_json(),
+                "second": row.second.to_json(),
+            }
+            for row in self.rows
+        }
+        return {"instances": list(self.counts), "elements": elements}
+
+
+@dataclass
+class _Run:
+    name: str
+    since: int  # the index of the first instance that has the element
+    first: str
+    last: str = ""
+    until: int = 0  # the index of the last instance that has it
+    present: int = 0
+    values: set[str] = field(default_factory=set)
+
+
+def diff_series(first: Iterable[Dataset], second: Iterable[Dataset]) -> SeriesDiff:
+    """Compare two series element by element over the union of their top-level tags
+    (file meta included).
+
+    An element is reported if it varies within either series, or if it is constant
+    within each but not the same in both. The headers are consumed one at a time, so
+    a generator keeps one header in memory.
+    """
+    (count_a, runs_a), (count_b, runs_b) = _runs(first), _runs(second)
+    rows = []
+    for tag in sorted(runs_a.keys() | runs_b.keys()):
+        a, b = _spread(runs_a.get(tag), count_a), _spread(runs_b.get(tag), count_b)
+        if a.constant and b.constant and a.first == b.first:
+            continue
+        run = runs_a.get(tag) or runs_b[tag]
+        rows.append(SeriesRow(str(tag), keyword_for_tag(tag), run.name, a, b))
+    rows.sort(key=lambda row: row.varies)  # stable: by tag within each group
+    return SeriesDiff((count_a, count_b), rows)
+
+
+def _runs(datasets: Iterable[Dataset]) -> tuple[int, dict[BaseTag, _Run]]:
+    runs: dict[BaseTag, _Run] = {}
+    count = 0
+    for index, ds in enumerate(datasets):
+        count += 1
+        for element in [*(getattr(ds, "file_meta", None) or []), *ds]:
+            value = _value(element)
+            run = runs.get(element.tag)
+            if run is None:
+                run = runs[element.tag] = _Run(_name(ds, element), index, value)
+            run.last, run.until = value, index
+            run.present += 1
+            run.values.add(value)
+    return count, runs
+
+
+def _spread(run: _Run | None, count: int) -> Spread:
+    if run is None:
+        return _ABSENT
+    return Spread(
+        len(run.values) + (run.present < count),
+        run.first if run.since == 0 else None,
+        run.last if run.until == count - 1 else None,
+    )
+
+
+def _value(element: DataElement) -> str:
+    """The whole value as text: binary values by size and hash, sequences item by item."""
+    if element.VR == "SQ":
+        items = ("; ".join(f"{e.tag}={_value(e)}" for e in item) for item in element.value)
+        return " ".join(f"[{item}]" for item in items)
+    if isinstance(element.value, bytes):
+        digest = hashlib.sha256(element.value).hexdigest()[:12]
+        return f"{len(element.value)} bytes, sha256 {digest}"
+    return _full(element)
 
 
 def to_json(ds: Dataset, path: str) -> dict[str, Any]:
