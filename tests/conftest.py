@@ -74,3 +74,7 @@ def run_cli(*args: str, archive: Path | None = None, check: bool = True, **kw: A
 
 def cli_json(*args: str, archive: Path | None = None) -> Any:
     return json.loads(run_cli(*args, "--json", archive=archive).stdout)
+
+
+# Real DICOM servers on loopback for the networking tests (Orthanc, Orthanc over TLS, dcmqrscp).
+from tests.servers import dcmqrscp, orthanc, orthanc_tls, pacstui_port, tls_files  # noqa: E402, F401
