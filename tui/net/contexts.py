@@ -1,0 +1,52 @@
+"""Presentation contexts: what we offer and accept, in one place for every service."""
+
+from __future__ import annotations
+
+from pynetdicom import AE
+from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext
+from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+from tui.net.nodes import check_aet
+
+# What we accept when a PACS sends us images: every transfer syntax pydicom and the
+# pylibjpeg plugins can decode, uncompressed first.
+ACCEPTED_SYNTAXES = [
+    "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+    "1.2.840.10008.1.2",  # Implicit VR Little Endian
+    "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still met)
+    "1.2.840.10008.1.2.4.50",  # JPEG Baseline
+    "1.2.840.10008.1.2.4.51",  # JPEG Extended
+    "1.2.840.10008.1.2.4.57",  # JPEG Lossless
+    "1.2.840.10008.1.2.4.70",  # JPEG Lossless SV1
+    "1.2.840.10008.1.2.4.80",  # JPEG-LS Lossless
+    "1.2.840.10008.1.2.4.81",  # JPEG-LS Near-lossless
+    "1.2.840.10008.1.2.4.90",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91",  # JPEG 2000
+    "1.2.840.10008.1.2.5",  # RLE Lossless
+    "1.2.840.10008.1.2.4.201",  # HTJ2K Lossless
+    "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
+    "1.2.840.10008.1.2.4.203",  # HTJ2K
+]
+UNCOMPRESSED = ACCEPTED_SYNTAXES[:2]
+
+
+def context(abstract: str, syntaxes: list[str]) -> PresentationContext:
+    """A presentation context proposing ``syntaxes`` for the SOP class ``abstract``."""
+    proposed = PresentationContext()
+    proposed.abstract_syntax = abstract
+    proposed.transfer_syntax = list(syntaxes)
+    return proposed
+
+
+def storage_ae(aet: str, allow: set[str] | None = None) -> AE:
+    """An AE that accepts every storage SOP class in every syntax we can decode (and
+    C-ECHO), from the calling AE titles in ``allow`` only, when given."""
+    ae = AE(ae_title=check_aet(aet))
+    for storage in AllStoragePresentationContexts:
+        ae.add_supported_context(str(storage.abstract_syntax), ACCEPTED_SYNTAXES)
+    ae.add_supported_context(Verification, UNCOMPRESSED)
+    ae.maximum_pdu_size = 0  # no limit: fewer, larger PDUs are faster
+    if allow:
+        ae.require_calling_aet = sorted(allow)  # others are rejected: calling AE not recognised
+    return ae

@@ -1,0 +1,79 @@
+"""Network failures as one line that says what happened and the likely fix."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from tui.errors import UserError
+from tui.net.nodes import Node
+
+
+class NetError(UserError):
+    """A DICOM network operation failed in a way the user (or the PACS admin) can fix."""
+
+
+# A-ASSOCIATE-RJ (PS3.8 9.3.4): (source, reason) -> what it means and what to do.
+_REJECTIONS = {
+    (1, 2): "the application context is not supported",
+    (1, 3): "it does not know our AE title {calling}: add {calling} ({host_hint}) to its "
+    "modalities or known nodes, or set calling_aet to one it knows",
+    (1, 7): "it does not answer to AE title {aet}: check the node's aet",
+    (2, 1): "it does not support the DICOM protocol version we asked for",
+    (3, 1): "it is busy or has no resources right now: try again later",
+    (3, 2): "it is busy or has no resources right now: try again later",
+}
+
+
+def rejected(node: Node, result: int, source: int, reason: int) -> NetError:
+    """The PACS refused the association."""
+    hint = _REJECTIONS.get((source, reason))
+    text = (hint or "reason {reason} from source {source}").format(
+        calling=node.calling_aet, aet=node.aet, host_hint="this machine's address",
+        reason=reason, source=source,
+    )  # fmt: skip
+    permanent = "permanently" if result == 1 else "for now"
+    return NetError(f"{node.name} ({node.address}) refused the association {permanent}: {text}")
+
+
+def connect_failed(node: Node, exc: BaseException) -> NetError:
+    """Opening the connection (or its TLS handshake) failed."""
+    where = f"{node.name} ({node.host}:{node.port})"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return NetError(
+            f"{where}: its TLS certificate is not trusted ({exc.verify_message}): "
+            "set tls_ca to the CA that signed it"
+        )
+    if isinstance(exc, ssl.SSLError):
+        return NetError(
+            f"{where}: the TLS handshake failed ({exc.reason or exc}): check that the port "
+            "speaks TLS and that tls_cert/tls_key are ones it accepts"
+        )
+    if isinstance(exc, ConnectionRefusedError):
+        return NetError(f"{where}: connection refused: is the PACS running on that port?")
+    if isinstance(exc, socket.gaierror):
+        return NetError(f"{where}: unknown host {node.host!r}")
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return NetError(
+            f"{where}: no answer within {node.connect_timeout:g} s: check the host, the port "
+            "and any firewall between"
+        )
+    return NetError(f"{where}: cannot connect: {exc}")
+
+
+def aborted(node: Node, during: str) -> NetError:
+    return NetError(
+        f"{node.name} ({node.address}) dropped the association during {during}: "
+        "see the PACS log (a wrong TLS setting or an AE title it does not accept can do this)"
+    )
+
+
+def timed_out(node: Node, during: str, seconds: float) -> NetError:
+    return NetError(
+        f"{node.name} ({node.address}) did not answer {during} within {seconds:g} s: "
+        "raise the node's dimse_timeout if the PACS is slow, or narrow the query"
+    )
+
+
+def no_context(node: Node, what: str) -> NetError:
+    return NetError(f"{node.name} ({node.address}) accepts no presentation context for {what}")

@@ -1,0 +1,216 @@
+"""Remote DICOM nodes (PACS, modalities, workstations), kept in ``config.toml``.
+
+Each node is a ``[nodes.NAME]`` table::
+
+    [nodes.pacs]
+    aet = "ORTHANC"
+    host = "pacs.example.org"
+    port = 4242
+    calling_aet = "PACSTUI"       # our AE title, as the PACS knows it
+    method = "get"                # or "move"
+    move_destination = "PACSTUI"  # the AE title C-MOVE sends to (our receiver)
+    tls_ca = "/etc/pacs/ca.pem"   # TLS when set; with tls_cert/tls_key for mutual TLS
+
+Adding, editing or removing a node rewrites only its own table: the rest of the file,
+comments included, is kept as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from tui.config import load_config
+from tui.errors import UserError
+
+DEFAULT_CALLING_AET = "PACSTUI"
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Node:
+    """How to reach one remote application entity."""
+
+    name: str
+    aet: str
+    host: str
+    port: int
+    calling_aet: str = DEFAULT_CALLING_AET
+    method: str = "get"  # how to retrieve: C-GET, or C-MOVE to move_destination
+    move_destination: str = ""  # empty: our calling AE title
+    tls_ca: str = ""  # TLS is on when any of the three is set
+    tls_cert: str = ""
+    tls_key: str = ""
+    connect_timeout: float = 10.0  # seconds to open the TCP connection
+    acse_timeout: float = 30.0  # seconds for association negotiation
+    dimse_timeout: float = 120.0  # seconds to wait for a response (a PACS may match slowly)
+    network_timeout: float = 120.0  # seconds of silence before the link is taken for dead
+    max_pdu: int = 262144  # the largest PDU we accept (0: no limit)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_ca or self.tls_cert or self.tls_key)
+
+    @property
+    def destination(self) -> str:
+        return self.move_destination or self.calling_aet
+
+    @property
+    def address(self) -> str:
+        return f"{self.aet}@{self.host}:{self.port}"
+
+    def checked(self) -> Node:
+        """This node, or a :class:`UserError` saying which value is wrong."""
+        if not _NAME.match(self.name):
+            raise UserError(f"node name {self.name!r}: use letters, digits, - and _")
+        for label, title in (
+            ("aet", self.aet),
+            ("calling_aet", self.calling_aet),
+            ("move_destination", self.move_destination or self.calling_aet),
+        ):
+            check_aet(title, label)
+        if not self.host or any(c.isspace() for c in self.host):
+            raise UserError(f"node {self.name}: host {self.host!r} is not a host name or address")
+        if not 0 < self.port < 65536:
+            raise UserError(f"node {self.name}: port {self.port} is not between 1 and 65535")
+        if self.method not in ("get", "move"):
+            raise UserError(f"node {self.name}: method must be get or move, not {self.method!r}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise UserError(f"node {self.name}: tls_cert and tls_key go together")
+        for label in ("tls_ca", "tls_cert", "tls_key"):
+            path = getattr(self, label)
+            if path and not Path(path).expanduser().is_file():
+                raise UserError(f"node {self.name}: {label} {path} is not a file")
+        for label in ("connect_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
+            if getattr(self, label) <= 0:
+                raise UserError(f"node {self.name}: {label} must be more than 0 seconds")
+        if self.max_pdu < 0:
+            raise UserError(f"node {self.name}: max_pdu must be 0 (no limit) or more")
+        return self
+
+
+def check_aet(title: str, label: str = "AE title") -> str:
+    """An AE title as DICOM allows it: 1-16 characters of printable ASCII, no backslash."""
+    if not title.strip() or len(title) > 16:
+        raise UserError(f"{label} {title!r}: an AE title has 1 to 16 characters")
+    if not all(" " <= c <= "~" for c in title) or "\\" in title:
+        raise UserError(f"{label} {title!r}: an AE title is printable ASCII without backslash")
+    return title
+
+
+_FIELDS = {f.name: f for f in fields(Node)}
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+
+
+def from_table(name: str, table: dict[str, Any], source: Path | str = "config.toml") -> Node:
+    """A node from its ``[nodes.NAME]`` table, checked."""
+    unknown = sorted(set(table) - set(_FIELDS) - {"name"})
+    if unknown:
+        raise UserError(f"{source}: [nodes.{name}] has unknown keys: {', '.join(unknown)}")
+    values: dict[str, Any] = {"name": name}
+    for key, value in table.items():
+        if key == "name":
+            continue
+        kind = _TYPES[str(_FIELDS[key].type)]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise UserError(f"{source}: [nodes.{name}] {key} must be a {kind.__name__}")
+        values[key] = value
+    for required in ("aet", "host", "port"):
+        if required not in values:
+            raise UserError(f"{source}: [nodes.{name}] needs {required}")
+    return Node(**values).checked()
+
+
+def load_nodes(config_file: Path) -> dict[str, Node]:
+    """Every node configured in ``config_file``, by name."""
+    tables = load_config(config_file).get("nodes", {})
+    if not isinstance(tables, dict):
+        raise UserError(f"{config_file}: nodes must be tables, [nodes.NAME]")
+    nodes = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise UserError(f"{config_file}: nodes.{name} must be a table, [nodes.{name}]")
+        nodes[name] = from_table(name, table, config_file)
+    return nodes
+
+
+def get_node(config_file: Path, name: str) -> Node:
+    """The node called ``name``, or a :class:`UserError` listing the ones there are."""
+    nodes = load_nodes(config_file)
+    if name not in nodes:
+        known = ", ".join(sorted(nodes)) or "none yet: pacs-tui node add NAME AET HOST PORT"
+        raise UserError(f"no node {name!r} (nodes: {known})")
+    return nodes[name]
+
+
+def save_node(config_file: Path, node: Node) -> None:
+    """Add or replace ``node``'s table in ``config_file``, keeping everything else."""
+    node.checked()
+    values = {k: v for k, v in asdict(node).items() if k != "name" and v != _FIELDS[k].default}
+    values = {"aet": node.aet, "host": node.host, "port": node.port, **values}
+    lines = [f"[nodes.{node.name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+    _rewrite_table(config_file, node.name, "\n".join(lines) + "\n")
+
+
+def remove_node(config_file: Path, name: str) -> None:
+    get_node(config_file, name)  # says so when there is no such node
+    _rewrite_table(config_file, name, "")
+
+
+def edit_node(config_file: Path, name: str, changes: dict[str, Any]) -> Node:
+    """The node ``name`` with ``changes`` applied and saved."""
+    node = get_node(config_file, name)
+    table = {k: v for k, v in asdict(node).items() if k != "name"}
+    table.update(changes)
+    edited = from_table(name, table, config_file)
+    save_node(config_file, edited)
+    return edited
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+
+
+def _rewrite_table(config_file: Path, name: str, table: str) -> None:
+    """Replace the ``[nodes.NAME]`` table (up to the next table header) with ``table``."""
+    try:
+        text = config_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    except OSError as exc:
+        raise UserError(f"cannot read config {config_file}: {exc.strerror}") from None
+    header = re.compile(rf"^\s*\[\s*nodes\s*\.\s*(\"{re.escape(name)}\"|{re.escape(name)})\s*\]")
+    kept: list[str] = []
+    skipping = False
+    for line in text.splitlines(keepends=True):
+        if header.match(line):
+            skipping = True
+            continue
+        if skipping and re.match(r"^\s*\[", line):
+            skipping = False
+        if not skipping:
+            kept.append(line)
+    body = "".join(kept).rstrip("\n")
+    new = (body + "\n\n" if body else "") + table if table else body + "\n"
+    config_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = config_file.with_name(config_file.name + ".tmp")
+    try:
+        tmp.write_text(new, encoding="utf-8")
+        tmp.replace(config_file)
+    except OSError as exc:
+        raise UserError(f"cannot write config {config_file}: {exc.strerror}") from None
+    load_config(config_file)  # still valid TOML: the edit must never break the file
+
+
+def with_overrides(node: Node, **changes: Any) -> Node:
+    """``node`` with command-line overrides (those that are not None) applied, checked."""
+    return replace(node, **{k: v for k, v in changes.items() if v is not None}).checked()

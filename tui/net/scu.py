@@ -1,0 +1,464 @@
+"""What we ask of a remote node with pynetdicom: echo, retrieve (C-GET or C-MOVE), send.
+
+Queries go through :mod:`tui.net.find`, which reads replies without pydicom datasets
+(pynetdicom's per-response work is the bottleneck there). Every failure becomes a
+:class:`~tui.net.errors.NetError`: one line, with what the DICOM status means and the
+likely fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydicom.dataset import Dataset
+from pydicom.uid import UID
+from pynetdicom import AE, build_role, evt
+from pynetdicom.association import Association
+from pynetdicom.presentation import PresentationContext, StoragePresentationContexts
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.status import (
+    GENERAL_STATUS,
+    QR_GET_SERVICE_CLASS_STATUS,
+    QR_MOVE_SERVICE_CLASS_STATUS,
+    STORAGE_SERVICE_CLASS_STATUS,
+    code_to_category,
+)
+
+from tui.net import errors
+from tui.net.contexts import ACCEPTED_SYNTAXES, UNCOMPRESSED, context
+from tui.net.nodes import Node
+from tui.net.storage import Filer, Tally
+from tui.net.tls import client_context
+
+log = logging.getLogger(__name__)
+
+_MOVE_HINT = {
+    0xA801: "the PACS does not know the move destination {dest}: add {dest} with this "
+    "machine's address and receive port to the PACS's known nodes, or use C-GET "
+    '(method = "get")',
+    0xA701: "the PACS is out of resources for the matches: retrieve fewer at a time",
+    0xA702: "the PACS could not send the images: check that it knows {dest} and that our "
+    "receiver is reachable from it",
+}
+
+
+def status_text(code: int, table: dict[int, tuple[str, str]] | None = None) -> str:
+    """``0xA801 Failure: Move destination unknown``: a status and what it means."""
+    category, meaning = (
+        (table or {}).get(code) or GENERAL_STATUS.get(code) or (code_to_category(code), "")
+    )
+    return f"0x{code:04X} {category}" + (f": {meaning}" if meaning else "")
+
+
+# -- associations ------------------------------------------------------------------------
+
+
+def make_ae(node: Node) -> AE:
+    ae = AE(ae_title=node.calling_aet)
+    ae.connection_timeout = node.connect_timeout
+    ae.acse_timeout = node.acse_timeout
+    ae.dimse_timeout = node.dimse_timeout
+    ae.network_timeout = node.network_timeout
+    ae.maximum_pdu_size = node.max_pdu
+    return ae
+
+
+@contextmanager
+def associate(
+    node: Node,
+    contexts: list[PresentationContext],
+    handlers: list[Any] | None = None,
+    roles: list[Any] | None = None,
+) -> Iterator[Association]:
+    """An established association with ``node``, released (or aborted) afterwards."""
+    ae = make_ae(node)
+    ae.requested_contexts = contexts
+    tls = (client_context(node), node.host) if node.tls else None
+    assoc = ae.associate(
+        node.host, node.port, ae_title=node.aet, ext_neg=roles or None,
+        evt_handlers=handlers or None, tls_args=tls,
+    )  # fmt: skip
+    if not assoc.is_established:
+        raise _not_established(node, assoc)
+    try:
+        yield assoc
+    except BaseException:
+        if assoc.is_established:
+            assoc.abort()
+        raise
+    else:
+        if assoc.is_established:
+            assoc.release()
+        if assoc.is_aborted:
+            raise errors.aborted(node, "the transfer")
+    finally:
+        ae.shutdown()
+
+
+def _not_established(node: Node, assoc: Association) -> errors.NetError:
+    if assoc.is_rejected and assoc.acceptor.primitive is not None:
+        rj = assoc.acceptor.primitive
+        return errors.rejected(node, rj.result or 0, rj.result_source or 0, rj.diagnostic or 0)
+    if assoc.is_aborted:
+        return errors.aborted(node, "association negotiation")
+    return diagnose(node)
+
+
+def diagnose(node: Node) -> errors.NetError:
+    """Why we could not connect: pynetdicom only logs it, so connect again to find out."""
+    import socket
+
+    try:
+        with socket.create_connection((node.host, node.port), node.connect_timeout) as sock:
+            if node.tls:
+                with client_context(node).wrap_socket(sock, server_hostname=node.host):
+                    pass
+    except OSError as exc:
+        return errors.connect_failed(node, exc)
+    return errors.NetError(
+        f"{node.name} ({node.address}) accepted the connection but no association followed: "
+        "check the port speaks DICOM" + ("" if node.tls else " (or whether it wants TLS)")
+    )
+
+
+# -- echo --------------------------------------------------------------------------------
+
+
+def echo(node: Node) -> tuple[float, float]:
+    """C-ECHO ``node``: seconds for the whole exchange and for the C-ECHO alone."""
+    started = time.perf_counter()
+    with associate(node, [context(Verification, UNCOMPRESSED)]) as assoc:
+        sent = time.perf_counter()
+        status = assoc.send_c_echo()
+        answered = time.perf_counter()
+        if not status or "Status" not in status:
+            raise errors.timed_out(node, "the C-ECHO", node.dimse_timeout)
+        if status.Status != 0:
+            raise errors.NetError(f"{node.name}: C-ECHO answered {status_text(status.Status)}")
+    return time.perf_counter() - started, answered - sent
+
+
+# -- retrieve ----------------------------------------------------------------------------
+
+
+@dataclass
+class Transfer:
+    """A retrieve as it goes: for progress lines and the app's transfer queue."""
+
+    expected: int | None = None  # instances the PACS said it would send
+    tally: Tally = field(default_factory=Tally)
+    skipped: int = 0  # already in the archive: not asked for again
+    failed_remote: int = 0  # sub-operations the PACS reported as failed
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.tally.received + self.tally.failed
+
+
+Progress = Callable[[Transfer], None]
+
+
+def retrieve(
+    node: Node,
+    archive_root: Path,
+    study: str,
+    series: str | None = None,
+    method: str | None = None,
+    model: str = "study",
+    progress: Progress | None = None,
+    cancel: threading.Event | None = None,
+    receive_port: int = 11112,
+) -> Transfer:
+    """Bring a study (or one series) from ``node`` into the archive at ``archive_root``.
+
+    Instances already in the archive are not asked for again (a retrieve that was stopped
+    resumes); the others are filed into the managed store and indexed as they arrive.
+    ``method`` is ``get`` (C-GET: one association, through firewalls) or ``move`` (C-MOVE
+    to our storage SCP on ``receive_port``, or to the receiver already running there).
+    """
+    method = method or node.method
+    transfer = Transfer()
+    filer = Filer(archive_root)
+    try:
+        wanted, classes = _what_to_ask(node, filer, study, series, transfer)
+        if not wanted:
+            return transfer  # everything is here already
+        if method == "get":
+            _get(node, filer, wanted, classes, model, transfer, progress, cancel)
+        else:
+            _move(node, filer, wanted, model, transfer, progress, cancel, receive_port)
+    finally:
+        filer.close()
+    return transfer
+
+
+def _what_to_ask(
+    node: Node, filer: Filer, study: str, series: str | None, transfer: Transfer
+) -> tuple[list[Dataset], set[str]]:
+    """The identifiers to retrieve with, and the SOP classes coming.
+
+    The PACS is asked which instances it holds (a C-FIND at IMAGE level): those the
+    archive has are left out, and the storage contexts we offer are exactly the SOP
+    classes that will come. A PACS that does not answer image-level queries gets a plain
+    study (or series) retrieve with all the usual storage classes offered.
+    """
+    from tui.net.find import find
+
+    keys = {"StudyInstanceUID": study, "SeriesInstanceUID": series or "",
+            "SOPInstanceUID": "", "SOPClassUID": ""}  # fmt: skip
+    try:
+        remote = list(find(node, "image", keys))
+    except errors.NetError as exc:
+        log.info("image-level query refused (%s); retrieving the whole level", type(exc).__name__)
+        whole = _identifier("SERIES" if series else "STUDY", study, series)
+        return [whole], set()
+    if not remote:
+        where = f"series {series}" if series else f"study {study}"
+        raise errors.NetError(f"{node.name} ({node.address}) has no {where}")
+    have = {
+        uid
+        for (uid,) in filer.archive.conn.execute(
+            "SELECT sop_uid FROM instance JOIN series USING (series_pk) "
+            "JOIN study USING (study_pk) WHERE study.study_uid = ?",
+            (study,),
+        )
+    }
+    missing = [r for r in remote if r.get("SOPInstanceUID") not in have]
+    transfer.skipped = len(remote) - len(missing)
+    transfer.expected = len(missing)
+    classes = {r["SOPClassUID"] for r in missing if r.get("SOPClassUID")}
+    if not missing:
+        return [], classes
+    if not transfer.skipped:
+        return [_identifier("SERIES" if series else "STUDY", study, series)], classes
+    by_series: dict[str, list[str]] = {}
+    for r in missing:
+        by_series.setdefault(r.get("SeriesInstanceUID", ""), []).append(r["SOPInstanceUID"])
+    identifiers = []
+    for series_uid, uids in by_series.items():
+        for start in range(0, len(uids), 500):  # a UID list of sane length per request
+            ident = _identifier("IMAGE", study, series_uid)
+            ident.SOPInstanceUID = uids[start : start + 500]
+            identifiers.append(ident)
+    return identifiers, classes
+
+
+def _identifier(level: str, study: str, series: str | None) -> Dataset:
+    ident = Dataset()
+    ident.QueryRetrieveLevel = level
+    ident.StudyInstanceUID = study
+    if series:
+        ident.SeriesInstanceUID = series
+    return ident
+
+
+def _storage_contexts(classes: set[str]) -> list[PresentationContext]:
+    if classes:
+        return [context(uid, ACCEPTED_SYNTAXES) for uid in sorted(classes)]
+    return [context(str(c.abstract_syntax), ACCEPTED_SYNTAXES) for c in StoragePresentationContexts]
+
+
+def _store_handler(filer: Filer, transfer: Transfer, progress: Progress | None) -> Any:
+    def on_store(event: Any) -> int:
+        _, status = filer.file(event.encoded_dataset(), transfer.tally)
+        if progress:
+            progress(transfer)
+        return status
+
+    return on_store
+
+
+def _get(
+    node: Node,
+    filer: Filer,
+    identifiers: list[Dataset],
+    classes: set[str],
+    model: str,
+    transfer: Transfer,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> None:
+    get_model = (
+        PatientRootQueryRetrieveInformationModelGet
+        if model == "patient"
+        else StudyRootQueryRetrieveInformationModelGet
+    )
+    storage = _storage_contexts(classes)[:127]  # 128 contexts at most, one for the query
+    roles = [build_role(str(c.abstract_syntax), scp_role=True) for c in storage]
+    handlers = [(evt.EVT_C_STORE, _store_handler(filer, transfer, progress))]
+    contexts = [context(get_model, UNCOMPRESSED), *storage]
+    with associate(node, contexts, handlers, roles) as assoc:
+        for identifier in identifiers:
+            responses = assoc.send_c_get(identifier, get_model, msg_id=1)
+            _follow(node, assoc, responses, transfer, QR_GET_SERVICE_CLASS_STATUS, cancel, "")
+
+
+def _move(
+    node: Node,
+    filer: Filer,
+    identifiers: list[Dataset],
+    model: str,
+    transfer: Transfer,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+    receive_port: int,
+) -> None:
+    move_model = (
+        PatientRootQueryRetrieveInformationModelMove
+        if model == "patient"
+        else StudyRootQueryRetrieveInformationModelMove
+    )
+    from tui.net.receiver import Receiver
+
+    receiver: Receiver | None = Receiver(
+        filer, node.destination, port=receive_port, tally=transfer.tally,
+        on_filed=(lambda _: progress(transfer)) if progress else None,
+    )  # fmt: skip
+    try:
+        receiver.start()  # type: ignore[union-attr]
+    except OSError:  # the port is taken: the running receiver (pacs-tui receive) files them
+        receiver = None
+        transfer.warnings.append(
+            f"port {receive_port} is in use: the receiver already running there files the images"
+        )
+    try:
+        with associate(node, [context(move_model, UNCOMPRESSED)]) as assoc:
+            for identifier in identifiers:
+                responses = assoc.send_c_move(identifier, node.destination, move_model, msg_id=1)
+                _follow(
+                    node, assoc, responses, transfer, QR_MOVE_SERVICE_CLASS_STATUS, cancel,
+                    node.destination, progress if receiver is None else None,
+                )  # fmt: skip
+    finally:
+        if receiver is not None:
+            receiver.stop()
+
+
+def _follow(
+    node: Node,
+    assoc: Association,
+    responses: Iterator[tuple[Dataset, Dataset | None]],
+    transfer: Transfer,
+    table: dict[int, tuple[str, str]],
+    cancel: threading.Event | None,
+    destination: str,
+    progress: Progress | None = None,
+) -> None:
+    """Read the C-GET/C-MOVE responses to the end; cancel (C-CANCEL) when asked."""
+    cancelled = False
+    for status, _ in responses:
+        if cancel is not None and cancel.is_set() and not cancelled:
+            cancelled = True
+            assoc.send_c_cancel(1, None)
+        if not status or "Status" not in status:
+            if not assoc.is_established:
+                raise errors.aborted(node, "the retrieve")
+            raise errors.timed_out(node, "the retrieve", node.dimse_timeout)
+        code = int(status.Status)
+        remaining = status.get("NumberOfRemainingSuboperations")
+        if remaining is not None and transfer.expected is None:
+            done = sum(
+                int(status.get(k) or 0)
+                for k in ("NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
+                          "NumberOfWarningSuboperations")
+            )  # fmt: skip
+            transfer.expected = int(remaining) + done
+        if progress is not None:  # a C-MOVE into another process: the PACS's counts
+            transfer.tally.new = int(status.get("NumberOfCompletedSuboperations") or 0)
+            progress(transfer)
+        if code in (0xFF00, 0xFF01):
+            continue
+        transfer.failed_remote += int(status.get("NumberOfFailedSuboperations") or 0)
+        if code == 0xFE00:
+            return  # cancelled, as asked
+        if code_to_category(code) == "Failure":
+            hint = _MOVE_HINT.get(code, "").format(dest=destination)
+            raise errors.NetError(
+                f"{node.name} ({node.address}): {status_text(code, table)}"
+                + (f": {hint}" if hint else "")
+            )
+        if code != 0:
+            transfer.warnings.append(status_text(code, table))
+
+
+# -- send --------------------------------------------------------------------------------
+
+
+@dataclass
+class Sent:
+    sent: int = 0
+    transcoded: int = 0
+    failed: list[str] = field(default_factory=list)  # one line per instance that failed
+    bytes: int = 0
+
+
+def send(
+    node: Node,
+    files: list[tuple[str, str, str]],
+    progress: Callable[[Sent, int], None] | None = None,
+    cancel: threading.Event | None = None,
+) -> Sent:
+    """C-STORE ``files`` (path, SOP class, transfer syntax) to ``node``.
+
+    Each SOP class is offered in its stored transfer syntax and, separately,
+    uncompressed: a peer that refuses the stored (compressed) syntax gets the instance
+    decoded to one it accepts.
+    """
+    from pydicom import dcmread
+
+    result = Sent()
+    pairs = sorted({(sop_class, syntax) for _, sop_class, syntax in files})
+    contexts = [context(c, [s]) for c, s in pairs]
+    contexts += [context(c, UNCOMPRESSED) for c in sorted({c for c, _ in pairs})]
+    if len(contexts) > 128:
+        raise errors.NetError(
+            f"{len(pairs)} kinds of instance in one send: more than one association allows; "
+            "send fewer series at a time"
+        )
+    with associate(node, contexts) as assoc:
+        accepted = {(cx.abstract_syntax, cx.transfer_syntax[0]) for cx in assoc.accepted_contexts}
+        for path, sop_class, syntax in files:
+            if cancel is not None and cancel.is_set():
+                break
+            try:
+                if (sop_class, syntax) in accepted:
+                    status = assoc.send_c_store(Path(path))
+                else:
+                    target = next((s for s in UNCOMPRESSED if (sop_class, s) in accepted), None)
+                    if target is None:
+                        result.failed.append(f"{path}: {node.name} accepts no {sop_class}")
+                        continue
+                    ds = dcmread(path)
+                    ds.decompress()  # to Explicit VR Little Endian, which every peer takes
+                    if target != ds.file_meta.TransferSyntaxUID:
+                        ds.file_meta.TransferSyntaxUID = UID(target)
+                    status = assoc.send_c_store(ds)
+                    result.transcoded += 1
+            except (OSError, ValueError, RuntimeError) as exc:
+                result.failed.append(f"{path}: {exc}")
+                continue
+            if not status or "Status" not in status:
+                raise errors.aborted(node, "the send")
+            if code_to_category(int(status.Status)) == "Failure":
+                text = status_text(int(status.Status), STORAGE_SERVICE_CLASS_STATUS)
+                result.failed.append(f"{path}: {text}")
+            else:
+                result.sent += 1
+                result.bytes += Path(path).stat().st_size
+            if progress:
+                progress(result, len(files))
+    return result
