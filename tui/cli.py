@@ -187,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--export", metavar="OUT", help="write the triage list to OUT.csv or OUT.json")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_triage)
+
+    from tui.cli_net import add_commands  # node, echo, find, get, send, receive, serve
+
+    add_commands(commands)
     return parser
 
 

@@ -112,13 +112,19 @@ def _not_established(node: Node, assoc: Association) -> errors.NetError:
     if assoc.is_rejected and assoc.acceptor.primitive is not None:
         rj = assoc.acceptor.primitive
         return errors.rejected(node, rj.result or 0, rj.result_source or 0, rj.diagnostic or 0)
+    failure = connection_failure(node)
+    if failure is not None:
+        return failure
     if assoc.is_aborted:
         return errors.aborted(node, "association negotiation")
-    return diagnose(node)
+    return errors.NetError(
+        f"{node.name} ({node.address}) accepted the connection but no association followed: "
+        "check the port speaks DICOM" + ("" if node.tls else " (or whether it wants TLS)")
+    )
 
 
-def diagnose(node: Node) -> errors.NetError:
-    """Why we could not connect: pynetdicom only logs it, so connect again to find out."""
+def connection_failure(node: Node) -> errors.NetError | None:
+    """Why we cannot connect (pynetdicom only logs it), found by connecting again."""
     import socket
 
     try:
@@ -128,10 +134,7 @@ def diagnose(node: Node) -> errors.NetError:
                     pass
     except OSError as exc:
         return errors.connect_failed(node, exc)
-    return errors.NetError(
-        f"{node.name} ({node.address}) accepted the connection but no association followed: "
-        "check the port speaks DICOM" + ("" if node.tls else " (or whether it wants TLS)")
-    )
+    return None
 
 
 # -- echo --------------------------------------------------------------------------------
@@ -443,7 +446,9 @@ def send(
                         result.failed.append(f"{path}: {node.name} accepts no {sop_class}")
                         continue
                     ds = dcmread(path)
-                    ds.decompress()  # to Explicit VR Little Endian, which every peer takes
+                    # to Explicit VR Little Endian, which every peer takes; the same instance,
+                    # so the same UID (pydicom would make a new one)
+                    ds.decompress(generate_instance_uid=False)
                     if target != ds.file_meta.TransferSyntaxUID:
                         ds.file_meta.TransferSyntaxUID = UID(target)
                     status = assoc.send_c_store(ds)

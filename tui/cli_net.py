@@ -1,0 +1,528 @@
+"""The networking commands of the command line: node, echo, find, get, send, receive, serve.
+
+``tui.cli`` builds the one parser and calls :func:`add_commands`; the handlers here are
+thin: the work is done in :mod:`tui.net`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tui.config import Locations
+from tui.errors import UserError
+from tui.tables import cell_width, clip, printable
+
+LEVELS = ("patient", "study", "series", "image")
+
+
+def add_commands(commands: Any) -> None:
+    """Register the networking commands on the ``commands`` sub-parsers."""
+    p = commands.add_parser("node", help="remote DICOM nodes: add, ls, rm, edit")
+    actions = p.add_subparsers(dest="node_action", metavar="ACTION", required=True)
+    add = actions.add_parser("add", help="add a node (or replace one of that name)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("aet", metavar="AET", help="its AE title")
+    add.add_argument("host", metavar="HOST")
+    add.add_argument("port", metavar="PORT", type=int)
+    _node_options(add)
+    add.set_defaults(handler=cmd_node_add)
+    edit = actions.add_parser("edit", help="change some of a node's settings")
+    edit.add_argument("name", metavar="NAME")
+    edit.add_argument("--aet", help="its AE title")
+    edit.add_argument("--host")
+    edit.add_argument("--port", type=int)
+    _node_options(edit)
+    edit.set_defaults(handler=cmd_node_edit)
+    ls = actions.add_parser("ls", help="list the nodes")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(handler=cmd_node_ls)
+    rm = actions.add_parser("rm", help="remove a node")
+    rm.add_argument("name", metavar="NAME")
+    rm.set_defaults(handler=cmd_node_rm)
+
+    p = commands.add_parser("echo", help="C-ECHO a node: is it there, and how fast")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_echo)
+
+    p = commands.add_parser("find", help="query a node (C-FIND); results print as they come")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--level", choices=LEVELS, default="study")
+    p.add_argument(
+        "-k", "--key", action="append", default=[], metavar="KEYWORD=VALUE",
+        help="match (wildcards * ?, date ranges A-B) or, without a value, return a key",
+    )  # fmt: skip
+    p.add_argument("--model", choices=("study", "patient"), default="study")
+    p.add_argument("--limit", type=int, metavar="N", help="stop after N results (C-CANCEL)")
+    p.add_argument(
+        "--split-days", type=int, metavar="DAYS",
+        help="query a StudyDate range DAYS at a time, for PACS that cut long answers short",
+    )  # fmt: skip
+    p.add_argument("--json", action="store_true", help="a JSON array, keyed by DICOM keyword")
+    p.set_defaults(handler=cmd_find)
+
+    p = commands.add_parser("get", help="retrieve a study or series into the archive")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("--study", required=True, metavar="UID")
+    p.add_argument("--series", metavar="UID")
+    p.add_argument("--method", choices=("get", "move"), help="default: the node's method")
+    p.add_argument("--model", choices=("study", "patient"), default="study")
+    p.add_argument(
+        "--port", type=int, help="our storage port for C-MOVE (default: config, else 11112)"
+    )
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.set_defaults(handler=cmd_get)
+
+    p = commands.add_parser("send", help="send studies, series or instances (C-STORE)")
+    p.add_argument("node", metavar="NODE")
+    p.add_argument("uids", nargs="+", metavar="UID", help="Study, Series or SOP Instance UIDs")
+    p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.set_defaults(handler=cmd_send)
+
+    p = commands.add_parser("receive", help="a storage SCP: file what is sent to us")
+    _listen_options(p, default_port=None)
+    p.set_defaults(handler=cmd_receive)
+
+    p = commands.add_parser("serve", help="serve the archive as a mini-PACS (Q/R SCP)")
+    _listen_options(p, default_port=None)
+    p.set_defaults(handler=cmd_serve)
+
+
+def _node_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--calling-aet", help="our AE title, as the node knows it (default PACSTUI)")
+    p.add_argument("--method", choices=("get", "move"), help="how to retrieve (default get)")
+    p.add_argument("--move-destination", metavar="AET", help="C-MOVE destination (default: ours)")
+    p.add_argument("--tls-ca", metavar="PEM", help="CA that signed its certificate (TLS on)")
+    p.add_argument("--tls-cert", metavar="PEM", help="our certificate, for mutual TLS")
+    p.add_argument("--tls-key", metavar="PEM", help="our private key, for mutual TLS")
+    p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for a response")
+    p.add_argument("--max-pdu", type=int, metavar="BYTES", help="largest PDU we take (0: any)")
+
+
+def _listen_options(p: argparse.ArgumentParser, default_port: int | None) -> None:
+    p.add_argument("--aet", help="our AE title (default: config [receiver] aet, else PACSTUI)")
+    p.add_argument("--port", type=int, default=default_port, help="default: config, else 11112")
+    p.add_argument("--host", default="", help="address to listen on (default: all)")
+    p.add_argument("--allow", metavar="AET,AET", help="only these calling AE titles (default: any)")
+    p.add_argument("--tls-cert", metavar="PEM", help="our certificate (TLS on)")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key")
+    p.add_argument("--tls-ca", metavar="PEM", help="callers must show a certificate it signed")
+
+
+# -- nodes -------------------------------------------------------------------------------
+
+
+def _node_changes(args: argparse.Namespace) -> dict[str, Any]:
+    changes = {
+        "calling_aet": args.calling_aet, "method": args.method,
+        "move_destination": args.move_destination, "tls_ca": args.tls_ca,
+        "tls_cert": args.tls_cert, "tls_key": args.tls_key, "max_pdu": args.max_pdu,
+        "dimse_timeout": args.timeout,
+    }  # fmt: skip
+    for key in ("aet", "host", "port"):
+        changes[key] = getattr(args, key, None)
+    for key in ("tls_ca", "tls_cert", "tls_key"):
+        if changes[key]:
+            changes[key] = str(Path(changes[key]).expanduser().resolve())
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+def cmd_node_add(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.nodes import Node, save_node
+
+    changes = _node_changes(args)
+    node = Node(args.name, **changes)
+    save_node(locations.config_file, node)
+    print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
+    return 0
+
+
+def cmd_node_edit(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.nodes import edit_node
+
+    node = edit_node(locations.config_file, args.name, _node_changes(args))
+    print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
+    return 0
+
+
+def cmd_node_rm(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.nodes import remove_node
+
+    remove_node(locations.config_file, args.name)
+    print(f"node {args.name} removed")
+    return 0
+
+
+def cmd_node_ls(args: argparse.Namespace, locations: Locations) -> int:
+    from dataclasses import asdict
+
+    from tui.net.nodes import load_nodes
+
+    nodes = load_nodes(locations.config_file)
+    if args.json:
+        _print_json([asdict(n) for n in nodes.values()])
+        return 0
+    if not nodes:
+        print("no nodes yet: pacs-tui node add NAME AET HOST PORT")
+        return 0
+    from tui.tables import format_table
+
+    rows = [
+        {"name": n.name, "aet": n.aet, "address": f"{n.host}:{n.port}", "calling": n.calling_aet,
+         "method": n.method if n.method == "get" else f"move to {n.destination}",
+         "tls": "yes" if n.tls else ""}
+        for n in nodes.values()
+    ]  # fmt: skip
+    columns = [("name", "Node", 0), ("aet", "AE title", 0), ("address", "Address", 0),
+               ("calling", "Our AE", 0), ("method", "Retrieve", 0), ("tls", "TLS", 0)]  # fmt: skip
+    print(format_table(rows, columns))
+    return 0
+
+
+def _node(name: str, locations: Locations) -> Any:
+    from tui.net.nodes import get_node
+
+    return get_node(locations.config_file, name)
+
+
+# -- echo and find -----------------------------------------------------------------------
+
+
+def cmd_echo(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.scu import echo
+
+    node = _node(args.node, locations)
+    total, round_trip = echo(node)
+    if args.json:
+        _print_json({"node": node.name, "total_ms": total * 1e3, "echo_ms": round_trip * 1e3})
+    else:
+        print(
+            f"{node.name} ({node.address}) answered C-ECHO in {round_trip * 1e3:.1f} ms "
+            f"({total * 1e3:.0f} ms with the association)"
+        )
+    return 0
+
+
+# What a find shows per level when no -k names return keys, in this order.
+COLUMNS = {
+    "patient": [("PatientName", 28), ("PatientID", 16), ("PatientBirthDate", 10),
+                ("PatientSex", 3), ("NumberOfPatientRelatedStudies", 7)],
+    "study": [("PatientName", 24), ("PatientID", 14), ("StudyDate", 8),
+              ("ModalitiesInStudy", 8), ("AccessionNumber", 12), ("StudyDescription", 28),
+              ("NumberOfStudyRelatedInstances", 6), ("StudyInstanceUID", 0)],
+    "series": [("SeriesNumber", 5), ("Modality", 4), ("SeriesDescription", 30),
+               ("NumberOfSeriesRelatedInstances", 6), ("SeriesInstanceUID", 0)],
+    "image": [("InstanceNumber", 6), ("SOPClassUID", 28), ("SOPInstanceUID", 0)],
+}  # fmt: skip
+
+
+def _parse_keys(pairs: list[str]) -> dict[str, str]:
+    from pydicom.datadict import tag_for_keyword
+
+    keys: dict[str, str] = {}
+    for pair in pairs:
+        keyword, _, value = pair.partition("=")
+        keyword = keyword.strip()
+        if tag_for_keyword(keyword) is None:
+            raise UserError(f"-k {pair}: {keyword!r} is not a DICOM keyword (e.g. PatientName)")
+        keys[keyword] = value
+    return keys
+
+
+def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.find import find, find_split
+
+    node = _node(args.node, locations)
+    keys = _parse_keys(args.key)
+    if args.limit is not None and args.limit <= 0:
+        raise UserError("--limit must be 1 or more")
+    columns = COLUMNS[args.level]
+    for keyword, _ in columns:
+        keys.setdefault(keyword, "")
+    if args.split_days:
+        results = find_split(node, args.level, keys, args.split_days, model=args.model,
+                             limit=args.limit)  # fmt: skip
+    else:
+        results = find(node, args.level, keys, model=args.model, limit=args.limit)
+    shown = [k for k, _ in columns] + [k for k in keys if k not in dict(columns)]
+    widths = dict(columns)
+    count = 0
+    started = time.monotonic()
+    out = sys.stdout
+    try:
+        if args.json:
+            out.write("[")
+        else:
+            out.write(_stream_row({k: k for k in shown}, shown, widths) + "\n")
+        for result in results:
+            if args.json:
+                out.write(("," if count else "") + "\n " + json.dumps(result, ensure_ascii=False))
+            else:
+                out.write(_stream_row(result, shown, widths) + "\n")
+            out.flush()  # a result is on screen as soon as it arrives
+            count += 1
+    finally:
+        if args.json:
+            out.write("\n]\n")
+    if not args.json:
+        elapsed = time.monotonic() - started
+        print(f"{count} result(s) from {node.name} in {elapsed:.2f} s", file=sys.stderr)
+    return 0
+
+
+def _stream_row(values: dict[str, str], shown: list[str], widths: dict[str, int]) -> str:
+    """One result as a line of fixed-width columns: rows print as they arrive, so the
+    widths cannot be fitted to the data; long values are cut, the last column is whole."""
+    cells = []
+    for n, key in enumerate(shown):
+        text = printable(str(values.get(key, "")))
+        width = widths.get(key, 0)
+        if width and n < len(shown) - 1:
+            text = clip(text, width)
+            text += " " * (width - cell_width(text))
+        cells.append(text)
+    return "  ".join(cells).rstrip()
+
+
+# -- get and send ------------------------------------------------------------------------
+
+
+def _receiver_settings(locations: Locations) -> dict[str, Any]:
+    from tui.config import load_config
+
+    table = load_config(locations.config_file).get("receiver", {})
+    if not isinstance(table, dict):
+        raise UserError(f"{locations.config_file}: [receiver] must be a table")
+    return table
+
+
+def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.scu import Transfer, retrieve
+
+    node = _node(args.node, locations)
+    _open(locations, create=True).close()  # the archive exists before anything arrives
+    port = args.port or int(_receiver_settings(locations).get("port", 11112))
+    live = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(transfer: Transfer) -> None:
+        now = time.monotonic()
+        if live and now - last[0] > 0.1:
+            last[0] = now
+            sys.stderr.write("\r" + _progress_line(transfer) + "\x1b[K")
+            sys.stderr.flush()
+
+    cancel = threading.Event()
+    try:
+        transfer = retrieve(
+            node, locations.archive, args.study, args.series, method=args.method,
+            model=args.model, progress=progress, cancel=cancel, receive_port=port,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        if live:
+            sys.stderr.write("\n")
+        raise UserError(
+            "interrupted: what arrived is in the archive; the same command resumes"
+        ) from None
+    if live:
+        sys.stderr.write("\r\x1b[K")
+    tally = transfer.tally
+    summary = {
+        "node": node.name, "new": tally.new, "already_present": transfer.skipped + tally.present,
+        "failed": tally.failed + transfer.failed_remote, "bytes": tally.bytes,
+        "seconds": round(time.monotonic() - tally.started, 3),
+        "errors": tally.errors, "warnings": transfer.warnings,
+    }  # fmt: skip
+    if args.json:
+        _print_json(summary)
+    else:
+        print(_progress_line(transfer) + f", {transfer.skipped} already here")
+        for line in tally.errors + transfer.warnings:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if summary["failed"] else 0
+
+
+def _progress_line(transfer: Any) -> str:
+    tally = transfer.tally
+    of = f"/{transfer.expected}" if transfer.expected is not None else ""
+    elapsed = time.monotonic() - tally.started
+    return (
+        f"{tally.received}{of} instances, {tally.bytes / 1e6:.1f} MB in {elapsed:.1f} s "
+        f"({tally.megabytes_per_second:.1f} MB/s)"
+        + (f", {tally.failed} failed" if tally.failed else "")
+    )
+
+
+def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.scu import Sent, send
+
+    node = _node(args.node, locations)
+    archive = _open(locations, create=False)
+    files = _files_of(archive, args.uids)
+    live = sys.stderr.isatty()
+
+    def progress(sent: Sent, total: int) -> None:
+        if live:
+            sys.stderr.write(f"\r{sent.sent}/{total} sent, {sent.bytes / 1e6:.1f} MB\x1b[K")
+            sys.stderr.flush()
+
+    started = time.monotonic()
+    try:
+        result = send(node, files, progress)
+    except KeyboardInterrupt:
+        raise UserError("interrupted: some instances may have been sent") from None
+    if live:
+        sys.stderr.write("\r\x1b[K")
+    summary = {
+        "node": node.name, "sent": result.sent, "transcoded": result.transcoded,
+        "failed": result.failed, "bytes": result.bytes,
+        "seconds": round(time.monotonic() - started, 3),
+    }  # fmt: skip
+    if args.json:
+        _print_json(summary)
+    else:
+        extra = (
+            f" ({result.transcoded} decoded to a syntax it accepts)" if result.transcoded else ""
+        )
+        print(f"{result.sent}/{len(files)} instances sent to {node.name}{extra}")
+        for line in result.failed:
+            print(f"  {line}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+def _files_of(archive: Any, uids: list[str]) -> list[tuple[str, str, str]]:
+    """(path, SOP class, transfer syntax) of every instance a Study, Series or SOP
+    Instance UID names, in order; a UID the archive does not hold is an error."""
+    from tui.archive.query import check_uid
+
+    files: list[tuple[str, str, str]] = []
+    for uid in uids:
+        try:
+            check_uid(uid, "uid")
+        except UserError:
+            raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
+        rows = archive.conn.execute(
+            "SELECT i.path, i.sop_class, i.transfer_syntax FROM instance i "
+            "JOIN series s USING (series_pk) JOIN study t USING (study_pk) "
+            "WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1 "
+            "ORDER BY s.series_number, i.instance_number",
+            (uid,),
+        ).fetchall()
+        if not rows:
+            raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
+        files += [(str(p), str(c), str(t)) for p, c, t in rows]
+    return files
+
+
+# -- receive and serve -------------------------------------------------------------------
+
+
+def _listening(args: argparse.Namespace, locations: Locations) -> dict[str, Any]:
+    """AE title, port, allow-list and TLS for our SCPs, from options then config.toml."""
+    from tui.net.nodes import check_aet
+
+    settings = _receiver_settings(locations)
+    aet = check_aet(args.aet or str(settings.get("aet", "PACSTUI")), "--aet")
+    port = args.port if args.port is not None else int(settings.get("port", 11112))
+    if not 0 <= port < 65536:
+        raise UserError(f"--port {port}: not a port number")
+    allow_text = args.allow if args.allow is not None else ",".join(settings.get("allow", []))
+    allow = {check_aet(a.strip(), "--allow") for a in allow_text.split(",") if a.strip()}
+    ssl_context = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise UserError("--tls-cert and --tls-key go together")
+        from tui.net.tls import server_context
+
+        ssl_context = server_context(args.tls_cert, args.tls_key, args.tls_ca or "")
+    return {"aet": aet, "port": port, "allow": allow or None, "ssl_context": ssl_context}
+
+
+def cmd_receive(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.receiver import Receiver
+
+    settings = _listening(args, locations)
+    _open(locations, create=True).close()
+    receiver = Receiver(
+        locations.archive, settings["aet"], args.host, settings["port"], settings["allow"],
+        settings["ssl_context"], on_filed=_count_line,
+    )  # fmt: skip
+    try:
+        receiver.start()
+    except OSError as exc:
+        raise UserError(f"cannot listen on port {settings['port']}: {exc.strerror}") from None
+    print(
+        f"receiving as {settings['aet']} on port {receiver.port}"
+        + (" over TLS" if settings["ssl_context"] else "")
+        + "; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    tally = receiver.tally
+    print(f"\n{tally.new} new, {tally.present} already here, {tally.failed} failed")
+    return 0
+
+
+def _count_line(tally: Any) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write(f"\r{tally.new} new, {tally.present} already here\x1b[K")
+        sys.stderr.flush()
+
+
+def cmd_serve(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.server import MiniPacs
+
+    settings = _listening(args, locations)
+    _open(locations, create=True).close()
+    server = MiniPacs(
+        locations.archive, aet=settings["aet"], host=args.host, port=settings["port"],
+        destinations=move_destinations(locations), allow=settings["allow"],
+        ssl_context=settings["ssl_context"],
+    )  # fmt: skip
+    try:
+        server.start()
+    except OSError as exc:
+        raise UserError(f"cannot listen on port {settings['port']}: {exc.strerror}") from None
+    print(
+        f"serving the archive as {settings['aet']} on port {server.port}"
+        + (" over TLS" if settings["ssl_context"] else "")
+        + "; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def move_destinations(locations: Locations) -> dict[str, tuple[str, int]]:
+    """Where C-MOVE may send: every configured node, by its AE title."""
+    from tui.net.nodes import load_nodes
+
+    return {n.aet: (n.host, n.port) for n in load_nodes(locations.config_file).values()}
+
+
+def _print_json(value: Any) -> None:
+    from tui.cli import _print_json as print_json
+
+    print_json(value)
+
+
+def _open(locations: Locations, create: bool) -> Any:
+    from tui.cli import _open as open_archive
+
+    return open_archive(locations, create)
