@@ -28,7 +28,9 @@ ACCEPTED_SYNTAXES = [
     "1.2.840.10008.1.2.4.202",  # HTJ2K Lossless RPCL
     "1.2.840.10008.1.2.4.203",  # HTJ2K
 ]
-UNCOMPRESSED = ACCEPTED_SYNTAXES[:2]
+UNCOMPRESSED = ACCEPTED_SYNTAXES[:2]  # every peer takes these
+UNCOMPRESSED_ALL = ACCEPTED_SYNTAXES[:4]  # with deflate and big endian
+COMPRESSED = ACCEPTED_SYNTAXES[4:]
 
 
 def context(abstract: str, syntaxes: list[str]) -> PresentationContext:

@@ -38,7 +38,13 @@ from pynetdicom.status import (
 )
 
 from tui.net import errors
-from tui.net.contexts import ACCEPTED_SYNTAXES, UNCOMPRESSED, context
+from tui.net.contexts import (
+    ACCEPTED_SYNTAXES,
+    COMPRESSED,
+    UNCOMPRESSED,
+    UNCOMPRESSED_ALL,
+    context,
+)
 from tui.net.nodes import Node
 from tui.net.storage import Filer, Tally
 from tui.net.tls import client_context
@@ -270,9 +276,18 @@ def _identifier(level: str, study: str, series: str | None) -> Dataset:
 
 
 def _storage_contexts(classes: set[str]) -> list[PresentationContext]:
-    if classes:
-        return [context(uid, ACCEPTED_SYNTAXES) for uid in sorted(classes)]
-    return [context(str(c.abstract_syntax), ACCEPTED_SYNTAXES) for c in StoragePresentationContexts]
+    """Storage contexts for a C-GET. A PACS sends each file in the transfer syntax accepted
+    for its SOP class, and some (Orthanc) will not transcode: so each class is offered
+    uncompressed and, in contexts of their own, in every compressed syntax, letting the
+    files come as stored. With too many classes for 128 contexts, one context each."""
+    if classes and len(classes) * len(ACCEPTED_SYNTAXES) <= 120:
+        contexts = []
+        for uid in sorted(classes):
+            contexts.append(context(uid, UNCOMPRESSED_ALL))
+            contexts += [context(uid, [syntax]) for syntax in COMPRESSED]
+        return contexts
+    known = sorted(classes) or [str(c.abstract_syntax) for c in StoragePresentationContexts]
+    return [context(uid, ACCEPTED_SYNTAXES) for uid in known]
 
 
 def _store_handler(filer: Filer, transfer: Transfer, progress: Progress | None) -> Any:
@@ -389,10 +404,14 @@ def _follow(
         if code == 0xFE00:
             return  # cancelled, as asked
         if code_to_category(code) == "Failure":
-            hint = _MOVE_HINT.get(code, "").format(dest=destination)
+            comment = str(status.get("ErrorComment") or "").strip()
+            hint = _MOVE_HINT.get(code, "")
+            if not hint and destination and not transfer.done:
+                hint = _MOVE_HINT[0xA801].replace("does not know", "may not know")
             raise errors.NetError(
                 f"{node.name} ({node.address}): {status_text(code, table)}"
-                + (f": {hint}" if hint else "")
+                + (f" ({comment})" if comment else "")
+                + (f": {hint.format(dest=destination)}" if hint else "")
             )
         if code != 0:
             transfer.warnings.append(status_text(code, table))
