@@ -34,9 +34,12 @@ def write_series(
     temporal: int | None = None,
     series_uid: str | None = None,
     values: Callable[[np.ndarray], np.ndarray] = phantom,
+    sop_uid_root: str | None = None,
 ) -> str:
     """Write ``count`` slices of ``size`` x ``size`` centred on the origin; return the
-    series UID. ``shear`` is added to each slice's position per slice (gantry tilt)."""
+    series UID. ``shear`` is added to each slice's position per slice (gantry tilt).
+    With ``sop_uid_root`` the SOP Instance UIDs are ``root.1``, ``root.2``, … (the same
+    every run, for snapshots), else random."""
     folder.mkdir(parents=True, exist_ok=True)
     row_dir = np.array(orientation[:3], float)
     column_dir = np.array(orientation[3:], float)
@@ -52,7 +55,7 @@ def write_series(
         hu = values(points)
         ds = Dataset()
         ds.SOPClassUID = CTImageStorage
-        ds.SOPInstanceUID = generate_uid()
+        ds.SOPInstanceUID = f"{sop_uid_root}.{k + 1}" if sop_uid_root else generate_uid()
         ds.StudyInstanceUID = study_uid
         ds.SeriesInstanceUID = series_uid
         ds.Modality = "CT"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.synthetic import AXIAL, write_series
-from tests.test_app import _open_first_series, _settle
+from tests.test_app import _open_first_series, _open_viewer, _settle
 from tui.app.app import PacsApp
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
@@ -18,7 +18,8 @@ from tui.term.detect import BANDWIDTH
 @pytest.fixture
 def archive(tmp_path: Path) -> Archive:
     opened = Archive(tmp_path / "archive")
-    write_series(tmp_path / "ct", AXIAL, count=20, series_uid="1.2.826.0.1.3680043.8.498.5")
+    uid = "1.2.826.0.1.3680043.8.498.5"
+    write_series(tmp_path / "ct", AXIAL, count=20, series_uid=uid, sop_uid_root=f"{uid}.1")
     import_paths(opened, [tmp_path / "ct"])
     return opened
 
@@ -43,4 +44,43 @@ def test_viewer_mip(snap_compare, archive: Archive) -> None:
 
     assert snap_compare(
         PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(100, 30), run_before=viewer
+    )
+
+
+def test_tags(snap_compare, archive: Archive) -> None:
+    async def tags(pilot) -> None:
+        await _settle(pilot.app, pilot)
+        await _open_first_series(pilot.app, pilot)
+        await pilot.press("t")
+        await _settle(pilot.app, pilot)
+        await pilot.press(*["down"] * 18)  # to Instance Number: its full value below
+
+    assert snap_compare(
+        PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(100, 30), run_before=tags
+    )
+
+
+def test_mpr(snap_compare, archive: Archive) -> None:
+    async def mpr(pilot) -> None:
+        await _open_viewer(pilot.app, pilot)
+        await pilot.press("g")
+        await _settle(pilot.app, pilot)
+
+    assert snap_compare(
+        PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(100, 30), run_before=mpr
+    )
+
+
+def test_import_dialog(snap_compare, archive: Archive) -> None:
+    async def dialog(pilot) -> None:
+        pilot.app.animation_level = "none"  # the waiting bar stands still, not where time put it
+        await _settle(pilot.app, pilot)
+        await pilot.press("ctrl+o")
+        await _settle(pilot.app, pilot)
+        await pilot.press(*"/media/cdrom/DICOMDIR")
+        await pilot.click("#ephemeral")  # a CD: just a look
+        await _settle(pilot.app, pilot)
+
+    assert snap_compare(
+        PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(100, 30), run_before=dialog
     )
