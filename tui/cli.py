@@ -14,8 +14,10 @@ import os
 import shutil
 import sqlite3
 import sys
+import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -140,8 +142,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_forget)
 
-    p = commands.add_parser("demo", help="build the demo archive (once) and open it")
+    p = commands.add_parser(
+        "demo", help="build the demo archive (once) and open it, with a demo PACS to query"
+    )
     p.add_argument("--rebuild", action="store_true", help="build it again from scratch")
+    p.add_argument(
+        "--serve", action="store_true", help="only run the demo PACS (node 'demo') until Ctrl-C"
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_demo)
 
@@ -658,14 +665,41 @@ def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
         if bar:
             bar.close()
     rows = _studies(archive)
-    if not args.json and sys.stdin.isatty() and sys.stdout.isatty():
-        return run_app(args, locations, archive)
+    interactive = not args.json and sys.stdin.isatty() and sys.stdout.isatty()
+    if interactive or args.serve:
+        with _demo_pacs(root, locations) as node:
+            if args.serve:
+                print(f"demo PACS: node {node.name} ({node.address}); Ctrl-C stops", flush=True)
+                try:
+                    threading.Event().wait()
+                except KeyboardInterrupt:
+                    return 0
+            return run_app(args, locations, archive)
     if args.json:
         _print_json({"archive": str(root), "studies": rows})
     else:
         print(f"demo archive: {root}")
         _print_rows("study", rows)
     return 0
+
+
+@contextmanager
+def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
+    """The demo PACS on loopback while the demo runs, known as node ``demo``: a new user
+    can query and retrieve with nothing else installed. It serves every demo study and
+    one more that only it has."""
+    from tui.archive.demo import build_demo_pacs
+    from tui.net.nodes import Node, save_node
+    from tui.net.server import MiniPacs
+
+    server = MiniPacs(build_demo_pacs(root), aet="DEMOPACS", host="127.0.0.1", port=0)
+    server.start()
+    try:
+        node = Node("demo", "DEMOPACS", "127.0.0.1", server.port)
+        save_node(locations.config_file, node)  # the port changes from run to run
+        yield node
+    finally:
+        server.stop()
 
 
 # -- render and export ---------------------------------------------------------------

@@ -97,6 +97,11 @@ JURGEN_MR = _Study(
 HANAKO_CT = _Study(
     HANAKO, "ctchest", "20220730", "160221", "C22073004", "CT Chest low dose", "CT", "CHEST"
 )
+# Only on the demo PACS (``pacs-tui demo`` serves it): something to query and retrieve.
+HANAKO_FOLLOW_UP = _Study(
+    HANAKO, "ctchest2", "20230802", "111500", "C23080211", "CT Chest low dose follow-up", "CT",
+    "CHEST",
+)  # fmt: skip
 
 Progress = Callable[[int, int], None]
 
@@ -140,6 +145,26 @@ def build_demo(root: Path, rebuild: bool = False, progress: Progress | None = No
     import_paths(archive, [archive.store])
     marker.write_text(json.dumps({"demo_version": DEMO_VERSION, "complete": True}))
     return archive
+
+
+def build_demo_pacs(root: Path) -> Path:
+    """The demo PACS's archive, built once in ``root/pacs`` beside the demo archive in
+    ``root``: every demo study (indexed in place, not copied) plus a follow-up study that
+    only the PACS has, so a new user has something to query and retrieve."""
+    pacs = root / "pacs"
+    marker = pacs / MARKER
+    if _read_marker(marker) == {"demo_version": DEMO_VERSION, "complete": True}:
+        return pacs
+    if pacs.exists():
+        shutil.rmtree(pacs)
+    pacs.mkdir(parents=True)
+    with Archive(pacs) as archive:
+        assert archive.store is not None
+        for _ in _chest_low_dose(HANAKO_FOLLOW_UP, archive.store):
+            pass
+        import_paths(archive, [root / "store", archive.store])
+    marker.write_text(json.dumps({"demo_version": DEMO_VERSION, "complete": True}))
+    return pacs
 
 
 def _read_marker(marker: Path) -> dict[str, object] | None:
@@ -351,7 +376,7 @@ def _chest_low_dose(study: _Study, store: Path) -> Iterator[None]:
     first = -(size - 1) / 2 * pixel
     extra = _ct_extra("B50f", [-600, 40], [1500, 400], ["LUNG", "MEDIASTINUM"])
     series = _SeriesWriter(store, study, 2, "Thorax 5mm lung", CT_IMAGE, extra)
-    rng = np.random.default_rng(20220730)
+    rng = np.random.default_rng(int(study.date))  # the same noise for the same study
     for k in range(count):
         z = -180.0 + k * step
         hu = phantom.body_ct(x, y, z, rng)

@@ -322,7 +322,9 @@ def _get(
     with associate(node, contexts, handlers, roles) as assoc:
         for identifier in identifiers:
             responses = assoc.send_c_get(identifier, get_model, msg_id=1)
-            _follow(node, assoc, responses, transfer, QR_GET_SERVICE_CLASS_STATUS, cancel, "")
+            _follow(
+                node, assoc, responses, get_model, transfer, QR_GET_SERVICE_CLASS_STATUS, cancel, ""
+            )
 
 
 def _move(
@@ -358,8 +360,8 @@ def _move(
             for identifier in identifiers:
                 responses = assoc.send_c_move(identifier, node.destination, move_model, msg_id=1)
                 _follow(
-                    node, assoc, responses, transfer, QR_MOVE_SERVICE_CLASS_STATUS, cancel,
-                    node.destination, progress if receiver is None else None,
+                    node, assoc, responses, move_model, transfer, QR_MOVE_SERVICE_CLASS_STATUS,
+                    cancel, node.destination, progress if receiver is None else None,
                 )  # fmt: skip
     finally:
         if receiver is not None:
@@ -370,6 +372,7 @@ def _follow(
     node: Node,
     assoc: Association,
     responses: Iterator[tuple[Dataset, Dataset | None]],
+    query_model: str,
     transfer: Transfer,
     table: dict[int, tuple[str, str]],
     cancel: threading.Event | None,
@@ -381,7 +384,7 @@ def _follow(
     for status, _ in responses:
         if cancel is not None and cancel.is_set() and not cancelled:
             cancelled = True
-            assoc.send_c_cancel(1, None)
+            assoc.send_c_cancel(1, query_model=query_model)
         if not status or "Status" not in status:
             if not assoc.is_established:
                 raise errors.aborted(node, "the retrieve")
