@@ -77,3 +77,12 @@ def timed_out(node: Node, during: str, seconds: float) -> NetError:
 
 def no_context(node: Node, what: str) -> NetError:
     return NetError(f"{node.name} ({node.address}) accepts no presentation context for {what}")
+
+
+def garbled(node: Node, what: str) -> NetError:
+    """The peer sent something that is not DICOM (or not what DICOM allows at that point)."""
+    return NetError(
+        f"{node.name} ({node.address}) does not speak DICOM as expected: it sent {what}; "
+        "check that the port is the PACS's DICOM port"
+        + ("" if node.tls else " (or whether it wants TLS)")
+    )

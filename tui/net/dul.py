@@ -1,0 +1,713 @@
+"""A minimal DICOM Upper Layer client (PS3.8): just enough for C-FIND without pynetdicom.
+
+pynetdicom turns every C-FIND response into pydicom datasets and events; for 10,000 matches
+that costs seconds (see ``benchmarks/bench_find.py``). Here an association is a socket and
+a receive buffer: requests are written as bytes, responses come back as the raw bytes of
+their command set and dataset, and the caller decodes only the elements it shows.
+pynetdicom stays in charge of everything else (retrieve, send, our SCPs).
+
+What is handled: A-ASSOCIATE-RQ with several presentation contexts, A-ASSOCIATE-AC/RJ,
+P-DATA-TF fragmented to the peer's maximum PDU length and reassembled from PDVs,
+A-RELEASE-RQ/RP and A-ABORT, over TCP or TLS. Every failure, a peer speaking garbage
+included, becomes a one-line :class:`~tui.net.errors.NetError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import select
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from io import BytesIO
+
+from tui import __version__
+from tui.archive.elements import LONG_VRS, RawElements, Unsupported, _Buffer, _walk
+from tui.net import errors
+from tui.net.nodes import Node
+from tui.net.tls import client_context
+
+log = logging.getLogger(__name__)
+
+IMPLICIT_VR_LE = "1.2.840.10008.1.2"
+EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
+APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"  # the DICOM application context name
+# pacs-tui's UID root: a UUID-derived OID (PS3.5 B.2), ours alone; everything we mint sits under it.
+UID_ROOT = "2.25.106776260111778404018079692849839762313"
+IMPLEMENTATION_CLASS_UID = UID_ROOT + ".1"
+IMPLEMENTATION_VERSION_NAME = f"PACS_TUI_{__version__}"[:16]
+
+# PDU types (PS3.8 9.3).
+_ASSOCIATE_RQ, _ASSOCIATE_AC, _ASSOCIATE_RJ = 0x01, 0x02, 0x03
+_P_DATA, _RELEASE_RQ, _RELEASE_RP, _ABORT = 0x04, 0x05, 0x06, 0x07
+_PDU_NAMES = {
+    _ASSOCIATE_RQ: "A-ASSOCIATE-RQ",
+    _ASSOCIATE_AC: "A-ASSOCIATE-AC",
+    _ASSOCIATE_RJ: "A-ASSOCIATE-RJ",
+    _P_DATA: "P-DATA-TF",
+    _RELEASE_RQ: "A-RELEASE-RQ",
+    _RELEASE_RP: "A-RELEASE-RP",
+    _ABORT: "A-ABORT",
+}
+_HEADER = struct.Struct(">BxL")  # PDU type, reserved, length of what follows
+_PDV = struct.Struct(">LBB")  # PDV item length, presentation context ID, message control header
+_ITEM = struct.Struct(">BxH")  # variable item type, reserved, length
+_NEGOTIATION_LIMIT = 1 << 20  # no A-ASSOCIATE-AC is this long; a longer one is garbage
+_NO_LIMIT = 1 << 30  # our max_pdu of 0 means "no limit": still refuse absurd lengths
+_CHUNK = 1 << 18  # bytes asked of the socket at a time
+_POLL = 0.1  # seconds between looks at a cancel event while waiting
+
+# Command set (PS3.7 E.1): the elements a response carries that we act on.
+COMMAND_FIELD, MESSAGE_ID, RESPONDED_TO = 0x00000100, 0x00000110, 0x00000120
+DATASET_TYPE, STATUS, ERROR_COMMENT = 0x00000800, 0x00000900, 0x00000902
+NO_DATASET = 0x0101  # CommandDataSetType: no dataset follows
+_COUNT_TAGS = (0x00001020, 0x00001021, 0x00001022, 0x00001023)  # sub-operations (C-GET, C-MOVE)
+_COMMAND_WANTED = frozenset({COMMAND_FIELD, RESPONDED_TO, DATASET_TYPE, STATUS, ERROR_COMMENT,
+                             *_COUNT_TAGS})  # fmt: skip
+_IMPLICIT = struct.Struct("<HHL")  # group, element, length
+_EXPLICIT = struct.Struct("<HH2sH")  # group, element, VR, length (short VRs)
+_UNDEFINED = 0xFFFFFFFF
+# VRs with a 2-byte length in explicit VR (PS3.5 7.1.2); anything else is not a VR.
+_SHORT_VRS = frozenset({b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS",
+                        b"LO", b"LT", b"PN", b"SH", b"SL", b"SS", b"ST", b"TM", b"UI", b"UL",
+                        b"US"})  # fmt: skip
+_AE_TAGS = frozenset({0x00000600, 0x00001030})  # the AE titles a command may carry
+
+
+class Interrupted(Exception):
+    """The cancel event was set while :meth:`Association.receive` waited."""
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """An accepted presentation context."""
+
+    id: int
+    abstract_syntax: str
+    transfer_syntax: str
+
+    @property
+    def implicit(self) -> bool:
+        return self.transfer_syntax == IMPLICIT_VR_LE
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """The fields of a response's command set that we act on (see :func:`read_command`)."""
+
+    field: int
+    responded_to: int
+    status: int | None
+    has_dataset: bool
+    error_comment: str
+    counts: dict[int, int]  # sub-operation counts by tag, when the response has them
+
+
+@dataclass(slots=True)
+class Message:
+    """A DIMSE message as received: its context, its command (read) and dataset (raw bytes)."""
+
+    context_id: int
+    command: Command
+    dataset: bytes | None
+
+
+# -- encoding ------------------------------------------------------------------------------
+
+
+def encode_command(fields: Sequence[tuple[int, int | str]]) -> bytes:
+    """A command set in Implicit VR Little Endian with its group length, as PS3.7 6.3 asks.
+
+    Parameters
+    ----------
+    fields
+        ``(tag, value)`` in ascending tag order: an ``int`` is written as US, a ``str`` as a
+        UID (padded with NUL) or, for the AE title tags, padded with a space.
+
+    Returns
+    -------
+    bytes
+        The encoded command set.
+    """
+    body = bytearray()
+    for tag, value in fields:
+        if isinstance(value, int):
+            raw = struct.pack("<H", value)
+        else:
+            raw = value.encode("ascii")
+            if len(raw) % 2:
+                raw += b" " if tag in _AE_TAGS else b"\x00"
+        body += struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(raw)) + raw
+    return struct.pack("<HHLL", 0, 0, 4, len(body)) + bytes(body)
+
+
+def read_command(node: Node, data: bytes) -> Command:
+    """Decode the command set of a received message.
+
+    Raises
+    ------
+    NetError
+        When the bytes are not a command set.
+    """
+    found = read_elements(node, data, True, _COMMAND_WANTED)
+
+    def number(tag: int) -> int | None:
+        raw = found.get(tag)
+        if not raw:
+            return None
+        if len(raw) != 2:
+            raise errors.garbled(node, f"command element {tag:08X} of {len(raw)} bytes, not 2")
+        return raw[0] | raw[1] << 8
+
+    field, dataset_type = number(COMMAND_FIELD), number(DATASET_TYPE)
+    if field is None or dataset_type is None:
+        raise errors.garbled(node, "a command set without CommandField or CommandDataSetType")
+    responded = number(RESPONDED_TO)
+    comment = found.get(ERROR_COMMENT)
+    return Command(
+        field=field,
+        responded_to=responded if responded is not None else -1,
+        status=number(STATUS),
+        has_dataset=dataset_type != NO_DATASET,
+        error_comment=comment.decode("ascii", "replace").strip(" \x00") if comment else "",
+        counts={tag: number(tag) or 0 for tag in _COUNT_TAGS if tag in found},
+    )
+
+
+def read_elements(
+    node: Node, data: bytes, implicit: bool, wanted: Collection[int]
+) -> dict[int, bytes]:
+    """The raw values of the ``wanted`` top-level elements of a dataset or command set.
+
+    Parameters
+    ----------
+    data
+        A dataset in Implicit (``implicit``) or Explicit VR Little Endian.
+    wanted
+        Tags to collect; all others are skipped unread.
+
+    Raises
+    ------
+    NetError
+        When the bytes are not a dataset in that transfer syntax.
+
+    Notes
+    -----
+    A C-FIND answer is a flat list of short elements, read here by one tight loop: the
+    archive's general walker (:mod:`tui.archive.elements`) took half of the per-response time
+    with 10,000 answers (``benchmarks/bench_find.py``). Anything that loop does not handle,
+    sequences of undefined length, goes to that walker.
+    """
+    try:
+        found = (_scan_implicit if implicit else _scan_explicit)(data, wanted)
+    except struct.error:
+        found = None
+    if found is not None:
+        return found
+    return _walk_bytes(node, data, implicit, wanted)
+
+
+def _scan_implicit(data: bytes, wanted: Collection[int]) -> dict[int, bytes] | None:
+    """Implicit VR Little Endian: tag, 4-byte length, value. None where it cannot go on."""
+    found = {}
+    unpack = _IMPLICIT.unpack_from
+    pos, end = 0, len(data)
+    while pos < end:
+        group, element, length = unpack(data, pos)
+        pos += 8
+        if length == _UNDEFINED or pos + length > end:
+            return None
+        tag = group << 16 | element
+        if tag in wanted:
+            found[tag] = data[pos : pos + length]
+        pos += length
+    return found
+
+
+def _scan_explicit(data: bytes, wanted: Collection[int]) -> dict[int, bytes] | None:
+    """Explicit VR Little Endian: tag, VR, 2-byte length (or 2 reserved + 4 for long VRs)."""
+    found = {}
+    unpack = _EXPLICIT.unpack_from
+    pos, end = 0, len(data)
+    while pos < end:
+        group, element, vr, length = unpack(data, pos)
+        pos += 8
+        if vr in LONG_VRS:
+            # 2 reserved bytes (read as the short length), then the real 4-byte length
+            length = int.from_bytes(data[pos : pos + 4], "little") if pos + 4 <= end else -1
+            pos += 4
+        elif vr not in _SHORT_VRS:
+            return None
+        if length < 0 or length == _UNDEFINED or pos + length > end:
+            return None
+        tag = group << 16 | element
+        if tag in wanted:
+            found[tag] = data[pos : pos + length]
+        pos += length
+    return found
+
+
+def _walk_bytes(
+    node: Node, data: bytes, implicit: bool, wanted: Collection[int]
+) -> dict[int, bytes]:
+    """The archive's general element walker, for what the fast loops leave."""
+    out = RawElements()
+    try:
+        _walk(_Buffer(BytesIO(data)), 0, None, implicit, True, dict.fromkeys(wanted), out, top=True)
+    except (Unsupported, struct.error, RecursionError, ValueError) as exc:
+        raise errors.garbled(node, f"a dataset that cannot be read ({exc})") from None
+    return {tag: value for tag, (_, value) in out.values.items()}
+
+
+def _uid_item(item_type: int, uid: str) -> bytes:
+    raw = uid.encode("ascii")
+    return _ITEM.pack(item_type, len(raw)) + raw
+
+
+def _associate_rq(node: Node, contexts: Sequence[tuple[str, Sequence[str]]]) -> bytes:
+    """The A-ASSOCIATE-RQ PDU (PS3.8 9.3.2) proposing ``contexts`` with IDs 1, 3, 5..."""
+    items = bytearray(_uid_item(0x10, APPLICATION_CONTEXT))
+    for index, (abstract, syntaxes) in enumerate(contexts):
+        sub = _uid_item(0x30, abstract) + b"".join(_uid_item(0x40, ts) for ts in syntaxes)
+        items += _ITEM.pack(0x20, 4 + len(sub)) + bytes([2 * index + 1, 0, 0, 0]) + sub
+    user = struct.pack(">BxHL", 0x51, 4, node.max_pdu)
+    user += _uid_item(0x52, IMPLEMENTATION_CLASS_UID)
+    user += _uid_item(0x55, IMPLEMENTATION_VERSION_NAME)
+    items += _ITEM.pack(0x50, len(user)) + user
+    fixed = struct.pack(">HH16s16s32x", 1, 0, _ae(node.aet), _ae(node.calling_aet))
+    return _HEADER.pack(_ASSOCIATE_RQ, len(fixed) + len(items)) + fixed + bytes(items)
+
+
+def _ae(title: str) -> bytes:
+    return title.encode("ascii").ljust(16)
+
+
+# -- the association -----------------------------------------------------------------------
+
+
+class Association:
+    """An established association with one node: send DIMSE messages, receive them whole.
+
+    Open one with :meth:`open`; end it with :meth:`release` (orderly) or :meth:`abort`.
+    A protocol error or timeout aborts it before the :class:`NetError` is raised, so the
+    caller only has to release in a ``finally`` (a no-op once closed).
+    """
+
+    def __init__(
+        self, node: Node, sock: socket.socket, contexts: dict[int, Context], peer_max_pdu: int
+    ) -> None:
+        self.node = node
+        self.contexts = contexts
+        self.peer_max_pdu = peer_max_pdu
+        self.during = "the query"  # what to say we were doing when it fails
+        self._sock: socket.socket | None = sock
+        self._buffer = bytearray(_CHUNK)
+        self._start = 0  # unread bytes are _buffer[_start:_end]
+        self._end = 0
+        self._timeout: float | None = None
+        self._pdvs: list[tuple[int, int, bytes]] = []  # (context, control header, data) unread
+        self._message_id = 0
+
+    # -- opening ----------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        node: Node,
+        abstract_syntaxes: Sequence[str],
+        transfer_syntaxes: Sequence[str] = (EXPLICIT_VR_LE, IMPLICIT_VR_LE),
+    ) -> Association:
+        """Connect to ``node`` and negotiate one presentation context per abstract syntax.
+
+        Parameters
+        ----------
+        node
+            Where to connect, with our AE title, TLS files, timeouts and maximum PDU length.
+        abstract_syntaxes
+            The SOP classes to propose (at most 128).
+        transfer_syntaxes
+            Proposed for each, in order of preference.
+
+        Returns
+        -------
+        Association
+            Established; ``contexts`` holds those the peer accepted (maybe none).
+
+        Raises
+        ------
+        NetError
+            The connection failed, the peer rejected or aborted the association, did not
+            answer within ``acse_timeout`` or answered with something that is not DICOM.
+        """
+        sock = _connect(node)
+        assoc = cls(node, sock, {}, 0)
+        assoc.during = "association negotiation"
+        proposed = [(a, transfer_syntaxes) for a in abstract_syntaxes]
+        try:
+            assoc._sendall(_associate_rq(node, proposed))
+            pdu_type, body = assoc._read_pdu(node.acse_timeout, _NEGOTIATION_LIMIT)
+            if pdu_type == _ASSOCIATE_RJ:
+                if len(body) < 4:
+                    raise assoc.protocol_error("an A-ASSOCIATE-RJ too short to read")
+                assoc._close()
+                raise errors.rejected(node, body[1], body[2], body[3])
+            if pdu_type != _ASSOCIATE_AC:
+                raise assoc.protocol_error(
+                    f"{_PDU_NAMES.get(pdu_type, 'garbage')} instead of an answer"
+                )
+            assoc.contexts, assoc.peer_max_pdu = _read_ac(body, proposed, assoc)
+        except BaseException:
+            assoc._close()
+            raise
+        assoc.during = "the query"
+        return assoc
+
+    def context_for(self, abstract_syntax: str, what: str) -> Context:
+        """The accepted context for ``abstract_syntax``, or a :class:`NetError` naming ``what``."""
+        for context in self.contexts.values():
+            if context.abstract_syntax == abstract_syntax:
+                return context
+        raise errors.no_context(self.node, what)
+
+    def next_message_id(self) -> int:
+        self._message_id = self._message_id % 0xFFFF + 1
+        return self._message_id
+
+    @property
+    def is_open(self) -> bool:
+        return self._sock is not None
+
+    def has_data(self) -> bool:
+        """Whether received bytes wait to be read (so :meth:`receive` would not wait long)."""
+        if self._pdvs or self._end > self._start:
+            return True
+        sock = self._sock
+        if sock is None:
+            return False
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True
+        return bool(select.select([sock], [], [], 0)[0])
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def send(self, context_id: int, command: bytes, dataset: bytes | None = None) -> None:
+        """Send one DIMSE message, fragmented to fit the peer's maximum PDU length.
+
+        Each P-DATA-TF PDU carries one PDV; the command and the dataset never share one, as
+        some peers expect (PS3.8 9.3.5 allows either).
+        """
+        # A PDV item adds 6 bytes (length, context ID, control header) to its fragment.
+        room = self.peer_max_pdu - 6 if self.peer_max_pdu > 6 else max(len(command), 1 << 20)
+        out = bytearray()
+        for control, data in ((0x01, command), (0x00, dataset)):
+            if data is None:
+                continue
+            view = memoryview(data)
+            for start in range(0, max(len(data), 1), room):
+                piece = view[start : start + room]
+                last = 0x02 if start + room >= len(data) else 0x00
+                out += _HEADER.pack(_P_DATA, len(piece) + 6)
+                out += _PDV.pack(len(piece) + 2, context_id, control | last) + piece
+        self._sendall(bytes(out))
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def receive(self, timeout: float, interrupt: threading.Event | None = None) -> Message:
+        """The next whole DIMSE message.
+
+        Parameters
+        ----------
+        timeout
+            Seconds to wait for each PDU before giving up (``timed_out``).
+        interrupt
+            Looked at every 0.1 s while waiting: when set, :class:`Interrupted` is raised
+            and the association stays usable (to send C-CANCEL, for example).
+
+        Raises
+        ------
+        NetError
+            The peer aborted, closed, timed out or sent something that is not DICOM.
+        Interrupted
+            ``interrupt`` was set while waiting.
+        """
+        fragments: list[bytes] = []
+        command: Command | None = None
+        while True:
+            if not self._pdvs:
+                self._next_pdvs(timeout, interrupt)
+            context_id, control, data = self._pdvs.pop()
+            fragments.append(data)
+            if bool(control & 0x01) != (command is None):  # the command's fragments come first
+                raise self.protocol_error("a dataset fragment before its command, or the reverse")
+            if not control & 0x02:
+                continue  # more fragments follow
+            whole = fragments[0] if len(fragments) == 1 else b"".join(fragments)
+            fragments = []
+            if command is not None:
+                return Message(context_id, command, whole)
+            try:
+                command = read_command(self.node, whole)
+            except errors.NetError:
+                self._abort_quietly(source=2, reason=6)  # invalid PDU parameter value
+                raise
+            if not command.has_dataset:
+                return Message(context_id, command, None)
+
+    def _next_pdvs(self, timeout: float, interrupt: threading.Event | None) -> None:
+        """Read PDUs until a P-DATA-TF brings PDVs; queue them (reversed, for ``pop``)."""
+        limit = self.node.max_pdu or _NO_LIMIT
+        while True:
+            pdu_type, body = self._read_pdu(timeout, limit, interrupt)
+            if pdu_type == _P_DATA:
+                break
+            if pdu_type == _RELEASE_RQ:  # the peer ends it while we wait for an answer
+                self._send_quietly(_HEADER.pack(_RELEASE_RP, 4) + bytes(4))
+                self._close()
+                raise errors.aborted(self.node, self.during)
+            raise self.protocol_error(f"{_PDU_NAMES.get(pdu_type, 'garbage')} during a message")
+        pdvs = []
+        pos, end = 0, len(body)
+        while pos < end:
+            if end - pos < 6:
+                raise self.protocol_error("a P-DATA-TF item cut short")
+            length, context_id, control = _PDV.unpack_from(body, pos)
+            if length < 2 or pos + 4 + length > end:
+                raise self.protocol_error(f"a PDV of length {length} in a PDU of {end}")
+            pdvs.append((context_id, control, body[pos + 6 : pos + 4 + length]))
+            pos += 4 + length
+        if not pdvs:
+            raise self.protocol_error("an empty P-DATA-TF")
+        if any(context_id not in self.contexts for context_id, _, _ in pdvs):
+            raise self.protocol_error("data on a presentation context that was not accepted")
+        pdvs.reverse()
+        self._pdvs = pdvs
+
+    def _read_pdu(
+        self, timeout: float, limit: int, interrupt: threading.Event | None = None
+    ) -> tuple[int, bytes]:
+        """One PDU: its type and the bytes after its 6-byte header.
+
+        An A-ABORT raises at once; lengths beyond ``limit`` are taken for garbage rather
+        than waited for.
+        """
+        self._fill(6, timeout, interrupt)
+        pdu_type, length = _HEADER.unpack_from(self._buffer, self._start)
+        if pdu_type not in _PDU_NAMES:
+            head = bytes(self._buffer[self._start : self._start + 6]).hex(" ")
+            raise self.protocol_error(f"bytes that are not a DICOM PDU ({head})")
+        if length > limit:
+            raise self.protocol_error(f"a PDU ({_PDU_NAMES[pdu_type]}) of {length} bytes")
+        self._fill(6 + length, timeout, interrupt)
+        start = self._start + 6
+        with memoryview(self._buffer) as view:
+            body = view[start : start + length].tobytes()  # one copy, not two
+        self._start = start + length
+        if pdu_type == _ABORT:
+            self._close()
+            raise errors.aborted(self.node, self.during)
+        return pdu_type, body
+
+    def _fill(self, size: int, timeout: float, interrupt: threading.Event | None) -> None:
+        """Make ``size`` unread bytes available in the buffer, receiving as needed."""
+        timeout = max(timeout, 0.001)  # 0 would make the socket non-blocking, not patient
+        while self._end - self._start < size:
+            if self._sock is None:
+                raise errors.aborted(self.node, self.during)
+            self._make_room(size)
+            wait = min(timeout, _POLL) if interrupt is not None else timeout
+            if wait != self._timeout:  # settimeout costs a system call: only on change
+                self._sock.settimeout(wait)
+                self._timeout = wait
+            waited = 0.0
+            while True:
+                free = memoryview(self._buffer)[self._end :]
+                try:
+                    got = self._sock.recv_into(free)
+                    break
+                except TimeoutError:
+                    waited += wait
+                    if interrupt is not None and interrupt.is_set():
+                        raise Interrupted from None
+                    if waited >= timeout:
+                        self._abort_quietly()
+                        raise errors.timed_out(self.node, self.during, timeout) from None
+                except (OSError, ssl.SSLError):
+                    self._close()
+                    raise errors.aborted(self.node, self.during) from None
+                finally:
+                    free.release()  # the buffer may grow later: no view may outlive this
+            if not got:
+                if self._end > self._start:  # it closed in the middle of a PDU
+                    raise self.protocol_error(
+                        f"{self._end - self._start} bytes of a PDU, then closed the connection"
+                    )
+                self._close()
+                raise errors.aborted(self.node, self.during)
+            self._end += got
+
+    def _make_room(self, size: int) -> None:
+        """Leave room for ``size`` unread bytes and a useful receive after the unread ones.
+
+        Unread bytes move to the buffer's start when little room is left behind them;
+        the buffer only grows for a PDU larger than it.
+        """
+        unread = self._end - self._start
+        tail = len(self._buffer) - self._end
+        if self._start and (
+            unread == 0 or tail < _CHUNK // 4 or self._start + size > len(self._buffer)
+        ):
+            self._buffer[:unread] = self._buffer[self._start : self._end]
+            self._start, self._end = 0, unread
+        need = max(self._start + size, self._end + _CHUNK // 4)
+        if need > len(self._buffer):
+            self._buffer.extend(bytes(need - len(self._buffer)))
+
+    # -- ending -----------------------------------------------------------------------------
+
+    def release(self) -> None:
+        """Release the association (A-RELEASE-RQ, wait for A-RELEASE-RP) and close it.
+
+        Data still arriving for an earlier message is skipped. When the peer does not answer
+        within ``acse_timeout`` the association is aborted instead: a release never raises,
+        the work is done by then.
+        """
+        if self._sock is None:
+            return
+        self.during = "release"
+        released = False
+        try:
+            self._sendall(_HEADER.pack(_RELEASE_RQ, 4) + bytes(4))
+            deadline = time.monotonic() + self.node.acse_timeout
+            while not released and (left := deadline - time.monotonic()) > 0:
+                pdu_type, _ = self._read_pdu(left, self.node.max_pdu or _NO_LIMIT)
+                if pdu_type == _RELEASE_RQ:  # both released at once (PS3.8 7.2.2)
+                    self._sendall(_HEADER.pack(_RELEASE_RP, 4) + bytes(4))
+                released = pdu_type in (_RELEASE_RP, _RELEASE_RQ)
+        except errors.NetError:
+            pass  # already closed by whichever step failed
+        except BaseException:
+            self._abort_quietly()
+            raise
+        if released:
+            log.debug("released the association with %s", self.node.name)
+            self._close()
+        else:
+            self._abort_quietly()
+
+    def abort(self) -> None:
+        """Abort the association (A-ABORT from the service user) and close the socket."""
+        self._abort_quietly()
+
+    def _abort_quietly(self, source: int = 0, reason: int = 0) -> None:
+        if self._sock is not None:
+            log.debug("aborting the association with %s", self.node.name)
+            self._send_quietly(_HEADER.pack(_ABORT, 4) + bytes([0, 0, source, reason]))
+        self._close()
+
+    def protocol_error(self, what: str) -> errors.NetError:
+        """Abort as the service provider (PS3.8 9.3.8: unexpected PDU) and say what came."""
+        self._abort_quietly(source=2, reason=2)
+        return errors.garbled(self.node, what)
+
+    def _sendall(self, data: bytes) -> None:
+        if self._sock is None:
+            raise errors.aborted(self.node, self.during)
+        try:
+            if self._timeout != self.node.network_timeout:
+                self._sock.settimeout(self.node.network_timeout)
+                self._timeout = self.node.network_timeout
+            self._sock.sendall(data)
+        except TimeoutError:
+            self._close()
+            raise errors.timed_out(self.node, self.during, self.node.network_timeout) from None
+        except (OSError, ssl.SSLError):
+            self._close()
+            raise errors.aborted(self.node, self.during) from None
+
+    def _send_quietly(self, data: bytes) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.settimeout(1.0)
+            self._timeout = 1.0
+            self._sock.sendall(data)
+        except (OSError, ssl.SSLError):
+            pass
+
+    def _close(self) -> None:
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> Association:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *rest: object) -> None:
+        if kind is None:
+            self.release()
+        else:
+            self.abort()
+
+
+def _connect(node: Node) -> socket.socket:
+    """A TCP (or TLS) connection to ``node``, Nagle off: requests go out at once."""
+    try:
+        sock = socket.create_connection((node.host, node.port), timeout=node.connect_timeout)
+    except OSError as exc:
+        raise errors.connect_failed(node, exc) from None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if node.tls:
+            sock = client_context(node).wrap_socket(sock, server_hostname=node.host)
+    except OSError as exc:  # ssl.SSLError is an OSError
+        sock.close()
+        raise errors.connect_failed(node, exc) from None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _read_ac(
+    body: bytes, proposed: Sequence[tuple[str, Sequence[str]]], assoc: Association
+) -> tuple[dict[int, Context], int]:
+    """The accepted presentation contexts and the peer's maximum PDU length (0: no limit)."""
+    if len(body) < 68:
+        raise assoc.protocol_error("an A-ASSOCIATE-AC too short to read")
+    contexts: dict[int, Context] = {}
+    peer_max = 0
+    for item_type, item in _items(body, 68, assoc):
+        if item_type == 0x21 and len(item) >= 4:
+            context_id, result = item[0], item[2]
+            index = (context_id - 1) // 2
+            if result != 0 or context_id % 2 == 0 or not 0 <= index < len(proposed):
+                continue  # refused, or not one we proposed
+            syntaxes = [bytes(s).decode("ascii", "replace").strip("\x00 ")
+                        for t, s in _items(item, 4, assoc) if t == 0x40]  # fmt: skip
+            if syntaxes and syntaxes[0] in proposed[index][1]:
+                contexts[context_id] = Context(context_id, proposed[index][0], syntaxes[0])
+        elif item_type == 0x50:
+            for sub_type, sub in _items(item, 0, assoc):
+                if sub_type == 0x51 and len(sub) == 4:
+                    peer_max = int.from_bytes(sub, "big")
+    return contexts, peer_max
+
+
+def _items(data: bytes, pos: int, assoc: Association) -> list[tuple[int, bytes]]:
+    """The variable items (type, value) of an A-ASSOCIATE PDU or item from ``pos`` on."""
+    found = []
+    while pos < len(data):
+        if len(data) - pos < 4:
+            raise assoc.protocol_error("an A-ASSOCIATE-AC item cut short")
+        item_type, length = _ITEM.unpack_from(data, pos)
+        if pos + 4 + length > len(data):
+            raise assoc.protocol_error("an A-ASSOCIATE-AC item longer than the PDU")
+        found.append((item_type, data[pos + 4 : pos + 4 + length]))
+        pos += 4 + length
+    return found
