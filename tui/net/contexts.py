@@ -1,12 +1,23 @@
-"""Presentation contexts: what we offer and accept, in one place for every service."""
+"""Presentation contexts: what we offer and accept, in one place for every service.
+
+Every module that talks through pynetdicom imports this one, so pynetdicom is set up
+here, once: it logs request and response identifiers (names, IDs, birth dates) at INFO,
+and patient data never goes into our logs at INFO or above.
+"""
 
 from __future__ import annotations
 
-from pynetdicom import AE
+import logging
+
+from pynetdicom import AE, _config
 from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from tui.net.nodes import check_aet
+
+_config.LOG_REQUEST_IDENTIFIERS = False
+_config.LOG_RESPONSE_IDENTIFIERS = False
+logging.getLogger("pynetdicom").setLevel(logging.WARNING)
 
 # What we accept when a PACS sends us images: every transfer syntax pydicom and the
 # pylibjpeg plugins can decode, uncompressed first.
