@@ -73,6 +73,7 @@ class BrowserScreen(Screen[None]):
         Binding("n", "note", "Note", id="browser.note"),
         Binding("right_square_bracket", "unreviewed(1)", "Next unreviewed", id="browser.next"),
         Binding("left_square_bracket", "unreviewed(-1)", "Prev unreviewed", id="browser.prev"),
+        Binding("p", "remote", "PACS", id="browser.remote"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -245,6 +246,12 @@ class BrowserScreen(Screen[None]):
     def action_reload(self) -> None:
         self.action_clear_filter()
         self.load_patients(Filters())
+
+    def action_remote(self) -> None:
+        """Query and retrieve from a PACS (the remote screen)."""
+        from tui.app.remote import open_remote
+
+        open_remote(self.app)
 
     def action_import(self) -> None:
         from tui.app.importing import ImportScreen

@@ -1,0 +1,874 @@
+"""The remote screen: query a PACS, watch the answers arrive, retrieve what you mark.
+
+Nodes come from config.toml (``pacs-tui node add``). Queries, series look-ups, echoes and
+retrieves run in thread workers through :mod:`tui.net`, so the screen never waits on the
+network: a query's results are collected by its worker and drawn by a 20 Hz timer, so 10,000
+answers arrive as a few hundred tree updates, not 10,000 messages. The screen is installed
+once (:func:`open_remote`): going back to the browser keeps the results, the marks and the
+transfers still running.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.cells import cell_len
+from rich.text import Span, Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input, Label, OptionList, Static, Tree
+from textual.widgets.option_list import Option
+from textual.widgets.tree import TreeNode, UnknownNodeID
+
+from tui.app.privacy import mask, shown
+from tui.errors import UserError
+from tui.net.nodes import Node, load_nodes
+
+if TYPE_CHECKING:
+    from tui.net.scu import Transfer
+
+log = logging.getLogger(__name__)
+
+NO_NODES = (
+    "No PACS configured yet.\n\n"
+    "Add one from the shell, then come back here:\n\n"
+    "  pacs-tui node add NAME AET HOST PORT\n"
+    "  (for example: pacs-tui node add pacs ORTHANC pacs.example.org 4242)\n\n"
+    "pacs-tui demo starts a small PACS holding the demo data and configures a node for it."
+)
+_DRAIN_SECONDS = 0.05  # how often arrived results are drawn: often enough to look live
+_PROGRESS_SECONDS = 0.1  # the least time between two progress updates of a transfer
+_UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def open_remote(app: App[Any]) -> None:
+    """Show the remote screen, installed once so its state outlives a visit to the browser."""
+    if not app.is_screen_installed("remote"):
+        app.install_screen(RemoteScreen(), "remote")
+    app.push_screen("remote")
+
+
+# -- the query form ---------------------------------------------------------------------------
+
+
+def date_range(text: str, today: dt.date | None = None) -> str:
+    """The StudyDate key for what was typed: ``20240101``, ``20240101-20241231`` (either end
+    may be left open), ``2024``, ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``,
+    ``1y`` (today included)."""
+    text = text.strip().lower().replace(" ", "")
+    today = today or dt.date.today()
+    if not text:
+        return ""
+    if text in ("today", "yesterday"):
+        return f"{today - dt.timedelta(days=text == 'yesterday'):%Y%m%d}"
+    if match := re.fullmatch(r"(\d{1,4})([dwmy])", text):
+        days = int(match[1]) * _UNITS[match[2]]
+        return f"{today - dt.timedelta(days=max(days, 1) - 1):%Y%m%d}-{today:%Y%m%d}"
+    if re.fullmatch(r"\d{4}", text):
+        return f"{text}0101-{text}1231"
+    if re.fullmatch(r"\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8}", text):
+        ends = [end for end in text.split("-") if end]
+        try:
+            first, *last = (dt.datetime.strptime(end, "%Y%m%d").date() for end in ends)
+        except ValueError:
+            raise UserError(f"date {text!r}: not a calendar date (YYYYMMDD)") from None
+        if last and last[0] < first:
+            raise UserError(f"date {text!r} ends before it starts")
+        return text
+    raise UserError(
+        f"date {text!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
+    )
+
+
+def query_keys(
+    name: str = "", patient_id: str = "", dates: str = "", modality: str = "", accession: str = ""
+) -> dict[str, str]:
+    """C-FIND keys for the form: the study level's usual return keys, narrowed by what was
+    typed. A name without wildcards matches as a prefix (``smi`` finds ``SMITH^JOHN``)."""
+    from tui.net.find import default_keys
+
+    name = name.strip()
+    if name and not any(c in name for c in "*?"):
+        name += "*"
+    filters = {
+        "PatientName": name,
+        "PatientID": patient_id.strip(),
+        "StudyDate": date_range(dates),
+        "ModalitiesInStudy": modality.strip().upper(),
+        "AccessionNumber": accession.strip(),
+    }
+    return {**default_keys("study"), **{k: v for k, v in filters.items() if v}}
+
+
+# -- labels -----------------------------------------------------------------------------------
+
+
+def _plural(count: int | str, word: str, words: str = "") -> str:
+    return f"{count} {word if str(count) == '1' else words or word + 's'}"
+
+
+def _date(value: str) -> str:
+    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value or "----------"
+
+
+# C0 and C1 controls and DEL, shown as "?": a hostile tag value must not drive the terminal.
+_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
+
+
+def _line(*parts: str | tuple[str, str]) -> Text:
+    """A one-line label from ``text`` or ``(text, style)`` parts: :meth:`Text.assemble`,
+    several times faster (10,000 results make 20,000 labels)."""
+    plain: list[str] = []
+    spans = []
+    at = 0
+    for part in parts:
+        text, style = (part, "") if isinstance(part, str) else part
+        if not text:
+            continue
+        text = text.translate(_CONTROLS)
+        if style:
+            spans.append(Span(at, at + len(text), style))
+        plain.append(text)
+        at += len(text)
+    return Text("".join(plain), spans=spans)
+
+
+def _mark(data: dict[str, Any]) -> tuple[str, str]:
+    return ("✔ ", "bold") if data.get("marked") else ("", "")
+
+
+def patient_label(row: dict[str, str], studies: int, private: bool) -> Text:
+    birth = shown(row, "PatientBirthDate", private)
+    return _line(
+        (shown(row, "PatientName", private) or "(no name)", "bold"),
+        "  ",
+        (shown(row, "PatientID", private), "dim"),
+        ("  born " + (birth if private else _date(birth)) if birth else "", "dim"),
+        ("  " + _plural(studies, "study", "studies"), "dim"),
+    )
+
+
+def study_label(data: dict[str, Any], private: bool) -> Text:
+    row = data["row"]
+    accession = row.get("AccessionNumber", "")
+    counts = [
+        _plural(row[key], word, words)
+        for key, word, words in (("NumberOfStudyRelatedSeries", "series", "series"),
+                                 ("NumberOfStudyRelatedInstances", "image", "images"))
+        if row.get(key)
+    ]  # fmt: skip
+    modalities = row.get("ModalitiesInStudy", "")
+    return _line(
+        _mark(data),
+        _date(row.get("StudyDate", "")),
+        "  " + (modalities + "  " if modalities else ""),
+        row.get("StudyDescription") or "(no description)",
+        ("  acc " + (mask(accession) if private else accession) if accession else "", "dim"),
+        ("  " + ", ".join(counts) if counts else "", "dim"),
+    )
+
+
+def series_label(data: dict[str, Any]) -> Text:
+    row = data["row"]
+    images = row.get("NumberOfSeriesRelatedInstances", "")
+    return _line(
+        _mark(data),
+        f"{row.get('Modality', '')} {row.get('SeriesNumber', '')}".strip() + "  ",
+        row.get("SeriesDescription") or "(no description)",
+        ("  " + _plural(images, "image") if images else "", "dim"),
+    )
+
+
+# -- queries and transfers, shared between the UI and the workers --------------------------------
+
+
+@dataclass(eq=False)
+class Run:
+    """One query: its worker fills ``inbox``, the screen's timer empties it into the tree."""
+
+    node: Node
+    cancel: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    inbox: list[dict[str, str]] = field(default_factory=list)
+    finished: bool = False
+    error: str = ""
+
+    def take(self) -> list[dict[str, str]]:
+        with self.lock:
+            rows, self.inbox = self.inbox, []
+        return rows
+
+
+@dataclass(eq=False)
+class Job:
+    """One retrieve in the transfer queue: a study, or one series of it."""
+
+    node: Node
+    root: Path  # the archive it files into, as it was when queued
+    study: str
+    series: str | None
+    label: Text  # what it is, masked under --privacy
+    state: str = "queued"  # running, done, failed, stopped
+    transfer: Transfer | None = None
+    error: str = ""
+    summary: str = ""  # the final counts, frozen (a live rate keeps falling)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    posted: float = 0.0
+
+    def progress(self) -> str:
+        """``[####------] 12/40  1.2 MB  3.4 MB/s``, or the final counts."""
+        if self.summary:
+            return self.summary
+        t = self.transfer
+        if self.state == "running" and self.cancel.is_set():
+            return "stopping…"
+        if t is None:
+            return "asking…" if self.state == "running" else "queued"
+        tally = t.tally
+        bar = ""
+        if t.expected:
+            filled = min(10, 10 * t.done // t.expected)
+            bar = "[" + "#" * filled + "-" * (10 - filled) + "] "
+        expected = "?" if t.expected is None else t.expected
+        rate = f"{tally.bytes / 1e6:.1f} MB  {tally.megabytes_per_second:.1f} MB/s"
+        return f"{bar}{t.done}/{expected}  {rate}"
+
+    def finish(self) -> None:
+        """Freeze the outcome: new, present and failed instances, bytes and rate."""
+        t = self.transfer
+        counts = ""
+        if t is not None:
+            present = t.skipped + t.tally.present
+            failed = t.tally.failed + t.failed_remote
+            counts = f"{t.tally.new} new"
+            counts += f", {present} here already" if present else ""
+            counts += f", {failed} failed" if failed else ""
+            if t.tally.bytes:
+                counts += (
+                    f", {t.tally.bytes / 1e6:.1f} MB at {t.tally.megabytes_per_second:.1f} MB/s"
+                )
+        outcomes = {"failed": self.error, "stopped": f"stopped: {counts or 'nothing arrived'}"}
+        self.summary = outcomes.get(self.state, counts)
+
+
+_ICONS = {"queued": "·", "running": "⇣", "done": "✔", "failed": "✘", "stopped": "■"}
+
+
+class TransferRow(Static):
+    """One job of the transfer queue, redrawn on each (throttled) progress report."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(classes=f"transfer {job.state}")
+        self.job = job
+
+    def on_mount(self) -> None:
+        self.show()
+
+    def show(self) -> None:
+        job = self.job
+        self.set_classes(f"transfer {job.state}")
+        self.update(Text.assemble(f"{_ICONS[job.state]} {job.progress()}  ", job.label))
+
+
+class ResultTree(Tree[dict[str, Any]]):
+    """The results: space marks (a study, a series, or all studies of a patient).
+
+    Built for 10,000 answers: labels are one-line :class:`Text` already (no markup to parse),
+    widths are measured without rendering, and a batch of nodes is added with one
+    invalidation instead of one per node.
+    """
+
+    BINDINGS = [Binding("space", "screen.mark", "Mark", id="remote.mark")]
+    _quiet = False
+
+    def process_label(self, label: str | Text) -> Text:
+        return label if isinstance(label, Text) else super().process_label(label)
+
+    def get_label_width(self, node: TreeNode[dict[str, Any]]) -> int:
+        icon = ""
+        if node.allow_expand:
+            icon = self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE
+        return cell_len(icon) + node._label.cell_len
+
+    def _invalidate(self) -> None:
+        if not self._quiet:
+            super()._invalidate()
+
+    @contextmanager
+    def adding(self) -> Iterator[None]:
+        """Add many nodes, then lay the tree out once."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+            self._invalidate()
+
+
+class QueryDone(Message):
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.run = run
+
+
+class TransferChanged(Message):
+    def __init__(self, job: Job) -> None:
+        super().__init__()
+        self.job = job
+
+
+# -- the screen -------------------------------------------------------------------------------
+
+
+class RemoteScreen(Screen[None]):
+    """Nodes on the left; the query form, its results and the transfer queue on the right."""
+
+    AUTO_FOCUS = "#nodes"  # choose a node, Enter to the form, Enter to the results
+    BINDINGS = [
+        Binding("escape", "cancel_or_back", "Stop/back", id="remote.back"),
+        Binding("slash", "form", "Query", id="remote.form"),
+        Binding("ctrl+r", "query", "Run query", id="remote.query"),
+        Binding("e", "echo", "Echo", id="remote.echo"),
+        Binding("g", "retrieve", "Retrieve", id="remote.retrieve"),
+        Binding("a", "mark_all", "Mark all", id="remote.mark_all"),
+        Binding("x", "stop_transfer", "Stop transfer", id="remote.stop"),
+        Binding("X", "stop_all", "Stop all transfers", show=False, id="remote.stop_all"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.nodes: dict[str, Node] = {}
+        self.echoes: dict[str, str] = {}  # node name: the last echo's outcome
+        self.run: Run | None = None
+        self.jobs: list[Job] = []
+        self._jobs_lock = threading.Lock()
+        self._draining = False  # a transfer worker is running the queue
+        self._patients: dict[tuple[str, str], TreeNode[dict[str, Any]]] = {}
+        self._studies = 0
+        self._hold_until = 0.0  # no drawing of results before then (see _drain)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="remote"):
+            with Vertical(id="remote-nodes"):
+                yield OptionList(id="nodes")
+                yield Static("", id="node-status")
+            with Vertical(id="remote-main"):
+                with Horizontal(classes="form-row"):
+                    yield Label("Name")
+                    yield Input(placeholder="prefix, or * ?", id="q-name", compact=True)
+                    yield Label("ID")
+                    yield Input(placeholder="patient ID", id="q-id", compact=True)
+                with Horizontal(classes="form-row"):
+                    yield Label("Date")
+                    yield Input(placeholder="7d, 2024, today…", id="q-date", compact=True)
+                    yield Label("Mod")
+                    yield Input(placeholder="CT", id="q-mod", compact=True)
+                    yield Label("Acc")
+                    yield Input(placeholder="accession", id="q-acc", compact=True)
+                yield Static("Enter runs the query", id="count")
+                yield Static(NO_NODES, id="empty")
+                tree = ResultTree("Results", id="results")
+                tree.show_root = False
+                yield tree
+                yield VerticalScroll(id="queue")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.sub_title = "remote"
+        self._timer = self.set_interval(_DRAIN_SECONDS, self._drain, pause=True)
+
+    def on_screen_resume(self) -> None:
+        """Nodes are read each time the screen shows: one added in a shell meanwhile is there."""
+        self.load_node_list()
+
+    def on_unmount(self) -> None:
+        """The app is closing: stop the network work, so no thread holds the exit up."""
+        if self.run is not None:
+            self.run.cancel.set()
+        for job in self.jobs:
+            job.cancel.set()
+
+    @property
+    def private(self) -> bool:
+        return bool(getattr(self.app, "privacy", False))
+
+    # -- nodes -------------------------------------------------------------------------------
+
+    def load_node_list(self) -> None:
+        config_dir = getattr(self.app, "config_dir", None)
+        options = self.query_one("#nodes", OptionList)
+        current = self.node.name if self.node is not None else None
+        try:
+            self.nodes = load_nodes(config_dir / "config.toml") if config_dir else {}
+        except UserError as exc:
+            self.nodes = {}
+            self.notify(str(exc), severity="error")
+        options.clear_options()
+        options.add_options(
+            Option(Text.assemble((name, "bold"), "  ", (node.aet, "dim")), id=name)
+            for name, node in sorted(self.nodes.items())
+        )
+        self.set_class(not self.nodes, "no-nodes")
+        if self.nodes:
+            names = sorted(self.nodes)
+            options.highlighted = names.index(current) if current in names else 0
+        self._show_node()
+
+    @property
+    def node(self) -> Node | None:
+        """The highlighted node: queries go to it."""
+        options = self.query_one("#nodes", OptionList)
+        if options.highlighted is None or not self.nodes:
+            return None
+        option = options.get_option_at_index(options.highlighted)
+        return self.nodes.get(option.id or "")
+
+    @on(OptionList.OptionHighlighted, "#nodes")
+    def _show_node(self) -> None:
+        node = self.node
+        status = self.query_one("#node-status", Static)
+        if node is None:
+            status.update("")
+            return
+        how = "C-GET" if node.method == "get" else f"C-MOVE to {node.destination}"
+        lines = [how + (" · TLS" if node.tls else ""), self.echoes.get(node.name, "e: echo")]
+        status.update("\n".join(lines))
+
+    @on(OptionList.OptionSelected, "#nodes")
+    def _node_chosen(self) -> None:
+        self.action_form()
+
+    def action_echo(self) -> None:
+        node = self.node
+        if node is None:
+            self.notify("no node to echo: pacs-tui node add NAME AET HOST PORT", severity="warning")
+            return
+        self.echoes[node.name] = "echo…"
+        self._show_node()
+        self.echo_node(node)
+
+    @work(thread=True, group="echo")
+    def echo_node(self, node: Node) -> None:
+        from tui.net.scu import echo
+
+        try:
+            total, _ = echo(node)
+        except UserError as exc:
+            self.app.call_from_thread(self._echoed, node, "✘ no echo", str(exc), "error")
+            return
+        except Exception as exc:  # pynetdicom's surprises: a notice, never a traceback
+            log.debug("echo failed", exc_info=True)
+            self.app.call_from_thread(
+                self._echoed, node, "✘ no echo", f"echo failed: {exc}", "error"
+            )
+            return
+        ms = f"{total * 1000:.0f} ms"
+        self.app.call_from_thread(
+            self._echoed,
+            node,
+            f"echo {ms}",
+            f"{node.name} ({node.address}): echo {ms}",
+            "information",
+        )
+
+    def _echoed(self, node: Node, status: str, message: str, severity: Any) -> None:
+        self.echoes[node.name] = status
+        self._show_node()
+        self.notify(message, severity=severity, timeout=8 if severity == "error" else 4)
+
+    # -- querying ------------------------------------------------------------------------------
+
+    def action_form(self) -> None:
+        self.query_one("#q-name", Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self) -> None:
+        self.action_query()
+
+    def action_query(self) -> None:
+        node = self.node
+        if node is None:
+            self.notify(
+                "no node to query: pacs-tui node add NAME AET HOST PORT", severity="warning"
+            )
+            return
+        values = [
+            self.query_one(f"#q-{key}", Input).value for key in ("name", "id", "date", "mod", "acc")
+        ]
+        try:
+            keys = query_keys(*values)
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if self.run is not None:
+            self.run.cancel.set()  # its worker sends the C-CANCEL; its results are dropped
+        self.run = Run(node)
+        tree = self.query_one(ResultTree)
+        tree.clear()
+        self._patients, self._studies, self._hold_until = {}, 0, 0.0
+        self.find_studies(self.run, keys)
+        self._timer.resume()
+        self._show_count()
+        tree.focus()
+
+    @work(thread=True, group="query")
+    def find_studies(self, run: Run, keys: dict[str, str]) -> None:
+        from tui.net.find import find
+
+        try:
+            for row in find(run.node, "study", keys, cancel=run.cancel):
+                with run.lock:
+                    run.inbox.append(row)
+        except UserError as exc:
+            run.error = str(exc)
+        except Exception as exc:  # pynetdicom's surprises: a notice, never a traceback
+            log.debug("query failed", exc_info=True)
+            run.error = f"{run.node.name}: the query failed: {exc}"
+        finally:
+            run.finished = True
+            self.post_message(QueryDone(run))
+
+    def _drain(self, final: bool = False) -> None:
+        """Draw the results that arrived since the last tick.
+
+        Textual lays a tree out again, whole, after nodes are added (about 0.1 s at 20,000
+        lines): with many lines the drawing spaces out (0.5 s apart at 10,000), so a long
+        answer costs a few layouts, not hundreds, and keys stay quick while it streams. The
+        counter follows every tick.
+        """
+        run = self.run
+        if run is None:
+            return
+        lines = self._studies + len(self._patients)
+        if not final and time.monotonic() < self._hold_until:
+            self._show_count(pending=len(run.inbox))
+            return
+        self._hold_until = time.monotonic() + min(1.0, lines / 20_000)
+        rows = run.take()
+        if not rows:
+            return
+        tree = self.query_one(ResultTree)
+        private = self.private
+        grown = set()  # patients with a study more: their labels count them
+        with tree.adding():
+            for row in rows:
+                key = (row.get("PatientID", ""), row.get("PatientName", ""))
+                patient = self._patients.get(key)
+                if patient is None:
+                    label = patient_label(row, 1, private)
+                    patient = tree.root.add(label, {"level": "patient", "row": row}, expand=True)
+                    self._patients[key] = patient
+                else:
+                    grown.add(key)
+                data = {"level": "study", "row": row, "node": run.node, "marked": False}
+                patient.add(study_label(data, private), data)
+                self._studies += 1
+            for key in grown:
+                patient = self._patients[key]
+                row = patient.data["row"]  # type: ignore[index]
+                patient.set_label(patient_label(row, len(patient.children), private))
+        if tree.cursor_line < 0:
+            tree.cursor_line = 0
+        self._show_count()
+
+    @on(QueryDone)
+    def _query_done(self, event: QueryDone) -> None:
+        if event.run is not self.run:
+            return  # an earlier query, replaced
+        self._drain(final=True)
+        self._timer.pause()
+        self._show_count()
+        if event.run.error:
+            self.notify(event.run.error, severity="error", timeout=10)
+
+    def _show_count(self, pending: int = 0) -> None:
+        run = self.run
+        text = _plural(self._studies + pending, "study", "studies")
+        if not pending:
+            text += " · " + _plural(len(self._patients), "patient")
+        if run is not None and run.error:
+            text += " · failed"
+        elif run is not None and run.cancel.is_set():
+            text += " · stopped" if run.finished else " · stopping…"
+        elif run is not None and not run.finished:
+            text += " · querying… (Esc stops)"
+        self.query_one("#count", Static).update(text)
+
+    def action_cancel_or_back(self) -> None:
+        """Esc stops a running query (C-CANCEL); otherwise back to the browser. Transfers go
+        on in the background (``x`` stops one)."""
+        run = self.run
+        if run is not None and not run.finished and not run.cancel.is_set():
+            run.cancel.set()
+            self._show_count()
+            return
+        self.app.pop_screen()
+
+    # -- series, on demand ------------------------------------------------------------------------
+
+    @on(Tree.NodeExpanded, "#results")
+    def _expanded(self, event: Tree.NodeExpanded[dict[str, Any]]) -> None:
+        data = event.node.data or {}
+        if data.get("level") != "study" or data.get("loaded"):
+            return
+        data["loaded"] = True
+        event.node.add_leaf(Text("loading series…", style="dim"), {"level": "loading"})
+        self.find_series(event.node, data["node"], data["row"]["StudyInstanceUID"])
+
+    @work(thread=True, group="series")
+    def find_series(self, study: TreeNode[dict[str, Any]], node: Node, uid: str) -> None:
+        from tui.net.find import default_keys, find
+
+        try:
+            rows = list(find(node, "series", {**default_keys("series"), "StudyInstanceUID": uid}))
+        except Exception as exc:  # a NetError most likely: a notice either way
+            message = str(exc) if isinstance(exc, UserError) else f"series query failed: {exc}"
+            self.app.call_from_thread(self._add_series, study, [], message)
+            return
+        self.app.call_from_thread(self._add_series, study, rows, "")
+
+    def _add_series(
+        self, study: TreeNode[dict[str, Any]], rows: list[dict[str, str]], error: str
+    ) -> None:
+        if study.tree is not self.query_one(ResultTree) or study.data is None:
+            return
+        try:
+            study.tree.get_node_by_id(study.id)
+        except UnknownNodeID:
+            return  # the results were replaced meanwhile
+        study.remove_children()
+        if error:
+            study.data["loaded"] = False  # expand again to try again
+            self.notify(error, severity="error", timeout=10)
+            return
+
+        def number(row: dict[str, str]) -> tuple[int, str]:
+            text = row.get("SeriesNumber", "")
+            return (int(text) if text.lstrip("-").isdigit() else 1 << 30, text)
+
+        for row in sorted(rows, key=number):
+            data = {"level": "series", "row": row, "marked": False}
+            study.add_leaf(series_label(data), data)
+
+    # -- marks -----------------------------------------------------------------------------------
+
+    def _relabel(self, node: TreeNode[dict[str, Any]]) -> None:
+        data = node.data or {}
+        if data.get("level") == "study":
+            node.set_label(study_label(data, self.private))
+        elif data.get("level") == "series":
+            node.set_label(series_label(data))
+
+    def action_mark(self) -> None:
+        """Space: a study (whole), a series (alone), or every study of a patient."""
+        tree = self.query_one(ResultTree)
+        node = tree.cursor_node
+        data = (node.data or {}) if node is not None else {}
+        level = data.get("level")
+        if node is None or level not in ("patient", "study", "series"):
+            return
+        if level == "patient":
+            marked = not all((child.data or {}).get("marked") for child in node.children)
+            for child in node.children:
+                self._mark_study(child, marked)
+            return
+        if level == "study":
+            self._mark_study(node, not data["marked"])
+        else:
+            study = node.parent
+            assert study is not None and study.data is not None
+            if study.data["marked"]:  # the whole study was marked: all of it but this one
+                self._mark_study(study, False)
+                for sibling in study.children:
+                    sibling.data["marked"] = sibling is not node  # type: ignore[index]
+                    self._relabel(sibling)
+            else:
+                data["marked"] = not data["marked"]
+                self._relabel(node)
+        tree.action_cursor_down()
+
+    def _mark_study(self, study: TreeNode[dict[str, Any]], marked: bool) -> None:
+        """A study marked whole: its series show no marks of their own."""
+        assert study.data is not None
+        study.data["marked"] = marked
+        self._relabel(study)
+        for series in study.children:
+            if series.data and series.data.get("level") == "series" and series.data["marked"]:
+                series.data["marked"] = False
+                self._relabel(series)
+
+    def action_mark_all(self) -> None:
+        studies = [s for p in self.query_one(ResultTree).root.children for s in p.children]
+        marked = not all(s.data["marked"] for s in studies)  # type: ignore[index]
+        for study in studies:
+            self._mark_study(study, marked)
+
+    # -- retrieving ------------------------------------------------------------------------------
+
+    def action_retrieve(self) -> None:
+        """``g``: the marked studies and series, else the highlighted one, into the queue."""
+        root = self.app.archive.root  # type: ignore[attr-defined]
+        if root is None:
+            self.notify(
+                "this archive lives in memory (a CD opened for a look): open your own archive "
+                "to retrieve into it",
+                severity="error",
+            )
+            return
+        tree = self.query_one(ResultTree)
+        picked = self._marked(tree.root) or self._highlighted(tree.cursor_node)
+        if not picked:
+            self.notify("mark studies or series (space), or highlight one, to retrieve")
+            return
+        busy = {(j.study, j.series) for j in self.jobs if j.state in ("queued", "running")}
+        new = []
+        for node in picked:
+            job = self._job(node, Path(root))
+            if (job.study, job.series) not in busy:
+                new.append(job)
+                busy.add((job.study, job.series))
+            if node.data and node.data.get("marked"):
+                node.data["marked"] = False
+                self._relabel(node)
+        queue = self.query_one("#queue", VerticalScroll)
+        queue.add_class("shown")
+        queue.mount_all(TransferRow(job) for job in new)
+        queue.scroll_end(animate=False)
+        with self._jobs_lock:
+            self.jobs += new
+            start = not self._draining
+            self._draining = True
+        if start:
+            self.run_transfers()
+
+    def _marked(self, root: TreeNode[dict[str, Any]]) -> list[TreeNode[dict[str, Any]]]:
+        picked = []
+        for patient in root.children:
+            for study in patient.children:
+                if study.data["marked"]:  # type: ignore[index]
+                    picked.append(study)
+                    continue
+                picked += [s for s in study.children if (s.data or {}).get("marked")]
+        return picked
+
+    def _highlighted(self, node: TreeNode[dict[str, Any]] | None) -> list[TreeNode[dict[str, Any]]]:
+        level = (node.data or {}).get("level") if node is not None else None
+        if node is None or level not in ("patient", "study", "series"):
+            return []
+        return list(node.children) if level == "patient" else [node]
+
+    def _job(self, node: TreeNode[dict[str, Any]], root: Path) -> Job:
+        data = node.data or {}
+        study: dict[str, Any]
+        if data["level"] == "series":
+            study = node.parent.data if node.parent and node.parent.data else {}
+            label = Text.assemble(self._who(study["row"]), "  ", series_label({"row": data["row"]}))
+            series: str | None = data["row"]["SeriesInstanceUID"]
+        else:
+            study, series = data, None
+            row = study["row"]
+            label = Text.assemble(
+                self._who(row), "  ", _date(row.get("StudyDate", "")), "  ",
+                row.get("StudyDescription") or row.get("ModalitiesInStudy", ""),
+            )  # fmt: skip
+        return Job(study["node"], root, study["row"]["StudyInstanceUID"], series, label)
+
+    def _who(self, row: dict[str, str]) -> str:
+        return shown(row, "PatientName", self.private) or shown(row, "PatientID", self.private)
+
+    @work(thread=True, group="transfers")
+    def run_transfers(self) -> None:
+        """The queue, one retrieve after another (one association at a time per PACS is what
+        most PACS administrators expect)."""
+        from tui.net.scu import retrieve
+
+        while True:
+            with self._jobs_lock:
+                job = next((j for j in self.jobs if j.state == "queued"), None)
+                if job is None:
+                    self._draining = False
+                    return
+                job.state = "running"
+            self.post_message(TransferChanged(job))
+
+            def progress(transfer: Transfer, job: Job = job) -> None:
+                job.transfer = transfer
+                now = time.monotonic()
+                if now - job.posted >= _PROGRESS_SECONDS:
+                    job.posted = now
+                    self.post_message(TransferChanged(job))
+
+            try:
+                job.transfer = retrieve(
+                    job.node, job.root, job.study, job.series, progress=progress, cancel=job.cancel
+                )
+                job.state = "stopped" if job.cancel.is_set() else "done"
+            except UserError as exc:
+                job.state, job.error = "failed", str(exc)
+            except Exception as exc:  # pynetdicom's surprises: a notice, never a traceback
+                log.debug("retrieve failed", exc_info=True)
+                job.state, job.error = "failed", f"{job.node.name}: the retrieve failed: {exc}"
+            job.finish()
+            self.post_message(TransferChanged(job))
+
+    @on(TransferChanged)
+    def _transfer_changed(self, event: TransferChanged) -> None:
+        job = event.job
+        for row in self.query(TransferRow):
+            if row.job is job:
+                row.show()
+        if job.state not in ("done", "failed", "stopped"):
+            return
+        if job.state == "failed":
+            self.notify(job.error, severity="error", timeout=10)
+        else:
+            self.notify(Text.assemble(job.label, ": ", job.summary).plain)
+        if job.transfer is not None and job.transfer.tally.new:
+            self._reload_browser()
+
+    def _reload_browser(self) -> None:
+        """Retrieved studies show in the browser at once, under its current filter."""
+        from tui.app.browser import BrowserScreen
+
+        for screen in self.app.screen_stack:
+            if isinstance(screen, BrowserScreen):
+                screen.load_patients(screen.filters)
+
+    def action_stop_transfer(self) -> None:
+        """``x``: the running transfer (or the next, if the queue is just starting) stops;
+        what arrived is kept, and a later retrieve resumes from there."""
+        with self._jobs_lock:
+            current = next((j for j in self.jobs if j.state == "running"), None)
+            current = current or next((j for j in self.jobs if j.state == "queued"), None)
+            if current is not None and current.state == "queued":
+                current.state = "stopped"
+                current.finish()
+        if current is None:
+            self.notify("no transfer is running")
+            return
+        current.cancel.set()  # the retrieve sends a C-CANCEL
+        self.post_message(TransferChanged(current))
+
+    def action_stop_all(self) -> None:
+        with self._jobs_lock:
+            for job in self.jobs:
+                if job.state == "queued":
+                    job.state = "stopped"
+                    job.finish()
+                job.cancel.set()
+        for row in self.query(TransferRow):
+            row.show()
