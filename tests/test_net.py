@@ -185,11 +185,10 @@ def test_send_transcodes_for_a_peer_that_refuses_the_stored_syntax(tmp_path: Pat
     assert (ds.pixel_array == original.pixel_array).all()  # lossless: the same pixels
 
 
-def test_send_to_orthanc_keeps_the_stored_syntax(orthanc, tmp_path: Path) -> None:
-    clear(orthanc)
+def test_send_to_orthanc_keeps_the_stored_syntax(loaded, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     run_cli("import", str(need_shared() / TOSHIBA), archive=archive)
-    _add_node(orthanc)
+    _add_node(loaded)
     summary = cli_json("send", "pacs", _study_of(TOSHIBA), archive=archive)
     assert summary["sent"] == len(_files(TOSHIBA)) and summary["transcoded"] == 0
 

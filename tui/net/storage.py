@@ -64,6 +64,9 @@ class Filer:
         if store is None:
             raise ArchiveError("an in-memory archive cannot receive files")
         self.store: Path = store
+        self.incoming = store / "incoming"
+        self.incoming.mkdir(parents=True, exist_ok=True)
+        self._folders: set[Path] = set()  # store folders known to exist: one mkdir each
         self._lock = threading.Lock()
 
     def close(self) -> None:
@@ -96,15 +99,15 @@ class Filer:
         return outcome, SUCCESS
 
     def _file(self, encoded: bytes) -> Filed:
-        incoming = self.store / "incoming"
-        incoming.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=incoming)
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.incoming)
         try:
             with os.fdopen(fd, "wb") as out:
                 out.write(encoded)
             record = read_record(tmp)  # the UID comes from the file, never from the peer
             dest = store_path(self.store, record.sop_uid)
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            if dest.parent not in self._folders:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                self._folders.add(dest.parent)
             with self._lock:
                 if self.archive.indexed_path(record.sop_uid) is not None:
                     return Filed.PRESENT
