@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -245,3 +246,29 @@ def _free_port() -> int:
     from tests.servers import free_port
 
     return free_port()
+
+
+def test_demo_serves_a_pacs_to_query_and_retrieve_from(tmp_path: Path) -> None:
+    """`pacs-tui demo` runs a demo PACS as node `demo`: it holds one study the demo
+    archive lacks, which a new user can find and retrieve with nothing else installed."""
+    archive = tmp_path / "demo"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tui", "--archive", str(archive), "demo", "--serve"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        line = server.stdout.readline()
+        assert "demo PACS: node demo" in line, server.stderr.read()
+        remote = cli_json("find", "demo")
+        local = cli_json("ls", archive=archive)
+        only_remote = {r["StudyInstanceUID"] for r in remote} - {
+            r["StudyInstanceUID"] for r in local
+        }
+        assert len(remote) == len(local) + 1 and len(only_remote) == 1
+        summary = cli_json("get", "demo", "--study", only_remote.pop(), archive=archive)
+        assert summary["new"] > 0 and summary["failed"] == 0
+        assert len(cli_json("ls", archive=archive)) == len(remote)
+    finally:
+        server.terminate()  # SIGTERM stops it cleanly, as a service manager would
+        server.communicate(timeout=30)
+    assert server.returncode == 0

@@ -14,7 +14,6 @@ import os
 import shutil
 import sqlite3
 import sys
-import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -670,10 +669,10 @@ def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
         with _demo_pacs(root, locations) as node:
             if args.serve:
                 print(f"demo PACS: node {node.name} ({node.address}); Ctrl-C stops", flush=True)
-                try:
-                    threading.Event().wait()
-                except KeyboardInterrupt:
-                    return 0
+                from tui.cli_net import wait_until_stopped
+
+                wait_until_stopped()
+                return 0
             return run_app(args, locations, archive)
     if args.json:
         _print_json({"archive": str(root), "studies": rows})
@@ -689,10 +688,16 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
     can query and retrieve with nothing else installed. It serves every demo study and
     one more that only it has."""
     from tui.archive.demo import build_demo_pacs
-    from tui.net.nodes import Node, save_node
+    from tui.cli_net import move_destinations, receiver_settings
+    from tui.net.nodes import DEFAULT_CALLING_AET, Node, save_node
     from tui.net.server import MiniPacs
 
-    server = MiniPacs(build_demo_pacs(root), aet="DEMOPACS", host="127.0.0.1", port=0)
+    # C-MOVE goes to the configured nodes, and to us: PACSTUI at our receive port
+    ours = (DEFAULT_CALLING_AET, int(receiver_settings(locations).get("port", 11112)))
+    destinations = {**move_destinations(locations), ours[0]: ("127.0.0.1", ours[1])}
+    server = MiniPacs(
+        build_demo_pacs(root), aet="DEMOPACS", host="127.0.0.1", port=0, destinations=destinations
+    )
     server.start()
     try:
         node = Node("demo", "DEMOPACS", "127.0.0.1", server.port)

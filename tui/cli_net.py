@@ -7,6 +7,7 @@ thin: the work is done in :mod:`tui.net`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import threading
@@ -222,6 +223,17 @@ COLUMNS = {
 }  # fmt: skip
 
 
+# Column headings for the keywords above, short enough for their columns.
+HEADINGS = {
+    "PatientName": "Name", "PatientID": "ID", "PatientBirthDate": "Born", "PatientSex": "Sex",
+    "NumberOfPatientRelatedStudies": "Studies", "StudyDate": "Date", "ModalitiesInStudy": "Mods",
+    "AccessionNumber": "Accession", "StudyDescription": "Description",
+    "NumberOfStudyRelatedInstances": "Images", "SeriesNumber": "No.", "Modality": "Mod",
+    "SeriesDescription": "Description", "NumberOfSeriesRelatedInstances": "Images",
+    "InstanceNumber": "No.", "SOPClassUID": "SOP class",
+}  # fmt: skip
+
+
 def _parse_keys(pairs: list[str]) -> dict[str, str]:
     from pydicom.datadict import tag_for_keyword
 
@@ -259,7 +271,7 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
         if args.json:
             out.write("[")
         else:
-            out.write(_stream_row({k: k for k in shown}, shown, widths) + "\n")
+            out.write(_stream_row({k: HEADINGS.get(k, k) for k in shown}, shown, widths) + "\n")
         for result in results:
             if args.json:
                 out.write(("," if count else "") + "\n " + json.dumps(result, ensure_ascii=False))
@@ -268,6 +280,7 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
             out.flush()  # a result is on screen as soon as it arrives
             count += 1
     finally:
+        results.close()  # Ctrl-C while printing still sends the C-CANCEL, at once
         if args.json:
             out.write("\n]\n")
     if not args.json:
@@ -293,7 +306,7 @@ def _stream_row(values: dict[str, str], shown: list[str], widths: dict[str, int]
 # -- get and send ------------------------------------------------------------------------
 
 
-def _receiver_settings(locations: Locations) -> dict[str, Any]:
+def receiver_settings(locations: Locations) -> dict[str, Any]:
     from tui.config import load_config
 
     table = load_config(locations.config_file).get("receiver", {})
@@ -307,7 +320,7 @@ def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
 
     node = _node(args.node, locations)
     _open(locations, create=True).close()  # the archive exists before anything arrives
-    port = args.port or int(_receiver_settings(locations).get("port", 11112))
+    port = args.port or int(receiver_settings(locations).get("port", 11112))
     live = sys.stderr.isatty()
     last = [0.0]
 
@@ -342,7 +355,10 @@ def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
     if args.json:
         _print_json(summary)
     else:
-        print(_progress_line(transfer) + f", {transfer.skipped} already here")
+        if transfer.expected == 0:
+            print(f"nothing to retrieve: all {transfer.skipped} instances are already here")
+        else:
+            print(_progress_line(transfer) + f", {transfer.skipped} already here")
         for line in tally.errors + transfer.warnings:
             print(f"  {line}", file=sys.stderr)
     return 1 if summary["failed"] else 0
@@ -427,7 +443,7 @@ def _listening(args: argparse.Namespace, locations: Locations) -> dict[str, Any]
     """AE title, port, allow-list and TLS for our SCPs, from options then config.toml."""
     from tui.net.nodes import check_aet
 
-    settings = _receiver_settings(locations)
+    settings = receiver_settings(locations)
     aet = check_aet(args.aet or str(settings.get("aet", "PACSTUI")), "--aet")
     port = args.port if args.port is not None else int(settings.get("port", 11112))
     if not 0 <= port < 65536:
@@ -464,9 +480,7 @@ def cmd_receive(args: argparse.Namespace, locations: Locations) -> int:
         flush=True,
     )
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
         receiver.stop()
     tally = receiver.tally
@@ -490,10 +504,7 @@ def cmd_serve(args: argparse.Namespace, locations: Locations) -> int:
         destinations=move_destinations(locations), allow=settings["allow"],
         ssl_context=settings["ssl_context"],
     )  # fmt: skip
-    try:
-        server.start()
-    except OSError as exc:
-        raise UserError(f"cannot listen on port {settings['port']}: {exc.strerror}") from None
+    server.start()  # a port it cannot bind is a UserError, one line
     print(
         f"serving the archive as {settings['aet']} on port {server.port}"
         + (" over TLS" if settings["ssl_context"] else "")
@@ -501,12 +512,25 @@ def cmd_serve(args: argparse.Namespace, locations: Locations) -> int:
         flush=True,
     )
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        wait_until_stopped()
     finally:
         server.stop()
     return 0
+
+
+def wait_until_stopped() -> None:
+    """Block until Ctrl-C or SIGTERM (how service managers stop a daemon)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def move_destinations(locations: Locations) -> dict[str, tuple[str, int]]:

@@ -64,6 +64,7 @@ class BrowserScreen(Screen[None]):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
         Binding("v", "view", "View series", id="browser.view"),
         Binding("t", "tags", "Tags", id="browser.tags"),
+        Binding("p", "remote", "PACS", id="browser.remote"),
         Binding("ctrl+o", "import", "Import", id="browser.import"),
         Binding("r", "reload", "Reload", id="browser.reload"),
         Binding("s", "sort", "Sort name/date", id="browser.sort"),
@@ -73,7 +74,6 @@ class BrowserScreen(Screen[None]):
         Binding("n", "note", "Note", id="browser.note"),
         Binding("right_square_bracket", "unreviewed(1)", "Next unreviewed", id="browser.next"),
         Binding("left_square_bracket", "unreviewed(-1)", "Prev unreviewed", id="browser.prev"),
-        Binding("p", "remote", "PACS", id="browser.remote"),
     ]
 
     def compose(self) -> ComposeResult:
@@ -137,7 +137,7 @@ class BrowserScreen(Screen[None]):
     @work(thread=True, group="children")
     def load_children(self, node: Any) -> None:
         rows = self._children_rows(node.data)
-        self.app.call_from_thread(self._add_children, node, rows)
+        self.app.call_from_thread(self._add_rows, node, rows)
 
     def _children_rows(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """A patient's studies (with their triage) or a study's series (worker thread)."""
@@ -154,7 +154,7 @@ class BrowserScreen(Screen[None]):
         series = Filters(study=row["StudyInstanceUID"])
         return self.app.read(search, "series", series)  # type: ignore[attr-defined,no-any-return]
 
-    def _add_children(self, node: Any, rows: list[dict[str, Any]]) -> None:
+    def _add_rows(self, node: Any, rows: list[dict[str, Any]]) -> None:
         level = node.data["level"]
         for row in rows:
             if level == "series":
@@ -384,7 +384,7 @@ class BrowserScreen(Screen[None]):
         if not patient.data.get("loaded"):
             patient.data["loaded"] = True
             rows = self._children_rows(patient.data)
-            self.app.call_from_thread(self._add_children, patient, rows)
+            self.app.call_from_thread(self._add_rows, patient, rows)
         self.app.call_from_thread(self._go_to_study, patient, target)
 
     def _go_to_study(self, patient: Any, study_uid: str) -> None:
