@@ -231,6 +231,11 @@ def note(message: str) -> None:
 # --- a child in a pseudo-terminal -------------------------------------------------------
 
 
+# xterm's reply to the primary device attributes query (no sixel): a real terminal answers
+# within a round trip, and graphics detection waits for it.
+XTERM_DEVICE_ATTRIBUTES = b"\x1b[?64;1;2;6;9;15;18;21;22c"
+
+
 class PtyChild:
     """A command in its own pseudo-terminal; everything it writes is kept with the time
     each chunk arrived."""
@@ -289,6 +294,8 @@ class PtyChild:
         self.output += chunk
         self._ends.append(len(self.output))
         self._times.append(now)
+        if b"\x1b[c" in chunk:  # pacs-tui asks what the terminal can draw: answer as xterm
+            os.write(self.fd, XTERM_DEVICE_ATTRIBUTES)
         return True
 
     def drain(self, seconds: float) -> None:

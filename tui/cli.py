@@ -770,8 +770,8 @@ def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locati
     import numpy as np
 
     from tui.config import load_config
-    from tui.term.cells import DEFAULT_CELL
     from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
+    from tui.term.modes import DEFAULT_CELL
     from tui.term.show import draw
 
     config = load_config(locations.config_file)
@@ -841,7 +841,7 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
     from tui.app.app import PacsApp
     from tui.config import load_config
     from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
-    from tui.term.show import PROTOCOLS
+    from tui.term.modes import PROTOCOLS
 
     config = load_config(locations.config_file)
     keymap = config.get("keys", {})

@@ -29,8 +29,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
-from tui.term.cells import DEFAULT_CELL
-from tui.term.modes import NORMAL, Mode
+from tui.term.modes import DEFAULT_CELL, NORMAL, PROTOCOLS, Mode
 
 if TYPE_CHECKING:  # numpy and the encoder load with the first image: a faster start
     import numpy as np
@@ -85,8 +84,6 @@ class ImageView(Widget):
 
     @property
     def uses_protocol(self) -> bool:
-        from tui.term.show import PROTOCOLS
-
         return self.graphics in PROTOCOLS
 
     def on_mount(self) -> None:

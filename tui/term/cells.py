@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-DEFAULT_CELL = (10, 20)  # cell width, height in pixels when the terminal does not say
+from tui.term.modes import DEFAULT_CELL
 
 
 def fit_cells(

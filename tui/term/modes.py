@@ -1,5 +1,6 @@
-"""How half-block colours are sent (kept apart from the encoder so that choosing a mode
-does not load numpy: the app starts faster)."""
+"""How images are sent: half-block colour modes, which protocols draw pixels themselves,
+the default cell size (kept apart from the encoders so that choosing does not load numpy
+or Pillow: the app starts faster)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,6 @@ class Mode:
 LOW = Mode("grey", 8)
 NORMAL = Mode("grey", 26)
 HIGH = Mode("truecolor")
+
+PROTOCOLS = ("kitty", "iterm", "sixel")  # the terminal draws pixels itself
+DEFAULT_CELL = (10, 20)  # cell width, height in pixels when the terminal does not say

@@ -5,11 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from tui.term import protocols, text
-from tui.term.cells import DEFAULT_CELL, fit_cells
+from tui.term.cells import fit_cells
 from tui.term.detect import Bandwidth
 from tui.term.halfblock import CellImage, encode, to_cells
-
-PROTOCOLS = ("kitty", "iterm", "sixel")  # the terminal draws pixels itself
+from tui.term.modes import DEFAULT_CELL, PROTOCOLS
 
 
 def draw(
