@@ -72,8 +72,8 @@ def run_cli(*args: str, archive: Path | None = None, check: bool = True, **kw: A
     return result
 
 
-def cli_json(*args: str, archive: Path | None = None) -> Any:
-    return json.loads(run_cli(*args, "--json", archive=archive).stdout)
+def cli_json(*args: str, archive: Path | None = None, check: bool = True) -> Any:
+    return json.loads(run_cli(*args, "--json", archive=archive, check=check).stdout)
 
 
 # Real DICOM servers on loopback for the networking tests (Orthanc, Orthanc over TLS, dcmqrscp).

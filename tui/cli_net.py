@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import threading
 import time
@@ -31,6 +32,7 @@ def add_commands(commands: Any) -> None:
     add.add_argument("aet", metavar="AET", help="its AE title")
     add.add_argument("host", metavar="HOST")
     add.add_argument("port", metavar="PORT", type=int)
+    add.add_argument("--replace", action="store_true", help="replace a node of that name")
     _node_options(add)
     add.set_defaults(handler=cmd_node_add)
     edit = actions.add_parser("edit", help="change some of a node's settings")
@@ -70,8 +72,11 @@ def add_commands(commands: Any) -> None:
 
     p = commands.add_parser("get", help="retrieve a study or series into the archive")
     p.add_argument("node", metavar="NODE")
-    p.add_argument("--study", required=True, metavar="UID")
-    p.add_argument("--series", metavar="UID")
+    p.add_argument(
+        "--study", required=True, action="append", metavar="UID",
+        help="a study to retrieve (repeat for several)",
+    )  # fmt: skip
+    p.add_argument("--series", metavar="UID", help="only this series (of one --study)")
     p.add_argument("--method", choices=("get", "move"), help="default: the node's method")
     p.add_argument("--model", choices=("study", "patient"), default="study")
     p.add_argument(
@@ -102,7 +107,10 @@ def _node_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tls-ca", metavar="PEM", help="CA that signed its certificate (TLS on)")
     p.add_argument("--tls-cert", metavar="PEM", help="our certificate, for mutual TLS")
     p.add_argument("--tls-key", metavar="PEM", help="our private key, for mutual TLS")
-    p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for a response")
+    p.add_argument(
+        "--timeout", type=float, metavar="S",
+        help="seconds to wait for the PACS (to associate, to answer, on the wire)",
+    )  # fmt: skip
     p.add_argument("--max-pdu", type=int, metavar="BYTES", help="largest PDU we take (0: any)")
 
 
@@ -124,7 +132,8 @@ def _node_changes(args: argparse.Namespace) -> dict[str, Any]:
         "calling_aet": args.calling_aet, "method": args.method,
         "move_destination": args.move_destination, "tls_ca": args.tls_ca,
         "tls_cert": args.tls_cert, "tls_key": args.tls_key, "max_pdu": args.max_pdu,
-        "dimse_timeout": args.timeout,
+        "acse_timeout": args.timeout, "dimse_timeout": args.timeout,
+        "network_timeout": args.timeout,
     }  # fmt: skip
     for key in ("aet", "host", "port"):
         changes[key] = getattr(args, key, None)
@@ -135,11 +144,10 @@ def _node_changes(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_node_add(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.net.nodes import Node, save_node
+    from tui.net.nodes import Node, add_node
 
-    changes = _node_changes(args)
-    node = Node(args.name, **changes)
-    save_node(locations.config_file, node)
+    node = Node(args.name, **_node_changes(args))
+    add_node(locations.config_file, node, replace=args.replace)
     print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
     return 0
 
@@ -163,13 +171,15 @@ def cmd_node_rm(args: argparse.Namespace, locations: Locations) -> int:
 def cmd_node_ls(args: argparse.Namespace, locations: Locations) -> int:
     from dataclasses import asdict
 
-    from tui.net.nodes import load_nodes
+    from tui.net.nodes import read_nodes
 
-    nodes = load_nodes(locations.config_file)
+    nodes, broken = read_nodes(locations.config_file)
+    for name, problem in broken.items():
+        print(f"pacs-tui: node {name} is broken: {problem}", file=sys.stderr)
     if args.json:
         _print_json([asdict(n) for n in nodes.values()])
-        return 0
-    if not nodes:
+        return 1 if broken else 0
+    if not nodes and not broken:
         print("no nodes yet: pacs-tui node add NAME AET HOST PORT")
         return 0
     from tui.tables import format_table
@@ -183,7 +193,7 @@ def cmd_node_ls(args: argparse.Namespace, locations: Locations) -> int:
     columns = [("name", "Node", 0), ("aet", "AE title", 0), ("address", "Address", 0),
                ("calling", "Our AE", 0), ("method", "Retrieve", 0), ("tls", "TLS", 0)]  # fmt: skip
     print(format_table(rows, columns))
-    return 0
+    return 1 if broken else 0
 
 
 def _node(name: str, locations: Locations) -> Any:
@@ -235,14 +245,30 @@ HEADINGS = {
 
 
 def _parse_keys(pairs: list[str]) -> dict[str, str]:
-    from pydicom.datadict import tag_for_keyword
+    """``-k`` options as C-FIND keys: dates as people type them (2024, 7d, today, ranges)
+    become DICOM date ranges, and UIDs are checked, before anything goes to the PACS."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    from tui.archive.query import check_uid
+    from tui.net.dates import date_range
 
     keys: dict[str, str] = {}
     for pair in pairs:
-        keyword, _, value = pair.partition("=")
-        keyword = keyword.strip()
-        if tag_for_keyword(keyword) is None:
+        keyword, _, value = (part.strip() for part in pair.partition("="))
+        if not keyword:
+            raise UserError(f"-k {pair!r}: expected KEYWORD=VALUE (PatientName=SMITH*) or KEYWORD")
+        tag = tag_for_keyword(keyword)
+        if tag is None:
             raise UserError(f"-k {pair}: {keyword!r} is not a DICOM keyword (e.g. PatientName)")
+        vr = dictionary_VR(tag)
+        if value and vr == "DA":
+            value = date_range(value)
+        elif value and vr == "UI":
+            try:
+                for uid in value.split("\\"):
+                    check_uid(uid, "k")
+            except UserError:
+                raise UserError(f"-k {pair}: {value!r} is not a UID (nor a list of UIDs)") from None
         keys[keyword] = value
     return keys
 
@@ -262,21 +288,19 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
                              limit=args.limit)  # fmt: skip
     else:
         results = find(node, args.level, keys, model=args.model, limit=args.limit)
-    shown = [k for k, _ in columns] + [k for k in keys if k not in dict(columns)]
-    widths = dict(columns)
+    widths = dict(columns) | {k: 16 for k in keys if k not in dict(columns)}
+    table = _StreamTable(widths, sys.stdout.isatty() and shutil.get_terminal_size().columns)
     count = 0
     started = time.monotonic()
     out = sys.stdout
     try:
         if args.json:
             out.write("[")
-        else:
-            out.write(_stream_row({k: HEADINGS.get(k, k) for k in shown}, shown, widths) + "\n")
         for result in results:
             if args.json:
                 out.write(("," if count else "") + "\n " + json.dumps(result, ensure_ascii=False))
             else:
-                out.write(_stream_row(result, shown, widths) + "\n")
+                out.write(table.lines(result, header=not count))
             out.flush()  # a result is on screen as soon as it arrives
             count += 1
     finally:
@@ -289,18 +313,50 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     return 0
 
 
-def _stream_row(values: dict[str, str], shown: list[str], widths: dict[str, int]) -> str:
-    """One result as a line of fixed-width columns: rows print as they arrive, so the
-    widths cannot be fitted to the data; long values are cut, the last column is whole."""
-    cells = []
-    for n, key in enumerate(shown):
-        text = printable(str(values.get(key, "")))
-        width = widths.get(key, 0)
-        if width and n < len(shown) - 1:
-            text = clip(text, width)
-            text += " " * (width - cell_width(text))
-        cells.append(text)
-    return "  ".join(cells).rstrip()
+class _StreamTable:
+    """Results as fixed-width columns, printed as they arrive (so widths cannot be fitted
+    to the data): fitted to the terminal instead. UIDs are never cut: when they do not
+    fit on the line, they go on their own line below it."""
+
+    MIN_WIDTH = 6
+
+    def __init__(self, widths: dict[str, int], terminal_columns: int | bool) -> None:
+        from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+        def is_uid(keyword: str) -> bool:
+            tag = tag_for_keyword(keyword)
+            return tag is not None and dictionary_VR(tag) == "UI" and keyword != "SOPClassUID"
+
+        self.uids = [k for k in widths if is_uid(k)]
+        self.widths = {k: w or 16 for k, w in widths.items() if k not in self.uids}
+        self.uids_below = False
+        if terminal_columns:
+            room = int(terminal_columns) - 1
+            needed = sum(self.widths.values()) + 2 * len(self.widths) + 66 * len(self.uids)
+            if needed > room and self.uids:
+                self.uids_below = True
+            self._fit(room - (0 if self.uids_below else 66 * len(self.uids)))
+
+    def _fit(self, room: int) -> None:
+        """Narrow the widest columns first until the line fits in ``room`` cells."""
+        while sum(self.widths.values()) + 2 * (len(self.widths) - 1) > room:
+            widest = max(self.widths, key=lambda k: self.widths[k])
+            if self.widths[widest] <= self.MIN_WIDTH:
+                return
+            self.widths[widest] -= 1
+
+    def lines(self, values: dict[str, str], header: bool = False) -> str:
+        text = ""
+        if header:
+            text = self.lines({k: HEADINGS.get(k, k) for k in [*self.widths, *self.uids]})
+        cells = []
+        for key, width in self.widths.items():
+            cell = clip(printable(str(values.get(key, ""))), width)
+            cells.append(cell + " " * (width - cell_width(cell)))
+        uids = [printable(str(values.get(k, ""))) for k in self.uids]
+        if self.uids_below:
+            return text + "  ".join(cells).rstrip() + "".join(f"\n  {u}" for u in uids) + "\n"
+        return text + "  ".join([*cells, *uids]).rstrip() + "\n"
 
 
 # -- get and send ------------------------------------------------------------------------
@@ -316,9 +372,14 @@ def receiver_settings(locations: Locations) -> dict[str, Any]:
 
 
 def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.archive.query import check_uid
     from tui.net.scu import Transfer, retrieve
 
     node = _node(args.node, locations)
+    for uid in [*args.study, args.series or ""]:
+        check_uid(uid, "study" if uid != args.series else "series")
+    if args.series and len(args.study) > 1:
+        raise UserError("--series goes with one --study")
     _open(locations, create=True).close()  # the archive exists before anything arrives
     port = args.port or int(receiver_settings(locations).get("port", 11112))
     live = sys.stderr.isatty()
@@ -331,37 +392,50 @@ def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
             sys.stderr.write("\r" + _progress_line(transfer) + "\x1b[K")
             sys.stderr.flush()
 
-    cancel = threading.Event()
-    try:
-        transfer = retrieve(
-            node, locations.archive, args.study, args.series, method=args.method,
-            model=args.model, progress=progress, cancel=cancel, receive_port=port,
-        )  # fmt: skip
-    except KeyboardInterrupt:
+    summaries = []
+    for study in dict.fromkeys(args.study):  # each once, in the order given
+        try:
+            transfer = retrieve(
+                node, locations.archive, study, args.series, method=args.method,
+                model=args.model, progress=progress, receive_port=port,
+            )  # fmt: skip
+        except KeyboardInterrupt:
+            print(
+                "\npacs-tui: interrupted: what arrived is in the archive; the same command "
+                "resumes", file=sys.stderr,
+            )  # fmt: skip
+            return 130
         if live:
-            sys.stderr.write("\n")
-        raise UserError(
-            "interrupted: what arrived is in the archive; the same command resumes"
-        ) from None
-    if live:
-        sys.stderr.write("\r\x1b[K")
+            sys.stderr.write("\r\x1b[K")
+        summaries.append(_get_summary(study, transfer))
+        if not args.json:
+            _print_get(transfer)
+    totals = {
+        key: sum(s[key] for s in summaries) for key in ("new", "already_present", "bytes")
+    } | {"failed": sum(s["failed"] for s in summaries)}
+    if args.json:
+        _print_json({"node": node.name, **totals, "studies": summaries})
+    return 1 if totals["failed"] else 0
+
+
+def _get_summary(study: str, transfer: Any) -> dict[str, Any]:
     tally = transfer.tally
-    summary = {
-        "node": node.name, "new": tally.new, "already_present": transfer.skipped + tally.present,
+    return {
+        "StudyInstanceUID": study, "new": tally.new,
+        "already_present": transfer.skipped + tally.present,
         "failed": tally.failed + transfer.failed_remote, "bytes": tally.bytes,
         "seconds": round(time.monotonic() - tally.started, 3),
         "errors": tally.errors, "warnings": transfer.warnings,
     }  # fmt: skip
-    if args.json:
-        _print_json(summary)
+
+
+def _print_get(transfer: Any) -> None:
+    if transfer.expected == 0:
+        print(f"nothing to retrieve: all {transfer.skipped} instances are already here")
     else:
-        if transfer.expected == 0:
-            print(f"nothing to retrieve: all {transfer.skipped} instances are already here")
-        else:
-            print(_progress_line(transfer) + f", {transfer.skipped} already here")
-        for line in tally.errors + transfer.warnings:
-            print(f"  {line}", file=sys.stderr)
-    return 1 if summary["failed"] else 0
+        print(_progress_line(transfer) + f", {transfer.skipped} already here")
+    for line in transfer.tally.errors + transfer.warnings:
+        print(f"  {line}", file=sys.stderr)
 
 
 def _progress_line(transfer: Any) -> str:
@@ -392,7 +466,8 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
     try:
         result = send(node, files, progress)
     except KeyboardInterrupt:
-        raise UserError("interrupted: some instances may have been sent") from None
+        print("\npacs-tui: interrupted: some instances may have been sent", file=sys.stderr)
+        return 130
     if live:
         sys.stderr.write("\r\x1b[K")
     summary = {

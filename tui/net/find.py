@@ -155,7 +155,7 @@ class Query:
         if model not in MODELS:
             raise UserError(f"model {model!r}: use study or patient")
         if model == "study" and level == "patient":
-            raise UserError("the study root model has no patient level: use model patient")
+            raise UserError("the study root model has no patient level: query with --model patient")
         self.model = model
         given = dict(keys or {})
         if all(given.values()):  # filters only: show what a browser shows, filtered

@@ -62,8 +62,12 @@ class Node:
     def address(self) -> str:
         return f"{self.aet}@{self.host}:{self.port}"
 
-    def checked(self) -> Node:
-        """This node, or a :class:`UserError` saying which value is wrong."""
+    def checked(self, check_files: bool = True) -> Node:
+        """This node, or a :class:`UserError` saying which value is wrong.
+
+        TLS files are looked for only with ``check_files`` (when the node is saved): a file
+        that went missing later is reported when the node is used, not by every command.
+        """
         if not _NAME.match(self.name):
             raise UserError(f"node name {self.name!r}: use letters, digits, - and _")
         for label, title in (
@@ -82,7 +86,7 @@ class Node:
             raise UserError(f"node {self.name}: tls_cert and tls_key go together")
         for label in ("tls_ca", "tls_cert", "tls_key"):
             path = getattr(self, label)
-            if path and not Path(path).expanduser().is_file():
+            if check_files and path and not Path(path).expanduser().is_file():
                 raise UserError(f"node {self.name}: {label} {path} is not a file")
         for label in ("connect_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
             if getattr(self, label) <= 0:
@@ -103,6 +107,7 @@ def check_aet(title: str, label: str = "AE title") -> str:
 
 _FIELDS = {f.name: f for f in fields(Node)}
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
+_KIND_NAMES = {str: "text, in quotes", int: "a whole number", float: "a number"}
 
 
 def from_table(name: str, table: dict[str, Any], source: Path | str = "config.toml") -> Node:
@@ -118,33 +123,51 @@ def from_table(name: str, table: dict[str, Any], source: Path | str = "config.to
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise UserError(f"{source}: [nodes.{name}] {key} must be a {kind.__name__}")
+            raise UserError(f"{source}: [nodes.{name}] {key} must be {_KIND_NAMES[kind]}")
         values[key] = value
     for required in ("aet", "host", "port"):
         if required not in values:
             raise UserError(f"{source}: [nodes.{name}] needs {required}")
-    return Node(**values).checked()
+    return Node(**values).checked(check_files=False)
 
 
-def load_nodes(config_file: Path) -> dict[str, Node]:
-    """Every node configured in ``config_file``, by name."""
+def read_nodes(config_file: Path) -> tuple[dict[str, Node], dict[str, str]]:
+    """The nodes in ``config_file`` by name, and the broken ones with what is wrong.
+
+    One mistyped node must not stop the others (nor its own removal), so a node that does
+    not load is set aside with its error rather than failing the whole file.
+    """
     tables = load_config(config_file).get("nodes", {})
     if not isinstance(tables, dict):
         raise UserError(f"{config_file}: nodes must be tables, [nodes.NAME]")
-    nodes = {}
+    nodes: dict[str, Node] = {}
+    broken: dict[str, str] = {}
     for name, table in tables.items():
-        if not isinstance(table, dict):
-            raise UserError(f"{config_file}: nodes.{name} must be a table, [nodes.{name}]")
-        nodes[name] = from_table(name, table, config_file)
-    return nodes
+        try:
+            if not isinstance(table, dict):
+                raise UserError(f"{config_file}: nodes.{name} must be a table, [nodes.{name}]")
+            nodes[name] = from_table(name, table, config_file)
+        except UserError as exc:
+            broken[name] = str(exc)
+    return nodes, broken
+
+
+def load_nodes(config_file: Path) -> dict[str, Node]:
+    """The nodes in ``config_file`` that load, by name (see :func:`read_nodes`)."""
+    return read_nodes(config_file)[0]
 
 
 def get_node(config_file: Path, name: str) -> Node:
-    """The node called ``name``, or a :class:`UserError` listing the ones there are."""
-    nodes = load_nodes(config_file)
+    """The node called ``name``, or a :class:`UserError` saying why there is none."""
+    nodes, broken = read_nodes(config_file)
+    if name in broken:
+        raise UserError(
+            f"{broken[name]} (fix it with pacs-tui node edit {name} ..., or node rm {name})"
+        )
     if name not in nodes:
         known = ", ".join(sorted(nodes)) or "none yet: pacs-tui node add NAME AET HOST PORT"
-        raise UserError(f"no node {name!r} (nodes: {known})")
+        hint = "; the demo PACS runs only while pacs-tui demo does" if name == "demo" else ""
+        raise UserError(f"no node {name!r} (nodes: {known}){hint}")
     return nodes[name]
 
 
@@ -158,15 +181,32 @@ def save_node(config_file: Path, node: Node) -> None:
 
 
 def remove_node(config_file: Path, name: str) -> None:
-    get_node(config_file, name)  # says so when there is no such node
+    nodes, broken = read_nodes(config_file)
+    if name not in nodes and name not in broken:
+        get_node(config_file, name)  # says there is no such node, and which there are
     _rewrite_table(config_file, name, "")
 
 
+def add_node(config_file: Path, node: Node, replace: bool = False) -> None:
+    """Save a new node; one of the same name is replaced only when asked."""
+    nodes, broken = read_nodes(config_file)
+    if not replace and (node.name in nodes or node.name in broken):
+        raise UserError(
+            f"there is a node {node.name} already: pacs-tui node edit {node.name} ... changes "
+            "it, node add --replace replaces it"
+        )
+    save_node(config_file, node)
+
+
 def edit_node(config_file: Path, name: str, changes: dict[str, Any]) -> Node:
-    """The node ``name`` with ``changes`` applied and saved."""
-    node = get_node(config_file, name)
-    table = {k: v for k, v in asdict(node).items() if k != "name"}
-    table.update(changes)
+    """The node ``name`` with ``changes`` applied and saved (a broken node too: editing
+    is how it gets mended)."""
+    tables = load_config(config_file).get("nodes", {})
+    table = tables.get(name) if isinstance(tables, dict) else None
+    if not isinstance(table, dict):
+        get_node(config_file, name)  # says there is no such node
+        table = {}
+    table = {**table, **changes}
     edited = from_table(name, table, config_file)
     save_node(config_file, edited)
     return edited

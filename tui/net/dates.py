@@ -1,0 +1,39 @@
+"""Dates as people type them, turned into DICOM date matching (for the CLI and the app)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from tui.errors import UserError
+
+_UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
+
+
+def date_range(text: str, today: dt.date | None = None) -> str:
+    """The StudyDate key for what was typed: ``20240101``, ``20240101-20241231`` (either end
+    may be left open), ``2024``, ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``,
+    ``1y`` (today included)."""
+    text = text.strip().lower().replace(" ", "")
+    today = today or dt.date.today()
+    if not text:
+        return ""
+    if text in ("today", "yesterday"):
+        return f"{today - dt.timedelta(days=text == 'yesterday'):%Y%m%d}"
+    if match := re.fullmatch(r"(\d{1,4})([dwmy])", text):
+        days = int(match[1]) * _UNITS[match[2]]
+        return f"{today - dt.timedelta(days=max(days, 1) - 1):%Y%m%d}-{today:%Y%m%d}"
+    if re.fullmatch(r"\d{4}", text):
+        return f"{text}0101-{text}1231"
+    if re.fullmatch(r"\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8}", text):
+        ends = [end for end in text.split("-") if end]
+        try:
+            first, *last = (dt.datetime.strptime(end, "%Y%m%d").date() for end in ends)
+        except ValueError:
+            raise UserError(f"date {text!r}: not a calendar date (YYYYMMDD)") from None
+        if last and last[0] < first:
+            raise UserError(f"date {text!r} ends before it starts")
+        return text
+    raise UserError(
+        f"date {text!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
+    )
