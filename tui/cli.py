@@ -8,6 +8,7 @@ line (``pacs-tui: error: ...``) with exit status 1; Ctrl-C exits with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -689,7 +690,7 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
     one more that only it has."""
     from tui.archive.demo import build_demo_pacs
     from tui.cli_net import move_destinations, receiver_settings
-    from tui.net.nodes import DEFAULT_CALLING_AET, Node, save_node
+    from tui.net.nodes import DEFAULT_CALLING_AET, Node, get_node, remove_node, save_node
     from tui.net.server import MiniPacs
 
     # C-MOVE goes to the configured nodes, and to us: PACSTUI at our receive port
@@ -705,6 +706,9 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
         yield node
     finally:
         server.stop()
+        with contextlib.suppress(UserError):  # gone with the demo: no dead port left behind
+            if get_node(locations.config_file, "demo").port == server.port:
+                remove_node(locations.config_file, "demo")
 
 
 # -- render and export ---------------------------------------------------------------

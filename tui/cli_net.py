@@ -542,7 +542,7 @@ def cmd_receive(args: argparse.Namespace, locations: Locations) -> int:
     _open(locations, create=True).close()
     receiver = Receiver(
         locations.archive, settings["aet"], args.host, settings["port"], settings["allow"],
-        settings["ssl_context"], on_filed=_count_line,
+        settings["ssl_context"], on_filed=_count_line, on_event=_event_line,
     )  # fmt: skip
     try:
         receiver.start()
@@ -561,6 +561,12 @@ def cmd_receive(args: argparse.Namespace, locations: Locations) -> int:
     tally = receiver.tally
     print(f"\n{tally.new} new, {tally.present} already here, {tally.failed} failed")
     return 0
+
+
+def _event_line(line: str) -> None:
+    stamp = time.strftime("%H:%M:%S")
+    sys.stdout.write(("\r\x1b[K" if sys.stdout.isatty() else "") + f"{stamp} {line}\n")
+    sys.stdout.flush()
 
 
 def _count_line(tally: Any) -> None:

@@ -62,16 +62,26 @@ def connect_failed(node: Node, exc: BaseException) -> NetError:
 
 
 def aborted(node: Node, during: str) -> NetError:
+    if during == "association negotiation":
+        cause = (
+            f"it may not accept our AE title {node.calling_aet} (add it there with this "
+            "machine's address, or set calling_aet to one it knows) or its TLS settings "
+            "differ from the node's; its log says which"
+        )
+    else:
+        cause = (
+            "see the PACS log (a wrong TLS setting or an AE title it does not accept can do this)"
+        )
     return NetError(
-        f"{node.name} ({node.address}) dropped the association during {during}: "
-        "see the PACS log (a wrong TLS setting or an AE title it does not accept can do this)"
+        f"{node.name} ({node.address}) dropped the association during {during}: {cause}"
     )
 
 
 def timed_out(node: Node, during: str, seconds: float) -> NetError:
     return NetError(
-        f"{node.name} ({node.address}) did not answer {during} within {seconds:g} s: "
-        "raise the node's dimse_timeout if the PACS is slow, or narrow the query"
+        f"{node.name} ({node.address}) did not answer {during} within {seconds:g} s: if the "
+        f"PACS is just slow, pacs-tui node edit {node.name} --timeout S gives it longer"
+        + ("" if during == "association negotiation" else "; or narrow the query")
     )
 
 

@@ -7,7 +7,9 @@ given. Each instance is filed atomically and indexed on arrival (:mod:`tui.net.s
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import ssl
 import threading
 from collections.abc import Callable
@@ -40,6 +42,8 @@ class Receiver:
         threads).
     tally : Tally, optional
         Where to count (a retrieve passes its own).
+    on_event : callable, optional
+        Called with a line when a peer calls or is refused.
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class Receiver:
         ssl_context: ssl.SSLContext | None = None,
         on_filed: Callable[[Tally], None] | None = None,
         tally: Tally | None = None,
+        on_event: Callable[[str], None] | None = None,
     ) -> None:
         self._owns_filer = not isinstance(filer, Filer)
         self.filer = Filer(filer) if not isinstance(filer, Filer) else filer
@@ -60,6 +65,7 @@ class Receiver:
         self.address = (host, port)
         self.ssl_context = ssl_context
         self.on_filed = on_filed
+        self.on_event = on_event
         self._server: Any = None
 
     @property
@@ -69,7 +75,21 @@ class Receiver:
         return int(self._server.server_address[1])
 
     def handlers(self) -> list[Any]:
-        return [(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, lambda event: 0x0000)]
+        return [
+            (evt.EVT_C_STORE, self._on_store),
+            (evt.EVT_C_ECHO, lambda event: 0x0000),
+            (evt.EVT_ACCEPTED, lambda event: self._tell(event, "sending")),
+            (evt.EVT_REJECTED, lambda event: self._tell(event, "refused (not in the allow-list)")),
+        ]
+
+    def _tell(self, event: Any, what: str) -> None:
+        """Who called: AE titles and addresses, never patient data, in the log and to
+        ``on_event`` (``pacs-tui receive`` prints them)."""
+        requestor = event.assoc.requestor
+        line = f"{requestor.ae_title} at {requestor.address}: {what}"
+        log.info("%s", line)
+        if self.on_event is not None:
+            self.on_event(line)
 
     def _on_store(self, event: Any) -> int:
         _, status = self.filer.file(event.encoded_dataset(), self.tally)
@@ -82,12 +102,17 @@ class Receiver:
         self._server = self.ae.start_server(
             self.address, block=False, evt_handlers=self.handlers(), ssl_context=self.ssl_context
         )
+        # Say which port files into this archive: a C-MOVE finding the port taken can
+        # tell this receiver from another program (or one filing somewhere else).
+        marker = receiver_marker(self.filer.store)
+        marker.write_text(json.dumps({"port": self.port, "pid": os.getpid()}))
         log.info("receiving on port %d", self.port)
 
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server = None
+            receiver_marker(self.filer.store).unlink(missing_ok=True)
         if self._owns_filer:
             self.filer.close()
 
@@ -98,3 +123,17 @@ class Receiver:
             (stop or threading.Event()).wait()
         finally:
             self.stop()
+
+
+def receiver_marker(store: Path) -> Path:
+    return store / "incoming" / "receiver.json"
+
+
+def receiving_here(store: Path, port: int) -> bool:
+    """Whether a live receiver files what arrives on ``port`` into this archive."""
+    try:
+        marker = json.loads(receiver_marker(store).read_text())
+        os.kill(int(marker["pid"]), 0)  # still running?
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return bool(marker.get("port") == port)
