@@ -6,10 +6,12 @@ compared with the original, pixel data byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pydicom
@@ -20,12 +22,15 @@ from tests.servers import (
     PACSTUI,
     clear,
     need_dcmtk,
+    rest,
     start_storescp,
     upload,
 )
 
 TOSHIBA = "neurolabusc_dcm_qa_toshiba/MR_Toshiba_Galan3T_DTI_ortho_b0_volume"  # 40 x 64x64
 J2K = "neurolabusc_dcm_qa_frag/MR_Siemens_6001_anat-T1w_J2K_lossless_multifragment"  # 96 J2K
+# 10 JPEG Lossless images of another series in J2K's study
+JPEG = "neurolabusc_dcm_qa_frag/MR_Siemens_5001_JPEG_lossless_multifragment_subset10"
 
 
 def _files(folder: str) -> list[Path]:
@@ -272,3 +277,201 @@ def test_demo_serves_a_pacs_to_query_and_retrieve_from(tmp_path: Path) -> None:
         server.terminate()  # SIGTERM stops it cleanly, as a service manager would
         server.communicate(timeout=30)
     assert server.returncode == 0
+
+
+# -- C-GET over our own upper layer (tui.net.get) ---------------------------------------------
+
+
+def test_a_retrieve_over_tls_files_every_instance_byte_for_byte(
+    orthanc_tls, tmp_path: Path
+) -> None:
+    server = orthanc_tls
+    upload(server, _files(TOSHIBA))
+    _add_node(
+        server, "secure", "--tls-ca", str(server.ca), "--tls-cert", str(server.client_cert),
+        "--tls-key", str(server.client_key),
+    )  # fmt: skip
+    archive = tmp_path / "archive"
+    summary = cli_json("get", "secure", "--study", _study_of(TOSHIBA), archive=archive)
+    assert (summary["new"], summary["failed"]) == (len(_files(TOSHIBA)), 0)
+    assert _pixels_by_uid(_archive_files(archive)) == _pixels_by_uid(_files(TOSHIBA))
+
+
+def test_a_study_of_a_compressed_and_an_uncompressed_series_comes_as_stored(
+    loaded, tmp_path: Path
+) -> None:
+    """Each file comes in the transfer syntax the PACS holds it in: the J2K series as J2K,
+    the other series (JPEG Lossless, decoded here to Explicit VR Little Endian before it is
+    stored) uncompressed; so its pixel data is the stored bytes, not a transcoding."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for path in _files(JPEG):
+        ds = pydicom.dcmread(path)
+        ds.decompress(generate_instance_uid=False)  # the same instance, uncompressed
+        ds.save_as(plain / path.name, enforce_file_format=True)
+    stored = sorted(plain.iterdir()) + _files(J2K)
+    assert _study_of(JPEG) == _study_of(J2K)
+    ids = upload(loaded, sorted(plain.iterdir()))
+    try:
+        _add_node(loaded)
+        archive = tmp_path / "archive"
+        summary = cli_json("get", "pacs", "--study", _study_of(J2K), archive=archive)
+    finally:
+        for orthanc_id in ids:  # the other tests expect the J2K study as it was
+            rest(loaded, f"/instances/{orthanc_id}", method="DELETE")
+    assert (summary["new"], summary["failed"]) == (len(stored), 0)
+    want = {}
+    for path in stored:
+        ds = pydicom.dcmread(path)
+        want[str(ds.SOPInstanceUID)] = (str(ds.file_meta.TransferSyntaxUID), bytes(ds.PixelData))
+    got = {}
+    for path in _archive_files(archive):
+        ds = pydicom.dcmread(path)
+        got[str(ds.SOPInstanceUID)] = (str(ds.file_meta.TransferSyntaxUID), bytes(ds.PixelData))
+    assert got == want
+    assert {syntax for syntax, _ in got.values()} == {
+        "1.2.840.10008.1.2.1",
+        "1.2.840.10008.1.2.4.90",
+    }
+
+
+GET_STUDY_ROOT = b"1.2.840.10008.5.1.4.1.2.2.3"
+A_ABORT = b"\x07\x00\x00\x00\x00\x04\x00\x00\x02\x00"
+
+
+class Breaker:
+    """A relay between us and a real PACS that passes whole PDUs; on the association that
+    proposes C-GET, at Orthanc's ``at``-th P-DATA-TF PDU it plays ``how``:
+
+    * ``abort``: an A-ABORT instead of that PDU, then both connections closed;
+    * ``cut``: the first half of that PDU, then both connections closed;
+    * ``stall``: before the first PDU from then on that goes on with a dataset begun in the
+      PDU before it (so we wait with a command and fragments received), ``stalled`` is set and
+      the relay pauses 0.6 s before it passes that PDU.
+    """
+
+    def __init__(self, server, how: str, at: int) -> None:
+        self.upstream = (server.host, server.port)
+        self.how, self.at = how, at
+        self.stalled = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(self.upstream) as upstream:
+            try:
+                self._pass(client, upstream)
+            finally:  # a FIN now: close() alone waits for the pump blocked in recv
+                for sock in (client, upstream):
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+
+    def _pass(self, client: socket.socket, upstream: socket.socket) -> None:
+        request = _read_pdu(client)
+        upstream.sendall(request)
+        watched = GET_STUDY_ROOT in request
+        threading.Thread(target=_pump, args=(client, upstream), daemon=True).start()
+        count = 0
+        in_dataset = False  # the PDU before was a dataset fragment, not the last
+        while pdu := _read_pdu(upstream):
+            count += pdu[0] == 0x04
+            if watched and count >= self.at:
+                if self.how == "abort":
+                    client.sendall(A_ABORT)
+                    return
+                if self.how == "cut":
+                    client.sendall(pdu[: len(pdu) // 2])
+                    return
+                if in_dataset and not self.stalled.is_set():
+                    self.stalled.set()
+                    time.sleep(0.6)
+            # byte 11: the (first) PDV's control header; 0: a dataset fragment, not the last
+            in_dataset = pdu[0] == 0x04 and pdu[11] == 0x00
+            client.sendall(pdu)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _read_pdu(sock: socket.socket) -> bytes:
+    """One whole PDU from ``sock`` (b"" when it closed)."""
+    head = _read_exactly(sock, 6)
+    return head + _read_exactly(sock, int.from_bytes(head[2:6], "big")) if head else b""
+
+
+def _read_exactly(sock: socket.socket, size: int) -> bytes:
+    data = bytearray()
+    while len(data) < size:
+        try:
+            chunk = sock.recv(size - len(data))
+        except OSError:
+            return b""
+        if not chunk:
+            return b""
+        data += chunk
+    return bytes(data)
+
+
+def _pump(source: socket.socket, dest: socket.socket) -> None:
+    try:
+        while data := source.recv(65536):
+            dest.sendall(data)
+    except OSError:
+        pass
+
+
+def _only_whole_files(archive: Path, originals: dict[str, bytes]) -> int:
+    """Every indexed file is whole (its pixels those of the original), none is left unindexed
+    in the store or half-written in its incoming folder; the number of files."""
+    indexed = _archive_files(archive)
+    assert all(originals[uid] == pixels for uid, pixels in _pixels_by_uid(indexed).items())
+    store = archive / "store"
+    on_disk = {str(p) for p in store.rglob("*") if p.is_file() and "incoming" not in p.parts}
+    assert on_disk == set(indexed)
+    assert not list((store / "incoming").iterdir())
+    return len(indexed)
+
+
+@pytest.mark.parametrize("how", ["abort", "cut"])
+def test_a_pacs_that_drops_the_association_mid_transfer_leaves_whole_files(
+    loaded, tmp_path: Path, how: str
+) -> None:
+    breaker = Breaker(loaded, how, at=25)
+    try:
+        run_cli("node", "add", "flaky", loaded.aet, "127.0.0.1", str(breaker.port))
+        archive = tmp_path / "archive"
+        result = run_cli("get", "flaky", "--study", _study_of(J2K), archive=archive, check=False)
+    finally:
+        breaker.close()
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "dropped the association during the retrieve" in lines[0]
+    assert 0 < _only_whole_files(archive, _pixels_by_uid(_files(J2K))) < 96
+
+
+def test_a_cancel_in_the_middle_of_an_image_finishes_it_then_stops(loaded, tmp_path: Path) -> None:
+    """Cancel while we wait for the rest of an image: the C-CANCEL goes out at once, the
+    image already begun is received whole, filed and answered, and the PACS stops."""
+    from tui.net.nodes import Node
+    from tui.net.scu import retrieve
+
+    breaker = Breaker(loaded, "stall", at=1)
+    cancel = threading.Event()
+    threading.Thread(target=lambda: breaker.stalled.wait(60) and cancel.set(), daemon=True).start()
+    node = Node("flaky", loaded.aet, "127.0.0.1", breaker.port, max_pdu=16384)
+    try:
+        transfer = retrieve(node, tmp_path / "a", _study_of(J2K), cancel=cancel)
+    finally:
+        breaker.close()
+    assert breaker.stalled.is_set() and transfer.tally.failed == 0
+    assert 1 <= transfer.tally.new < 96
+    assert _only_whole_files(tmp_path / "a", _pixels_by_uid(_files(J2K))) == transfer.tally.new

@@ -8,9 +8,14 @@ and patient data never goes into our logs at INFO or above.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from pynetdicom import AE, _config
-from pynetdicom.presentation import AllStoragePresentationContexts, PresentationContext
+from pynetdicom.presentation import (
+    AllStoragePresentationContexts,
+    PresentationContext,
+    StoragePresentationContexts,
+)
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 
 from tui.net.nodes import check_aet
@@ -50,6 +55,25 @@ def context(abstract: str, syntaxes: list[str]) -> PresentationContext:
     proposed.abstract_syntax = abstract
     proposed.transfer_syntax = list(syntaxes)
     return proposed
+
+
+def storage_proposals(classes: Collection[str]) -> list[tuple[str, list[str]]]:
+    """The storage contexts a C-GET proposes, as (SOP class, transfer syntaxes) pairs.
+
+    A PACS sends each file in the transfer syntax accepted for its SOP class, and some
+    (Orthanc) will not transcode: so each class is offered uncompressed and, in contexts of
+    their own, in every compressed syntax, letting the files come as stored. With too many
+    classes for 128 contexts, one context each with every syntax; with none known (the PACS
+    would not say what is coming), one for each of pynetdicom's usual storage classes.
+    """
+    if classes and len(classes) * len(ACCEPTED_SYNTAXES) <= 120:
+        proposals = []
+        for uid in sorted(classes):
+            proposals.append((uid, UNCOMPRESSED_ALL))
+            proposals += [(uid, [syntax]) for syntax in COMPRESSED]
+        return proposals
+    known = sorted(classes) or [str(c.abstract_syntax) for c in StoragePresentationContexts]
+    return [(uid, ACCEPTED_SYNTAXES) for uid in known]
 
 
 def storage_ae(aet: str, allow: set[str] | None = None) -> AE:

@@ -4,12 +4,14 @@ pynetdicom turns every C-FIND response into pydicom datasets and events; for 10,
 that costs seconds (see ``benchmarks/bench_find.py``). Here an association is a socket and
 a receive buffer: requests are written as bytes, responses come back as the raw bytes of
 their command set and dataset, and the caller decodes only the elements it shows.
-pynetdicom stays in charge of everything else (retrieve, send, our SCPs).
+C-GET (:mod:`tui.net.get`) runs over it too, for the same reason; pynetdicom stays in charge
+of everything else (echo, C-MOVE, send, our SCPs).
 
-What is handled: A-ASSOCIATE-RQ with several presentation contexts, A-ASSOCIATE-AC/RJ,
-P-DATA-TF fragmented to the peer's maximum PDU length and reassembled from PDVs,
-A-RELEASE-RQ/RP and A-ABORT, over TCP or TLS. Every failure, a peer speaking garbage
-included, becomes a one-line :class:`~tui.net.errors.NetError`.
+What is handled: A-ASSOCIATE-RQ with several presentation contexts and SCP/SCU role
+selection (for C-GET, :mod:`tui.net.get`), A-ASSOCIATE-AC/RJ, P-DATA-TF fragmented to the
+peer's maximum PDU length and reassembled from PDVs, A-RELEASE-RQ/RP and A-ABORT, over TCP
+or TLS. Every failure, a peer speaking garbage included, becomes a one-line
+:class:`~tui.net.errors.NetError`.
 """
 
 from __future__ import annotations
@@ -61,14 +63,20 @@ _NEGOTIATION_LIMIT = 1 << 20  # no A-ASSOCIATE-AC is this long; a longer one is 
 _NO_LIMIT = 1 << 30  # our max_pdu of 0 means "no limit": still refuse absurd lengths
 _CHUNK = 1 << 18  # bytes asked of the socket at a time
 _POLL = 0.1  # seconds between looks at a cancel event while waiting
+_QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
-# Command set (PS3.7 E.1): the elements a response carries that we act on.
-COMMAND_FIELD, MESSAGE_ID, RESPONDED_TO = 0x00000100, 0x00000110, 0x00000120
-DATASET_TYPE, STATUS, ERROR_COMMENT = 0x00000800, 0x00000900, 0x00000902
+# Command set (PS3.7 E.1): the elements a message carries that we act on.
+AFFECTED_SOP_CLASS, COMMAND_FIELD, MESSAGE_ID = 0x00000002, 0x00000100, 0x00000110
+RESPONDED_TO, PRIORITY, DATASET_TYPE = 0x00000120, 0x00000700, 0x00000800
+STATUS, ERROR_COMMENT, AFFECTED_SOP_INSTANCE = 0x00000900, 0x00000902, 0x00001000
 NO_DATASET = 0x0101  # CommandDataSetType: no dataset follows
-_COUNT_TAGS = (0x00001020, 0x00001021, 0x00001022, 0x00001023)  # sub-operations (C-GET, C-MOVE)
-_COMMAND_WANTED = frozenset({COMMAND_FIELD, RESPONDED_TO, DATASET_TYPE, STATUS, ERROR_COMMENT,
-                             *_COUNT_TAGS})  # fmt: skip
+HAS_DATASET = 0x0001  # CommandDataSetType: any other value means a dataset follows
+# Sub-operation counts of C-GET and C-MOVE responses.
+REMAINING, COMPLETED, FAILED, WARNING = 0x00001020, 0x00001021, 0x00001022, 0x00001023
+COUNT_TAGS = (REMAINING, COMPLETED, FAILED, WARNING)
+_COMMAND_WANTED = frozenset({AFFECTED_SOP_CLASS, COMMAND_FIELD, MESSAGE_ID, RESPONDED_TO,
+                             DATASET_TYPE, STATUS, ERROR_COMMENT, AFFECTED_SOP_INSTANCE,
+                             *COUNT_TAGS})  # fmt: skip
 _IMPLICIT = struct.Struct("<HHL")  # group, element, length
 _EXPLICIT = struct.Struct("<HH2sH")  # group, element, VR, length (short VRs)
 _UNDEFINED = 0xFFFFFFFF
@@ -98,23 +106,47 @@ class Context:
 
 @dataclass(frozen=True, slots=True)
 class Command:
-    """The fields of a response's command set that we act on (see :func:`read_command`)."""
+    """The fields of a command set that we act on (see :func:`read_command`).
+
+    A response has ``responded_to`` and ``status``; a request (a C-STORE-RQ during a C-GET)
+    has ``message_id`` and the affected SOP class and instance. What a command lacks is -1
+    (numbers), None (status) or "" (text).
+    """
 
     field: int
     responded_to: int
     status: int | None
     has_dataset: bool
     error_comment: str
-    counts: dict[int, int]  # sub-operation counts by tag, when the response has them
+    counts: dict[int, int]  # sub-operation counts by tag (COUNT_TAGS), when the response has them
+    message_id: int = -1
+    affected_sop_class: str = ""
+    affected_sop_instance: str = ""
 
 
-@dataclass(slots=True)
 class Message:
-    """A DIMSE message as received: its context, its command (read) and dataset (raw bytes)."""
+    """A DIMSE message as received: its context, its command (read) and its dataset.
 
-    context_id: int
-    command: Command
-    dataset: bytes | None
+    The dataset comes as ``fragments``, views of the PDUs it arrived in: a caller that
+    writes it out (a C-GET's image into a file) can do so without joining them; ``dataset``
+    joins them once, for a caller that reads it.
+    """
+
+    __slots__ = ("_dataset", "command", "context_id", "fragments")
+
+    def __init__(self, context_id: int, command: Command, fragments: list[memoryview] | None):
+        self.context_id = context_id
+        self.command = command
+        self.fragments = fragments  # None: the message has no dataset
+        self._dataset: bytes | None = None
+
+    @property
+    def dataset(self) -> bytes | None:
+        """The dataset's bytes (None when it has none), joined on first use."""
+        if self._dataset is None and self.fragments is not None:
+            parts = self.fragments
+            self._dataset = bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+        return self._dataset
 
 
 # -- encoding ------------------------------------------------------------------------------
@@ -164,18 +196,29 @@ def read_command(node: Node, data: bytes) -> Command:
             raise errors.garbled(node, f"command element {tag:08X} of {len(raw)} bytes, not 2")
         return raw[0] | raw[1] << 8
 
+    def text(tag: int) -> str:
+        raw = found.get(tag)
+        return raw.decode("ascii", "replace").strip(" \x00") if raw else ""
+
     field, dataset_type = number(COMMAND_FIELD), number(DATASET_TYPE)
     if field is None or dataset_type is None:
         raise errors.garbled(node, "a command set without CommandField or CommandDataSetType")
-    responded = number(RESPONDED_TO)
-    comment = found.get(ERROR_COMMENT)
+    responded, message_id = number(RESPONDED_TO), number(MESSAGE_ID)
+    counts = {}
+    for tag in COUNT_TAGS:
+        count = number(tag)  # an empty count is no count
+        if count is not None:
+            counts[tag] = count
     return Command(
         field=field,
         responded_to=responded if responded is not None else -1,
         status=number(STATUS),
         has_dataset=dataset_type != NO_DATASET,
-        error_comment=comment.decode("ascii", "replace").strip(" \x00") if comment else "",
-        counts={tag: number(tag) or 0 for tag in _COUNT_TAGS if tag in found},
+        error_comment=text(ERROR_COMMENT),
+        counts=counts,
+        message_id=message_id if message_id is not None else -1,
+        affected_sop_class=text(AFFECTED_SOP_CLASS),
+        affected_sop_instance=text(AFFECTED_SOP_INSTANCE),
     )
 
 
@@ -269,15 +312,28 @@ def _uid_item(item_type: int, uid: str) -> bytes:
     return _ITEM.pack(item_type, len(raw)) + raw
 
 
-def _associate_rq(node: Node, contexts: Sequence[tuple[str, Sequence[str]]]) -> bytes:
-    """The A-ASSOCIATE-RQ PDU (PS3.8 9.3.2) proposing ``contexts`` with IDs 1, 3, 5..."""
+def _associate_rq(
+    node: Node, contexts: Sequence[tuple[str, Sequence[str]]], roles: Sequence[str] = ()
+) -> bytes:
+    """The A-ASSOCIATE-RQ PDU (PS3.8 9.3.2) proposing ``contexts`` with IDs 1, 3, 5...
+
+    For each SOP class in ``roles`` an SCP/SCU Role Selection sub-item (PS3.7 D.3.3.4)
+    proposes that we take the SCP role alone: the peer may then send us C-STORE requests of
+    that class, as a C-GET needs.
+    """
     items = bytearray(_uid_item(0x10, APPLICATION_CONTEXT))
     for index, (abstract, syntaxes) in enumerate(contexts):
         sub = _uid_item(0x30, abstract) + b"".join(_uid_item(0x40, ts) for ts in syntaxes)
         items += _ITEM.pack(0x20, 4 + len(sub)) + bytes([2 * index + 1, 0, 0, 0]) + sub
-    user = struct.pack(">BxHL", 0x51, 4, node.max_pdu)
+    user = bytearray(struct.pack(">BxHL", 0x51, 4, node.max_pdu))
     user += _uid_item(0x52, IMPLEMENTATION_CLASS_UID)
     user += _uid_item(0x55, IMPLEMENTATION_VERSION_NAME)
+    for uid in roles:
+        raw = uid.encode("ascii")
+        # UID length, UID, SCU role (0: not proposed), SCP role (1: proposed)
+        user += _ITEM.pack(0x54, 4 + len(raw)) + struct.pack(">H", len(raw)) + raw + b"\x00\x01"
+    if len(user) > 0xFFFF:
+        raise ValueError(f"{len(roles)} role selections do not fit in an A-ASSOCIATE-RQ")
     items += _ITEM.pack(0x50, len(user)) + user
     fixed = struct.pack(">HH16s16s32x", 1, 0, _ae(node.aet), _ae(node.calling_aet))
     return _HEADER.pack(_ASSOCIATE_RQ, len(fixed) + len(items)) + fixed + bytes(items)
@@ -310,8 +366,11 @@ class Association:
         self._start = 0  # unread bytes are _buffer[_start:_end]
         self._end = 0
         self._timeout: float | None = None
-        self._pdvs: list[tuple[int, int, bytes]] = []  # (context, control header, data) unread
+        self._pdvs: list[tuple[int, int, memoryview]] = []  # (context, control, data) unread
+        self._fragments: list[memoryview] = []  # of the message being received
+        self._command: Command | None = None  # its command, once whole, while its dataset comes
         self._message_id = 0
+        self._established = False  # A-ASSOCIATE-AC received: the peer speaks DICOM
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -319,8 +378,9 @@ class Association:
     def open(
         cls,
         node: Node,
-        abstract_syntaxes: Sequence[str],
+        abstract_syntaxes: Sequence[str | tuple[str, Sequence[str]]],
         transfer_syntaxes: Sequence[str] = (EXPLICIT_VR_LE, IMPLICIT_VR_LE),
+        roles: Sequence[str] = (),
     ) -> Association:
         """Connect to ``node`` and negotiate one presentation context per abstract syntax.
 
@@ -329,9 +389,14 @@ class Association:
         node
             Where to connect, with our AE title, TLS files, timeouts and maximum PDU length.
         abstract_syntaxes
-            The SOP classes to propose (at most 128).
+            The presentation contexts to propose (at most 128), in order: a SOP class (with
+            ``transfer_syntaxes``) or a pair of a SOP class and its own transfer syntaxes.
+            A SOP class may come more than once, with different syntaxes.
         transfer_syntaxes
-            Proposed for each, in order of preference.
+            Proposed for each context given as a SOP class alone, in order of preference.
+        roles
+            SOP classes for which we propose to take the SCP role (and not the SCU role):
+            the storage classes of a C-GET.
 
         Returns
         -------
@@ -344,12 +409,15 @@ class Association:
             The connection failed, the peer rejected or aborted the association, did not
             answer within ``acse_timeout`` or answered with something that is not DICOM.
         """
+        proposed = [(a, transfer_syntaxes) if isinstance(a, str) else a for a in abstract_syntaxes]
+        if len(proposed) > 128:  # context IDs are the odd numbers 1 to 255
+            raise ValueError(f"{len(proposed)} presentation contexts: 128 at most")
+        request = _associate_rq(node, proposed, roles)
         sock = _connect(node)
         assoc = cls(node, sock, {}, 0)
         assoc.during = "association negotiation"
-        proposed = [(a, transfer_syntaxes) for a in abstract_syntaxes]
         try:
-            assoc._sendall(_associate_rq(node, proposed))
+            assoc._sendall(request)
             pdu_type, body = assoc._read_pdu(node.acse_timeout, _NEGOTIATION_LIMIT)
             if pdu_type == _ASSOCIATE_RJ:
                 if len(body) < 4:
@@ -365,6 +433,7 @@ class Association:
             assoc._close()
             raise
         assoc.during = "the query"
+        assoc._established = True
         return assoc
 
     def context_for(self, abstract_syntax: str, what: str) -> Context:
@@ -426,7 +495,8 @@ class Association:
             Seconds to wait for each PDU before giving up (``timed_out``).
         interrupt
             Looked at every 0.1 s while waiting: when set, :class:`Interrupted` is raised
-            and the association stays usable (to send C-CANCEL, for example).
+            and the association stays usable (to send C-CANCEL, for example); the next call
+            goes on with the message whose fragments had come so far.
 
         Raises
         ------
@@ -434,22 +504,28 @@ class Association:
             The peer aborted, closed, timed out or sent something that is not DICOM.
         Interrupted
             ``interrupt`` was set while waiting.
+
+        Notes
+        -----
+        A dataset of many fragments (a C-GET's image, cut to the PDU length) is not joined
+        here: the message holds views of the received PDUs (:class:`Message`), which are
+        copied once at most, by whoever needs the dataset whole.
         """
-        fragments: list[bytes] = []
-        command: Command | None = None
         while True:
             if not self._pdvs:
                 self._next_pdvs(timeout, interrupt)
             context_id, control, data = self._pdvs.pop()
-            fragments.append(data)
-            if bool(control & 0x01) != (command is None):  # the command's fragments come first
+            if bool(control & 0x01) != (self._command is None):  # the command comes first
                 raise self.protocol_error("a dataset fragment before its command, or the reverse")
+            self._fragments.append(data)  # kept on self: an interrupted wait loses nothing
             if not control & 0x02:
                 continue  # more fragments follow
-            whole = fragments[0] if len(fragments) == 1 else b"".join(fragments)
-            fragments = []
+            fragments, self._fragments = self._fragments, []
+            command = self._command
             if command is not None:
-                return Message(context_id, command, whole)
+                self._command = None
+                return Message(context_id, command, fragments)
+            whole = bytes(fragments[0]) if len(fragments) == 1 else b"".join(fragments)
             try:
                 command = read_command(self.node, whole)
             except errors.NetError:
@@ -457,6 +533,7 @@ class Association:
                 raise
             if not command.has_dataset:
                 return Message(context_id, command, None)
+            self._command = command
 
     def _next_pdvs(self, timeout: float, interrupt: threading.Event | None) -> None:
         """Read PDUs until a P-DATA-TF brings PDVs; queue them (reversed, for ``pop``)."""
@@ -471,6 +548,7 @@ class Association:
                 raise errors.aborted(self.node, self.during)
             raise self.protocol_error(f"{_PDU_NAMES.get(pdu_type, 'garbage')} during a message")
         pdvs = []
+        view = memoryview(body)  # fragments stay views of the PDU until joined
         pos, end = 0, len(body)
         while pos < end:
             if end - pos < 6:
@@ -478,12 +556,12 @@ class Association:
             length, context_id, control = _PDV.unpack_from(body, pos)
             if length < 2 or pos + 4 + length > end:
                 raise self.protocol_error(f"a PDV of length {length} in a PDU of {end}")
-            pdvs.append((context_id, control, body[pos + 6 : pos + 4 + length]))
+            if context_id not in self.contexts:
+                raise self.protocol_error("data on a presentation context that was not accepted")
+            pdvs.append((context_id, control, view[pos + 6 : pos + 4 + length]))
             pos += 4 + length
         if not pdvs:
             raise self.protocol_error("an empty P-DATA-TF")
-        if any(context_id not in self.contexts for context_id, _, _ in pdvs):
-            raise self.protocol_error("data on a presentation context that was not accepted")
         pdvs.reverse()
         self._pdvs = pdvs
 
@@ -528,6 +606,13 @@ class Association:
                 free = memoryview(self._buffer)[self._end :]
                 try:
                     got = self._sock.recv_into(free)
+                    if _QUICKACK is not None:
+                        # Acknowledge at once, every time (Linux clears the flag as it goes).
+                        # A PACS that leaves Nagle's algorithm on (Orthanc does) holds the
+                        # short tail of each image until the previous segment is acknowledged,
+                        # and a delayed acknowledgement makes that 40 ms: a C-GET of 300
+                        # images spent 1.9 s of its 2.9 s there (benchmarks/bench_get.py).
+                        self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
                     break
                 except TimeoutError:
                     waited += wait
@@ -542,7 +627,9 @@ class Association:
                 finally:
                     free.release()  # the buffer may grow later: no view may outlive this
             if not got:
-                if self._end > self._start:  # it closed in the middle of a PDU
+                # In the middle of a PDU: before the association that is a peer speaking
+                # something else; after it, a PACS that died or was stopped mid-transfer.
+                if self._end > self._start and not self._established:
                     raise self.protocol_error(
                         f"{self._end - self._start} bytes of a PDU, then closed the connection"
                     )

@@ -1,7 +1,8 @@
-"""What we ask of a remote node with pynetdicom: echo, retrieve (C-GET or C-MOVE), send.
+"""What we ask of a remote node: echo, retrieve (C-GET or C-MOVE), send.
 
-Queries go through :mod:`tui.net.find`, which reads replies without pydicom datasets
-(pynetdicom's per-response work is the bottleneck there). Every failure becomes a
+Queries go through :mod:`tui.net.find` and C-GET through :mod:`tui.net.get`, both over our
+own upper layer (:mod:`tui.net.dul`): pynetdicom's per-message work was their bottleneck.
+Echo, C-MOVE and send use pynetdicom. Every failure becomes a
 :class:`~tui.net.errors.NetError`: one line, with what the DICOM status means and the
 likely fix.
 """
@@ -11,21 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pynetdicom import AE, build_role, evt
+from pynetdicom import AE
 from pynetdicom.association import Association
-from pynetdicom.presentation import PresentationContext, StoragePresentationContexts
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    PatientRootQueryRetrieveInformationModelGet,
     PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelGet,
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
@@ -38,13 +36,9 @@ from pynetdicom.status import (
 )
 
 from tui.net import errors
-from tui.net.contexts import (
-    ACCEPTED_SYNTAXES,
-    COMPRESSED,
-    UNCOMPRESSED,
-    UNCOMPRESSED_ALL,
-    context,
-)
+from tui.net.contexts import UNCOMPRESSED, context
+from tui.net.dul import COMPLETED, COUNT_TAGS, FAILED, REMAINING, Command
+from tui.net.get import CANCELLED, PENDING, Instance, c_get
 from tui.net.nodes import Node
 from tui.net.storage import Filer, Tally
 from tui.net.tls import client_context
@@ -83,20 +77,12 @@ def make_ae(node: Node) -> AE:
 
 
 @contextmanager
-def associate(
-    node: Node,
-    contexts: list[PresentationContext],
-    handlers: list[Any] | None = None,
-    roles: list[Any] | None = None,
-) -> Iterator[Association]:
+def associate(node: Node, contexts: list[PresentationContext]) -> Iterator[Association]:
     """An established association with ``node``, released (or aborted) afterwards."""
     ae = make_ae(node)
     ae.requested_contexts = contexts
     tls = (client_context(node), node.host) if node.tls else None
-    assoc = ae.associate(
-        node.host, node.port, ae_title=node.aet, ext_neg=roles or None,
-        evt_handlers=handlers or None, tls_args=tls,
-    )  # fmt: skip
+    assoc = ae.associate(node.host, node.port, ae_title=node.aet, tls_args=tls)
     if not assoc.is_established:
         raise _not_established(node, assoc)
     try:
@@ -275,31 +261,6 @@ def _identifier(level: str, study: str, series: str | None) -> Dataset:
     return ident
 
 
-def _storage_contexts(classes: set[str]) -> list[PresentationContext]:
-    """Storage contexts for a C-GET. A PACS sends each file in the transfer syntax accepted
-    for its SOP class, and some (Orthanc) will not transcode: so each class is offered
-    uncompressed and, in contexts of their own, in every compressed syntax, letting the
-    files come as stored. With too many classes for 128 contexts, one context each."""
-    if classes and len(classes) * len(ACCEPTED_SYNTAXES) <= 120:
-        contexts = []
-        for uid in sorted(classes):
-            contexts.append(context(uid, UNCOMPRESSED_ALL))
-            contexts += [context(uid, [syntax]) for syntax in COMPRESSED]
-        return contexts
-    known = sorted(classes) or [str(c.abstract_syntax) for c in StoragePresentationContexts]
-    return [context(uid, ACCEPTED_SYNTAXES) for uid in known]
-
-
-def _store_handler(filer: Filer, transfer: Transfer, progress: Progress | None) -> Any:
-    def on_store(event: Any) -> int:
-        _, status = filer.file(event.encoded_dataset(), transfer.tally)
-        if progress:
-            progress(transfer)
-        return status
-
-    return on_store
-
-
 def _get(
     node: Node,
     filer: Filer,
@@ -310,21 +271,20 @@ def _get(
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> None:
-    get_model = (
-        PatientRootQueryRetrieveInformationModelGet
-        if model == "patient"
-        else StudyRootQueryRetrieveInformationModelGet
-    )
-    storage = _storage_contexts(classes)[:127]  # 128 contexts at most, one for the query
-    roles = [build_role(str(c.abstract_syntax), scp_role=True) for c in storage]
-    handlers = [(evt.EVT_C_STORE, _store_handler(filer, transfer, progress))]
-    contexts = [context(get_model, UNCOMPRESSED), *storage]
-    with associate(node, contexts, handlers, roles) as assoc:
-        for identifier in identifiers:
-            responses = assoc.send_c_get(identifier, get_model, msg_id=1)
-            _follow(
-                node, assoc, responses, get_model, transfer, QR_GET_SERVICE_CLASS_STATUS, cancel, ""
-            )
+    def store(instance: Instance) -> int:
+        _, status = filer.file([instance.file_meta(), *instance.fragments], transfer.tally)
+        if progress:
+            progress(transfer)
+        return status
+
+    def on_response(command: Command) -> None:
+        assert command.status is not None  # c_get hands on only responses with a status
+        _on_status(
+            node, transfer, QR_GET_SERVICE_CLASS_STATUS, command.status, command.counts,
+            command.error_comment, "",
+        )  # fmt: skip
+
+    c_get(node, identifiers, classes, model, store, on_response, cancel)
 
 
 def _move(
@@ -379,7 +339,7 @@ def _follow(
     destination: str,
     progress: Progress | None = None,
 ) -> None:
-    """Read the C-GET/C-MOVE responses to the end; cancel (C-CANCEL) when asked."""
+    """Read pynetdicom's C-MOVE responses to the end; cancel (C-CANCEL) when asked."""
     cancelled = False
     for status, _ in responses:
         if cancel is not None and cancel.is_set() and not cancelled:
@@ -389,35 +349,72 @@ def _follow(
             if not assoc.is_established:
                 raise errors.aborted(node, "the retrieve")
             raise errors.timed_out(node, "the retrieve", node.dimse_timeout)
+        counts = {tag: int(status[tag].value) for tag in COUNT_TAGS
+                  if tag in status and status[tag].value is not None}  # fmt: skip
+        comment = str(status.get("ErrorComment") or "").strip()
         code = int(status.Status)
-        remaining = status.get("NumberOfRemainingSuboperations")
-        if remaining is not None and transfer.expected is None:
-            done = sum(
-                int(status.get(k) or 0)
-                for k in ("NumberOfCompletedSuboperations", "NumberOfFailedSuboperations",
-                          "NumberOfWarningSuboperations")
-            )  # fmt: skip
-            transfer.expected = int(remaining) + done
-        if progress is not None:  # a C-MOVE into another process: the PACS's counts
-            transfer.tally.new = int(status.get("NumberOfCompletedSuboperations") or 0)
-            progress(transfer)
-        if code in (0xFF00, 0xFF01):
-            continue
-        transfer.failed_remote += int(status.get("NumberOfFailedSuboperations") or 0)
-        if code == 0xFE00:
-            return  # cancelled, as asked
-        if code_to_category(code) == "Failure":
-            comment = str(status.get("ErrorComment") or "").strip()
-            hint = _MOVE_HINT.get(code, "")
-            if not hint and destination and not transfer.done:
-                hint = _MOVE_HINT[0xA801].replace("does not know", "may not know")
-            raise errors.NetError(
-                f"{node.name} ({node.address}): {status_text(code, table)}"
-                + (f" ({comment})" if comment else "")
-                + (f": {hint.format(dest=destination)}" if hint else "")
-            )
-        if code != 0:
-            transfer.warnings.append(status_text(code, table))
+        _on_status(node, transfer, table, code, counts, comment, destination, progress)
+        if code not in PENDING:
+            return
+
+
+def _on_status(
+    node: Node,
+    transfer: Transfer,
+    table: dict[int, tuple[str, str]],
+    code: int,
+    counts: Mapping[int, int],
+    comment: str,
+    destination: str,
+    progress: Progress | None = None,
+) -> None:
+    """What one C-GET or C-MOVE response means for ``transfer``; a failure raises.
+
+    Parameters
+    ----------
+    table
+        The service's status meanings (C-GET's or C-MOVE's), for messages.
+    code
+        The response's status: pending, or the final one.
+    counts
+        Its sub-operation counts by tag (:data:`~tui.net.dul.COUNT_TAGS`), those it has.
+    comment
+        Its ErrorComment ("" when none).
+    destination
+        The C-MOVE destination, named in hints; "" for a C-GET.
+    progress
+        For a C-MOVE into another process (the running receiver), which files what comes
+        where we cannot count it: the PACS's counts are reported instead.
+
+    Raises
+    ------
+    NetError
+        For a failure status: what it means and, where one is known, the likely fix.
+    """
+    remaining = counts.get(REMAINING)
+    if remaining is not None and transfer.expected is None:
+        done = sum(counts.get(tag, 0) for tag in COUNT_TAGS if tag != REMAINING)
+        transfer.expected = remaining + done
+    if progress is not None:
+        if COMPLETED in counts:
+            transfer.tally.new = counts[COMPLETED]
+        progress(transfer)
+    if code in PENDING:
+        return
+    transfer.failed_remote += counts.get(FAILED, 0)
+    if code == CANCELLED:
+        return  # cancelled, as asked
+    if code_to_category(code) == "Failure":
+        hint = _MOVE_HINT.get(code, "")
+        if not hint and destination and not transfer.done:
+            hint = _MOVE_HINT[0xA801].replace("does not know", "may not know")
+        raise errors.NetError(
+            f"{node.name} ({node.address}): {status_text(code, table)}"
+            + (f" ({comment})" if comment else "")
+            + (f": {hint.format(dest=destination)}" if hint else "")
+        )
+    if code != 0:
+        transfer.warnings.append(status_text(code, table))
 
 
 # -- send --------------------------------------------------------------------------------

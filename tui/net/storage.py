@@ -1,17 +1,19 @@
 """Filing instances that arrive over the network into the archive's managed store.
 
-Every arriving instance is written to a temporary file beside its final place, then
-linked into place under a hash of its SOP Instance UID (``tui.archive.store``), then
-indexed: a partial file is never indexed, and a name built from a UID never escapes the
-store. Received files are indexed as they arrive, so the browser shows them at once.
+Every arriving instance is written to a temporary file in the store, then renamed into
+place under a hash of its SOP Instance UID (``tui.archive.store``), then indexed: a partial
+file is never indexed, and a name built from a UID never escapes the store. Received files
+are indexed as they arrive, so the browser shows them at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -24,6 +26,19 @@ from tui.archive.store import store_path
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
 CANNOT_UNDERSTAND = 0xC000
+
+Buffer = bytes | bytearray | memoryview
+
+
+def _iov_max() -> int:
+    """How many buffers one ``os.writev`` may take (POSIX promises 16; Linux has 1024)."""
+    try:
+        return max(16, min(os.sysconf("SC_IOV_MAX"), 1024))
+    except (AttributeError, ValueError, OSError):
+        return 16
+
+
+_IOV_MAX = _iov_max()
 
 
 class Filed(Enum):
@@ -72,14 +87,28 @@ class Filer:
     def close(self) -> None:
         self.archive.close()
 
-    def file(self, encoded: bytes, tally: Tally | None = None) -> tuple[Filed, int]:
+    def file(
+        self, encoded: Buffer | Sequence[Buffer], tally: Tally | None = None
+    ) -> tuple[Filed, int]:
         """File one instance, given as a DICOM file's bytes (preamble and meta included).
 
-        Returns what happened and the C-STORE status to answer with.
+        Parameters
+        ----------
+        encoded
+            The file's bytes, whole or as parts to write one after the other (a file meta
+            and the fragments of a dataset as they came from the network, unjoined).
+        tally
+            Counts to update.
+
+        Returns
+        -------
+        tuple
+            What happened, and the C-STORE status to answer with.
         """
         tally = tally if tally is not None else Tally()
+        parts = [encoded] if isinstance(encoded, bytes | bytearray | memoryview) else encoded
         try:
-            outcome = self._file(encoded)
+            outcome = self._file(parts)
         except OSError as exc:
             with self._lock:
                 tally.failed += 1
@@ -91,18 +120,22 @@ class Filer:
                 tally.errors.append(f"not filed: {exc}")
             return Filed.FAILED, CANNOT_UNDERSTAND
         with self._lock:
-            tally.bytes += len(encoded)
+            tally.bytes += sum(len(part) for part in parts)
             if outcome is Filed.NEW:
                 tally.new += 1
             else:
                 tally.present += 1
         return outcome, SUCCESS
 
-    def _file(self, encoded: bytes) -> Filed:
+    def _file(self, parts: Sequence[Buffer]) -> Filed:
         fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.incoming)
+        placed = False
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(encoded)
+            try:
+                _write_all(fd, parts)
+                st = os.fstat(fd)  # a rename keeps size and mtime: no stat of the placed file
+            finally:
+                os.close(fd)
             record = read_record(tmp)  # the UID comes from the file, never from the peer
             dest = store_path(self.store, record.sop_uid)
             if dest.parent not in self._folders:
@@ -111,15 +144,41 @@ class Filer:
             with self._lock:
                 if self.archive.indexed_path(record.sop_uid) is not None:
                     return Filed.PRESENT
-                try:
-                    os.link(tmp, dest)
-                except FileExistsError:  # a file of a failed earlier transfer: ours now
-                    os.replace(tmp, dest)
-                st = os.stat(dest)
+                # Atomic: the store name holds a whole file or none. A file left there by a
+                # failed earlier transfer (never indexed) is replaced.
+                os.replace(tmp, dest)
+                placed = True
                 record.path, record.size, record.mtime_ns = str(dest), st.st_size, st.st_mtime_ns
                 with self.archive.transaction():
                     self.archive.add([record], managed=True)
             return Filed.NEW
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            if not placed:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+
+
+def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
+    """Write ``parts`` one after the other, with as few system calls as the OS allows.
+
+    ``os.writev`` takes up to ``IOV_MAX`` buffers at once (where there is no ``writev``,
+    one at a time) and may write less than asked (a full disk, a signal): what is left goes
+    out in the next round. No part is copied to join them first.
+    """
+    views = [memoryview(part).cast("B") for part in parts if len(part)]
+    writev = getattr(os, "writev", None)
+    first = 0
+    while first < len(views):
+        if writev is not None:
+            written = writev(fd, views[first : first + _IOV_MAX])
+        else:
+            written = os.write(fd, views[first])
+        if written == 0:
+            raise OSError("no room left to write")
+        while written:
+            size = views[first].nbytes
+            if written < size:
+                views[first] = views[first][written:]
+                break
+            written -= size
+            first += 1
