@@ -229,6 +229,7 @@ def test_receive_files_pushed_images_and_refuses_unknown_callers(tmp_path: Path)
         receiver.send_signal(2)
         out, _ = receiver.communicate(timeout=30)
     assert receiver.returncode == 0 and f"{len(_files(TOSHIBA))} new" in out
+    assert "MODALITY at 127.0.0.1: sending" in out and "STRANGER at 127.0.0.1: refused" in out
 
 
 def test_a_retrieve_can_be_cancelled_and_keeps_what_arrived(loaded, tmp_path: Path) -> None:
@@ -475,3 +476,117 @@ def test_a_cancel_in_the_middle_of_an_image_finishes_it_then_stops(loaded, tmp_p
     assert breaker.stalled.is_set() and transfer.tally.failed == 0
     assert 1 <= transfer.tally.new < 96
     assert _only_whole_files(tmp_path / "a", _pixels_by_uid(_files(J2K))) == transfer.tally.new
+
+
+def _tls_options(server) -> list[str]:
+    return ["--tls-ca", str(server.ca), "--tls-cert", str(server.client_cert),
+            "--tls-key", str(server.client_key)]  # fmt: skip
+
+
+def test_send_and_move_over_tls(orthanc_tls, tmp_path: Path, pacstui_port: int) -> None:
+    """Everything over TLS: send to the PACS, then C-MOVE back, the PACS calling our
+    storage SCP over TLS (as PACSTUI_TLS, which it knows to call with TLS)."""
+    from tests.servers import PACSTUI_TLS
+
+    archive = tmp_path / "archive"
+    run_cli("import", str(need_shared() / TOSHIBA), archive=archive)
+    _add_node(orthanc_tls, "secure", *_tls_options(orthanc_tls))
+    summary = cli_json("send", "secure", _study_of(TOSHIBA), archive=archive)
+    assert summary["sent"] == len(_files(TOSHIBA))
+    run_cli("node", "edit", "secure", "--method", "move", "--move-destination", PACSTUI_TLS)
+    again = tmp_path / "again"
+    summary = cli_json(
+        "get", "secure", "--study", _study_of(TOSHIBA), "--port", str(pacstui_port),
+        archive=again,
+    )  # fmt: skip
+    assert summary["new"] == len(_files(TOSHIBA)) and not summary["failed"]
+    assert _pixels_by_uid(_archive_files(again)) == _pixels_by_uid(_files(TOSHIBA))
+
+
+def test_receive_over_tls_takes_only_callers_with_a_trusted_certificate(
+    tls_files, tmp_path: Path
+) -> None:
+    archive = tmp_path / "archive"
+    port = _free_port()
+    receiver = subprocess.Popen(
+        ["pacs-tui", "--archive", str(archive), "receive", "--port", str(port),
+         "--tls-cert", str(tls_files.server_cert), "--tls-key", str(tls_files.server_key),
+         "--tls-ca", str(tls_files.ca)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "over TLS" in receiver.stdout.readline()
+        storescu = need_dcmtk("storescu")
+        files = [str(p) for p in _files(TOSHIBA)[:5]]
+        base = [storescu, "-aet", "MODALITY", "-aec", "PACSTUI"]
+        tls = ["+tls", str(tls_files.client_key), str(tls_files.client_cert),
+               "+cf", str(tls_files.ca)]  # fmt: skip
+        done = subprocess.run(
+            [*base, *tls, "127.0.0.1", str(port), *files], capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        plain = subprocess.run(
+            [*base, "127.0.0.1", str(port), files[0]], capture_output=True, text=True, timeout=60
+        )
+        assert plain.returncode != 0  # no TLS, no entry
+        assert len(_archive_files(archive)) == 5
+    finally:
+        receiver.terminate()
+        receiver.communicate(timeout=30)
+
+
+def test_a_broken_node_stops_only_itself_and_can_be_mended_or_removed(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not really a CA")
+    run_cli("node", "add", "good", "GOOD", "127.0.0.1", "104")
+    run_cli("node", "add", "secure", "SECURE", "127.0.0.1", "2762", "--tls-ca", str(ca))
+    ca.unlink()  # the file went away after the node was added
+    result = run_cli("echo", "secure", check=False)
+    assert result.returncode == 1 and f"tls_ca {ca}: no such file" in result.stderr
+    assert [n["name"] for n in cli_json("node", "ls", check=False)] in (
+        ["good"],
+        ["good", "secure"],
+    )
+    again = run_cli("node", "add", "good", "OTHER", "127.0.0.1", "104", check=False)
+    assert again.returncode == 1 and "node edit good" in again.stderr
+    run_cli("node", "add", "good", "OTHER", "127.0.0.1", "104", "--replace")
+    run_cli("node", "edit", "secure", "--tls-ca", "")  # TLS off: mended
+    assert {n["name"]: n["aet"] for n in cli_json("node", "ls")} == {
+        "good": "OTHER", "secure": "SECURE"
+    }  # fmt: skip
+    run_cli("node", "rm", "secure")
+    for bad, message in (
+        (["find", "good", "-k", "=x"], "expected KEYWORD=VALUE"),
+        (["find", "good", "-k", "StudyDate=2023x"], "use 20240101"),
+        (["get", "good", "--study", "1.2 3"], "not a UID"),
+    ):
+        result = run_cli(*bad, check=False)
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
+def test_get_takes_several_studies_and_find_takes_dates_as_typed(loaded, tmp_path: Path) -> None:
+    _add_node(loaded)
+    archive = tmp_path / "archive"
+    studies = [_study_of(TOSHIBA), _study_of(J2K)]
+    summary = cli_json("get", "pacs", "--study", studies[0], "--study", studies[1], archive=archive)
+    assert summary["new"] == len(_files(TOSHIBA)) + 96
+    assert [s["StudyInstanceUID"] for s in summary["studies"]] == studies
+    year = str(pydicom.dcmread(_files(TOSHIBA)[0]).StudyDate)[:4]
+    found = cli_json("find", "pacs", "-k", f"StudyDate={year}")
+    assert studies[0] in {r["StudyInstanceUID"] for r in found}
+
+
+def test_a_move_to_a_port_taken_by_something_else_is_refused(loaded, tmp_path: Path) -> None:
+    """The images would go to whatever holds the port: only a receiver filing into this
+    same archive may take them for us."""
+    _add_node(loaded, "pacs", "--method", "move")
+    with socket.socket() as squatter:
+        squatter.bind(("", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = run_cli(
+            "get", "pacs", "--study", _study_of(TOSHIBA), "--port", str(port),
+            archive=tmp_path / "a", check=False,
+        )  # fmt: skip
+    assert result.returncode == 1 and f"port {port} is taken" in result.stderr

@@ -41,7 +41,7 @@ from tui.net.dul import COMPLETED, COUNT_TAGS, FAILED, REMAINING, Command
 from tui.net.get import CANCELLED, PENDING, Instance, c_get
 from tui.net.nodes import Node
 from tui.net.storage import Filer, Tally
-from tui.net.tls import client_context
+from tui.net.tls import client_context, server_context
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,10 @@ def associate(node: Node, contexts: list[PresentationContext]) -> Iterator[Assoc
     ae = make_ae(node)
     ae.requested_contexts = contexts
     tls = (client_context(node), node.host) if node.tls else None
+    started = time.monotonic()
     assoc = ae.associate(node.host, node.port, ae_title=node.aet, tls_args=tls)
     if not assoc.is_established:
-        raise _not_established(node, assoc)
+        raise _not_established(node, assoc, time.monotonic() - started)
     try:
         yield assoc
     except BaseException:
@@ -100,13 +101,15 @@ def associate(node: Node, contexts: list[PresentationContext]) -> Iterator[Assoc
         ae.shutdown()
 
 
-def _not_established(node: Node, assoc: Association) -> errors.NetError:
+def _not_established(node: Node, assoc: Association, waited: float) -> errors.NetError:
     if assoc.is_rejected and assoc.acceptor.primitive is not None:
         rj = assoc.acceptor.primitive
         return errors.rejected(node, rj.result or 0, rj.result_source or 0, rj.diagnostic or 0)
     failure = connection_failure(node)
     if failure is not None:
         return failure
+    if waited >= node.acse_timeout * 0.95:  # pynetdicom reports its timeout as an abort
+        return errors.timed_out(node, "association negotiation", node.acse_timeout)
     if assoc.is_aborted:
         return errors.aborted(node, "association negotiation")
     return errors.NetError(
@@ -302,19 +305,30 @@ def _move(
         if model == "patient"
         else StudyRootQueryRetrieveInformationModelMove
     )
-    from tui.net.receiver import Receiver
+    from tui.net.receiver import Receiver, receiving_here
 
+    # Over TLS, the PACS calls our storage SCP over TLS too: it shows our certificate
+    # (tls_cert/tls_key) and trusts callers the node's CA signed.
+    ssl_context = (
+        server_context(node.tls_cert, node.tls_key, node.tls_ca)
+        if node.tls and node.tls_cert
+        else None
+    )
     receiver: Receiver | None = Receiver(
         filer, node.destination, port=receive_port, tally=transfer.tally,
-        on_filed=(lambda _: progress(transfer)) if progress else None,
+        on_filed=(lambda _: progress(transfer)) if progress else None, ssl_context=ssl_context,
     )  # fmt: skip
     try:
         receiver.start()  # type: ignore[union-attr]
-    except OSError:  # the port is taken: the running receiver (pacs-tui receive) files them
+    except OSError:  # taken: fine if by a receiver (pacs-tui receive) filing here
         receiver = None
-        transfer.warnings.append(
-            f"port {receive_port} is in use: the receiver already running there files the images"
-        )
+        if not receiving_here(filer.store, receive_port):
+            raise errors.NetError(
+                f"port {receive_port} is taken, and not by a receiver filing into this archive: "
+                f"the images would go there; stop it, or use get --port with a free port the "
+                f"PACS knows for {node.destination}"
+            ) from None
+        transfer.warnings.append(f"the receiver already on port {receive_port} files the images")
     try:
         with associate(node, [context(move_model, UNCOMPRESSED)]) as assoc:
             for identifier in identifiers:
