@@ -1,10 +1,13 @@
 """The remote screen against a real Orthanc on loopback: query, series on demand, marks,
-retrieve into the archive (and the browser), echo, failures as notices, privacy."""
+retrieve into the archive (and the browser), what is here already, echo, failures as notices,
+stopping what hangs, the form's keys, privacy."""
 
 from __future__ import annotations
 
 import datetime as dt
 import socket
+import threading
+import time
 from pathlib import Path
 
 import pydicom
@@ -16,7 +19,14 @@ from tests.servers import clear, upload
 from tests.test_app import _settle
 from tui.app.app import PacsApp
 from tui.app.browser import BrowserScreen
-from tui.app.remote import RemoteScreen, date_range, query_keys
+from tui.app.remote import (
+    RemoteScreen,
+    date_range,
+    fit,
+    local_studies,
+    query_keys,
+    study_label,
+)
 from tui.archive.index import Archive
 from tui.errors import UserError
 from tui.net.nodes import Node, save_node
@@ -90,6 +100,14 @@ def _messages(app) -> list[str]:
     return [str(n.message) for n in app._notifications]
 
 
+def _errors(app) -> list[str]:
+    return [str(n.message) for n in app._notifications if n.severity == "error"]
+
+
+def _count(screen: RemoteScreen) -> str:
+    return str(screen.query_one("#count").render())
+
+
 def test_dates_take_ranges_years_and_presets() -> None:
     today = dt.date(2024, 3, 10)
     assert date_range("", today) == ""
@@ -106,6 +124,26 @@ def test_dates_take_ranges_years_and_presets() -> None:
     keys = query_keys("smi", modality="ct")
     assert keys["PatientName"] == "smi*" and keys["ModalitiesInStudy"] == "CT"
     assert keys["StudyInstanceUID"] == ""  # the usual return keys come too
+    for several in ("CT,MR", "ct, mr", "CT MR", " CT\\MR "):  # DICOM's value list
+        assert query_keys(modality=several)["ModalitiesInStudy"] == "CT\\MR"
+    with pytest.raises(UserError, match="'last week'"):  # as typed, not as normalised
+        date_range("last week", today)
+
+
+def test_a_narrow_line_cuts_the_description_first() -> None:
+    row = {
+        "StudyDate": "20240310", "ModalitiesInStudy": "CT", "AccessionNumber": "A123456",
+        "StudyDescription": "THORAX ABDOMEN PELVIS WITH CONTRAST",
+        "NumberOfStudyRelatedSeries": "3", "NumberOfStudyRelatedInstances": "301",
+    }  # fmt: skip
+    label = study_label({"row": row, "here": 26}, private=False)
+    assert "◐ 26/301 here" in label.plain
+    narrow = fit(label, label.cut, 75).plain
+    assert len(narrow) == 75 and narrow.endswith("acc A123456  3 series, 301 images")
+    assert "THORAX A…" in narrow and narrow.startswith("2024-03-10  CT  ◐ 26/301 here")
+    assert fit(label, label.cut, 200) is label  # room enough: as it is
+    assert "● here" in study_label({"row": row, "here": 301}, private=False).plain
+    assert "here" not in study_label({"row": row}, private=False).plain
 
 
 async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Path) -> None:
@@ -123,15 +161,26 @@ async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Pa
         await _wait(app, pilot, lambda: _series_loaded(screen), "series")
         assert "40 images" in str(studies[0].children[0].label)
 
+        assert "here" not in str(studies[0].label)  # nothing of it in the archive yet
         await pilot.press("space")  # marks the study (and moves down)
         assert studies[0].data["marked"] and "✔" in str(studies[0].label)
         await pilot.press("g")
-        await _wait(
-            app, pilot, lambda: screen.jobs and screen.jobs[0].state == "done", "the retrieve"
-        )
+        await _wait(app, pilot, lambda: screen.jobs and screen.jobs[0].reported, "the retrieve")
         assert not studies[0].data["marked"]  # queued: the mark is spent
         assert screen.jobs[0].transfer.tally.new == 40
         assert any("40 new" in m for m in _messages(app))
+        # Here now: the study and its (open) series say so, and the counter counts it.
+        await _wait(app, pilot, lambda: "● here" in str(studies[0].label), "the badge")
+        assert "● here" in str(studies[0].children[0].label)
+        assert "1 here" in _count(screen)
+
+        uid = studies[0].data["row"]["StudyInstanceUID"]
+        statements: list[str] = []
+        app.archive.conn.set_trace_callback(statements.append)
+        others = [f"1.2.3.{n}" for n in range(300)]
+        assert app.read(local_studies, [*others, uid]) == {uid: 40}
+        app.archive.conn.set_trace_callback(None)
+        assert len(statements) == 1  # one look-up for a batch of 301 results
 
         await pilot.press("escape")  # back: the browser shows the study already
         await _settle(app, pilot)
@@ -142,13 +191,17 @@ async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Pa
         await pilot.press("p")  # the same screen again, results kept
         await _settle(app, pilot)
         assert app.screen is screen and len(screen.query_one(Tree).root.children) == 1
+        first = screen.jobs[0]
         await pilot.press("g")  # again: everything is here already
-        await _wait(
-            app, pilot, lambda: len(screen.jobs) == 2 and screen.jobs[1].state == "done", "retrieve"
-        )
+        await _wait(app, pilot, lambda: screen.jobs[0] is not first, "the new batch")
+        assert len(screen.jobs) == 1  # the finished one made way for the new batch
+        await _wait(app, pilot, lambda: screen.jobs[0].reported, "the retrieve")
         assert (
-            screen.jobs[1].transfer.tally.new == 0 and "40 here already" in screen.jobs[1].summary
+            screen.jobs[0].transfer.tally.new == 0 and "40 here already" in screen.jobs[0].summary
         )
+        await pilot.press("c")  # clears what is finished: the queue goes
+        await _settle(app, pilot)
+        assert not screen.jobs and not screen.query_one("#queue").has_class("shown")
 
 
 async def test_filters_narrow_the_query(loaded, tmp_path: Path) -> None:
@@ -157,11 +210,45 @@ async def test_filters_narrow_the_query(loaded, tmp_path: Path) -> None:
         screen = await _query(app, pilot, mod="CT")
         assert not screen.query_one(Tree).root.children
         assert str(screen.query_one("#count").render()).startswith("0 studies")
-        screen.query_one("#q-mod", Input).value = "MR"
+        for modalities, found in (("MR", 1), ("CT,MR", 1), ("CT PT", 0)):
+            screen.query_one("#q-mod", Input).value = modalities
+            await pilot.press("ctrl+r")
+            await _wait(app, pilot, lambda: screen.run.finished, "the query")
+            await _settle(app, pilot)
+            assert len(screen.query_one(Tree).root.children) == found, modalities
+
+        screen.query_one("#q-mod", Input).value = ""
         await pilot.press("ctrl+r")
         await _wait(app, pilot, lambda: screen.run.finished, "the query")
+        await pilot.press("slash")  # to the form
+        assert app.focused is screen.query_one("#q-name")
+        await pilot.press("escape")  # out of the field, to the results: not out of the screen
+        assert app.screen is screen and app.focused is screen.query_one(Tree)
+        await pilot.press("escape")  # again: back
         await _settle(app, pilot)
-        assert len(screen.query_one(Tree).root.children) == 1
+        assert isinstance(app.screen, BrowserScreen)
+
+
+async def test_a_bad_date_says_so_in_place(tmp_path: Path) -> None:
+    app = _app(tmp_path, _config(tmp_path, Node("pacs", "ORTHANC", "127.0.0.1", _free_port())))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("p")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert "F1" in _count(screen)  # how to learn the syntax, before anything is typed
+        date = screen.query_one("#q-date", Input)
+        date.value = "last week"
+        await pilot.press("slash", "enter")  # Enter in the name field
+        await _settle(app, pilot)
+        assert screen.run is None  # nothing was sent
+        assert app.focused is date and date.has_class("error")  # to the field to put right
+        assert "'last week'" in _count(screen) and "7d" in _count(screen)
+        await pilot.press("backspace")  # editing clears the error
+        await _settle(app, pilot)
+        assert not date.has_class("error") and "last week" not in _count(screen)
+        await pilot.press("escape")  # out of the field: no results yet, so to the nodes
+        assert app.focused is screen.query_one("#nodes") and app.screen is screen
 
 
 async def test_echo_and_an_unreachable_node(loaded, tmp_path: Path) -> None:
@@ -176,6 +263,9 @@ async def test_echo_and_an_unreachable_node(loaded, tmp_path: Path) -> None:
         nodes = screen.query_one("#nodes", OptionList)
         nodes.focus()
         assert nodes.get_option_at_index(nodes.highlighted).id == "down"  # sorted by name
+        status = str(screen.query_one("#node-status").render())
+        assert f"127.0.0.1\nport {down.port}" in status and "NOBODY" in status
+        assert screen.query_one("#remote-nodes").outer_size.width <= 20  # of 80 columns
         await pilot.press("e")
         await _wait(app, pilot, lambda: "no echo" in screen.echoes.get("down", ""), "the echo")
         assert any("connection refused" in m for m in _messages(app))
@@ -190,6 +280,50 @@ async def test_echo_and_an_unreachable_node(loaded, tmp_path: Path) -> None:
         await pilot.press("down", "e")  # pacs
         await _wait(app, pilot, lambda: "ms" in screen.echoes.get("pacs", ""), "the echo")
         assert any(m.startswith("pacs (") and m.endswith(" ms") for m in _messages(app))
+
+
+@pytest.fixture
+def silent():
+    """A port that takes the TCP connection and never says a word: a PACS hung, or a
+    firewall that swallows the association."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(8)  # never accepted: the kernel completes the handshake, nobody answers
+        yield int(sock.getsockname()[1])
+
+
+async def test_esc_stops_what_hangs_at_once(silent, tmp_path: Path) -> None:
+    """A query and an echo to a node that never answers: Esc shows them stopped at once, and
+    the failure their workers meet later (at the association timeout) is not news."""
+    hung = Node("hung", "NOBODY", "127.0.0.1", silent, acse_timeout=2.0)
+    app = _app(tmp_path, _config(tmp_path, hung))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("p")
+        await _settle(app, pilot)
+        screen = app.screen
+        await pilot.press("e")  # pilot.pause, not _settle: it waits for the workers to end
+        await pilot.pause(0.2)
+        assert "echo…" in screen.echoes["hung"]
+        await pilot.press("escape")
+        assert screen.echoes["hung"] == "echo stopped" and app.screen is screen
+        assert "echo stopped" in str(screen.query_one("#node-status").render())
+
+        await pilot.press("enter", "enter")  # to the form, and run the query
+        await pilot.pause(0.3)
+        assert "querying" in _count(screen)
+        await pilot.press("escape")
+        assert _count(screen).endswith("· stopped")  # at once, not after the timeout
+        assert not screen.run.finished and app.screen is screen
+
+        await _wait(app, pilot, lambda: screen.run.finished, "the timeout")
+        await _settle(app, pilot)
+        assert screen.run.error  # the worker did fail, later
+        assert _count(screen).endswith("· stopped") and not _errors(app)
+        assert screen.echoes["hung"] == "echo stopped"
+        await pilot.press("escape")  # nothing left to stop: back
+        await _settle(app, pilot)
+        assert isinstance(app.screen, BrowserScreen)
 
 
 async def test_no_node_says_how_to_add_one(tmp_path: Path) -> None:
@@ -236,6 +370,14 @@ async def test_every_key_has_an_id_and_the_palette_lists_them(tmp_path: Path) ->
         assert keys["remote.echo"] == "E"
         names = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Echo", "Retrieve", "Run query", "Stop transfer"} <= set(names)
+        # The footer shows the screen's keys in this order: at 80 columns the first fit.
+        assert screen_ids[:2] == ["remote.retrieve", "remote.stop"]
+
+        await pilot.press("f1")  # the help: the keys, and the query syntax beside them
+        await _settle(app, pilot)
+        help_text = app.screen.query_one("HelpPanel #widget-help").source
+        for syntax in ("CT,MR", "7d", "2024", "today", "20240101-20240331", "*", "◐"):
+            assert syntax in help_text
 
 
 def _series_loaded(screen: RemoteScreen) -> bool:
@@ -261,14 +403,22 @@ async def test_a_series_alone(loaded, tmp_path: Path) -> None:
 
 
 def test_remote_snapshot(snap_compare, loaded, tmp_path: Path) -> None:
-    """Results with a study open on its series and marked (no echo, no times: it is fixed)."""
-    config = _config(tmp_path, Node("pacs", loaded.aet, loaded.host, loaded.port))
+    """Results with a study open on its series and marked, part of it here already, and
+    another node highlighted: its address is fixed, Orthanc's port is not (no echo, no times:
+    it is fixed)."""
+    from tui.archive.importer import import_paths
+
+    other = Node("site-b", "ARCHIVE", "pacs.example.org", 104)
+    config = _config(tmp_path, Node("pacs", loaded.aet, loaded.host, loaded.port), other)
+    with Archive(tmp_path / "archive") as archive:
+        import_paths(archive, _files(TOSHIBA)[:26])
 
     async def results(pilot) -> None:
         screen = await _query(pilot.app, pilot)
         await pilot.press("down", "enter")
         await _wait(pilot.app, pilot, lambda: _series_loaded(screen), "series")
         await pilot.press("space")
+        screen.query_one("#nodes", OptionList).highlighted = 1
         pilot.app.clear_notifications()
         await _settle(pilot.app, pilot)
 
@@ -285,19 +435,59 @@ def big(loaded):
     upload(loaded, _files(TOSHIBA))
 
 
-async def test_a_transfer_can_be_stopped(big, tmp_path: Path) -> None:
+def _stop_partway(job, after: int = 10) -> None:
+    """What ``x`` does (the job's cancel), from a thread watching the transfer: the study takes
+    a fraction of a second over loopback, less than a busy event loop may take for a key."""
+
+    def watch() -> None:
+        for _ in range(20_000):
+            if job.transfer is not None and job.transfer.done >= after:
+                job.cancel.set()
+                return
+            time.sleep(0.0005)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+async def test_a_transfer_stopped_then_resumed_in_a_batch(big, tmp_path: Path) -> None:
+    """Stopped (x), then stopped on its way: part of the study is here, and says so. Retrieved
+    again with the other study, as one batch: the stopped line makes way, one notice tells the
+    outcome, and both are here whole."""
     config = _config(tmp_path, Node("pacs", big.aet, big.host, big.port))
     app = _app(tmp_path, config)
     async with app.run_test(size=(80, 24)) as pilot:
         patient_id = pydicom.dcmread(_files(J2K)[0], stop_before_pixels=True).PatientID
-        screen = await _query(app, pilot, id=patient_id)
-        await pilot.press("down", "g")  # the highlighted study
-        for _ in range(1000):  # not _settle: it would wait for the transfer to end
-            await pilot.pause(0.005)
-            job = screen.jobs[0]
-            if job.transfer is not None and job.transfer.done:
-                break
-        await pilot.press("x")  # stopped on its way: a C-CANCEL
-        await _wait(app, pilot, lambda: job.state != "running", "the stop")
+        screen = await _query(app, pilot)
+        tree = screen.query_one(Tree)
+        studies = [study for patient in tree.root.children for study in patient.children]
+        assert len(studies) == 2
+        j2k = next(s for s in studies if s.data["row"]["PatientID"] == patient_id)
+        tree.move_cursor(j2k)
+        await pilot.press("g", "x")  # the highlighted study, stopped at once
+        job = screen.jobs[0]
+        await _wait(app, pilot, lambda: job.reported, "the stop")
         assert job.state == "stopped", job.error
-        assert job.transfer.tally.new < 96 and any("stopped" in m for m in _messages(app))
+        assert [m for m in _messages(app) if "stopped" in m]
+        here = job.transfer.tally.new if job.transfer else 0  # an instance may have come
+
+        await pilot.press("g")  # again, stopped on its way this time
+        job = screen.jobs[0]
+        _stop_partway(job)
+        await _wait(app, pilot, lambda: job.reported, "the stop")
+        assert job.state == "stopped", job.error
+        here += job.transfer.tally.new
+        assert 0 < here < 96
+        await _wait(app, pilot, lambda: "◐" in str(j2k.label), "the badge")
+        assert f"◐ {here}/96 here" in str(j2k.label)
+
+        app.clear_notifications()
+        await pilot.press("a", "g")  # both, as one batch
+        await _settle(app, pilot)
+        assert job not in screen.jobs and len(screen.jobs) == 2  # the stopped one made way
+        await _wait(app, pilot, lambda: all(j.reported for j in screen.jobs), "the batch")
+        assert [j.state for j in screen.jobs] == ["done", "done"]
+        assert _messages(app) == [f"2 of 2 retrieved: {136 - here} new images, {here} here already"]
+        rows = [str(row.render()) for row in screen.query("TransferRow")]
+        assert len(rows) == 2 and all(row.startswith("✔") for row in rows)
+        assert all("● here" in str(study.label) for study in studies)
+        assert "2 here" in _count(screen)

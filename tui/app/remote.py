@@ -3,9 +3,10 @@
 Nodes come from config.toml (``pacs-tui node add``). Queries, series look-ups, echoes and
 retrieves run in thread workers through :mod:`tui.net`, so the screen never waits on the
 network: a query's results are collected by its worker and drawn by a 20 Hz timer, so 10,000
-answers arrive as a few hundred tree updates, not 10,000 messages. The screen is installed
-once (:func:`open_remote`): going back to the browser keeps the results, the marks and the
-transfers still running.
+answers arrive as a few hundred tree updates, not 10,000 messages. Each batch drawn is looked
+up in the local archive by another worker (one SQL statement), so studies already here are
+marked as such. The screen is installed once (:func:`open_remote`): going back to the browser
+keeps the results, the marks and the transfers still running.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -22,8 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
+from rich.style import Style
 from rich.text import Span, Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -38,6 +41,7 @@ from tui.errors import UserError
 from tui.net.nodes import Node, load_nodes
 
 if TYPE_CHECKING:
+    from tui.archive.index import Archive
     from tui.net.scu import Transfer
 
 log = logging.getLogger(__name__)
@@ -49,9 +53,24 @@ NO_NODES = (
     "  (for example: pacs-tui node add pacs ORTHANC pacs.example.org 4242)\n\n"
     "pacs-tui demo starts a small PACS holding the demo data and configures a node for it."
 )
+# What `?` (F1 in a field, where `?` is a wildcard) shows above the keys: the query syntax is
+# not guessable from the form. Short: the help panel has half of 80 columns (pacs.tcss).
+HELP = """\
+**Query**: Enter in a field runs it.\\
+Name `smi` finds SMITH…\\
+Date `2024` `today` `yesterday`, the last `7d` `4w` `6m` `1y`, \
+`20240131`, `20240101-20240331`, `20240101-`\\
+Mod `CT`, or several: `CT,MR`\\
+`*` and `?` are wildcards (Name, ID, Acc)
+
+`● here` the archive has it all, `◐ 26/301 here` a part
+"""
 _DRAIN_SECONDS = 0.05  # how often arrived results are drawn: often enough to look live
 _PROGRESS_SECONDS = 0.1  # the least time between two progress updates of a transfer
 _UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
+_UIDS_PER_STATEMENT = 500  # under SQLite's oldest limit of 999 variables per statement
+_NODES_WIDTH = 18  # the node pane at least: an IPv4 address fits its detail box on one line
+_FINAL = ("done", "failed", "stopped")
 
 
 def open_remote(app: App[Any]) -> None:
@@ -68,7 +87,8 @@ def date_range(text: str, today: dt.date | None = None) -> str:
     """The StudyDate key for what was typed: ``20240101``, ``20240101-20241231`` (either end
     may be left open), ``2024``, ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``,
     ``1y`` (today included)."""
-    text = text.strip().lower().replace(" ", "")
+    typed = text.strip()  # for messages: as the user wrote it
+    text = typed.lower().replace(" ", "")
     today = today or dt.date.today()
     if not text:
         return ""
@@ -84,13 +104,19 @@ def date_range(text: str, today: dt.date | None = None) -> str:
         try:
             first, *last = (dt.datetime.strptime(end, "%Y%m%d").date() for end in ends)
         except ValueError:
-            raise UserError(f"date {text!r}: not a calendar date (YYYYMMDD)") from None
+            raise UserError(f"date {typed!r}: not a calendar date (YYYYMMDD)") from None
         if last and last[0] < first:
-            raise UserError(f"date {text!r} ends before it starts")
+            raise UserError(f"date {typed!r} ends before it starts")
         return text
     raise UserError(
-        f"date {text!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
+        f"date {typed!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
     )
+
+
+def modalities(text: str) -> str:
+    """``CT,MR``, ``ct mr`` or ``CT\\MR`` as DICOM's value list ``CT\\MR``: a study matches
+    when it holds any of them (ModalitiesInStudy)."""
+    return "\\".join(m for m in re.split(r"[\s,;\\/]+", text.strip().upper()) if m)
 
 
 def query_keys(
@@ -107,10 +133,47 @@ def query_keys(
         "PatientName": name,
         "PatientID": patient_id.strip(),
         "StudyDate": date_range(dates),
-        "ModalitiesInStudy": modality.strip().upper(),
+        "ModalitiesInStudy": modalities(modality),
         "AccessionNumber": accession.strip(),
     }
     return {**default_keys("study"), **{k: v for k, v in filters.items() if v}}
+
+
+# -- what the local archive holds already ----------------------------------------------------
+
+
+def local_studies(archive: Archive, studies: list[str]) -> dict[str, int]:
+    """How many instances of each of ``studies`` the archive holds, for those it holds at all:
+    one statement per 500 UIDs (an index look-up each: ``study_uid`` is unique), so a batch of
+    results costs one query, not one per row."""
+    found: dict[str, int] = {}
+    try:
+        for start in range(0, len(studies), _UIDS_PER_STATEMENT):
+            chunk = studies[start : start + _UIDS_PER_STATEMENT]
+            found.update(
+                archive.conn.execute(
+                    "SELECT study_uid, num_instances FROM study"
+                    f" WHERE study_uid IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+    except sqlite3.Error as exc:
+        raise archive.error(exc) from None
+    return found
+
+
+def local_series(archive: Archive, study: str) -> dict[str, int]:
+    """How many instances of each series of ``study`` the archive holds."""
+    try:
+        return dict(
+            archive.conn.execute(
+                "SELECT se.series_uid, se.num_instances FROM series se"
+                " JOIN study st USING (study_pk) WHERE st.study_uid = ?",
+                (study,),
+            )
+        )
+    except sqlite3.Error as exc:
+        raise archive.error(exc) from None
 
 
 # -- labels -----------------------------------------------------------------------------------
@@ -128,26 +191,64 @@ def _date(value: str) -> str:
 _CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
 
 
-def _line(*parts: str | tuple[str, str]) -> Text:
+class Fitted(Text):
+    """A label that knows which of its parts gives way first on a narrow screen: ``cut``
+    (start, end) is the description, so the date, accession and counts stay readable."""
+
+    __slots__ = ("cut",)
+    cut: tuple[int, int] | None  # set by _line, which makes them all
+
+
+def _line(*parts: str | tuple[str, str], cut: int = -1) -> Fitted:
     """A one-line label from ``text`` or ``(text, style)`` parts: :meth:`Text.assemble`,
-    several times faster (10,000 results make 20,000 labels)."""
+    several times faster (10,000 results make 20,000 labels). Part ``cut`` is the one
+    shortened first when the line does not fit (see :func:`fit`)."""
     plain: list[str] = []
     spans = []
     at = 0
-    for part in parts:
+    where = None
+    for index, part in enumerate(parts):
         text, style = (part, "") if isinstance(part, str) else part
         if not text:
             continue
         text = text.translate(_CONTROLS)
         if style:
             spans.append(Span(at, at + len(text), style))
+        if index == cut:
+            where = (at, at + len(text))
         plain.append(text)
         at += len(text)
-    return Text("".join(plain), spans=spans)
+    label = Fitted("".join(plain), spans=spans)
+    label.cut = where
+    return label
+
+
+def fit(text: Text, cut: tuple[int, int], room: int) -> Text:
+    """``text`` in ``room`` cells by shortening the part ``cut`` (to one "…" at the least);
+    what still does not fit is cut off at the right as usual."""
+    excess = text.cell_len - room
+    start, end = cut
+    if excess <= 0 or end <= start:
+        return text
+    middle = text[start:end]
+    middle.truncate(max(middle.cell_len - excess, 1), overflow="ellipsis")
+    return text[:start] + middle + text[end:]
 
 
 def _mark(data: dict[str, Any]) -> tuple[str, str]:
     return ("✔ ", "bold") if data.get("marked") else ("", "")
+
+
+def _here(data: dict[str, Any], total_key: str) -> tuple[str, str]:
+    """``● here`` when the archive holds all of it, ``◐ 26/301 here`` when part of it (the
+    PACS's count; just ``◐ 26 here`` when it gave none)."""
+    here = data.get("here", 0)
+    if not here:
+        return ("", "")
+    total = str(data["row"].get(total_key, ""))
+    if total.isdigit() and here >= int(total):
+        return ("● here  ", "green")
+    return (f"◐ {here}/{total} here  " if total.isdigit() else f"◐ {here} here  ", "yellow")
 
 
 def patient_label(row: dict[str, str], studies: int, private: bool) -> Text:
@@ -161,7 +262,9 @@ def patient_label(row: dict[str, str], studies: int, private: bool) -> Text:
     )
 
 
-def study_label(data: dict[str, Any], private: bool) -> Text:
+def study_label(data: dict[str, Any], private: bool) -> Fitted:
+    """Date, modalities, what is here already, description, accession, counts: the
+    description is cut first when the line is narrow."""
     row = data["row"]
     accession = row.get("AccessionNumber", "")
     counts = [
@@ -175,20 +278,24 @@ def study_label(data: dict[str, Any], private: bool) -> Text:
         _mark(data),
         _date(row.get("StudyDate", "")),
         "  " + (modalities + "  " if modalities else ""),
+        _here(data, "NumberOfStudyRelatedInstances"),
         row.get("StudyDescription") or "(no description)",
         ("  acc " + (mask(accession) if private else accession) if accession else "", "dim"),
         ("  " + ", ".join(counts) if counts else "", "dim"),
+        cut=4,
     )
 
 
-def series_label(data: dict[str, Any]) -> Text:
+def series_label(data: dict[str, Any]) -> Fitted:
     row = data["row"]
     images = row.get("NumberOfSeriesRelatedInstances", "")
     return _line(
         _mark(data),
         f"{row.get('Modality', '')} {row.get('SeriesNumber', '')}".strip() + "  ",
+        _here(data, "NumberOfSeriesRelatedInstances"),
         row.get("SeriesDescription") or "(no description)",
         ("  " + _plural(images, "image") if images else "", "dim"),
+        cut=3,
     )
 
 
@@ -203,8 +310,11 @@ class Run:
     cancel: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     inbox: list[dict[str, str]] = field(default_factory=list)
-    finished: bool = False
+    finished: bool = False  # its worker is done
     error: str = ""
+    # Esc: the screen shows it stopped at once, although its worker may be stuck in a
+    # connect or an association for its timeout; what that worker brings later is dropped.
+    stopped: bool = False
 
     def take(self) -> list[dict[str, str]]:
         with self.lock:
@@ -221,12 +331,14 @@ class Job:
     study: str
     series: str | None
     label: Text  # what it is, masked under --privacy
+    batch: int = 0  # the `g` that queued it: one notice per batch
     state: str = "queued"  # running, done, failed, stopped
     transfer: Transfer | None = None
     error: str = ""
     summary: str = ""  # the final counts, frozen (a live rate keeps falling)
     cancel: threading.Event = field(default_factory=threading.Event)
     posted: float = 0.0
+    reported: bool = False  # the screen has shown its final state (UI thread only)
 
     def progress(self) -> str:
         """``[####------] 12/40  1.2 MB  3.4 MB/s``, or the final counts."""
@@ -264,6 +376,27 @@ class Job:
         self.summary = outcomes.get(self.state, counts)
 
 
+def batch_summary(jobs: list[Job]) -> tuple[str, str]:
+    """One notice for a whole batch of retrieves, and its severity: a batch of 40 studies
+    must not pile up 40 notices."""
+    if len(jobs) == 1:
+        job = jobs[0]
+        if job.state == "failed":
+            return job.error, "error"
+        return Text.assemble(job.label, ": ", job.summary).plain, "information"
+    states = [job.state for job in jobs]
+    transfers = [job.transfer for job in jobs if job.transfer is not None]
+    new = sum(t.tally.new for t in transfers)
+    present = sum(t.skipped + t.tally.present for t in transfers)
+    text = f"{states.count('done')} of {len(jobs)} retrieved: {_plural(new, 'new image')}"
+    text += f", {present} here already" if present else ""
+    text += f"; {states.count('stopped')} stopped" if "stopped" in states else ""
+    failed = [job for job in jobs if job.state == "failed"]
+    if failed:
+        text += f"; {len(failed)} failed ({failed[0].error})"
+    return text, "error" if failed else "information"
+
+
 _ICONS = {"queued": "·", "running": "⇣", "done": "✔", "failed": "✘", "stopped": "■"}
 
 
@@ -288,20 +421,47 @@ class ResultTree(Tree[dict[str, Any]]):
 
     Built for 10,000 answers: labels are one-line :class:`Text` already (no markup to parse),
     widths are measured without rendering, and a batch of nodes is added with one
-    invalidation instead of one per node.
+    invalidation instead of one per node. Lines are fitted to the width as they are drawn
+    (the description gives way first), so the tree never scrolls sideways.
     """
 
     BINDINGS = [Binding("space", "screen.mark", "Mark", id="remote.mark")]
     _quiet = False
+    _width = 0  # the width the lines were laid out for
 
     def process_label(self, label: str | Text) -> Text:
         return label if isinstance(label, Text) else super().process_label(label)
+
+    def _build(self) -> None:
+        # Measured once per layout, not once per line: looking the region up costs more than
+        # the rest of a line's width. The scrollbar's gutter is kept whether or not it shows
+        # (scrollbar-gutter: stable), so only a resize changes it, and a resize lays out again.
+        self._width = self.scrollable_content_region.width
+        super()._build()
+
+    def _room(self, node: TreeNode[dict[str, Any]]) -> int:
+        """The cells a node's label (with its icon) has beside its guides."""
+        depth = 0
+        parent = node._parent
+        while parent is not None and parent is not self.root:
+            depth += 1
+            parent = parent._parent
+        return max(1, self._width - depth * self.guide_depth)
 
     def get_label_width(self, node: TreeNode[dict[str, Any]]) -> int:
         icon = ""
         if node.allow_expand:
             icon = self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE
-        return cell_len(icon) + node._label.cell_len
+        return min(cell_len(icon) + node._label.cell_len, self._room(node))
+
+    def render_label(self, node: TreeNode[dict[str, Any]], base_style: Style, style: Style) -> Text:
+        text = super().render_label(node, base_style, style)
+        label = node._label
+        if isinstance(label, Fitted) and label.cut is not None:
+            icon = len(text) - len(label)
+            start, end = label.cut
+            text = fit(text, (start + icon, end + icon), self._room(node))
+        return text
 
     def _invalidate(self) -> None:
         if not self._quiet:
@@ -330,6 +490,20 @@ class TransferChanged(Message):
         self.job = job
 
 
+class LocalFound(Message):
+    """What the archive holds of some studies (and of the series of one, after a retrieve)."""
+
+    def __init__(
+        self,
+        run: Run,
+        studies: dict[str, int],
+        study: str = "",
+        series: dict[str, int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.run, self.studies, self.study, self.series = run, studies, study, series
+
+
 # -- the screen -------------------------------------------------------------------------------
 
 
@@ -337,28 +511,40 @@ class RemoteScreen(Screen[None]):
     """Nodes on the left; the query form, its results and the transfer queue on the right."""
 
     AUTO_FOCUS = "#nodes"  # choose a node, Enter to the form, Enter to the results
+    HELP = HELP
+    # The footer shows them in this order (after the focused widget's): at 80 columns only the
+    # first few fit, so retrieving and stopping come first.
     BINDINGS = [
-        Binding("escape", "cancel_or_back", "Stop/back", id="remote.back"),
-        Binding("slash", "form", "Query", id="remote.form"),
-        Binding("ctrl+r", "query", "Run query", id="remote.query"),
-        Binding("e", "echo", "Echo", id="remote.echo"),
         Binding("g", "retrieve", "Retrieve", id="remote.retrieve"),
-        Binding("a", "mark_all", "Mark all", id="remote.mark_all"),
         Binding("x", "stop_transfer", "Stop transfer", id="remote.stop"),
+        Binding("slash", "form", "Query", id="remote.form"),
+        Binding("e", "echo", "Echo", id="remote.echo"),
+        Binding("escape", "cancel_or_back", "Stop/back", id="remote.back"),
+        Binding("a", "mark_all", "Mark all", id="remote.mark_all"),
+        Binding("c", "clear_finished", "Clear finished", id="remote.clear"),
+        Binding("ctrl+r", "query", "Run query", show=False, id="remote.query"),
         Binding("X", "stop_all", "Stop all transfers", show=False, id="remote.stop_all"),
+        # `?` types a wildcard in a field: F1 shows the help from anywhere.
+        Binding("f1", "app.toggle_help", "Help", show=False, id="remote.help"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.nodes: dict[str, Node] = {}
         self.echoes: dict[str, str] = {}  # node name: the last echo's outcome
+        self._echoing: dict[str, threading.Event] = {}  # node name: its echo's stop flag
         self.run: Run | None = None
         self.jobs: list[Job] = []
         self._jobs_lock = threading.Lock()
         self._draining = False  # a transfer worker is running the queue
+        self._batches: dict[int, list[Job]] = {}  # batches not yet reported
+        self._batch = 0
         self._patients: dict[tuple[str, str], TreeNode[dict[str, Any]]] = {}
+        self._by_uid: dict[str, TreeNode[dict[str, Any]]] = {}  # StudyInstanceUID: study
+        self._here: set[str] = set()  # studies the archive holds some of
         self._studies = 0
         self._hold_until = 0.0  # no drawing of results before then (see _drain)
+        self._form_error = ""  # what is wrong with the form, shown until it is edited
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -367,33 +553,43 @@ class RemoteScreen(Screen[None]):
                 yield OptionList(id="nodes")
                 yield Static("", id="node-status")
             with Vertical(id="remote-main"):
-                with Horizontal(classes="form-row"):
-                    yield Label("Name")
-                    yield Input(placeholder="prefix, or * ?", id="q-name", compact=True)
-                    yield Label("ID")
-                    yield Input(placeholder="patient ID", id="q-id", compact=True)
-                with Horizontal(classes="form-row"):
-                    yield Label("Date")
-                    yield Input(placeholder="7d, 2024, today…", id="q-date", compact=True)
-                    yield Label("Mod")
-                    yield Input(placeholder="CT", id="q-mod", compact=True)
-                    yield Label("Acc")
-                    yield Input(placeholder="accession", id="q-acc", compact=True)
-                yield Static("Enter runs the query", id="count")
+                # Placeholders read "e.g. …" and are dim and italic: a bare "CT" was taken for
+                # a value already typed.
+                with Vertical(id="form"):
+                    with Horizontal(classes="form-row"):
+                        yield Label("Name")
+                        yield Input(placeholder="e.g. smi, *son", id="q-name", compact=True)
+                        yield Label("ID")
+                        yield Input(placeholder="e.g. 1234*", id="q-id", compact=True)
+                    with Horizontal(classes="form-row"):
+                        yield Label("Date")
+                        yield Input(placeholder="e.g. 7d, 2024", id="q-date", compact=True)
+                        yield Label("Mod")
+                        yield Input(placeholder="e.g. CT,MR", id="q-mod", compact=True)
+                        yield Label("Acc")
+                        yield Input(placeholder="e.g. A12*", id="q-acc", compact=True)
+                yield Static("", id="count")
                 yield Static(NO_NODES, id="empty")
                 tree = ResultTree("Results", id="results")
                 tree.show_root = False
+                tree.guide_depth = 3  # not 4: a column more for the description of each level
                 yield tree
-                yield VerticalScroll(id="queue")
+                with Vertical(id="queue"):
+                    yield Static("", id="queue-head")
+                    yield VerticalScroll(id="queue-rows")
         yield Footer()
 
     def on_mount(self) -> None:
         self.sub_title = "remote"
         self._timer = self.set_interval(_DRAIN_SECONDS, self._drain, pause=True)
+        self._show_count()
 
     def on_screen_resume(self) -> None:
         """Nodes are read each time the screen shows: one added in a shell meanwhile is there."""
         self.load_node_list()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._size_nodes()
 
     def on_unmount(self) -> None:
         """The app is closing: stop the network work, so no thread holds the exit up."""
@@ -401,6 +597,8 @@ class RemoteScreen(Screen[None]):
             self.run.cancel.set()
         for job in self.jobs:
             job.cancel.set()
+        for stop in self._echoing.values():
+            stop.set()
 
     @property
     def private(self) -> bool:
@@ -418,15 +616,29 @@ class RemoteScreen(Screen[None]):
             self.nodes = {}
             self.notify(str(exc), severity="error")
         options.clear_options()
-        options.add_options(
-            Option(Text.assemble((name, "bold"), "  ", (node.aet, "dim")), id=name)
-            for name, node in sorted(self.nodes.items())
+        options.add_options(  # names only: the AE title and address are in the box below
+            Option(Text(name, style="bold"), id=name) for name in sorted(self.nodes)
         )
         self.set_class(not self.nodes, "no-nodes")
         if self.nodes:
             names = sorted(self.nodes)
             options.highlighted = names.index(current) if current in names else 0
+        self._size_nodes()
         self._show_node()
+
+    def _size_nodes(self) -> None:
+        """As wide as the longest name or host, within a quarter of the screen: at 80 columns
+        the results need the room more (a longer name ends in "…", a longer host wraps)."""
+        # Beside a name: its padding (2), the focus bar and the rule on the right (1 each);
+        # beside a host in the box below: a padding of 1, the bar and the rule.
+        needed = max(
+            [cell_len(name) + 4 for name in self.nodes]
+            + [cell_len(node.host) + 3 for node in self.nodes.values()],
+            default=0,
+        )
+        widest = max(_NODES_WIDTH, self.size.width // 4)
+        pane = self.query_one("#remote-nodes", Vertical)
+        pane.styles.width = min(max(needed, _NODES_WIDTH), widest)
 
     @property
     def node(self) -> Node | None:
@@ -445,8 +657,15 @@ class RemoteScreen(Screen[None]):
             status.update("")
             return
         how = "C-GET" if node.method == "get" else f"C-MOVE to {node.destination}"
-        lines = [how + (" · TLS" if node.tls else ""), self.echoes.get(node.name, "e: echo")]
-        status.update("\n".join(lines))
+        # The host alone on its line: a long one wraps whole, not cut at its port.
+        status.update(
+            Text.assemble(
+                (node.aet, "bold"),
+                f"\n{node.host}\nport {node.port}\n",
+                how + (" · TLS" if node.tls else ""),
+                "\n" + self.echoes.get(node.name, "e: echo"),
+            )
+        )
 
     @on(OptionList.OptionSelected, "#nodes")
     def _node_chosen(self) -> None:
@@ -457,38 +676,56 @@ class RemoteScreen(Screen[None]):
         if node is None:
             self.notify("no node to echo: pacs-tui node add NAME AET HOST PORT", severity="warning")
             return
-        self.echoes[node.name] = "echo…"
+        if node.name in self._echoing:
+            return  # one echo at a time per node: it answers or times out
+        stop = self._echoing[node.name] = threading.Event()
+        self.echoes[node.name] = "echo… Esc stops"
         self._show_node()
-        self.echo_node(node)
+        self.echo_node(node, stop)
 
     @work(thread=True, group="echo")
-    def echo_node(self, node: Node) -> None:
+    def echo_node(self, node: Node, stop: threading.Event) -> None:
         from tui.net.scu import echo
 
         try:
             total, _ = echo(node)
         except UserError as exc:
-            self.app.call_from_thread(self._echoed, node, "✘ no echo", str(exc), "error")
+            self.app.call_from_thread(self._echoed, node, stop, "✘ no echo", str(exc), "error")
             return
         except Exception as exc:  # pynetdicom's surprises: a notice, never a traceback
             log.debug("echo failed", exc_info=True)
             self.app.call_from_thread(
-                self._echoed, node, "✘ no echo", f"echo failed: {exc}", "error"
+                self._echoed, node, stop, "✘ no echo", f"echo failed: {exc}", "error"
             )
             return
         ms = f"{total * 1000:.0f} ms"
         self.app.call_from_thread(
             self._echoed,
             node,
+            stop,
             f"echo {ms}",
             f"{node.name} ({node.address}): echo {ms}",
             "information",
         )
 
-    def _echoed(self, node: Node, status: str, message: str, severity: Any) -> None:
+    def _echoed(
+        self, node: Node, stop: threading.Event, status: str, message: str, severity: Any
+    ) -> None:
+        if stop.is_set():
+            return  # stopped with Esc: the user has moved on, a late answer is no news
+        self._echoing.pop(node.name, None)
         self.echoes[node.name] = status
         self._show_node()
         self.notify(message, severity=severity, timeout=8 if severity == "error" else 4)
+
+    def _stop_echoes(self) -> None:
+        """Esc: every echo still waiting shows stopped at once (the worker waits out its
+        timeout; its answer is dropped)."""
+        for name, stop in self._echoing.items():
+            stop.set()
+            self.echoes[name] = "echo stopped"
+        self._echoing.clear()
+        self._show_node()
 
     # -- querying ------------------------------------------------------------------------------
 
@@ -498,6 +735,13 @@ class RemoteScreen(Screen[None]):
     @on(Input.Submitted)
     def _submitted(self) -> None:
         self.action_query()
+
+    @on(Input.Changed)
+    def _edited(self) -> None:
+        if self._form_error:
+            self._form_error = ""
+            self.query_one("#q-date", Input).remove_class("error")
+            self._show_count()
 
     def action_query(self) -> None:
         node = self.node
@@ -511,15 +755,20 @@ class RemoteScreen(Screen[None]):
         ]
         try:
             keys = query_keys(*values)
-        except UserError as exc:
-            self.notify(str(exc), severity="error")
+        except UserError as exc:  # only the date can be wrong: to it, to put it right
+            self._form_error = str(exc)
+            date = self.query_one("#q-date", Input)
+            date.add_class("error")
+            date.focus()
+            self._show_count()
             return
         if self.run is not None:
             self.run.cancel.set()  # its worker sends the C-CANCEL; its results are dropped
         self.run = Run(node)
         tree = self.query_one(ResultTree)
         tree.clear()
-        self._patients, self._studies, self._hold_until = {}, 0, 0.0
+        self._patients, self._by_uid, self._here = {}, {}, set()
+        self._studies, self._hold_until = 0, 0.0
         self.find_studies(self.run, keys)
         self._timer.resume()
         self._show_count()
@@ -531,6 +780,8 @@ class RemoteScreen(Screen[None]):
 
         try:
             for row in find(run.node, "study", keys, cancel=run.cancel):
+                if run.cancel.is_set():
+                    continue  # stopped: the PACS may send a few more before the C-CANCEL
                 with run.lock:
                     run.inbox.append(row)
         except UserError as exc:
@@ -551,7 +802,7 @@ class RemoteScreen(Screen[None]):
         counter follows every tick.
         """
         run = self.run
-        if run is None:
+        if run is None or run.stopped:
             return
         lines = self._studies + len(self._patients)
         if not final and time.monotonic() < self._hold_until:
@@ -564,6 +815,7 @@ class RemoteScreen(Screen[None]):
         tree = self.query_one(ResultTree)
         private = self.private
         grown = set()  # patients with a study more: their labels count them
+        uids = []
         with tree.adding():
             for row in rows:
                 key = (row.get("PatientID", ""), row.get("PatientName", ""))
@@ -575,7 +827,10 @@ class RemoteScreen(Screen[None]):
                 else:
                     grown.add(key)
                 data = {"level": "study", "row": row, "node": run.node, "marked": False}
-                patient.add(study_label(data, private), data)
+                study = patient.add(study_label(data, private), data)
+                if uid := row.get("StudyInstanceUID", ""):
+                    self._by_uid[uid] = study
+                    uids.append(uid)
                 self._studies += 1
             for key in grown:
                 patient = self._patients[key]
@@ -584,11 +839,13 @@ class RemoteScreen(Screen[None]):
         if tree.cursor_line < 0:
             tree.cursor_line = 0
         self._show_count()
+        if uids:
+            self.look_local(run, uids)
 
     @on(QueryDone)
     def _query_done(self, event: QueryDone) -> None:
-        if event.run is not self.run:
-            return  # an earlier query, replaced
+        if event.run is not self.run or event.run.stopped:
+            return  # an earlier query, replaced; or one stopped, already shown so
         self._drain(final=True)
         self._timer.pause()
         self._show_count()
@@ -596,27 +853,101 @@ class RemoteScreen(Screen[None]):
             self.notify(event.run.error, severity="error", timeout=10)
 
     def _show_count(self, pending: int = 0) -> None:
+        count = self.query_one("#count", Static)
+        count.set_class(bool(self._form_error), "error")
+        if self._form_error:
+            count.update(self._form_error)
+            return
         run = self.run
+        if run is None:
+            count.update("Enter in a field runs the query · F1 explains the fields")
+            return
         text = _plural(self._studies + pending, "study", "studies")
         if not pending:
             text += " · " + _plural(len(self._patients), "patient")
-        if run is not None and run.error:
+        if self._here:
+            text += f" · {len(self._here)} here"
+        if run.stopped:
+            text += " · stopped"
+        elif run.error:
             text += " · failed"
-        elif run is not None and run.cancel.is_set():
-            text += " · stopped" if run.finished else " · stopping…"
-        elif run is not None and not run.finished:
+        elif run.cancel.is_set():
+            text += " · stopping…"
+        elif not run.finished:
             text += " · querying… (Esc stops)"
-        self.query_one("#count", Static).update(text)
+        count.update(text)
 
     def action_cancel_or_back(self) -> None:
-        """Esc stops a running query (C-CANCEL); otherwise back to the browser. Transfers go
-        on in the background (``x`` stops one)."""
+        """Esc, one step at a time: out of a form field (to the results, or the nodes if there
+        are none); else it stops a running query or echo, at once on screen (C-CANCEL; a
+        PACS that never answers is left to time out unseen); else back to the browser.
+        Transfers go on in the background (``x`` stops one)."""
+        if isinstance(self.focused, Input):
+            tree = self.query_one(ResultTree)
+            if tree.root.children:
+                tree.focus()
+            else:
+                self.query_one("#nodes", OptionList).focus()
+            return
         run = self.run
-        if run is not None and not run.finished and not run.cancel.is_set():
+        if run is not None and not run.finished and not run.stopped:
             run.cancel.set()
+            self._drain(final=True)  # what came before the stop is kept
+            run.stopped = True
+            self._timer.pause()
             self._show_count()
             return
+        if self._echoing:
+            self._stop_echoes()
+            return
         self.app.pop_screen()
+
+    # -- what is here already ----------------------------------------------------------------
+
+    @work(thread=True, group="local")
+    def look_local(self, run: Run, studies: list[str], series_of: str = "") -> None:
+        """Which of ``studies`` the archive holds (one statement for the batch), and after a
+        retrieve, which series of ``series_of``: off the UI thread, the index may be busy."""
+        read = self.app.read  # type: ignore[attr-defined]
+        try:
+            found = read(local_studies, studies)
+            series = read(local_series, series_of) if series_of else None
+        except UserError:  # locked by an import, say: the badges are a help, not a must
+            log.debug("local look-up failed", exc_info=True)
+            return
+        self.post_message(
+            LocalFound(run, {uid: found.get(uid, 0) for uid in studies}, series_of, series)
+        )
+
+    @on(LocalFound)
+    def _local_found(self, event: LocalFound) -> None:
+        if event.run is not self.run:
+            return
+        changed = []
+        for uid, here in event.studies.items():
+            study = self._by_uid.get(uid)
+            if study is None or study.data is None:
+                continue
+            if here:
+                self._here.add(uid)
+            else:
+                self._here.discard(uid)
+            if study.data.get("here", 0) != here:
+                study.data["here"] = here
+                changed.append(study)
+            if uid == event.study and event.series is not None:
+                for series in study.children:
+                    data = series.data or {}
+                    if data.get("level") == "series":
+                        here = event.series.get(data["row"].get("SeriesInstanceUID", ""), 0)
+                        if data.get("here", 0) != here:
+                            data["here"] = here
+                            changed.append(series)
+        if changed:
+            with self.query_one(ResultTree).adding():  # the widths change: one layout
+                for node in changed:
+                    self._relabel(node)
+        self._show_count()
 
     # -- series, on demand ------------------------------------------------------------------------
 
@@ -637,12 +968,21 @@ class RemoteScreen(Screen[None]):
             rows = list(find(node, "series", {**default_keys("series"), "StudyInstanceUID": uid}))
         except Exception as exc:  # a NetError most likely: a notice either way
             message = str(exc) if isinstance(exc, UserError) else f"series query failed: {exc}"
-            self.app.call_from_thread(self._add_series, study, [], message)
+            self.app.call_from_thread(self._add_series, study, [], {}, message)
             return
-        self.app.call_from_thread(self._add_series, study, rows, "")
+        try:
+            here = self.app.read(local_series, uid)  # type: ignore[attr-defined]
+        except UserError:
+            log.debug("local look-up failed", exc_info=True)
+            here = {}
+        self.app.call_from_thread(self._add_series, study, rows, here, "")
 
     def _add_series(
-        self, study: TreeNode[dict[str, Any]], rows: list[dict[str, str]], error: str
+        self,
+        study: TreeNode[dict[str, Any]],
+        rows: list[dict[str, str]],
+        here: dict[str, int],
+        error: str,
     ) -> None:
         if study.tree is not self.query_one(ResultTree) or study.data is None:
             return
@@ -661,7 +1001,12 @@ class RemoteScreen(Screen[None]):
             return (int(text) if text.lstrip("-").isdigit() else 1 << 30, text)
 
         for row in sorted(rows, key=number):
-            data = {"level": "series", "row": row, "marked": False}
+            data = {
+                "level": "series",
+                "row": row,
+                "marked": False,
+                "here": here.get(row.get("SeriesInstanceUID", ""), 0),
+            }
             study.add_leaf(series_label(data), data)
 
     # -- marks -----------------------------------------------------------------------------------
@@ -720,7 +1065,8 @@ class RemoteScreen(Screen[None]):
     # -- retrieving ------------------------------------------------------------------------------
 
     def action_retrieve(self) -> None:
-        """``g``: the marked studies and series, else the highlighted one, into the queue."""
+        """``g``: the marked studies and series, else the highlighted one, into the queue, as
+        one batch (one notice when all of it is over)."""
         root = self.app.archive.root  # type: ignore[attr-defined]
         if root is None:
             self.notify(
@@ -734,24 +1080,31 @@ class RemoteScreen(Screen[None]):
         if not picked:
             self.notify("mark studies or series (space), or highlight one, to retrieve")
             return
-        busy = {(j.study, j.series) for j in self.jobs if j.state in ("queued", "running")}
+        self.action_clear_finished()  # a new batch: the outcome of the last is in its notice
+        busy = {(j.study, j.series) for j in self.jobs}
+        self._batch += 1
         new = []
         for node in picked:
-            job = self._job(node, Path(root))
+            job = self._job(node, Path(root), self._batch)
             if (job.study, job.series) not in busy:
                 new.append(job)
                 busy.add((job.study, job.series))
             if node.data and node.data.get("marked"):
                 node.data["marked"] = False
                 self._relabel(node)
-        queue = self.query_one("#queue", VerticalScroll)
-        queue.add_class("shown")
-        queue.mount_all(TransferRow(job) for job in new)
-        queue.scroll_end(animate=False)
+        if not new:
+            self.notify("already in the transfer queue")
+            return
+        self._batches[self._batch] = new
+        rows = self.query_one("#queue-rows", VerticalScroll)
+        self.query_one("#queue").add_class("shown")
+        rows.mount_all(TransferRow(job) for job in new)
+        rows.scroll_end(animate=False)
         with self._jobs_lock:
             self.jobs += new
             start = not self._draining
             self._draining = True
+        self._show_queue()
         if start:
             self.run_transfers()
 
@@ -771,7 +1124,7 @@ class RemoteScreen(Screen[None]):
             return []
         return list(node.children) if level == "patient" else [node]
 
-    def _job(self, node: TreeNode[dict[str, Any]], root: Path) -> Job:
+    def _job(self, node: TreeNode[dict[str, Any]], root: Path, batch: int) -> Job:
         data = node.data or {}
         study: dict[str, Any]
         if data["level"] == "series":
@@ -785,7 +1138,7 @@ class RemoteScreen(Screen[None]):
                 self._who(row), "  ", _date(row.get("StudyDate", "")), "  ",
                 row.get("StudyDescription") or row.get("ModalitiesInStudy", ""),
             )  # fmt: skip
-        return Job(study["node"], root, study["row"]["StudyInstanceUID"], series, label)
+        return Job(study["node"], root, study["row"]["StudyInstanceUID"], series, label, batch)
 
     def _who(self, row: dict[str, str]) -> str:
         return shown(row, "PatientName", self.private) or shown(row, "PatientID", self.private)
@@ -831,14 +1184,37 @@ class RemoteScreen(Screen[None]):
         for row in self.query(TransferRow):
             if row.job is job:
                 row.show()
-        if job.state not in ("done", "failed", "stopped"):
+        if job.state not in _FINAL or job.reported:
             return
-        if job.state == "failed":
-            self.notify(job.error, severity="error", timeout=10)
-        else:
-            self.notify(Text.assemble(job.label, ": ", job.summary).plain)
+        job.reported = True
+        self._show_queue()
         if job.transfer is not None and job.transfer.tally.new:
             self._reload_browser()
+            if self.run is not None and job.study in self._by_uid:  # its badge, up to date
+                self.look_local(self.run, [job.study], series_of=job.study)
+        batch = self._batches.get(job.batch, [])
+        if batch and all(j.reported for j in batch):
+            del self._batches[job.batch]
+            text, severity = batch_summary(batch)
+            self.notify(text, severity=severity, timeout=10 if severity == "error" else 5)  # type: ignore[arg-type]
+
+    def _show_queue(self) -> None:
+        """The queue's first line: how many are where, and the keys that act on them."""
+        states = [job.state for job in self.jobs]
+        counts = [
+            f"{states.count(state)} {state}"
+            for state in ("running", "queued", "done", "stopped", "failed")
+            if state in states
+        ]
+        keys = [
+            key
+            for key, wanted in (("x stops", ("running", "queued")), ("c clears finished", _FINAL))
+            if set(wanted) & set(states)
+        ]
+        head = Text.assemble(
+            ("Transfers: ", "bold"), ", ".join(counts), ("  " + " · ".join(keys), "dim")
+        )
+        self.query_one("#queue-head", Static).update(head)
 
     def _reload_browser(self) -> None:
         """Retrieved studies show in the browser at once, under its current filter."""
@@ -847,6 +1223,18 @@ class RemoteScreen(Screen[None]):
         for screen in self.app.screen_stack:
             if isinstance(screen, BrowserScreen):
                 screen.load_patients(screen.filters)
+
+    def action_clear_finished(self) -> None:
+        """``c``: done, failed and stopped transfers leave the queue (a stopped one retrieved
+        again shows once, as it ends this time)."""
+        with self._jobs_lock:
+            gone = {job for job in self.jobs if job.reported}
+            self.jobs = [job for job in self.jobs if job not in gone]
+        for row in self.query(TransferRow):
+            if row.job in gone:
+                row.remove()
+        self.query_one("#queue").set_class(bool(self.jobs), "shown")
+        self._show_queue()
 
     def action_stop_transfer(self) -> None:
         """``x``: the running transfer (or the next, if the queue is just starting) stops;
@@ -864,11 +1252,15 @@ class RemoteScreen(Screen[None]):
         self.post_message(TransferChanged(current))
 
     def action_stop_all(self) -> None:
+        stopped = []
         with self._jobs_lock:
             for job in self.jobs:
                 if job.state == "queued":
                     job.state = "stopped"
                     job.finish()
+                    stopped.append(job)
                 job.cancel.set()
         for row in self.query(TransferRow):
             row.show()
+        for job in stopped:  # the running one reports when its worker is done
+            self.post_message(TransferChanged(job))
