@@ -426,6 +426,7 @@ def _pump(source: socket.socket, dest: socket.socket) -> None:
     try:
         while data := source.recv(65536):
             dest.sendall(data)
+        dest.shutdown(socket.SHUT_WR)  # pass the FIN on: else the PACS holds a thread for it
     except OSError:
         pass
 
