@@ -19,17 +19,11 @@ from tests.servers import clear, upload
 from tests.test_app import _settle
 from tui.app.app import PacsApp
 from tui.app.browser import BrowserScreen
-from tui.app.remote import (
-    RemoteScreen,
-    date_range,
-    fit,
-    local_studies,
-    query_keys,
-    study_label,
-)
+from tui.app.remote import RemoteScreen, fit, local_studies, query_keys, study_label
 from tui.archive.index import Archive
 from tui.errors import UserError
 from tui.net.nodes import Node, save_node
+from tui.net.typed import date_range
 from tui.term.detect import BANDWIDTH
 
 TOSHIBA = "neurolabusc_dcm_qa_toshiba/MR_Toshiba_Galan3T_DTI_ortho_b0_volume"  # 40 x 64x64
@@ -453,7 +447,12 @@ async def test_a_transfer_stopped_then_resumed_in_a_batch(big, tmp_path: Path) -
     """Stopped (x), then stopped on its way: part of the study is here, and says so. Retrieved
     again with the other study, as one batch: the stopped line makes way, one notice tells the
     outcome, and both are here whole."""
-    config = _config(tmp_path, Node("pacs", big.aet, big.host, big.port))
+    from tests.test_net import Breaker
+
+    # The PACS pauses 0.6 s in the first image, so x lands while the transfer runs: our
+    # C-GET is fast enough to finish a small study between two key presses otherwise.
+    breaker = Breaker(big, "stall", at=1)
+    config = _config(tmp_path, Node("pacs", big.aet, "127.0.0.1", breaker.port))
     app = _app(tmp_path, config)
     async with app.run_test(size=(80, 24)) as pilot:
         patient_id = pydicom.dcmread(_files(J2K)[0], stop_before_pixels=True).PatientID
@@ -491,3 +490,4 @@ async def test_a_transfer_stopped_then_resumed_in_a_batch(big, tmp_path: Path) -
         assert len(rows) == 2 and all(row.startswith("✔") for row in rows)
         assert all("● here" in str(study.label) for study in studies)
         assert "2 here" in _count(screen)
+    breaker.close()

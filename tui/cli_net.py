@@ -250,7 +250,7 @@ def _parse_keys(pairs: list[str]) -> dict[str, str]:
     from pydicom.datadict import dictionary_VR, tag_for_keyword
 
     from tui.archive.query import check_uid
-    from tui.net.dates import date_range
+    from tui.net.typed import date_range, modalities
 
     keys: dict[str, str] = {}
     for pair in pairs:
@@ -263,6 +263,8 @@ def _parse_keys(pairs: list[str]) -> dict[str, str]:
         vr = dictionary_VR(tag)
         if value and vr == "DA":
             value = date_range(value)
+        elif value and keyword in ("Modality", "ModalitiesInStudy"):
+            value = modalities(value)
         elif value and vr == "UI":
             try:
                 for uid in value.split("\\"):

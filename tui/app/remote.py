@@ -11,9 +11,7 @@ keeps the results, the marks and the transfers still running.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import re
 import sqlite3
 import threading
 import time
@@ -39,6 +37,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 from tui.app.privacy import mask, shown
 from tui.errors import UserError
 from tui.net.nodes import Node, load_nodes
+from tui.net.typed import date_range, modalities
 
 if TYPE_CHECKING:
     from tui.archive.index import Archive
@@ -67,7 +66,6 @@ Mod `CT`, or several: `CT,MR`\\
 """
 _DRAIN_SECONDS = 0.05  # how often arrived results are drawn: often enough to look live
 _PROGRESS_SECONDS = 0.1  # the least time between two progress updates of a transfer
-_UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
 _UIDS_PER_STATEMENT = 500  # under SQLite's oldest limit of 999 variables per statement
 _NODES_WIDTH = 18  # the node pane at least: an IPv4 address fits its detail box on one line
 _FINAL = ("done", "failed", "stopped")
@@ -81,42 +79,6 @@ def open_remote(app: App[Any]) -> None:
 
 
 # -- the query form ---------------------------------------------------------------------------
-
-
-def date_range(text: str, today: dt.date | None = None) -> str:
-    """The StudyDate key for what was typed: ``20240101``, ``20240101-20241231`` (either end
-    may be left open), ``2024``, ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``,
-    ``1y`` (today included)."""
-    typed = text.strip()  # for messages: as the user wrote it
-    text = typed.lower().replace(" ", "")
-    today = today or dt.date.today()
-    if not text:
-        return ""
-    if text in ("today", "yesterday"):
-        return f"{today - dt.timedelta(days=text == 'yesterday'):%Y%m%d}"
-    if match := re.fullmatch(r"(\d{1,4})([dwmy])", text):
-        days = int(match[1]) * _UNITS[match[2]]
-        return f"{today - dt.timedelta(days=max(days, 1) - 1):%Y%m%d}-{today:%Y%m%d}"
-    if re.fullmatch(r"\d{4}", text):
-        return f"{text}0101-{text}1231"
-    if re.fullmatch(r"\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8}", text):
-        ends = [end for end in text.split("-") if end]
-        try:
-            first, *last = (dt.datetime.strptime(end, "%Y%m%d").date() for end in ends)
-        except ValueError:
-            raise UserError(f"date {typed!r}: not a calendar date (YYYYMMDD)") from None
-        if last and last[0] < first:
-            raise UserError(f"date {typed!r} ends before it starts")
-        return text
-    raise UserError(
-        f"date {typed!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
-    )
-
-
-def modalities(text: str) -> str:
-    """``CT,MR``, ``ct mr`` or ``CT\\MR`` as DICOM's value list ``CT\\MR``: a study matches
-    when it holds any of them (ModalitiesInStudy)."""
-    return "\\".join(m for m in re.split(r"[\s,;\\/]+", text.strip().upper()) if m)
 
 
 def query_keys(

@@ -1,4 +1,5 @@
-"""Dates as people type them, turned into DICOM date matching (for the CLI and the app)."""
+"""Query values as people type them (dates like ``7d`` or ``2024``, modality lists like
+``CT,MR``), turned into DICOM matching: one reading for the CLI and the app."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def date_range(text: str, today: dt.date | None = None) -> str:
     """The StudyDate key for what was typed: ``20240101``, ``20240101-20241231`` (either end
     may be left open), ``2024``, ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``,
     ``1y`` (today included)."""
-    text = text.strip().lower().replace(" ", "")
+    typed = text.strip()  # for messages: as the user wrote it
+    text = typed.lower().replace(" ", "")
     today = today or dt.date.today()
     if not text:
         return ""
@@ -30,10 +32,16 @@ def date_range(text: str, today: dt.date | None = None) -> str:
         try:
             first, *last = (dt.datetime.strptime(end, "%Y%m%d").date() for end in ends)
         except ValueError:
-            raise UserError(f"date {text!r}: not a calendar date (YYYYMMDD)") from None
+            raise UserError(f"date {typed!r}: not a calendar date (YYYYMMDD)") from None
         if last and last[0] < first:
-            raise UserError(f"date {text!r} ends before it starts")
+            raise UserError(f"date {typed!r} ends before it starts")
         return text
     raise UserError(
-        f"date {text!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
+        f"date {typed!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
     )
+
+
+def modalities(text: str) -> str:
+    """``CT,MR``, ``ct mr`` or ``CT\\MR`` as DICOM's value list ``CT\\MR``: a study matches
+    when it holds any of them (ModalitiesInStudy)."""
+    return "\\".join(m for m in re.split(r"[\s,;\\/]+", text.strip().upper()) if m)
