@@ -591,3 +591,21 @@ def test_a_move_to_a_port_taken_by_something_else_is_refused(loaded, tmp_path: P
             archive=tmp_path / "a", check=False,
         )  # fmt: skip
     assert result.returncode == 1 and f"port {port} is taken" in result.stderr
+
+
+@pytest.mark.parametrize("method", ["get", "move"])
+def test_retrieve_from_dcmqrscp(dcmqrscp, tmp_path: Path, method: str, pacstui_port: int) -> None:
+    """dcmtk's own Q/R SCP, not only Orthanc: store real files into it, bring them back."""
+    from tests.servers import store_scu
+
+    files = _files(TOSHIBA)
+    store_scu(dcmqrscp, files)
+    _add_node(dcmqrscp, "qr", "--method", method)
+    found = cli_json("find", "qr", "-k", f"StudyInstanceUID={_study_of(TOSHIBA)}")
+    assert [r["StudyInstanceUID"] for r in found] == [_study_of(TOSHIBA)]
+    archive = tmp_path / "archive"
+    summary = cli_json(
+        "get", "qr", "--study", _study_of(TOSHIBA), "--port", str(pacstui_port), archive=archive
+    )
+    assert (summary["new"], summary["failed"]) == (len(files), 0), summary
+    assert _pixels_by_uid(_archive_files(archive)) == _pixels_by_uid(files)
