@@ -3,6 +3,7 @@ preview, view it, step through slices, go back, quit."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -89,3 +90,42 @@ def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
     time.sleep(0.5)
     tmux("send-keys", "-t", "e2e", "echo exited-$?", "Enter")
     _wait_for(tmux, "exited-0")  # the app quit cleanly, the shell has its terminal back
+
+
+def test_demo_query_and_retrieve_in_a_real_terminal(tmux, tmp_path: Path) -> None:
+    """`pacs-tui demo` as a new user runs it: the demo PACS is there as node `demo`; query
+    it, mark everything, retrieve: the study only the PACS had arrives."""
+    kinds = ("XDG_DATA_HOME", "XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_CACHE_HOME")
+    homes = {v: str(tmp_path / v.lower()) for v in kinds}
+    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp"), **homes}
+    options = [f"-e{k}={v}" for k, v in env.items()]
+    tmux("new-session", "-d", "-s", "e2e", "-x", "120", "-y", "36", *options)
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", f"cd {ROOT} && {sys.executable} -m tui demo", "Enter")
+    _wait_for(tmux, "Demo^Alice", timeout=90)  # the demo archive is built on first use
+    tmux("send-keys", "-t", "e2e", "p")
+    _wait_for(tmux, "DEMOPACS")  # the node, configured by the demo
+    _keys(tmux, "Enter", "Enter")  # to the form, then query with it empty: everything
+    _wait_for(tmux, "6 studies")
+    _wait_for(tmux, "follow-up")  # the study only the PACS has
+    _keys(tmux, "Tab")
+    _wait_for(tmux, "here")  # the five the archive holds say so
+    tmux("send-keys", "-t", "e2e", "a")  # mark all
+    time.sleep(0.3)
+    tmux("send-keys", "-t", "e2e", "g")  # retrieve the marked
+    _wait_for(tmux, "retrieved", timeout=60)
+    screen = _wait_for(tmux, "6 here", timeout=30)
+    assert "Traceback" not in screen
+    tmux("send-keys", "-t", "e2e", "C-q")
+    time.sleep(1.5)
+    tmux("send-keys", "-t", "e2e", "echo exited-$?", "Enter")
+    _wait_for(tmux, "exited-0")
+    config = Path(homes["XDG_CONFIG_HOME"]) / "pacs-tui" / "config.toml"
+    assert "[nodes.demo]" not in config.read_text()  # gone with the demo
+    demo = Path(homes["XDG_DATA_HOME"]) / "pacs-tui" / "demo"
+    listed = subprocess.run(
+        [sys.executable, "-m", "tui", "--archive", str(demo), "ls", "--json"],
+        capture_output=True, text=True, cwd=ROOT, check=True,
+    )  # fmt: skip
+    descriptions = [s["StudyDescription"] for s in json.loads(listed.stdout)]
+    assert "CT Chest low dose follow-up" in descriptions and len(descriptions) == 6
