@@ -609,3 +609,16 @@ def test_retrieve_from_dcmqrscp(dcmqrscp, tmp_path: Path, method: str, pacstui_p
     )
     assert (summary["new"], summary["failed"]) == (len(files), 0), summary
     assert _pixels_by_uid(_archive_files(archive)) == _pixels_by_uid(files)
+
+
+def test_privacy_masks_names_ids_and_birth_dates_in_ls_and_find(loaded, tmp_path: Path) -> None:
+    archive = tmp_path / "archive"
+    run_cli("import", str(need_shared() / TOSHIBA), archive=archive)
+    _add_node(loaded)
+    name = str(pydicom.dcmread(_files(TOSHIBA)[0]).PatientName)
+    for args in (["ls", "--level", "patient"], ["find", "pacs", "--level", "study"]):
+        clear = run_cli(*args, archive=archive).stdout
+        hidden = run_cli("--privacy", *args, archive=archive).stdout
+        assert name[:6] in clear and name[:6] not in hidden and "•••" in hidden, args
+        rows = cli_json("--privacy", *args, archive=archive)
+        assert rows and all(r.get("PatientName", "").endswith("•••") for r in rows)

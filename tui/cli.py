@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--theme", metavar="NAME", help="reading-room, daylight, high-contrast...")
     parser.add_argument(
-        "--privacy", action="store_true", help="mask names, IDs and birth dates on screen"
+        "--privacy",
+        action="store_true",
+        help="mask names, IDs and birth dates (the app, ls, find)",
     )
     parser.add_argument(
         "--dither",
@@ -484,6 +486,7 @@ _TABLES: dict[str, list[tuple[str, str, int]]] = {
 
 def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.query import Filters, search
+    from tui.privacy import masked
 
     filters = Filters(
         patient_name=args.patient_name,
@@ -506,11 +509,20 @@ def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
     else:
         rows = search(archive, args.level, filters)
         level = args.level
+    if private(args, locations):
+        rows = [masked(row) for row in rows]
     if args.json:
         _print_json(rows)
     else:
         _print_rows(level, rows)
     return 0
+
+
+def private(args: argparse.Namespace, locations: Locations) -> bool:
+    """``--privacy``, or ``privacy = true`` in config.toml: mask names, IDs, birth dates."""
+    from tui.config import load_config
+
+    return bool(args.privacy or load_config(locations.config_file).get("privacy", False))
 
 
 def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
@@ -860,7 +872,7 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
         bandwidth,
         config_dir=locations.config_dir,
         theme=args.theme or config.get("theme"),
-        privacy=args.privacy or bool(config.get("privacy", False)),
+        privacy=private(args, locations),
         keymap=keymap,
         cache_mb=_cache_mb(locations),
         graphics=graphics,

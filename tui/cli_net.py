@@ -276,7 +276,9 @@ def _parse_keys(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.cli import private
     from tui.net.find import find, find_split
+    from tui.privacy import masked
 
     node = _node(args.node, locations)
     keys = _parse_keys(args.key)
@@ -298,7 +300,9 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     try:
         if args.json:
             out.write("[")
+        hide = private(args, locations)
         for result in results:
+            result = masked(result, hide)
             if args.json:
                 out.write(("," if count else "") + "\n " + json.dumps(result, ensure_ascii=False))
             else:

@@ -15,11 +15,11 @@ from textual.widgets import Footer, Header, Input, Static, Tree
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
-from tui.app.privacy import shown
 from tui.archive import triage
 from tui.archive.query import Filters, search
 from tui.archive.triage import Triage
 from tui.errors import UserError
+from tui.privacy import shown
 
 _FILTER_KEYS = {"id": "patient_id", "mod": "modality", "date": "date", "acc": "accession"}
 _FILTER_KEYS |= {"desc": "description", "birth": "birth_date", "name": "patient_name"}

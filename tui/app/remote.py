@@ -34,10 +34,10 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Static, Tr
 from textual.widgets.option_list import Option
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
-from tui.app.privacy import mask, shown
 from tui.errors import UserError
 from tui.net.nodes import Node, load_nodes
 from tui.net.typed import date_range, modalities
+from tui.privacy import mask, shown
 
 if TYPE_CHECKING:
     from tui.archive.index import Archive

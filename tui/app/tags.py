@@ -12,9 +12,9 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 
-from tui.app.privacy import mask
 from tui.archive.tags import Element, diff, elements, read_header
 from tui.errors import UserError
+from tui.privacy import mask
 
 _IDENTIFYING_TAGS = {"(0010,0010)", "(0010,0020)", "(0010,0030)"}
 _SHORT = 60

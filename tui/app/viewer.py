@@ -14,8 +14,8 @@ from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
-from tui.app.privacy import shown
 from tui.errors import UserError
+from tui.privacy import shown
 from tui.render.lut import Window
 from tui.render.pipeline import Request
 
