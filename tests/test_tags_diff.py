@@ -21,7 +21,8 @@ FIRST, SECOND = "1.2.826.0.1.3680043.8.498.71", "1.2.826.0.1.3680043.8.498.72"
 def _series(folder: Path, uid: str, count: int, change: Callable[[Dataset, int], None]) -> None:
     """A small synthetic series; ``change(ds, n)`` edits the n-th instance (0-based, in
     instance number order)."""
-    write_series(folder, AXIAL, size=8, count=count, series_uid=uid)
+    # UIDs of one length: random ones vary in length, and so would the meta group length
+    write_series(folder, AXIAL, size=8, count=count, series_uid=uid, sop_uid_root=f"{uid}.9")
     files = sorted(folder.glob("*.dcm"), key=lambda f: dcmread(f).InstanceNumber)
     for number, path in enumerate(files):
         ds = dcmread(path)
