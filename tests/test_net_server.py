@@ -363,18 +363,23 @@ def test_get_counts_what_the_peer_accepts_no_syntax_for(served: Served) -> None:
     assert sorted(identifier.FailedSOPInstanceUIDList) == sorted(set(originals) - {j2k})
 
 
-def test_retrieve_without_its_unique_key_is_refused(served: Served) -> None:
-    """A STUDY retrieve without StudyInstanceUID would send the whole archive."""
+@pytest.mark.parametrize("uid", [None, "*", "1.2.*"])
+def test_retrieve_without_its_unique_key_is_refused(served: Served, uid: str | None) -> None:
+    """A STUDY retrieve without a StudyInstanceUID, or with a wildcard for it, would send
+    the whole archive."""
     assoc = scu_association(served, [StudyRootQueryRetrieveInformationModelGet])
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.PatientName = "*"
+    if uid is not None:
+        query.StudyInstanceUID = uid
     try:
         responses = list(assoc.send_c_get(query, StudyRootQueryRetrieveInformationModelGet))
     finally:
         assoc.release()
     final = responses[-1][0].Status
     assert 0xC000 <= final <= 0xCFFF  # failure: unable to process
+    assert not any(status.Status in (0xFF00, 0xFF01) for status, _ in responses[:-1])
 
 
 # -- C-MOVE ---------------------------------------------------------------------------------------

@@ -288,6 +288,8 @@ def _setup_logging(locations: Locations, verbose: bool) -> None:
         locations.log_dir.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(locations.log_dir / "pacs-tui.log", delay=True))
         handlers[-1].setLevel(logging.INFO)
+        # Only our own messages: libraries' warnings quote tag values (patient data).
+        handlers[-1].addFilter(logging.Filter("tui"))
     except OSError:
         pass  # an unwritable log folder must not stop the command
     logging.basicConfig(
@@ -706,7 +708,7 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
     from tui.net.server import MiniPacs
 
     # C-MOVE goes to the configured nodes, and to us: PACSTUI at our receive port
-    ours = (DEFAULT_CALLING_AET, int(receiver_settings(locations).get("port", 11112)))
+    ours = (DEFAULT_CALLING_AET, receiver_settings(locations)["port"])
     destinations = {**move_destinations(locations), ours[0]: ("127.0.0.1", ours[1])}
     server = MiniPacs(
         build_demo_pacs(root), aet="DEMOPACS", host="127.0.0.1", port=0, destinations=destinations

@@ -287,6 +287,8 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     columns = COLUMNS[args.level]
     for keyword, _ in columns:
         keys.setdefault(keyword, "")
+    if args.split_days is not None and args.split_days <= 0:
+        raise UserError("--split-days must be 1 or more")
     if args.split_days:
         results = find_split(node, args.level, keys, args.split_days, model=args.model,
                              limit=args.limit)  # fmt: skip
@@ -368,13 +370,32 @@ class _StreamTable:
 # -- get and send ------------------------------------------------------------------------
 
 
+RECEIVE_PORT = 11112  # DICOM's registered port, and our storage SCP's unless set
+
+
 def receiver_settings(locations: Locations) -> dict[str, Any]:
+    """``[receiver]`` in config.toml, checked: ``aet``, ``port``, ``allow`` (a list)."""
     from tui.config import load_config
 
+    where = f"{locations.config_file}: [receiver]"
     table = load_config(locations.config_file).get("receiver", {})
     if not isinstance(table, dict):
-        raise UserError(f"{locations.config_file}: [receiver] must be a table")
-    return table
+        raise UserError(f"{where} must be a table")
+    port = table.get("port", RECEIVE_PORT)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+        raise UserError(f"{where} port must be a port number, not {port!r}")
+    allow = table.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise UserError(f'{where} allow must be a list of AE titles, e.g. ["CT01", "MR02"]')
+    if not isinstance(table.get("aet", ""), str):
+        raise UserError(f"{where} aet must be an AE title, in quotes")
+    return {**table, "port": port, "allow": allow}
+
+
+def _port(value: int, option: str = "--port") -> int:
+    if not 0 < value < 65536:
+        raise UserError(f"{option} {value}: not a port number (1-65535)")
+    return value
 
 
 def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
@@ -387,7 +408,7 @@ def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
     if args.series and len(args.study) > 1:
         raise UserError("--series goes with one --study")
     _open(locations, create=True).close()  # the archive exists before anything arrives
-    port = args.port or int(receiver_settings(locations).get("port", 11112))
+    port = _port(args.port) if args.port else receiver_settings(locations)["port"]
     live = sys.stderr.isatty()
     last = [0.0]
 
@@ -526,10 +547,10 @@ def _listening(args: argparse.Namespace, locations: Locations) -> dict[str, Any]
 
     settings = receiver_settings(locations)
     aet = check_aet(args.aet or str(settings.get("aet", "PACSTUI")), "--aet")
-    port = args.port if args.port is not None else int(settings.get("port", 11112))
+    port = args.port if args.port is not None else settings["port"]
     if not 0 <= port < 65536:
         raise UserError(f"--port {port}: not a port number")
-    allow_text = args.allow if args.allow is not None else ",".join(settings.get("allow", []))
+    allow_text = args.allow if args.allow is not None else ",".join(settings["allow"])
     allow = {check_aet(a.strip(), "--allow") for a in allow_text.split(",") if a.strip()}
     ssl_context = None
     if args.tls_cert or args.tls_key:

@@ -13,6 +13,11 @@ class NetError(UserError):
     """A DICOM network operation failed in a way the user (or the PACS admin) can fix."""
 
 
+class QueryRefused(NetError):
+    """The PACS ran the query and answered it with a failure status (as opposed to a
+    connection or association that failed): a caller may try another way."""
+
+
 # A-ASSOCIATE-RJ (PS3.8 9.3.4): (source, reason) -> what it means and what to do.
 _REJECTIONS = {
     (1, 2): "the application context is not supported",

@@ -419,7 +419,7 @@ def _run(
                     if unique is not None:
                         key, hide = unique
                         uid = result.pop(key) if hide else result[key]
-                        if uid in seen:
+                        if uid and uid in seen:  # no UID: nothing to tell it apart by
                             continue
                         seen.add(uid)
                     yield result
@@ -506,7 +506,7 @@ def _check_final(node: Node, command: Command, status: int, query: Query) -> Non
         if missing
         else ""
     )
-    raise errors.NetError(f"{node.name} ({node.address}) answered the query with {text}{hint}")
+    raise errors.QueryRefused(f"{node.name} ({node.address}) answered the query with {text}{hint}")
 
 
 def _cancel(assoc: Association, context: Context, message_id: int) -> None:

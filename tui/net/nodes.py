@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, fields, replace
+import tomllib
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +242,13 @@ def _rewrite_table(config_file: Path, name: str, table: str) -> None:
             kept.append(line)
     body = "".join(kept).rstrip("\n")
     new = (body + "\n\n" if body else "") + table if table else body + "\n"
+    try:
+        tomllib.loads(new)  # the edit must never break the file: checked before it is written
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(
+            f"{config_file}: node {name} is written in a form pacs-tui cannot edit ({exc}): "
+            f"change it by hand, or remove it and add it again"
+        ) from None
     config_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = config_file.with_name(config_file.name + ".tmp")
     try:
@@ -248,9 +256,3 @@ def _rewrite_table(config_file: Path, name: str, table: str) -> None:
         tmp.replace(config_file)
     except OSError as exc:
         raise UserError(f"cannot write config {config_file}: {exc.strerror}") from None
-    load_config(config_file)  # still valid TOML: the edit must never break the file
-
-
-def with_overrides(node: Node, **changes: Any) -> Node:
-    """``node`` with command-line overrides (those that are not None) applied, checked."""
-    return replace(node, **{k: v for k, v in changes.items() if v is not None}).checked()

@@ -104,15 +104,20 @@ class Receiver:
         )
         # Say which port files into this archive: a C-MOVE finding the port taken can
         # tell this receiver from another program (or one filing somewhere else).
-        marker = receiver_marker(self.filer.store)
-        marker.write_text(json.dumps({"port": self.port, "pid": os.getpid()}))
+        try:
+            marker = receiver_marker(self.filer.store, self.port)
+            marker.write_text(json.dumps({"port": self.port, "pid": os.getpid()}))
+        except OSError:
+            self.stop()
+            raise
         log.info("receiving on port %d", self.port)
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
+            port = self.port
+            self.ae.shutdown()  # stops listening and ends associations still storing
             self._server = None
-            receiver_marker(self.filer.store).unlink(missing_ok=True)
+            receiver_marker(self.filer.store, port).unlink(missing_ok=True)
         if self._owns_filer:
             self.filer.close()
 
@@ -125,14 +130,15 @@ class Receiver:
             self.stop()
 
 
-def receiver_marker(store: Path) -> Path:
-    return store / "incoming" / "receiver.json"
+def receiver_marker(store: Path, port: int) -> Path:
+    """The file saying a receiver files what arrives on ``port`` into this archive."""
+    return store / "incoming" / f"receiver-{port}.json"
 
 
 def receiving_here(store: Path, port: int) -> bool:
     """Whether a live receiver files what arrives on ``port`` into this archive."""
     try:
-        marker = json.loads(receiver_marker(store).read_text())
+        marker = json.loads(receiver_marker(store, port).read_text())
         os.kill(int(marker["pid"]), 0)  # still running?
     except (OSError, ValueError, KeyError, TypeError):
         return False

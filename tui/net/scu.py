@@ -188,6 +188,8 @@ def retrieve(
     ``method`` is ``get`` (C-GET: one association, through firewalls) or ``move`` (C-MOVE
     to our storage SCP on ``receive_port``, or to the receiver already running there).
     """
+    if not study:
+        raise errors.NetError("which study? a retrieve needs its StudyInstanceUID")
     method = method or node.method
     transfer = Transfer()
     filer = Filer(archive_root)
@@ -220,8 +222,8 @@ def _what_to_ask(
             "SOPInstanceUID": "", "SOPClassUID": ""}  # fmt: skip
     try:
         remote = list(find(node, "image", keys))
-    except errors.NetError as exc:
-        log.info("image-level query refused (%s); retrieving the whole level", type(exc).__name__)
+    except errors.QueryRefused:  # not a dead PACS: that would fail the retrieve just the same
+        log.info("image-level query refused; retrieving the whole level")
         whole = _identifier("SERIES" if series else "STUDY", study, series)
         return [whole], set()
     if not remote:
@@ -332,6 +334,8 @@ def _move(
     try:
         with associate(node, [context(move_model, UNCOMPRESSED)]) as assoc:
             for identifier in identifiers:
+                if cancel is not None and cancel.is_set():
+                    break  # stopped: the identifiers after it are not asked for
                 responses = assoc.send_c_move(identifier, node.destination, move_model, msg_id=1)
                 _follow(
                     node, assoc, responses, move_model, transfer, QR_MOVE_SERVICE_CLASS_STATUS,
@@ -419,7 +423,7 @@ def _on_status(
     if code == CANCELLED:
         return  # cancelled, as asked
     if code_to_category(code) == "Failure":
-        hint = _MOVE_HINT.get(code, "")
+        hint = _MOVE_HINT.get(code, "") if destination else ""
         if not hint and destination and not transfer.done:
             hint = _MOVE_HINT[0xA801].replace("does not know", "may not know")
         raise errors.NetError(
@@ -486,8 +490,9 @@ def send(
                         ds.file_meta.TransferSyntaxUID = UID(target)
                     status = assoc.send_c_store(ds)
                     result.transcoded += 1
-            except (OSError, ValueError, RuntimeError) as exc:
-                result.failed.append(f"{path}: {exc}")
+            except Exception as exc:  # a file changed or broken since it was indexed: the
+                # others still go (pydicom and pynetdicom raise several kinds for such files)
+                result.failed.append(f"{path}: {type(exc).__name__}: {exc}".splitlines()[0])
                 continue
             if not status or "Status" not in status:
                 raise errors.aborted(node, "the send")

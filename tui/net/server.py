@@ -691,8 +691,12 @@ class Query:
             query.requested.append(_Requested(tag, vr, keyword, key))
             if key is not None and vr != "SQ":
                 query._match(keyword, key, _values(value))
-        if retrieve and not _has_value(identifier, _UNIQUE[rank]):
-            raise QueryError(_IDENTIFIER_MISMATCH, f"a {level} retrieve needs {_UNIQUE[rank]}")
+        unique = _UNIQUE[rank]
+        if retrieve and not _has_value(identifier, unique):
+            raise QueryError(_IDENTIFIER_MISMATCH, f"a {level} retrieve needs {unique}")
+        if retrieve and any(_wild(v) for v in _values(identifier.get(unique))):
+            # a wildcard names no instance in particular: it would send the whole archive
+            raise QueryError(_IDENTIFIER_MISMATCH, f"{unique} takes UIDs, not wildcards")
         return query
 
     @property

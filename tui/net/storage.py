@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import tempfile
 import threading
 import time
@@ -114,7 +115,13 @@ class Filer:
                 tally.failed += 1
                 tally.errors.append(f"cannot write into the store: {exc.strerror or exc}")
             return Filed.FAILED, OUT_OF_RESOURCES
-        except (HeaderError, ArchiveError, ValueError) as exc:
+        except (ArchiveError, sqlite3.Error) as exc:  # locked by an import, or full: not
+            # the instance's fault, so "out of resources" (the sender may try again)
+            with self._lock:
+                tally.failed += 1
+                tally.errors.append(f"the archive cannot take it now: {exc}")
+            return Filed.FAILED, OUT_OF_RESOURCES
+        except (HeaderError, ValueError) as exc:
             with self._lock:
                 tally.failed += 1
                 tally.errors.append(f"not filed: {exc}")
