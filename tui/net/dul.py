@@ -69,6 +69,10 @@ _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 AFFECTED_SOP_CLASS, COMMAND_FIELD, MESSAGE_ID = 0x00000002, 0x00000100, 0x00000110
 RESPONDED_TO, PRIORITY, DATASET_TYPE = 0x00000120, 0x00000700, 0x00000800
 STATUS, ERROR_COMMENT, AFFECTED_SOP_INSTANCE = 0x00000900, 0x00000902, 0x00001000
+PENDING = frozenset({0xFF00, 0xFF01})  # response statuses: more responses follow
+CANCELLED = 0xFE00  # the final status of a cancelled request
+C_CANCEL_RQ = 0x0FFF  # CommandField of a C-CANCEL request
+MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: context IDs are the odd numbers 1 to 255
 NO_DATASET = 0x0101  # CommandDataSetType: no dataset follows
 HAS_DATASET = 0x0001  # CommandDataSetType: any other value means a dataset follows
 # Sub-operation counts of C-GET and C-MOVE responses.

@@ -29,9 +29,12 @@ from tui.archive.elements import LONG_VRS
 from tui.errors import UserError
 from tui.net import errors
 from tui.net.dul import (
+    C_CANCEL_RQ,
+    CANCELLED,
     COMMAND_FIELD,
     DATASET_TYPE,
     NO_DATASET,
+    PENDING,
     RESPONDED_TO,
     Association,
     Command,
@@ -73,9 +76,7 @@ DEFAULT_KEYS = {
               "InstanceNumber", "NumberOfFrames"),
 }  # fmt: skip
 
-_C_FIND_RQ, _C_FIND_RSP, _C_CANCEL_RQ = 0x0020, 0x8020, 0x0FFF
-_PENDING = frozenset({0xFF00, 0xFF01})
-_CANCELLED = 0xFE00
+_C_FIND_RQ, _C_FIND_RSP = 0x0020, 0x8020
 _DRAIN_SECONDS = 5.0  # after a C-CANCEL, how long the PACS gets to send its final response
 _CHARSET_TAG, _LEVEL_TAG = 0x00080005, 0x00080052
 _UTF8 = "ISO_IR 192"
@@ -451,7 +452,7 @@ def _exchange(
         while True:
             message = assoc.receive(node.dimse_timeout, cancel)
             status = _status(assoc, message.command, message_id)
-            if status in _PENDING:
+            if status in PENDING:
                 if message.dataset is not None:
                     try:
                         result = query.decode(node, message.dataset, context.implicit)
@@ -486,7 +487,7 @@ def _status(assoc: Association, command: Command, message_id: int) -> int:
 
 def _check_final(node: Node, command: Command, status: int, query: Query) -> None:
     """Raise for a failure status, naming what it means; warnings go to the log."""
-    if status == 0 or status == _CANCELLED:
+    if status == 0 or status == CANCELLED:
         return
     from pynetdicom.status import QR_FIND_SERVICE_CLASS_STATUS, code_to_category
 
@@ -525,14 +526,14 @@ def _cancel(assoc: Association, context: Context, message_id: int) -> None:
         # PACS (Orthanc) drop the association.
         if assoc.has_data():
             command = assoc.receive(deadline - time.monotonic()).command
-            if command.responded_to == message_id and command.status not in _PENDING:
+            if command.responded_to == message_id and command.status not in PENDING:
                 return
-        fields = [(COMMAND_FIELD, _C_CANCEL_RQ), (RESPONDED_TO, message_id),
+        fields = [(COMMAND_FIELD, C_CANCEL_RQ), (RESPONDED_TO, message_id),
                   (DATASET_TYPE, NO_DATASET)]  # fmt: skip
         assoc.send(context.id, encode_command(fields))
         while (left := deadline - time.monotonic()) > 0:
             command = assoc.receive(left).command
-            if command.responded_to == message_id and command.status not in _PENDING:
+            if command.responded_to == message_id and command.status not in PENDING:
                 return
         assoc.abort()
     except errors.NetError:

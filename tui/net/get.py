@@ -30,13 +30,16 @@ from tui.net.contexts import UNCOMPRESSED, storage_proposals
 from tui.net.dul import (
     AFFECTED_SOP_CLASS,
     AFFECTED_SOP_INSTANCE,
+    C_CANCEL_RQ,
     COMMAND_FIELD,
     DATASET_TYPE,
     HAS_DATASET,
     IMPLEMENTATION_CLASS_UID,
     IMPLEMENTATION_VERSION_NAME,
+    MAX_CONTEXTS,
     MESSAGE_ID,
     NO_DATASET,
+    PENDING,
     PRIORITY,
     RESPONDED_TO,
     STATUS,
@@ -57,13 +60,9 @@ MODELS = {
     "study": ("1.2.840.10008.5.1.4.1.2.2.3", "Study Root Query/Retrieve - GET"),
     "patient": ("1.2.840.10008.5.1.4.1.2.1.3", "Patient Root Query/Retrieve - GET"),
 }
-PENDING = frozenset({0xFF00, 0xFF01})
-CANCELLED = 0xFE00
 SOP_CLASS_NOT_SUPPORTED = 0x0122  # C-STORE: refused (PS3.7 C.4)
 _C_STORE_RQ, _C_STORE_RSP = 0x0001, 0x8001
 _C_GET_RQ, _C_GET_RSP = 0x0010, 0x8010
-_C_CANCEL_RQ = 0x0FFF
-_MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: context IDs are the odd numbers 1 to 255
 _UID_LENGTH = 64  # PS3.5 9.1: a UID longer than this is not one
 _PREAMBLE = bytes(128) + b"DICM"
 _META_VERSION = struct.pack("<HH2sHL", 2, 1, b"OB", 0, 2) + b"\x00\x01"
@@ -148,7 +147,7 @@ def c_get(
     """
     sop_class, name = MODELS[model]
     # The query context first, so storage contexts are the ones cut when there are too many.
-    proposed = [(sop_class, UNCOMPRESSED), *storage_proposals(classes)][:_MAX_CONTEXTS]
+    proposed = [(sop_class, UNCOMPRESSED), *storage_proposals(classes)][:MAX_CONTEXTS]
     roles = list(dict.fromkeys(abstract for abstract, _ in proposed[1:]))
     assoc = Association.open(node, proposed, roles=roles)
     assoc.during = "the retrieve"
@@ -199,7 +198,7 @@ def _get(
         if not cancelled and cancel is not None and cancel.is_set():
             cancelled = True
             log.debug("cancelling C-GET %d on %s", message_id, node.name)
-            fields = [(COMMAND_FIELD, _C_CANCEL_RQ), (RESPONDED_TO, message_id),
+            fields = [(COMMAND_FIELD, C_CANCEL_RQ), (RESPONDED_TO, message_id),
                       (DATASET_TYPE, NO_DATASET)]  # fmt: skip
             assoc.send(context.id, encode_command(fields))
         try:

@@ -37,8 +37,8 @@ from pynetdicom.status import (
 
 from tui.net import errors
 from tui.net.contexts import UNCOMPRESSED, context
-from tui.net.dul import COMPLETED, COUNT_TAGS, FAILED, REMAINING, Command
-from tui.net.get import CANCELLED, PENDING, Instance, c_get
+from tui.net.dul import CANCELLED, COMPLETED, COUNT_TAGS, FAILED, PENDING, REMAINING, Command
+from tui.net.get import Instance, c_get
 from tui.net.nodes import Node
 from tui.net.storage import Filer, Tally
 from tui.net.tls import client_context, server_context

@@ -56,6 +56,7 @@ from tui.archive import matching
 from tui.archive.index import INDEX_NAME, Archive
 from tui.errors import UserError
 from tui.net.contexts import context  # importing it also keeps identifiers out of pynetdicom's logs
+from tui.net.dul import CANCELLED, MAX_CONTEXTS
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,6 @@ DEFAULT_PORT = 11112
 
 # Statuses (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4).
 _PENDING = 0xFF00
-_CANCEL = 0xFE00
 _SUCCESS = 0x0000
 _IDENTIFIER_MISMATCH = 0xA900  # Identifier does not match SOP Class
 _UNABLE_TO_PROCESS = 0xC000
@@ -86,7 +86,6 @@ _PREFERRED_SYNTAXES = [
     ExplicitVRBigEndian,
 ]
 _UNCOMPRESSED_LE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
-_MAX_CONTEXTS = 128  # presentation contexts an association may propose (PS3.8 9.3.2.2)
 
 _FIND_MODELS = {
     PatientRootQueryRetrieveInformationModelFind: "patient",
@@ -288,7 +287,7 @@ class MiniPacs:
         for row in rows:
             if event.is_cancelled:
                 log.info("C-FIND cancelled by the requestor")
-                yield _CANCEL, None
+                yield CANCELLED, None
                 return
             yield _PENDING, query.response(row, self.aet)
 
@@ -409,7 +408,7 @@ def _send(
     for instance in instances:
         if event.is_cancelled:
             log.info("%s cancelled by the requestor", operation)
-            yield _CANCEL, None
+            yield CANCELLED, None
             return
         dataset, problem = _prepare(instance, association())
         if problem:
@@ -547,7 +546,7 @@ def _store_contexts(instances: list[Instance]) -> list[PresentationContext]:
     contexts += [
         context(sop_class, [syntax]) for sop_class, stored in syntaxes.items() for syntax in stored
     ]
-    return contexts[:_MAX_CONTEXTS]
+    return contexts[:MAX_CONTEXTS]
 
 
 # -- queries -------------------------------------------------------------------------------------
