@@ -575,16 +575,7 @@ def cmd_receive(args: argparse.Namespace, locations: Locations) -> int:
         receiver.start()
     except OSError as exc:
         raise UserError(f"cannot listen on port {settings['port']}: {exc.strerror}") from None
-    print(
-        f"receiving as {settings['aet']} on port {receiver.port}"
-        + (" over TLS" if settings["ssl_context"] else "")
-        + "; Ctrl-C stops",
-        flush=True,
-    )
-    try:
-        wait_until_stopped()
-    finally:
-        receiver.stop()
+    _until_stopped(receiver, "receiving", settings)
     tally = receiver.tally
     print(f"\n{tally.new} new, {tally.present} already here, {tally.failed} failed")
     return 0
@@ -613,17 +604,18 @@ def cmd_serve(args: argparse.Namespace, locations: Locations) -> int:
         ssl_context=settings["ssl_context"],
     )  # fmt: skip
     server.start()  # a port it cannot bind is a UserError, one line
-    print(
-        f"serving the archive as {settings['aet']} on port {server.port}"
-        + (" over TLS" if settings["ssl_context"] else "")
-        + "; Ctrl-C stops",
-        flush=True,
-    )
+    _until_stopped(server, "serving the archive", settings)
+    return 0
+
+
+def _until_stopped(service: Any, doing: str, settings: dict[str, Any]) -> None:
+    """Say where a started SCP listens, run it until Ctrl-C or SIGTERM, stop it."""
+    tls = " over TLS" if settings["ssl_context"] else ""
+    print(f"{doing} as {settings['aet']} on port {service.port}{tls}; Ctrl-C stops", flush=True)
     try:
         wait_until_stopped()
     finally:
-        server.stop()
-    return 0
+        service.stop()
 
 
 def wait_until_stopped() -> None:
