@@ -9,7 +9,7 @@ from textual.widgets import Input, Tree
 
 from tests.synthetic import AXIAL, write_series
 from tui.app.app import PacsApp
-from tui.app.browser import BrowserScreen, parse_filter
+from tui.app.browser import BrowserScreen
 from tui.app.image_view import ImageView
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
@@ -118,13 +118,6 @@ async def test_privacy_masks_names_and_ids(filled: Archive) -> None:
         await _settle(app, pilot)
         labels = " ".join(str(n.label) for n in app.screen.query_one(Tree).root.children)
         assert "Jérôme" not in labels and "SCSFREN" not in labels and "•••" in labels
-
-
-def test_filter_syntax() -> None:
-    filters = parse_filter("alice mod:CT date:20240101- acc:A1")
-    assert (filters.patient_name, filters.modality, filters.date, filters.accession) == (
-        "*alice*", "CT", "20240101-", "A1",
-    )  # fmt: skip
 
 
 async def test_help_lists_the_keys(filled: Archive) -> None:
@@ -252,7 +245,7 @@ async def test_the_command_palette_offers_the_screens_keys(filled: Archive) -> N
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
         titles = {command.title for command in app.get_system_commands(app.screen)}
-        assert {"Filter", "View series", "Flag", "Next unreviewed", "Import"} <= titles
+        assert {"Filter", "View", "Flag", "Next unreviewed study", "Import"} <= titles
 
 
 async def test_cine_export_and_value_under_the_mouse(

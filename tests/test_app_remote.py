@@ -19,7 +19,8 @@ from tests.servers import clear, upload
 from tests.test_app import _settle
 from tui.app.app import PacsApp
 from tui.app.browser import BrowserScreen
-from tui.app.remote import RemoteScreen, fit, local_studies, query_keys, study_label
+from tui.app.labels import fit
+from tui.app.remote import RemoteScreen, local_studies, query_keys, study_label
 from tui.archive.index import Archive
 from tui.errors import UserError
 from tui.net.nodes import Node, save_node

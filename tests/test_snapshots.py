@@ -33,6 +33,20 @@ def test_browser(snap_compare, archive: Archive) -> None:
     )
 
 
+def test_browser_80x24_opened(snap_compare, archive: Archive) -> None:
+    """At 80 x 24 the rows keep their counts (descriptions give way) and the footer its
+    triage keys."""
+
+    async def opened(pilot) -> None:
+        await _settle(pilot.app, pilot)
+        await _open_first_series(pilot.app, pilot)
+        await _settle(pilot.app, pilot)
+
+    assert snap_compare(
+        PacsApp(archive, BANDWIDTH["normal"]), terminal_size=(80, 24), run_before=opened
+    )
+
+
 def test_viewer_mip(snap_compare, archive: Archive) -> None:
     async def viewer(pilot) -> None:
         await _settle(pilot.app, pilot)

@@ -34,7 +34,7 @@ class PacsApp(App[None]):
     CSS_PATH = Path(__file__).with_name("pacs.tcss")  # absolute: subclasses elsewhere find it
     BINDINGS = [
         Binding("question_mark", "toggle_help", "Keys", id="app.help"),
-        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit"),
     ]
 
     def __init__(
@@ -89,7 +89,7 @@ class PacsApp(App[None]):
             binding = active.binding
             if binding.description and binding.action:
                 yield SystemCommand(
-                    binding.description,
+                    binding.tooltip or binding.description,  # the longer name where short
                     f"{binding.action} ({key})",
                     partial(screen.run_action, binding.action),
                 )

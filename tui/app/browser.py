@@ -1,133 +1,415 @@
 """The browser: Patient > Study > Series as a tree loaded on demand, a live filter, the
-selected node's details and a preview of the selected series."""
+highlighted node's details and a preview of what it holds.
+
+Trust comes first: the details, the preview and its caption always belong to the
+highlighted node. Everything that shows them goes through :meth:`BrowserScreen.follow`,
+which runs on every cursor move and after every rebuild of the tree; a preview that a
+worker finishes after the cursor moved on is dropped, never shown beside another row.
+"""
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from dataclasses import replace
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Static, Tree
+from textual.widgets import Footer, Header, Input, Static
+from textual.widgets.tree import TreeNode, UnknownNodeID
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
+from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
 from tui.archive import triage
+from tui.archive.matching import has_wildcards
 from tui.archive.query import Filters, search
-from tui.archive.triage import Triage
+from tui.archive.triage import PRIORITIES, Triage
 from tui.errors import UserError
+from tui.net.typed import date_range
 from tui.privacy import shown
+
+Node = TreeNode[dict[str, Any]]
+Key = tuple[str, ...]
+TreeState = tuple[set["Key | None"], list["Key | None"]]
 
 _FILTER_KEYS = {"id": "patient_id", "mod": "modality", "date": "date", "acc": "accession"}
 _FILTER_KEYS |= {"desc": "description", "birth": "birth_date", "name": "patient_name"}
 _FLAGS = {"is:flagged": "flagged", "is:unreviewed": "unreviewed"}
+FILTER_HELP = (
+    "a name or ID, name:, id:, mod:CT, date:2024 (or 20240101-, 7d), acc:, desc:, birth:,"
+    " is:flagged, is:unreviewed, priority:1-3"
+)
+_HIDDEN_DETAILS = {"path", "flagged", "priority", "reviewed", "note"}  # shown as triage
 
 
 def parse_filter(text: str) -> Filters:
-    """``alice mod:CT date:2024-`` -> Filters; bare words search the patient name."""
+    """``alice mod:CT date:2024`` -> Filters; bare words find a name, or an ID by its start.
+
+    Raises
+    ------
+    UserError
+        For an unknown ``key:``, a key without a value, or a value that cannot match
+        (``date:2024-13``, ``priority:9``).
+    """
     values: dict[str, Any] = {}
     words = []
     for token in text.split():
-        key, _, value = token.partition(":")
+        key, colon, value = token.partition(":")
+        key = key.lower()
         if token.lower() in _FLAGS:
             values[_FLAGS[token.lower()]] = True
-        elif key.lower() == "priority" and value.isdigit():
-            values["priority"] = int(value)
-        elif value and key.lower() in _FILTER_KEYS:
-            values[_FILTER_KEYS[key.lower()]] = value
-        else:
+        elif not colon:
             words.append(token)
+        elif key == "priority":
+            if not (value.isdigit() and 1 <= int(value) < len(PRIORITIES)):
+                raise UserError(f"priority:{value}: use priority:1 (low) to priority:3 (urgent)")
+            values["priority"] = int(value)
+        elif key in _FILTER_KEYS:
+            if not value:
+                raise UserError(f"{key}: needs a value ({FILTER_HELP})")
+            if key in ("date", "birth"):
+                value = date_range(value)
+            elif key in ("id", "acc") and not has_wildcards(value):
+                value += "*"  # an ID or accession by its start, as it is typed
+            elif key == "name" and not has_wildcards(value):
+                value = f"*{value}*"
+            values[_FILTER_KEYS[key]] = value
+        else:
+            raise UserError(f"unknown filter {token!r}: use {FILTER_HELP}")
     if words:
-        values["patient_name"] = "*" + " ".join(words) + "*"
+        values["name_or_id"] = " ".join(words)
     return Filters(**values)
 
 
-def study_label(row: dict[str, Any]) -> str:
-    marks = Triage(bool(row["flagged"]), int(row["priority"]), bool(row["reviewed"])).marks()
-    return (
-        f"[b]{marks}[/] {row['StudyDate'] or '--------'}  "
-        f"{shown(row, 'ModalitiesInStudy', False)}  "
-        f"{row['StudyDescription'] or '(no description)'}  "
-        f"[dim]{row['NumberOfStudyRelatedSeries']} series, "
-        f"{row['NumberOfStudyRelatedInstances']} images[/]"
+# -- labels and keys of nodes -------------------------------------------------------------
+
+
+def study_label(row: dict[str, Any], private: bool = False) -> Fitted:
+    """Triage marks, date, modalities, description (cut first), counts, a note mark."""
+    state = Triage(bool(row["flagged"]), int(row["priority"]), bool(row["reviewed"]))
+    marks = state.marks() + " " if state != Triage() else ""  # no room lost to blanks
+    modalities = "/".join(row.get("ModalitiesInStudy") or [])
+    counts = f"{plural(row['NumberOfStudyRelatedSeries'], 'series', 'series')}, "
+    counts += f"{row['NumberOfStudyRelatedInstances']} img"  # short: counts must fit 80 columns
+    return line(
+        (marks, "bold"),
+        iso_date(row.get("StudyDate") or ""),
+        "  " + (modalities + "  " if modalities else ""),
+        row.get("StudyDescription") or "(no description)",
+        ("  " + counts, "dim"),
+        (" ✎" if row.get("note") else "", "bold"),
+        cut=3,
     )
 
 
+def series_label(row: dict[str, Any]) -> Fitted:
+    number = "" if row["SeriesNumber"] is None else row["SeriesNumber"]
+    return line(
+        f"{row['Modality'] or '?'} {number}  ",
+        row["SeriesDescription"] or "(no description)",
+        ("  " + plural(row["NumberOfSeriesRelatedInstances"], "image"), "dim"),
+        cut=1,
+    )
+
+
+def instance_label(row: dict[str, Any]) -> Fitted:
+    frames = f", {row['NumberOfFrames']} frames" if (row["NumberOfFrames"] or 1) > 1 else ""
+    number = row["InstanceNumber"] if row["InstanceNumber"] is not None else "?"
+    return line(
+        f"#{number}  ", (f"{row['Rows']}x{row['Columns']}{frames}  {row['SOPInstanceUID']}", "dim")
+    )
+
+
+def node_key(data: dict[str, Any] | None) -> Key | None:
+    """What a node stands for, by UIDs (patients by ID and name): kept across rebuilds."""
+    if not data or "row" not in data:
+        return None
+    row, level = data["row"], data["level"]
+    if level == "patient":
+        return ("patient", str(row["PatientID"] or ""), str(row["PatientName"] or ""))
+    uid = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID"}.get(level)
+    return (level, str(row[uid or "SOPInstanceUID"]))
+
+
+def preview_target(data: dict[str, Any] | None) -> Key | None:
+    """What the preview shows for a node: a series, an instance (with its series), or a
+    study (its first series with images); nothing for a patient."""
+    key = node_key(data)
+    if key is None or key[0] == "patient":
+        return None
+    if key[0] == "instance":
+        return (*key, str(data["row"]["SeriesInstanceUID"]))  # type: ignore[index]
+    return key
+
+
+def details_text(data: dict[str, Any] | None, private: bool) -> Text:
+    """Every value of a node's row as text (never markup), triage on one line."""
+    if not data or "row" not in data:
+        return Text("No patient matches the filter.", style="dim")
+    row = data["row"]
+    lines = [
+        line((key, "bold"), "  ", shown(row, key, private))
+        for key in row
+        if key not in _HIDDEN_DETAILS
+    ]
+    if data["level"] == "study":
+        state = Triage(bool(row["flagged"]), int(row["priority"]), bool(row["reviewed"]))
+        words = ["flagged" if state.flagged else "not flagged"]
+        words.append(f"priority {PRIORITIES[state.priority]}")
+        words.append("reviewed" if state.reviewed else "not reviewed")
+        lines.append(line(("Triage", "bold"), "  ", ", ".join(words)))
+        if row.get("note"):
+            lines.append(line(("Note", "bold"), "  ", str(row["note"])))
+    return Text("\n").join(lines)
+
+
+class ArchiveTree(FittedTree):
+    """The archive's tree: rows fitted to the width, counts kept, tag values as text."""
+
+    BINDING_GROUP_TITLE = "Moving in the list"
+
+
 class BrowserScreen(Screen[None]):
-    """The archive as a tree, with details and a preview of what is selected."""
+    """The archive as a tree, with details and a preview of what is highlighted."""
 
     BINDINGS = [
         Binding("slash", "filter", "Filter", id="browser.filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
-        Binding("v", "view", "View series", id="browser.view"),
+        Binding("v", "view", "View", id="browser.view"),
         Binding("t", "tags", "Tags", id="browser.tags"),
         Binding("p", "remote", "PACS", id="browser.remote"),
-        Binding("ctrl+o", "import", "Import", id="browser.import"),
-        Binding("r", "reload", "Reload", id="browser.reload"),
-        Binding("s", "sort", "Sort name/date", id="browser.sort"),
+        Binding("ctrl+o", "import", "Import", show=False, id="browser.import"),
+        Binding("r", "reload", "Reload", show=False, id="browser.reload"),
+        Binding("s", "sort", "Sort by name or latest study", show=False, id="browser.sort"),
         Binding("f", "flag", "Flag", id="browser.flag"),
-        Binding("u", "priority", "Priority", id="browser.priority"),
+        Binding("u", "priority", "Prio", id="browser.priority"),
         Binding("x", "reviewed", "Reviewed", id="browser.reviewed"),
         Binding("n", "note", "Note", id="browser.note"),
-        Binding("right_square_bracket", "unreviewed(1)", "Next unreviewed", id="browser.next"),
-        Binding("left_square_bracket", "unreviewed(-1)", "Prev unreviewed", id="browser.prev"),
+        Binding(
+            "right_square_bracket",
+            "unreviewed(1)",
+            "Next",
+            id="browser.next",
+            tooltip="Next unreviewed study",
+        ),
+        Binding(
+            "left_square_bracket", "unreviewed(-1)", "Previous unreviewed", False, id="browser.prev"
+        ),
     ]
-
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Input(placeholder="name, id:…, mod:CT, date:20240101-, acc:…, desc:…", id="filter")
-        with Horizontal(id="browser"):
-            tree: Tree[dict[str, Any]] = Tree("Archive", id="tree")
-            tree.show_root = False
-            yield tree
-            with Vertical(id="side"):
-                yield Static("", id="details")
-                yield self.app.image_panel("preview")  # type: ignore[attr-defined]
-        yield Footer()
 
     recent_first = False
     filters = Filters()
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._preview_key: Key | None = None  # what the preview is for: the highlighted node's
+        self._writes: deque[tuple[Node, str, dict[str, Any]]] = deque()  # triage, in order
+        self._writes_lock = threading.Lock()
+        self._writing = False
+        self._unfiltered: TreeState | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Input(placeholder=FILTER_HELP, id="filter")
+        yield Static("", id="filter-error")
+        with Horizontal(id="browser"):
+            tree = ArchiveTree("Archive", id="tree")
+            tree.show_root = False
+            yield tree
+            with Vertical(id="side"):
+                yield Static("", id="details")
+                yield Static("", id="preview-caption")
+                yield self.app.image_panel("preview")  # type: ignore[attr-defined]
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns show every key
+
     def on_mount(self) -> None:
-        self.query_one(Tree).focus()
+        self.query_one(ArchiveTree).focus()
         self.load_patients(Filters())
 
-    def action_sort(self) -> None:
-        self.recent_first = not self.recent_first
-        self.notify("patients by latest study" if self.recent_first else "patients by name")
-        self.load_patients(self.filters)
+    def on_screen_resume(self) -> None:
+        self.follow()  # back from the viewer or the remote screen: still the highlighted node
 
     @property
     def private(self) -> bool:
         return bool(self.app.privacy)  # type: ignore[attr-defined]
 
-    # -- loading, in workers ----------------------------------------------------------
+    @property
+    def tree(self) -> ArchiveTree:
+        return self.query_one(ArchiveTree)
+
+    # -- what the screen shows follows the cursor ------------------------------------------
+
+    def follow(self) -> None:
+        """Show the highlighted node's details and preview (and nothing of any other)."""
+        node = self.tree.cursor_node
+        data = node.data if node is not None else None
+        self.query_one("#details", Static).update(details_text(data, self.private))
+        target = preview_target(data)
+        if target == self._preview_key:
+            return
+        self._preview_key = target
+        self.query_one("#preview", ImagePanel).clear()
+        caption = self.query_one("#preview-caption", Static)
+        if target is None:
+            self.workers.cancel_group(self, "preview")
+            caption.update("")
+            return
+        caption.update(Text("preview: loading…", style="dim"))
+        self.preview(target)
+
+    @on(ArchiveTree.NodeHighlighted)
+    def highlighted(self) -> None:
+        self.follow()  # the cursor as it is now: a message may arrive after further moves
+
+    @on(ArchiveTree.NodeSelected)
+    def selected(self, event: ArchiveTree.NodeSelected[dict[str, Any]]) -> None:
+        if (event.node.data or {}).get("level") == "series":
+            self.action_view()
+
+    @work(thread=True, exclusive=True, group="preview")
+    def preview(self, target: Key) -> None:
+        """The middle slice of a series (of a study's first series with images), or the
+        instance itself; one frame is read, not the series."""
+        try:
+            rendered, caption = self._render_preview(target)
+        except UserError as exc:
+            rendered, caption = None, f"no preview: {exc}"
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._show_preview, target, rendered, caption)
+
+    def _render_preview(self, target: Key) -> tuple[Any, str]:
+        """(Rendered, caption) for a preview target (in a worker thread)."""
+        from tui.render.pipeline import Request
+
+        app: Any = self.app
+        level, uid = target[0], target[1]
+        if level == "series":
+            rendered = app.render_series(uid)
+            return rendered, f"preview: {rendered.description}"
+        if level == "instance":
+            for number, stack in enumerate(app.stacks(target[2])):
+                for index, piece in enumerate(stack.slices):
+                    if piece.source.sop_uid == uid:
+                        rendered = app.render_series(target[2], Request(stack=number, index=index))
+                        return rendered, f"preview: this instance ({rendered.description})"
+            raise UserError("this instance holds no image")
+        failures = []
+        for row in app.read(search, "series", Filters(study=uid)):
+            try:
+                rendered = app.render_series(row["SeriesInstanceUID"])
+            except UserError as exc:
+                failures.append(str(exc))
+                continue
+            name = f"{row['Modality']} {row['SeriesNumber'] or ''} {row['SeriesDescription'] or ''}"
+            return rendered, f"preview: series {name.strip()}, {rendered.description}"
+        raise UserError("no series of this study has an image to show")
+
+    def _show_preview(self, target: Key, rendered: Any, caption: str) -> None:
+        if target != self._preview_key:
+            return  # the cursor moved on: this belongs to another node
+        panel = self.query_one("#preview", ImagePanel)
+        self.query_one("#preview-caption", Static).update(Text(caption, style="dim"))
+        if rendered is None:
+            panel.clear()
+            return
+        view = rendered.view
+        labels = view.labels if view is not None else {}
+        aspect = view.pixel_spacing[0] / view.pixel_spacing[1] if view is not None else 1.0
+        panel.show(rendered.image, labels, aspect, key=target)
+
+    # -- loading, in workers; rebuilds keep what was open and the cursor ---------------------
+
+    def load_patients(self, filters: Filters, state: TreeState | None = None) -> None:
+        """Fill the tree with the patients matching ``filters``; patients and studies that
+        were open stay open, and the cursor stays on its node when it is still there (or
+        on the one of ``state``, the tree as it was before a filter was typed)."""
+        self.filters = filters
+        opened, path = state or self._tree_state()
+        self._fetch_patients(filters, opened, path)
+
+    def _tree_state(self) -> TreeState:
+        """The open nodes and the cursor's path, by their keys."""
+        opened = {node_key(node.data) for node in self._every_node() if node.is_expanded}
+        cursor = self.tree.cursor_node
+        path: list[Key | None] = []
+        while cursor is not None and cursor.data:
+            path.insert(0, node_key(cursor.data))
+            cursor = cursor.parent
+        return opened, path
+
+    def _every_node(self) -> list[Node]:
+        out, todo = [], list(self.tree.root.children)
+        while todo:
+            node = todo.pop()
+            out.append(node)
+            todo += node.children
+        return out
 
     @work(thread=True, exclusive=True, group="patients")
-    def load_patients(self, filters: Filters) -> None:
-        self.filters = filters
-        rows = self.app.read(search, "patient", filters, self.recent_first)  # type: ignore[attr-defined]
+    def _fetch_patients(
+        self, filters: Filters, opened: set[Key | None], path: list[Key | None]
+    ) -> None:
+        read: Any = self.app.read  # type: ignore[attr-defined]
+        rows = read(search, "patient", filters, self.recent_first)
+        children: dict[Key | None, list[dict[str, Any]]] = {}
+        todo = [{"level": "patient", "row": row, "filters": filters} for row in rows]
+        while todo:
+            data = todo.pop()
+            key = node_key(data)
+            if key in opened and data["level"] != "instance":
+                children[key] = self._children_rows(data)
+                level = {"patient": "study", "study": "series", "series": "instance"}
+                for row in children[key]:
+                    todo.append({"level": level[data["level"]], "row": row, "filters": filters})
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._show_patients, rows, filters)
+            self.app.call_from_thread(self._show_patients, rows, filters, children, path)
 
-    def _show_patients(self, rows: list[dict[str, Any]], filters: Filters) -> None:
-        tree = self.query_one(Tree)
+    def _show_patients(
+        self,
+        rows: list[dict[str, Any]],
+        filters: Filters,
+        children: dict[Key | None, list[dict[str, Any]]],
+        path: list[Key | None],
+    ) -> None:
+        tree = self.tree
         tree.clear()
+        found: dict[Key | None, Node] = {}
         for row in rows:
-            label = f"{shown(row, 'PatientName', self.private) or '(no name)'}  "
-            label += f"[dim]{shown(row, 'PatientID', self.private)}  "
-            label += f"{row['NumberOfPatientRelatedStudies']} studies[/]"
-            node = tree.root.add(label, data={"level": "patient", "row": row, "filters": filters})
+            data = {"level": "patient", "row": row, "filters": filters}
+            node = tree.root.add(
+                patient_label(row, row["NumberOfPatientRelatedStudies"], self.private), data=data
+            )
             node.allow_expand = True
-        self.sub_title = f"{len(rows)} patients"
-        if rows:
-            tree.cursor_line = 0  # a patient is highlighted at once: keys act on it
+            found[node_key(data)] = node
+        pending = [node for key, node in found.items() if key in children]
+        while pending:
+            node = pending.pop()
+            node.data["loaded"] = True
+            for child in self._add_rows(node, children[node_key(node.data)]):
+                found[node_key(child.data)] = child
+                if node_key(child.data) in children:
+                    pending.append(child)
+            node.expand()
+        self.sub_title = plural(len(rows), "patient")
+        target = next((found[key] for key in reversed(path) if key in found), None)
+        self.call_after_refresh(self._place_cursor, target)
 
-    @on(Tree.NodeExpanded)
-    def expand(self, event: Tree.NodeExpanded[dict[str, Any]]) -> None:
+    def _place_cursor(self, node: Node | None) -> None:
+        tree = self.tree
+        if node is not None:
+            tree.move_cursor(node)
+        elif tree.root.children:
+            tree.cursor_line = 0  # a patient is highlighted at once: keys act on it
+        self.follow()  # the cursor may not have moved a line: no highlight message then
+
+    @on(ArchiveTree.NodeExpanded)
+    def expand(self, event: ArchiveTree.NodeExpanded[dict[str, Any]]) -> None:
         data = event.node.data or {}
         if data.get("loaded") or data.get("level") not in ("patient", "study", "series"):
             return
@@ -135,117 +417,89 @@ class BrowserScreen(Screen[None]):
         self.load_children(event.node)
 
     @work(thread=True, group="children")
-    def load_children(self, node: Any) -> None:
-        rows = self._children_rows(node.data)
+    def load_children(self, node: Node) -> None:
+        rows = self._children_rows(node.data or {})
         self.app.call_from_thread(self._add_rows, node, rows)
 
     def _children_rows(self, data: dict[str, Any]) -> list[dict[str, Any]]:
-        """A patient's studies (with their triage) or a study's series (worker thread)."""
+        """A patient's studies (with their triage), a study's series or a series'
+        instances (worker thread)."""
+        read: Any = self.app.read  # type: ignore[attr-defined]
         row = data["row"]
         if data["level"] == "patient":
             filters = data["filters"]
             narrowed = replace(
-                filters, patient_id=row["PatientID"] or "", patient_name=row["PatientName"] or ""
+                filters,
+                patient_id=row["PatientID"] or "",
+                patient_name=row["PatientName"] or "",
+                name_or_id="",
             )
-            return self.app.read(search, "study", narrowed)  # type: ignore[attr-defined,no-any-return]
+            return read(search, "study", narrowed)  # type: ignore[no-any-return]
         if data["level"] == "series":
-            instances = Filters(series=row["SeriesInstanceUID"])
-            return self.app.read(search, "instance", instances)  # type: ignore[attr-defined,no-any-return]
-        series = Filters(study=row["StudyInstanceUID"])
-        return self.app.read(search, "series", series)  # type: ignore[attr-defined,no-any-return]
+            return read(search, "instance", Filters(series=row["SeriesInstanceUID"]))  # type: ignore[no-any-return]
+        return read(search, "series", Filters(study=row["StudyInstanceUID"]))  # type: ignore[no-any-return]
 
-    def _add_rows(self, node: Any, rows: list[dict[str, Any]]) -> None:
-        level = node.data["level"]
+    def _add_rows(self, node: Node, rows: list[dict[str, Any]]) -> list[Node]:
+        level = (node.data or {})["level"]
+        added = []
         for row in rows:
             if level == "series":
-                frames = (
-                    f", {row['NumberOfFrames']} frames" if (row["NumberOfFrames"] or 1) > 1 else ""
+                added.append(
+                    node.add_leaf(instance_label(row), data={"level": "instance", "row": row})
                 )
-                label = (
-                    f"#{row['InstanceNumber'] if row['InstanceNumber'] is not None else '?'}  "
-                    f"[dim]{row['Rows']}x{row['Columns']}{frames}  {row['SOPInstanceUID']}[/]"
-                )
-                node.add_leaf(label, data={"level": "instance", "row": row})
                 continue
             if level == "patient":
-                label = study_label(row)
-                child = node.add(
-                    label, data={"level": "study", "row": row, "filters": node.data["filters"]}
-                )
-                child.allow_expand = True
+                data = {"level": "study", "row": row, "filters": node.data["filters"]}  # type: ignore[index]
+                child = node.add(study_label(row, self.private), data=data)
             else:
-                number = "" if row["SeriesNumber"] is None else row["SeriesNumber"]
-                description = row["SeriesDescription"] or "(no description)"
-                label = (
-                    f"{row['Modality']} {number}  {description}  "
-                    f"[dim]{row['NumberOfSeriesRelatedInstances']} images[/]"
-                )
-                series = node.add(label, data={"level": "series", "row": row})
-                series.allow_expand = True  # its instances, on demand
-
-    # -- selection ------------------------------------------------------------------------
-
-    @on(Tree.NodeHighlighted)
-    def highlighted(self, event: Tree.NodeHighlighted[dict[str, Any]]) -> None:
-        data = event.node.data or {}
-        row = data.get("row") or {}
-        keys = [k for k in row if k not in ("path",)]
-        lines = [f"[b]{k}[/]  {shown(row, k, self.private)}" for k in keys]
-        self.query_one("#details", Static).update("\n".join(lines))
-        if data.get("level") == "series":
-            self.preview(row["SeriesInstanceUID"])
-
-    @on(Tree.NodeSelected)
-    def selected(self, event: Tree.NodeSelected[dict[str, Any]]) -> None:
-        if (event.node.data or {}).get("level") == "series":
-            self.action_view()
-
-    @work(thread=True, exclusive=True, group="preview")
-    def preview(self, series_uid: str) -> None:
-        """The middle slice of the series, as acquired (one frame is read, not the series)."""
-        try:
-            rendered = self.app.render_series(series_uid)  # type: ignore[attr-defined]
-        except UserError as exc:
-            if not get_current_worker().is_cancelled:
-                self.app.call_from_thread(self.notify, str(exc), severity="warning")
-            return
-        if get_current_worker().is_cancelled:
-            return
-        view = rendered.view
-        labels = view.labels if view is not None else {}
-        aspect = view.pixel_spacing[0] / view.pixel_spacing[1] if view is not None else 1.0
-        panel = self.query_one("#preview", ImagePanel)
-        self.app.call_from_thread(panel.show, rendered.image, labels, aspect)
+                child = node.add(series_label(row), data={"level": "series", "row": row})
+            child.allow_expand = True  # its series or instances, on demand
+            added.append(child)
+        return added
 
     # -- actions --------------------------------------------------------------------------
 
+    def action_sort(self) -> None:
+        self.recent_first = not self.recent_first
+        self.notify("patients by latest study" if self.recent_first else "patients by name")
+        self.load_patients(self.filters)
+
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        if not box.value:
+            self._unfiltered = self._tree_state()  # to come back to when the filter goes
         box.add_class("shown")
         box.focus()
 
     def action_clear_filter(self) -> None:
+        """Esc: the filter goes (all patients again, the open ones kept open)."""
         box = self.query_one("#filter", Input)
-        box.value = ""
         box.remove_class("shown")
-        self.query_one(Tree).focus()
+        self.tree.focus()
+        if box.value:
+            box.value = ""  # Input.Changed reloads
 
     @on(Input.Changed, "#filter")
     def filter_changed(self, event: Input.Changed) -> None:
+        error = self.query_one("#filter-error", Static)
         try:
             filters = parse_filter(event.value)
         except UserError as exc:
-            self.sub_title = str(exc)
-            return
-        self.load_patients(filters)
+            error.update(Text(str(exc)))
+            error.add_class("shown")
+            return  # the tree stays as it was, with its details: nothing stale
+        error.remove_class("shown")
+        state = None
+        if not event.value.strip():
+            state, self._unfiltered = self._unfiltered, None
+        self.load_patients(filters, state)
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
-        self.query_one(Tree).focus()
+        self.tree.focus()
 
     def action_reload(self) -> None:
-        self.action_clear_filter()
-        self.load_patients(Filters())
+        self.load_patients(self.filters)
 
     def action_remote(self) -> None:
         """Query and retrieve from a PACS (the remote screen)."""
@@ -264,12 +518,12 @@ class BrowserScreen(Screen[None]):
                     f" {len(summary.skipped)} skipped, {len(summary.duplicates)} duplicates"
                 )
                 self.notify(counts + stopped)
-                self.load_patients(Filters())
+                self.load_patients(self.filters)
 
         self.app.push_screen(ImportScreen(), done)
 
     def action_tags(self) -> None:
-        node = self.query_one(Tree).cursor_node
+        node = self.tree.cursor_node
         data = (node.data or {}) if node is not None else {}
         if data.get("level") == "instance":
             self.open_tags(data["row"]["SeriesInstanceUID"], data["row"]["path"])
@@ -288,7 +542,7 @@ class BrowserScreen(Screen[None]):
         self.app.call_from_thread(self.app.push_screen, TagScreen(paths, index))
 
     def action_view(self) -> None:
-        node = self.query_one(Tree).cursor_node
+        node = self.tree.cursor_node
         data = (node.data or {}) if node is not None else {}
         if data.get("level") != "series":
             self.notify("choose a series to view")
@@ -297,10 +551,10 @@ class BrowserScreen(Screen[None]):
 
         self.app.push_screen(ViewerScreen(data["row"]))
 
-    # -- triage ---------------------------------------------------------------------------
+    # -- triage: shown at once, written in the order of the key presses ----------------------
 
-    def _study_node(self) -> Any:
-        node = self.query_one(Tree).cursor_node
+    def _study_node(self) -> Node | None:
+        node = self.tree.cursor_node
         while node is not None and (node.data or {}).get("level") not in ("study", None):
             node = node.parent
         if node is None or (node.data or {}).get("level") != "study":
@@ -308,41 +562,62 @@ class BrowserScreen(Screen[None]):
             return None
         return node
 
-    def _triage(self, **changes: Any) -> None:
-        node = self._study_node()
-        if node is not None:
-            self.save_triage(node, changes)
+    def _change_triage(self, node: Node, **changes: Any) -> None:
+        """Show the change now and queue its write: each key press counts, however fast."""
+        row = node.data["row"]  # type: ignore[index]
+        row.update(changes)
+        node.set_label(study_label(row, self.private))
+        if node is self.tree.cursor_node:
+            self.follow()
+        with self._writes_lock:
+            self._writes.append((node, row["StudyInstanceUID"], changes))
+            if self._writing:
+                return
+            self._writing = True
+        self._write_triage()
 
     @work(thread=True, group="triage")
-    def save_triage(self, node: Any, changes: dict[str, Any]) -> None:
-        uid = node.data["row"]["StudyInstanceUID"]
-        try:
-            state = self.app.read(triage.update, uid, **changes)  # type: ignore[attr-defined]
-        except UserError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="error")
-            return
-        self.app.call_from_thread(self._show_triage, node, state)
+    def _write_triage(self) -> None:
+        read: Any = self.app.read  # type: ignore[attr-defined]
+        while True:
+            with self._writes_lock:
+                if not self._writes:
+                    self._writing = False
+                    return
+                node, uid, changes = self._writes.popleft()
+            try:
+                read(triage.update, uid, **changes)
+            except UserError as exc:
+                self.app.call_from_thread(self._triage_failed, node, uid, str(exc))
 
-    def _show_triage(self, node: Any, state: Triage) -> None:
-        row = node.data["row"]
-        row.update(flagged=state.flagged, priority=state.priority, reviewed=state.reviewed)
-        row["note"] = state.note
-        node.set_label(study_label(row))
+    def _triage_failed(self, node: Node, uid: str, message: str) -> None:
+        self.notify(message, severity="error")
+        try:
+            state = self.app.read(triage.get, uid)  # type: ignore[attr-defined]
+        except UserError:
+            return
+        row = node.data["row"]  # type: ignore[index]
+        row.update(
+            flagged=state.flagged, priority=state.priority, reviewed=state.reviewed, note=state.note
+        )
+        node.set_label(study_label(row, self.private))
+        self.follow()
 
     def action_flag(self) -> None:
         node = self._study_node()
         if node is not None:
-            self.save_triage(node, {"flagged": not node.data["row"]["flagged"]})
+            self._change_triage(node, flagged=not node.data["row"]["flagged"])  # type: ignore[index]
 
     def action_priority(self) -> None:
         node = self._study_node()
         if node is not None:
-            self.save_triage(node, {"priority": (int(node.data["row"]["priority"]) + 1) % 4})
+            priority = (int(node.data["row"]["priority"]) + 1) % len(PRIORITIES)  # type: ignore[index]
+            self._change_triage(node, priority=priority)
 
     def action_reviewed(self) -> None:
         node = self._study_node()
         if node is not None:
-            self.save_triage(node, {"reviewed": not node.data["row"]["reviewed"]})
+            self._change_triage(node, reviewed=not node.data["row"]["reviewed"])  # type: ignore[index]
 
     def action_note(self) -> None:
         node = self._study_node()
@@ -351,48 +626,54 @@ class BrowserScreen(Screen[None]):
 
         def done(note: str | None) -> None:
             if note is not None:
-                self.save_triage(node, {"note": note})
+                self._change_triage(node, note=note)
 
-        self.app.push_screen(NoteScreen(str(node.data["row"].get("note", ""))), done)
+        self.app.push_screen(NoteScreen(str(node.data["row"].get("note", ""))), done)  # type: ignore[index]
 
     def action_unreviewed(self, step: int) -> None:
-        node = self.query_one(Tree).cursor_node
+        node = self.tree.cursor_node
         current = None
         while node is not None and node.data:
             if node.data.get("level") == "study":
                 current = node.data["row"]["StudyInstanceUID"]
                 break
             node = node.parent
-        self.jump_unreviewed(current, step)
+        patients = [(p, node_key(p.data)) for p in self.tree.root.children]
+        self.jump_unreviewed(patients, current, step)
 
     @work(thread=True, exclusive=True, group="jump")
-    def jump_unreviewed(self, current: str | None, step: int) -> None:
+    def jump_unreviewed(
+        self, patients: list[tuple[Node, Key | None]], current: str | None, step: int
+    ) -> None:
         """To the next study not yet reviewed, in the list's order (patients, then dates)."""
-        tree = self.query_one(Tree)
-        patients = list(tree.root.children)
-        order: list[tuple[Any, str]] = []
-        for patient in patients:
-            studies = self._children_rows({**patient.data, "level": "patient"})
-            order += [(patient, row["StudyInstanceUID"]) for row in studies]
-        target = self.app.read(  # type: ignore[attr-defined]
-            triage.neighbour_unreviewed, [uid for _, uid in order], current, step
-        )
+        read: Any = self.app.read  # type: ignore[attr-defined]
+        studies: dict[Key | None, list[str]] = {}
+        for row in read(search, "study", replace(self.filters, name_or_id="")):
+            key = node_key({"level": "patient", "row": row})
+            studies.setdefault(key, []).append(row["StudyInstanceUID"])
+        order = [(patient, uid) for patient, key in patients for uid in studies.get(key, [])]
+        target = read(triage.neighbour_unreviewed, [uid for _, uid in order], current, step)
         if target is None:
             self.app.call_from_thread(self.notify, "every study is reviewed")
             return
         patient = next(p for p, uid in order if uid == target)
-        if not patient.data.get("loaded"):
-            patient.data["loaded"] = True
-            rows = self._children_rows(patient.data)
-            self.app.call_from_thread(self._add_rows, patient, rows)
-        self.app.call_from_thread(self._go_to_study, patient, target)
+        rows = None if patient.data.get("loaded") else self._children_rows(patient.data)  # type: ignore[union-attr]
+        self.app.call_from_thread(self._go_to_study, patient, target, rows)
 
-    def _go_to_study(self, patient: Any, study_uid: str) -> None:
+    def _go_to_study(
+        self, patient: Node, study_uid: str, rows: list[dict[str, Any]] | None
+    ) -> None:
+        try:
+            self.tree.get_node_by_id(patient.id)
+        except UnknownNodeID:
+            return  # the tree was rebuilt meanwhile
+        if rows is not None and not patient.data.get("loaded"):  # type: ignore[union-attr]
+            patient.data["loaded"] = True  # type: ignore[index]
+            self._add_rows(patient, rows)
         patient.expand()
-        tree = self.query_one(Tree)
         for child in patient.children:
-            if child.data["row"]["StudyInstanceUID"] == study_uid:
-                self.call_after_refresh(tree.move_cursor, child)
+            if child.data["row"]["StudyInstanceUID"] == study_uid:  # type: ignore[index]
+                self.call_after_refresh(self._place_cursor, child)
                 return
 
 

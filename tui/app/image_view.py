@@ -79,8 +79,9 @@ class ImageView(Widget):
         self.encodes = 0  # how many frames were actually encoded (the rest were coalesced)
         self._image: np.ndarray | None = None
         self._lock = threading.Lock()
-        self._pending: tuple[np.ndarray, tuple[int, int]] | None = None
+        self._pending: tuple[np.ndarray, tuple[int, int], int] | None = None
         self._busy = False
+        self._generation = 0  # bumped by clear(): frames encoded before it are dropped
 
     @property
     def uses_protocol(self) -> bool:
@@ -100,12 +101,23 @@ class ImageView(Widget):
         self._image = image
         self._request(image)
 
+    def clear(self) -> None:
+        """Show nothing, at once; frames still being encoded are dropped."""
+        with self._lock:
+            self._image = None
+            self._pending = None
+            self._generation += 1
+        if self.cells is not None or self.picture is not None:
+            self._hide_picture()
+            self.cells = self.picture = self.placement = None
+            self.refresh()
+
     def _request(self, image: np.ndarray) -> None:
         size = (self.size.width, self.size.height)
         if size[0] <= 0 or size[1] <= 0:
             return  # not laid out yet: on_resize will ask again
         with self._lock:
-            self._pending = (image, size)
+            self._pending = (image, size, self._generation)
             if self._busy:
                 return
             self._busy = True
@@ -117,14 +129,14 @@ class ImageView(Widget):
                 if self._pending is None:
                     self._busy = False
                     return
-                image, (width, height) = self._pending
+                image, (width, height), generation = self._pending
                 self._pending = None
             wait = self._last_frame + self.interval - time.monotonic()
             if wait > 0:
                 time.sleep(wait)  # newer frames that arrive meanwhile replace this one
                 with self._lock:
                     if self._pending is not None:
-                        image, (width, height) = self._pending
+                        image, (width, height), generation = self._pending
                         self._pending = None
             self._last_frame = time.monotonic()
             from tui.term.cells import fit_cells
@@ -139,14 +151,16 @@ class ImageView(Widget):
                 sequence = picture(
                     image, self.graphics, columns, rows, self.cell, self.tmux, self.image_id
                 )
-                self.app.call_from_thread(self._apply_picture, sequence, placement)
+                self.app.call_from_thread(self._apply_picture, sequence, placement, generation)
             else:
                 from tui.term.halfblock import to_cells
 
                 cells = to_cells(image, columns, rows, self.mode)
-                self.app.call_from_thread(self._apply, cells, placement)
+                self.app.call_from_thread(self._apply, cells, placement, generation)
 
-    def _apply_picture(self, sequence: str, placement: Region) -> None:
+    def _apply_picture(self, sequence: str, placement: Region, generation: int) -> None:
+        if generation != self._generation:
+            return  # cleared since: this frame belongs to what was shown before
         moved = placement != self.placement
         self.picture, self.placement = sequence, placement
         if moved:
@@ -189,7 +203,9 @@ class ImageView(Widget):
             return None
         return driver
 
-    def _apply(self, cells: CellImage, placement: Region) -> None:
+    def _apply(self, cells: CellImage, placement: Region, generation: int) -> None:
+        if generation != self._generation:
+            return  # cleared since: this frame belongs to what was shown before
         previous, old_placement = self.cells, self.placement
         self.cells, self.placement = cells, placement
         offset = (placement.x, placement.y)
@@ -269,6 +285,7 @@ class ImagePanel(Vertical):
     def __init__(self, view: ImageView, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.view = view
+        self.key: object = None  # what the image shows, as its caller names it
 
     def compose(self) -> ComposeResult:
         yield Static("", classes="edge", id="label-top")
@@ -278,7 +295,22 @@ class ImagePanel(Vertical):
             yield Static("", classes="side", id="label-right")
         yield Static("", classes="edge", id="label-bottom")
 
-    def show(self, image: np.ndarray, labels: dict[str, str], pixel_aspect: float = 1.0) -> None:
+    def show(
+        self,
+        image: np.ndarray,
+        labels: dict[str, str],
+        pixel_aspect: float = 1.0,
+        key: object = None,
+    ) -> None:
+        """Show ``image`` with its orientation ``labels``; ``key`` names what it is."""
+        self.key = key
         for edge in ("top", "bottom", "left", "right"):
             self.query_one(f"#label-{edge}", Static).update(labels.get(edge, ""))
         self.view.show(image, pixel_aspect)
+
+    def clear(self) -> None:
+        """No image and no labels, at once."""
+        self.key = None
+        for edge in ("top", "bottom", "left", "right"):
+            self.query_one(f"#label-{edge}", Static).update("")
+        self.view.clear()

@@ -16,23 +16,28 @@ from textual.widgets import Footer, Static
 
 from tui.app.image_view import ImagePanel
 from tui.errors import UserError
-from tui.render.lut import choose_window, values_to_display
+from tui.render.lut import Window, values_to_display
+from tui.render.pipeline import Request, projection_window, series_window
 from tui.render.views import View, orthogonal
 
 PANELS = ("axial", "coronal", "sagittal", "mip")
 _AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 
 
+CROSSHAIR = (255, 200, 0)  # amber: seen on any grey, unlike a grey dotted line
+
+
 def crosshair(image: np.ndarray, view: View, point: np.ndarray) -> np.ndarray:
-    """``image`` with a dotted cross through ``point`` (patient mm), if it lies in view."""
+    """``image`` (grey) in colour with a solid cross through ``point`` (patient mm), if it
+    lies in view."""
     offset = point - view.origin
     row = round(float(offset @ view.row_step) / float(view.row_step @ view.row_step))
     column = round(float(offset @ view.column_step) / float(view.column_step @ view.column_step))
-    out = image.copy()
+    out = np.repeat(image[:, :, None], 3, axis=2)
     if 0 <= row < out.shape[0]:
-        out[row, ::2] = 255 - out[row, ::2] // 2
+        out[row, :] = CROSSHAIR
     if 0 <= column < out.shape[1]:
-        out[::2, column] = 255 - out[::2, column] // 2
+        out[:, column] = CROSSHAIR
     return out
 
 
@@ -55,9 +60,10 @@ class MPRScreen(Screen[None]):
     MPRScreen #mpr-status { height: 1; padding: 0 1; }
     """
 
-    def __init__(self, series: dict[str, Any]) -> None:
+    def __init__(self, series: dict[str, Any], window: Window | None = None) -> None:
         super().__init__()
         self.series = series
+        self.window = window
         self.active = 0
         self.point: np.ndarray | None = None
         self.step = np.ones(3)
@@ -88,14 +94,17 @@ class MPRScreen(Screen[None]):
                 for plane in ("axial", "coronal", "sagittal")
             }
             views["mip"] = orthogonal(volume, "coronal", "mip")
+            # the viewer's window (the user's, else the series'), for every plane; the MIP its own
+            window = self.window or series_window(volume.stack)
+            windows = {name: window for name in views}
+            windows["mip"] = projection_window(volume, "coronal", Request(mode="mip"))
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
-        window = choose_window(views["axial"].values, volume.header)
-        images = {
-            name: crosshair(values_to_display(v.values, volume.header, window), v, self.point)
-            for name, v in views.items()
-        }
+        images = {}
+        for name, v in views.items():
+            image = values_to_display(v.values, volume.header, windows[name])
+            images[name] = crosshair(image, v, self.point)
         self.app.call_from_thread(self._show, views, images, window)
 
     def _show(self, views: dict[str, View], images: dict[str, np.ndarray], window: Any) -> None:

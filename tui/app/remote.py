@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.cells import cell_len
-from rich.style import Style
-from rich.text import Span, Text
+from rich.text import Text
 from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -34,6 +33,7 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Static, Tr
 from textual.widgets.option_list import Option
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
+from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
 from tui.errors import UserError
 from tui.net.nodes import Node, load_nodes
 from tui.net.typed import date_range, modalities
@@ -141,62 +141,6 @@ def local_series(archive: Archive, study: str) -> dict[str, int]:
 # -- labels -----------------------------------------------------------------------------------
 
 
-def _plural(count: int | str, word: str, words: str = "") -> str:
-    return f"{count} {word if str(count) == '1' else words or word + 's'}"
-
-
-def _date(value: str) -> str:
-    return f"{value[:4]}-{value[4:6]}-{value[6:8]}" if len(value) == 8 else value or "----------"
-
-
-# C0 and C1 controls and DEL, shown as "?": a hostile tag value must not drive the terminal.
-_CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
-
-
-class Fitted(Text):
-    """A label that knows which of its parts gives way first on a narrow screen: ``cut``
-    (start, end) is the description, so the date, accession and counts stay readable."""
-
-    __slots__ = ("cut",)
-    cut: tuple[int, int] | None  # set by _line, which makes them all
-
-
-def _line(*parts: str | tuple[str, str], cut: int = -1) -> Fitted:
-    """A one-line label from ``text`` or ``(text, style)`` parts: :meth:`Text.assemble`,
-    several times faster (10,000 results make 20,000 labels). Part ``cut`` is the one
-    shortened first when the line does not fit (see :func:`fit`)."""
-    plain: list[str] = []
-    spans = []
-    at = 0
-    where = None
-    for index, part in enumerate(parts):
-        text, style = (part, "") if isinstance(part, str) else part
-        if not text:
-            continue
-        text = text.translate(_CONTROLS)
-        if style:
-            spans.append(Span(at, at + len(text), style))
-        if index == cut:
-            where = (at, at + len(text))
-        plain.append(text)
-        at += len(text)
-    label = Fitted("".join(plain), spans=spans)
-    label.cut = where
-    return label
-
-
-def fit(text: Text, cut: tuple[int, int], room: int) -> Text:
-    """``text`` in ``room`` cells by shortening the part ``cut`` (to one "…" at the least);
-    what still does not fit is cut off at the right as usual."""
-    excess = text.cell_len - room
-    start, end = cut
-    if excess <= 0 or end <= start:
-        return text
-    middle = text[start:end]
-    middle.truncate(max(middle.cell_len - excess, 1), overflow="ellipsis")
-    return text[:start] + middle + text[end:]
-
-
 def _mark(data: dict[str, Any]) -> tuple[str, str]:
     return ("✔ ", "bold") if data.get("marked") else ("", "")
 
@@ -213,32 +157,21 @@ def _here(data: dict[str, Any], total_key: str) -> tuple[str, str]:
     return (f"◐ {here}/{total} here  " if total.isdigit() else f"◐ {here} here  ", "yellow")
 
 
-def patient_label(row: dict[str, str], studies: int, private: bool) -> Text:
-    birth = shown(row, "PatientBirthDate", private)
-    return _line(
-        (shown(row, "PatientName", private) or "(no name)", "bold"),
-        "  ",
-        (shown(row, "PatientID", private), "dim"),
-        ("  born " + (birth if private else _date(birth)) if birth else "", "dim"),
-        ("  " + _plural(studies, "study", "studies"), "dim"),
-    )
-
-
 def study_label(data: dict[str, Any], private: bool) -> Fitted:
     """Date, modalities, what is here already, description, accession, counts: the
     description is cut first when the line is narrow."""
     row = data["row"]
     accession = row.get("AccessionNumber", "")
     counts = [
-        _plural(row[key], word, words)
+        plural(row[key], word, words)
         for key, word, words in (("NumberOfStudyRelatedSeries", "series", "series"),
                                  ("NumberOfStudyRelatedInstances", "image", "images"))
         if row.get(key)
     ]  # fmt: skip
     modalities = row.get("ModalitiesInStudy", "")
-    return _line(
+    return line(
         _mark(data),
-        _date(row.get("StudyDate", "")),
+        iso_date(row.get("StudyDate", "")),
         "  " + (modalities + "  " if modalities else ""),
         _here(data, "NumberOfStudyRelatedInstances"),
         row.get("StudyDescription") or "(no description)",
@@ -251,12 +184,12 @@ def study_label(data: dict[str, Any], private: bool) -> Fitted:
 def series_label(data: dict[str, Any]) -> Fitted:
     row = data["row"]
     images = row.get("NumberOfSeriesRelatedInstances", "")
-    return _line(
+    return line(
         _mark(data),
         f"{row.get('Modality', '')} {row.get('SeriesNumber', '')}".strip() + "  ",
         _here(data, "NumberOfSeriesRelatedInstances"),
         row.get("SeriesDescription") or "(no description)",
-        ("  " + _plural(images, "image") if images else "", "dim"),
+        ("  " + plural(images, "image") if images else "", "dim"),
         cut=3,
     )
 
@@ -350,7 +283,7 @@ def batch_summary(jobs: list[Job]) -> tuple[str, str]:
     transfers = [job.transfer for job in jobs if job.transfer is not None]
     new = sum(t.tally.new for t in transfers)
     present = sum(t.skipped + t.tally.present for t in transfers)
-    text = f"{states.count('done')} of {len(jobs)} retrieved: {_plural(new, 'new image')}"
+    text = f"{states.count('done')} of {len(jobs)} retrieved: {plural(new, 'new image')}"
     text += f", {present} here already" if present else ""
     text += f"; {states.count('stopped')} stopped" if "stopped" in states else ""
     failed = [job for job in jobs if job.state == "failed"]
@@ -378,7 +311,7 @@ class TransferRow(Static):
         self.update(Text.assemble(f"{_ICONS[job.state]} {job.progress()}  ", job.label))
 
 
-class ResultTree(Tree[dict[str, Any]]):
+class ResultTree(FittedTree):
     """The results: space marks (a study, a series, or all studies of a patient).
 
     Built for 10,000 answers: labels are one-line :class:`Text` already (no markup to parse),
@@ -389,41 +322,6 @@ class ResultTree(Tree[dict[str, Any]]):
 
     BINDINGS = [Binding("space", "screen.mark", "Mark", id="remote.mark")]
     _quiet = False
-    _width = 0  # the width the lines were laid out for
-
-    def process_label(self, label: str | Text) -> Text:
-        return label if isinstance(label, Text) else super().process_label(label)
-
-    def _build(self) -> None:
-        # Measured once per layout, not once per line: looking the region up costs more than
-        # the rest of a line's width. The scrollbar's gutter is kept whether or not it shows
-        # (scrollbar-gutter: stable), so only a resize changes it, and a resize lays out again.
-        self._width = self.scrollable_content_region.width
-        super()._build()
-
-    def _room(self, node: TreeNode[dict[str, Any]]) -> int:
-        """The cells a node's label (with its icon) has beside its guides."""
-        depth = 0
-        parent = node._parent
-        while parent is not None and parent is not self.root:
-            depth += 1
-            parent = parent._parent
-        return max(1, self._width - depth * self.guide_depth)
-
-    def get_label_width(self, node: TreeNode[dict[str, Any]]) -> int:
-        icon = ""
-        if node.allow_expand:
-            icon = self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE
-        return min(cell_len(icon) + node._label.cell_len, self._room(node))
-
-    def render_label(self, node: TreeNode[dict[str, Any]], base_style: Style, style: Style) -> Text:
-        text = super().render_label(node, base_style, style)
-        label = node._label
-        if isinstance(label, Fitted) and label.cut is not None:
-            icon = len(text) - len(label)
-            start, end = label.cut
-            text = fit(text, (start + icon, end + icon), self._room(node))
-        return text
 
     def _invalidate(self) -> None:
         if not self._quiet:
@@ -824,9 +722,9 @@ class RemoteScreen(Screen[None]):
         if run is None:
             count.update("Enter in a field runs the query · F1 explains the fields")
             return
-        text = _plural(self._studies + pending, "study", "studies")
+        text = plural(self._studies + pending, "study", "studies")
         if not pending:
-            text += " · " + _plural(len(self._patients), "patient")
+            text += " · " + plural(len(self._patients), "patient")
         if self._here:
             text += f" · {len(self._here)} here"
         if run.stopped:
@@ -1097,7 +995,7 @@ class RemoteScreen(Screen[None]):
             study, series = data, None
             row = study["row"]
             label = Text.assemble(
-                self._who(row), "  ", _date(row.get("StudyDate", "")), "  ",
+                self._who(row), "  ", iso_date(row.get("StudyDate", "")), "  ",
                 row.get("StudyDescription") or row.get("ModalitiesInStudy", ""),
             )  # fmt: skip
         return Job(study["node"], root, study["row"]["StudyInstanceUID"], series, label, batch)

@@ -14,6 +14,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
+from tui.app.labels import line
 from tui.errors import UserError
 from tui.privacy import shown
 from tui.render.lut import Window
@@ -38,6 +39,7 @@ class ViewerScreen(Screen[None]):
         Binding("c", "level(-0.05)", "Lower", show=False, id="viewer.lower"),
         Binding("C", "level(0.05)", "Higher", show=False, id="viewer.higher"),
         Binding("i", "invert", "Invert", id="viewer.invert"),
+        Binding("f", "own_window", "Image's own window", show=False, id="viewer.own_window"),
         Binding("m", "mode", "MIP/MinIP/avg", id="viewer.mode"),
         Binding("plus", "slab(2)", "Slab+", show=False, id="viewer.slab_more"),
         Binding("minus", "slab(-2)", "Slab-", show=False, id="viewer.slab_less"),
@@ -131,11 +133,11 @@ class ViewerScreen(Screen[None]):
             f"{self.series.get('Modality', '')} {self.series.get('SeriesNumber') or ''}"
             f" {self.series.get('SeriesDescription', '')}",
         ]
-        self.query_one("#overlay-top", Static).update("  ".join(t for t in top if t))
+        self.query_one("#overlay-top", Static).update(line("  ".join(t for t in top if t)))
         bottom = [rendered.description, str(rendered.window or "")]
         if self.request.slab and self.request.mode != "slice":
             bottom.append(f"slab {self.request.slab:g} mm")
-        self.query_one("#overlay-bottom", Static).update("  ".join(b for b in bottom if b))
+        self.query_one("#overlay-bottom", Static).update(line("  ".join(b for b in bottom if b)))
 
     def _update(self, **changes: Any) -> None:
         self.request = replace(self.request, **changes)
@@ -177,6 +179,20 @@ class ViewerScreen(Screen[None]):
         if number < len(names):
             self._update(preset=names[number], window=None)
             self.notify(f"window: {names[number]}", timeout=1.5)
+        elif names:
+            offered = ", ".join(f"{n + 1} {name}" for n, name in enumerate(names))
+            self.notify(f"no preset {number + 1} for {modality}: {offered}", severity="warning")
+        else:
+            self.notify(
+                f"no window presets for {modality or 'this modality'} (add some in presets.toml)",
+                severity="warning",
+            )
+
+    def action_own_window(self) -> None:
+        """Each image's own window (as the files suggest it), or one for the whole series."""
+        own = self.request.file_window is None
+        self._update(file_window=0 if own else None, window=None, preset=None)
+        self.notify("each image's own window" if own else "one window for the series", timeout=1.5)
 
     def action_invert(self) -> None:
         self._update(invert=not self.request.invert)
@@ -252,10 +268,22 @@ class ViewerScreen(Screen[None]):
         self._update(window=Window(centre, width, start.function), preset=None)
         return True
 
+    @work(thread=True, group="mpr-check")
     def action_mpr(self) -> None:
+        """The 2x2 MPR, or why this stack cannot be resliced (said before, not in it)."""
         from tui.app.mpr import MPRScreen
 
-        self.app.push_screen(MPRScreen(self.series))
+        try:
+            stacks = self.app.stacks(self.series["SeriesInstanceUID"])  # type: ignore[attr-defined]
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
+        refusal = stacks[self.request.stack].mpr_refusal if stacks else "no images"
+        if refusal:
+            self.app.call_from_thread(self.notify, f"no MPR: {refusal}", severity="warning")
+            return
+        window = self.request.window or (self.window if self.request.preset else None)
+        self.app.call_from_thread(self.app.push_screen, MPRScreen(self.series, window))
 
     def action_cine(self) -> None:
         """Play through the slices (wrapping), at most at the bandwidth's frame rate."""

@@ -27,6 +27,7 @@ class Filters:
 
     patient_name: str = ""
     patient_id: str = ""
+    name_or_id: str = ""  # a word as typed in the app's filter: in the name, or the ID's start
     birth_date: str = ""
     modality: str = ""
     date: str = ""
@@ -178,6 +179,15 @@ def _where(level: str, f: Filters) -> tuple[list[str], list[Any]]:
         add("name_matches(?, p.name_key)", matching.fold(f.patient_name))
     if f.patient_id:
         add("wildcard_matches(?, p.patient_id)", f.patient_id)
+    if f.name_or_id:
+        word = f.name_or_id
+        name = word if matching.has_wildcards(word) else f"*{word}*"
+        patient_id = word if matching.has_wildcards(word) else f"{word}*"
+        add(
+            "(name_matches(?, p.name_key) OR wildcard_matches(?, lower(p.patient_id)))",
+            matching.fold(name),
+            patient_id.lower(),
+        )
     for option, column in (("date", "st.study_date"), ("birth_date", "p.birth_date")):
         bounds = date_range(getattr(f, option))
         if bounds:

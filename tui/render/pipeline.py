@@ -7,7 +7,10 @@ they show the same pixels.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -15,7 +18,7 @@ from pydicom.dataset import Dataset
 from tui.render.decode import display_header, read_frame
 from tui.render.lut import (
     Window,
-    choose_window,
+    auto_window,
     file_windows,
     modality_values,
     to_display,
@@ -23,7 +26,7 @@ from tui.render.lut import (
 )
 from tui.render.presets import find_preset
 from tui.render.views import MODES, PLANES, View, acquired, orthogonal, orthogonal_count
-from tui.render.volume import Progress, Stack, Volume, VolumeCache, VolumeError, load
+from tui.render.volume import Progress, Slice, Stack, Volume, VolumeCache, VolumeError, load
 
 PLANE_CHOICES = (*PLANES, "acquired")
 
@@ -86,15 +89,20 @@ def render(
     if plane == "acquired" and request.mode == "slice":
         return _one_slice(stack, request, presets)
     volume = volume_of(stack, cache, progress, cancel)
-    if plane == "acquired":
-        view = acquired(volume, request.index, request.mode, request.slab)
+    view = _view(volume, plane, request)
+    if request.mode == "slice":
+        default: Callable[[], Window] = lambda: series_window(stack)  # noqa: E731
     else:
-        view = orthogonal(
-            volume, plane, request.mode, request.position, request.index, request.slab
-        )
-    window = _window(view.values, volume.header, request, presets, stack.slices[0].window)
+        default = lambda: projection_window(volume, plane, request)  # noqa: E731
+    window = _window(volume.header, request, presets, stack.slices[0].window, default)
     image = values_to_display(view.values, volume.header, window, request.invert)
     return Rendered(image, view, window, volume.header, view.description)
+
+
+def _view(volume: Volume, plane: str, request: Request) -> View:
+    if plane == "acquired":
+        return acquired(volume, request.index, request.mode, request.slab)
+    return orthogonal(volume, plane, request.mode, request.position, request.index, request.slab)
 
 
 def _one_slice(stack: Stack, request: Request, presets: dict[str, dict[str, Window]]) -> Rendered:
@@ -112,15 +120,20 @@ def _one_slice(stack: Stack, request: Request, presets: dict[str, dict[str, Wind
         return Rendered(
             to_display(stored, header, invert=request.invert), None, None, header, description
         )
-    values = modality_values(stored, header)
-    if chosen.slope != 1.0 or chosen.intercept:  # per-frame rescale of enhanced files
-        values = stored.astype(np.float32) * chosen.slope + chosen.intercept
-    window = _window(values, header, request, presets, chosen.window)
+    values = _frame_values(chosen, stored, header)
+    window = _window(header, request, presets, chosen.window, lambda: series_window(stack))
     affine = stack.affine
     origin = np.asarray(chosen.position, float)
     view = View(values, origin, affine[:3, 1], affine[:3, 0], description)
     image = values_to_display(values, header, window, request.invert)
     return Rendered(image, view, window, header, description)
+
+
+def _frame_values(chosen: Slice, stored: np.ndarray, header: Dataset) -> np.ndarray:
+    """A grey frame's modality values (HU for CT)."""
+    if chosen.slope != 1.0 or chosen.intercept:  # per-frame rescale of enhanced files
+        return stored.astype(np.float32) * chosen.slope + chosen.intercept
+    return modality_values(stored, header)
 
 
 def plane_count(stack: Stack, request: Request, cache: VolumeCache | None = None) -> int:
@@ -132,25 +145,80 @@ def plane_count(stack: Stack, request: Request, cache: VolumeCache | None = None
 
 
 def _window(
-    values: np.ndarray,
     header: Dataset,
     request: Request,
     presets: dict[str, dict[str, Window]],
-    frame_window: tuple[float, float] | None = None,
+    frame_window: tuple[float, float] | None,
+    default: Callable[[], Window],
 ) -> Window:
-    """The request's window or preset, else the frame's own (enhanced files), else the
-    file's first, else an automatic one."""
+    """What the user chose (a preset, a window, or each image's own window: ``file_window``,
+    the frame's own for enhanced files), else ``default``: one window for the whole view."""
     if request.preset:
         return find_preset(presets, str(header.get("Modality", "")), request.preset)
+    if request.window is not None:
+        return request.window
     if request.file_window is not None:
+        if request.file_window == 0 and frame_window is not None:
+            return Window(*frame_window, name="FRAME")
         windows = file_windows(header)
         if not 0 <= request.file_window < len(windows):
             offered = ", ".join(f"{n + 1}: {w}" for n, w in enumerate(windows)) or "none"
             raise VolumeError(f"no window {request.file_window + 1} in the file (it has {offered})")
         return windows[request.file_window]
-    if request.window is None and frame_window is not None:
-        return Window(*frame_window, name="FRAME")
-    return choose_window(values, header, request.window)
+    return default()
+
+
+# Windows computed once per stack (and per projection): the view keeps one window while
+# the user steps through it, so the brightness does not pump from slice to slice.
+_WINDOWS: OrderedDict[tuple[Any, ...], Window] = OrderedDict()
+_WINDOWS_KEPT = 256
+
+
+def _remembered(key: tuple[Any, ...], compute: Callable[[], Window]) -> Window:
+    window = _WINDOWS.get(key)
+    if window is None:
+        window = _WINDOWS[key] = compute()
+        while len(_WINDOWS) > _WINDOWS_KEPT:
+            _WINDOWS.popitem(last=False)
+    return window
+
+
+def _stack_key(stack: Stack) -> tuple[Any, ...]:
+    return (stack.slices[0].source.sop_uid, len(stack.slices), stack.label)
+
+
+def series_window(stack: Stack) -> Window:
+    """The one window of a stack's slices and reslices: its middle slice's own (the frame's
+    for enhanced files, else the file's first), else automatic from that slice's values.
+
+    Files often carry a window per slice (scanners compute one per image); using each
+    would change the brightness at every step, and reslices would use yet another."""
+
+    def compute() -> Window:
+        middle = stack.slices[len(stack.slices) // 2]
+        if middle.window is not None:
+            return Window(*middle.window, name="FRAME")
+        header = display_header(middle.source.path)
+        windows = file_windows(header)
+        if windows:
+            return windows[0]
+        return auto_window(_frame_values(middle, read_frame(middle.source, middle.frame), header))
+
+    return _remembered(("series", *_stack_key(stack)), compute)
+
+
+def projection_window(volume: Volume, plane: str, request: Request) -> Window:
+    """A projection's own window (MIP, MinIP and average each): automatic, from the same
+    projection through the middle of the volume, so every position of one plane, mode and
+    slab shares it. A slice's window would blow a MIP out to white and a MinIP to black."""
+
+    def compute() -> Window:
+        middle = replace(request, index=None, position=None)
+        window = auto_window(_view(volume, plane, middle).values)
+        return replace(window, name=request.mode.upper())
+
+    key = ("projection", *_stack_key(volume.stack), plane, request.mode, request.slab)
+    return _remembered(key, compute)
 
 
 def volume_of(

@@ -3,10 +3,12 @@ the front at each angle (the classic angiography loop)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from PIL import Image
 
-from tui.render.lut import Window, choose_window, values_to_display
+from tui.render.lut import Window, auto_window, values_to_display
 from tui.render.pipeline import Request, volume_of
 from tui.render.presets import find_preset
 from tui.render.views import aligned_planes
@@ -49,7 +51,7 @@ def rotating_mip(
             window = (
                 find_preset(presets, str(volume.header.get("Modality", "")), request.preset)
                 if request.preset
-                else choose_window(projection, volume.header, request.window)
+                else request.window or replace(auto_window(projection), name="MIP")
             )
         image = values_to_display(projection, volume.header, window, request.invert)
         picture = Image.fromarray(image)

@@ -1,0 +1,313 @@
+"""What the browser shows belongs to the highlighted node, after any sequence of keys.
+
+Random key sequences (seeded) run over an archive of several patients made of real files:
+after every key the details pane and the preview must be the highlighted node's (or the
+preview blank while it loads), and once the workers are done the preview must be there.
+The defects this was written for (a stale details pane after filtering, another study's
+image after ``]``, lost triage keys) each have a test of their own below.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.widgets import Input, Static
+
+from tests.conftest import need_shared
+from tests.synthetic import AXIAL, write_series
+from tui.app.app import PacsApp
+from tui.app.browser import ArchiveTree, BrowserScreen, node_key, parse_filter, preview_target
+from tui.app.image_view import ImagePanel
+from tui.app.viewer import ViewerScreen
+from tui.archive import triage
+from tui.archive.importer import import_paths
+from tui.archive.index import Archive
+from tui.errors import UserError
+from tui.term.detect import BANDWIDTH
+
+FRAG = "MR_Siemens_6001_anat-T1w_J2K_lossless_multifragment"
+SEQUENCES = int(os.environ.get("TRUST_SEQUENCES", 150))  # of 4 keys each, in one session
+KEYS = ["down"] * 6 + ["up"] * 3 + ["space"] * 3 + ["home", "end", "pagedown"]
+KEYS += ["right_square_bracket", "left_square_bracket", "u", "f", "escape", "view", "filter"]
+KEYS += ["remote", "reload"]
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Several patients: synthetic CTs (one patient with two studies), real MR series (one
+    study with two series), the character-set files and a DICOMDIR's tiny studies."""
+    shared = need_shared()
+    root = tmp_path_factory.mktemp("many")
+    write_series(root / "ct1", AXIAL, count=12, size=32)
+    archive = Archive(root / "archive")
+    import_paths(
+        archive,
+        [
+            root / "ct1",
+            shared / "neurolabusc_dcm_qa_xa30i",
+            shared
+            / "neurolabusc_dcm_qa_frag"
+            / "MR_Siemens_6001_anat-T1w_J2K_lossless_multifragment",
+            shared / "neurolabusc_dcm_qa_toshiba",
+            shared / "pydicom_test_files" / "charset",
+            shared / "pydicom_test_files" / "dicomdir",
+        ],
+    )
+    archive.close()
+    return root / "archive"
+
+
+async def _settle(app: PacsApp, pilot: Any) -> None:
+    for _ in range(4):
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def _text(widget: Static) -> str:
+    return str(widget.render())
+
+
+def check_browser(screen: BrowserScreen, settled: bool) -> None:
+    """The details and the preview are the highlighted node's; settled, the preview is
+    there (or says why not)."""
+    node = screen.query_one(ArchiveTree).cursor_node
+    data = node.data if node is not None else None
+    details = _text(screen.query_one("#details", Static))
+    key = node_key(data)
+    if key is None:
+        assert "No patient matches" in details or not screen.query_one(ArchiveTree).root.children
+    else:
+        assert key[1] in details, (key, details[:200])  # the node's UID (a patient's ID)
+    panel = screen.query_one("#preview", ImagePanel)
+    wanted = preview_target(data)
+    assert panel.key in (None, wanted), (panel.key, wanted)
+    if panel.key is None:
+        assert panel.view.cells is None or not settled
+    if settled:
+        caption = _text(screen.query_one("#preview-caption", Static))
+        if wanted is None:
+            assert panel.key is None and panel.view.cells is None and caption == ""
+        else:
+            assert panel.key == wanted or caption.startswith("no preview"), (caption, wanted)
+            if panel.key == wanted:
+                assert panel.view.cells is not None
+
+
+async def _press(app: PacsApp, pilot: Any, key: str, names: list[str], rng: random.Random) -> None:
+    screen = app.screen
+    if key == "view":
+        node = screen.query_one(ArchiveTree).cursor_node
+        await pilot.press("v")
+        await _settle(app, pilot)
+        if isinstance(app.screen, ViewerScreen):
+            viewer = app.screen
+            assert node is not None and viewer.series is node.data["row"]
+            top = _text(viewer.query_one("#overlay-top", Static))
+            assert str(node.data["row"]["PatientID"] or "") in top, top
+            await pilot.press("q")
+    elif key == "filter":
+        await pilot.press("slash", *rng.choice(names), "enter")
+    elif key == "remote":
+        await pilot.press("p")
+        await _settle(app, pilot)
+        await pilot.press("escape")
+    elif key == "reload":
+        await pilot.press("r")
+    else:
+        await pilot.press(key)
+
+
+async def test_random_keys_never_show_another_nodes_data(many: Path) -> None:
+    archive = Archive(many)
+    names = ["mul", "rud", "yama", "syn", "SCS", "id:S", "MR", "2025", "x", "foo:"]
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        for seed in range(SEQUENCES):
+            rng = random.Random(seed)
+            for _ in range(4):
+                await _press(app, pilot, rng.choice(KEYS), names, rng)
+                await pilot.pause()
+                if isinstance(app.screen, BrowserScreen):
+                    check_browser(app.screen, settled=False)
+            await _settle(app, pilot)
+            assert isinstance(app.screen, BrowserScreen), app.screen
+            check_browser(app.screen, settled=True)
+    archive.close()
+
+
+async def test_filtering_shows_the_remaining_patients_details(many: Path) -> None:
+    archive = Archive(many)
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("slash", *"rudiger", "enter")
+        await _settle(app, pilot)
+        tree = app.screen.query_one(ArchiveTree)
+        assert [node_key(n.data)[2] for n in tree.root.children] == ["Äneas^Rüdiger"]
+        assert "Äneas^Rüdiger" in _text(app.screen.query_one("#details", Static))
+        check_browser(app.screen, settled=True)
+        await pilot.press("slash", *" nobody-at-all", "enter")
+        await _settle(app, pilot)
+        assert not tree.root.children
+        assert "No patient matches" in _text(app.screen.query_one("#details", Static))
+    archive.close()
+
+
+async def test_next_unreviewed_after_the_viewer_previews_that_study(many: Path) -> None:
+    archive = Archive(many)
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        tree = app.screen.query_one(ArchiveTree)
+        await pilot.press("home", "space")
+        await _settle(app, pilot)
+        await pilot.press("down", "space")
+        await _settle(app, pilot)
+        await pilot.press("down")  # a series
+        await _settle(app, pilot)
+        await pilot.press("v")
+        await _settle(app, pilot)
+        await pilot.press("q")
+        await _settle(app, pilot)
+        before = node_key(tree.cursor_node.data)
+        await pilot.press("right_square_bracket")
+        await _settle(app, pilot)
+        assert (
+            tree.cursor_node.data["level"] == "study" and node_key(tree.cursor_node.data) != before
+        )
+        check_browser(app.screen, settled=True)
+        panel = app.screen.query_one("#preview", ImagePanel)
+        assert panel.key == preview_target(tree.cursor_node.data)
+    archive.close()
+
+
+async def test_every_triage_key_counts_however_fast(many: Path) -> None:
+    archive = Archive(many)
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        tree = app.screen.query_one(ArchiveTree)
+        await pilot.press("home", "space")
+        await _settle(app, pilot)
+        await pilot.press("down")
+        await _settle(app, pilot)
+        uid = tree.cursor_node.data["row"]["StudyInstanceUID"]
+        await pilot.press("u", "u", "f", "f", "f", "x")  # no pause between them
+        assert "!!" in str(tree.cursor_node.label)  # shown at once
+        await _settle(app, pilot)
+        state = app.read(triage.get, uid)
+        assert (state.priority, state.flagged, state.reviewed) == (2, True, True)
+        await pilot.press("n", *"aorta", "enter")
+        await _settle(app, pilot)
+        details = _text(app.screen.query_one("#details", Static))
+        assert "Note  aorta" in details and "priority high" in details
+        assert "✎" in str(tree.cursor_node.label)
+    archive.close()
+
+
+async def test_escape_and_coming_back_keep_the_tree_open(many: Path) -> None:
+    archive = Archive(many)
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        tree = app.screen.query_one(ArchiveTree)
+        await pilot.press("home", "space")
+        await _settle(app, pilot)
+        await pilot.press("down", "space")
+        await _settle(app, pilot)
+        await pilot.press("down")
+        await _settle(app, pilot)
+        where = node_key(tree.cursor_node.data)
+        for keys in (["escape"], ["p", "escape"], ["r"], ["slash", "x", "escape"]):
+            await pilot.press(*keys)
+            await _settle(app, pilot)
+            assert isinstance(app.screen, BrowserScreen)
+            assert node_key(tree.cursor_node.data) == where, keys
+            assert (
+                tree.cursor_node.parent.is_expanded and tree.cursor_node.parent.parent.is_expanded
+            )
+            check_browser(app.screen, settled=True)
+    archive.close()
+
+
+def test_filter_syntax() -> None:
+    filters = parse_filter("alice mod:CT date:20240101- acc:A1")
+    assert (filters.name_or_id, filters.modality, filters.date, filters.accession) == (
+        "alice", "CT", "20240101-", "A1*",
+    )  # fmt: skip
+    assert parse_filter("date:2025").date == "20250101-20251231"
+    assert parse_filter("id:SCS").patient_id == "SCS*"
+    assert parse_filter("id:SCS*X").patient_id == "SCS*X"
+    assert parse_filter("priority:2 is:flagged").priority == 2
+    for bad in ("foo:bar", "date:2024-13", "priority:9", "mod:", "is:nothing"):
+        with pytest.raises(UserError):
+            parse_filter(bad)
+
+
+async def test_filters_by_id_and_year_and_says_what_is_wrong(many: Path) -> None:
+    archive = Archive(many)
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        tree = app.screen.query_one(ArchiveTree)
+        everyone = len(tree.root.children)
+        for typed in ("SCSGERM", "scsgerm", "id:SCSGE", "SCSGE"):
+            app.screen.query_one("#filter", Input).value = typed
+            await _settle(app, pilot)
+            ids = [n.data["row"]["PatientID"] for n in tree.root.children]
+            assert ids == ["SCSGERM"], (typed, ids)
+        for typed in ("foo:bar", "date:2024-13"):
+            app.screen.query_one("#filter", Input).value = typed
+            await _settle(app, pilot)
+            error = app.screen.query_one("#filter-error", Static)
+            assert error.has_class("shown") and _text(error), typed
+            assert [n.data["row"]["PatientID"] for n in tree.root.children] == ["SCSGERM"]
+            check_browser(app.screen, settled=True)
+        app.screen.query_one("#filter", Input).value = ""
+        await _settle(app, pilot)
+        assert len(tree.root.children) == everyone
+        assert not app.screen.query_one("#filter-error", Static).has_class("shown")
+    archive.close()
+
+
+async def test_hostile_names_are_text(tmp_path: Path) -> None:
+    """Markup and terminal escapes in a name are shown as text, never obeyed."""
+    import pydicom
+
+    folder = tmp_path / "ct"
+    write_series(folder, AXIAL, count=3, size=16)
+    hostile = "X[/]Y[b]\x1b]0;owned\x07\x1b[2J"
+    for path in folder.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.PatientName = hostile
+        ds.StudyDescription = "[red]desc[/red]"
+        ds.save_as(path)
+    archive = Archive(tmp_path / "archive")
+    import_paths(archive, [folder])
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await pilot.press("home", "space")
+        await _settle(app, pilot)
+        await pilot.press("down", "space")
+        await _settle(app, pilot)
+        await pilot.press("down")
+        await _settle(app, pilot)
+        tree = app.screen.query_one(ArchiveTree)
+        label = str(tree.root.children[0].label)
+        assert "X[/]Y[b]" in label and "\x1b" not in label
+        details = _text(app.screen.query_one("#details", Static))
+        assert "\x1b" not in details
+        study = str(tree.root.children[0].children[0].label)
+        assert "[red]desc[/red]" in study
+        await pilot.press("v")
+        await _settle(app, pilot)
+        top = _text(app.screen.query_one("#overlay-top", Static))
+        assert "X[/]Y[b]" in top and "\x1b" not in top
+    archive.close()
