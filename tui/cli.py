@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from tui import __version__
 from tui.config import Locations, locate
 from tui.errors import UserError
+from tui.term.modes import BANDWIDTHS, GRAPHICS
 
 log = logging.getLogger("tui")
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
     parser.add_argument(
         "--graphics",
-        choices=("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "braille", "none"),
+        choices=GRAPHICS,
         help="how images are drawn in the terminal (default: config.toml, else auto)",
     )
     parser.add_argument("--theme", metavar="NAME", help="reading-room, daylight, high-contrast...")
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--bandwidth",
-        choices=("auto", "low", "normal", "high"),
+        choices=BANDWIDTHS,
         help="colours, image size and frame rate (default: config.toml, else auto)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
