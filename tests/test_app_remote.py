@@ -396,6 +396,25 @@ async def test_a_series_alone(loaded, tmp_path: Path) -> None:
         assert job.transfer.tally.new == 40
 
 
+async def test_a_move_listens_on_the_configured_receiver_port(
+    loaded, tmp_path: Path, pacstui_port: int
+) -> None:
+    """C-MOVE: the PACS sends to where it knows us, ``[receiver] port`` in config.toml (as
+    ``pacs-tui get`` reads it), not DICOM's default port."""
+    node = Node("pacs", loaded.aet, loaded.host, loaded.port, method="move")
+    config = _config(tmp_path, node)
+    with (config / "config.toml").open("a") as f:
+        f.write(f"\n[receiver]\nport = {pacstui_port}\n")
+    app = _app(tmp_path, config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _query(app, pilot)
+        await pilot.press("down", "g")
+        await _wait(app, pilot, lambda: screen.jobs and screen.jobs[0].reported, "the retrieve")
+        job = screen.jobs[0]
+        assert (job.state, job.error) == ("done", "")
+        assert job.transfer.tally.new == len(_files(TOSHIBA))
+
+
 def test_remote_snapshot(snap_compare, loaded, tmp_path: Path) -> None:
     """Results with a study open on its series and marked, part of it here already, and
     another node highlighted: its address is fixed, Orthanc's port is not (no echo, no times:
