@@ -397,16 +397,43 @@ async def test_a_series_alone(loaded, tmp_path: Path) -> None:
         assert job.transfer.tally.new == 40
 
 
-def test_remote_snapshot(snap_compare, loaded, tmp_path: Path) -> None:
-    """Results with a study open on its series and marked, part of it here already, and
-    another node highlighted: its address is fixed, Orthanc's port is not (no echo, no times:
-    it is fixed)."""
-    from tui.archive.importer import import_paths
+async def test_a_move_listens_on_the_configured_receiver_port(
+    loaded, tmp_path: Path, pacstui_port: int
+) -> None:
+    """C-MOVE: the PACS sends to where it knows us, ``[receiver] port`` in config.toml (as
+    ``pacs-tui get`` reads it), not DICOM's default port."""
+    node = Node("pacs", loaded.aet, loaded.host, loaded.port, method="move")
+    config = _config(tmp_path, node)
+    with (config / "config.toml").open("a") as f:
+        f.write(f"\n[receiver]\nport = {pacstui_port}\n")
+    app = _app(tmp_path, config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _query(app, pilot)
+        await pilot.press("down", "g")
+        await _wait(app, pilot, lambda: screen.jobs and screen.jobs[0].reported, "the retrieve")
+        job = screen.jobs[0]
+        assert (job.state, job.error) == ("done", "")
+        assert job.transfer.tally.new == len(_files(TOSHIBA))
 
-    other = Node("site-b", "ARCHIVE", "pacs.example.org", 104)
-    config = _config(tmp_path, Node("pacs", loaded.aet, loaded.host, loaded.port), other)
+
+def test_remote_snapshot(snap_compare, tmp_path: Path) -> None:
+    """Results with a study open on its series and marked, part of it here already, and
+    another node highlighted: its address is fixed, the PACS's port is not (no echo, no times:
+    it is fixed).
+
+    Served by our own mini-PACS from synthetic files, so that it runs wherever the tests
+    run: syrupy 4.8 (pinned by pytest-textual-snapshot) counts the snapshot of a test that
+    skipped (no ../shared, no Orthanc) as unused, which fails the whole run."""
+    from tests.synthetic import AXIAL, write_series
+    from tui.archive.importer import import_paths
+    from tui.net.server import MiniPacs
+
+    uid = "1.2.826.0.1.3680043.8.498.7"
+    write_series(tmp_path / "ct", AXIAL, count=40, series_uid=uid, sop_uid_root=f"{uid}.1")
+    with Archive(tmp_path / "pacs") as served:
+        import_paths(served, [tmp_path / "ct"])
     with Archive(tmp_path / "archive") as archive:
-        import_paths(archive, _files(TOSHIBA)[:26])
+        import_paths(archive, sorted((tmp_path / "ct").iterdir())[:26])
 
     async def results(pilot) -> None:
         screen = await _query(pilot.app, pilot)
@@ -417,7 +444,10 @@ def test_remote_snapshot(snap_compare, loaded, tmp_path: Path) -> None:
         pilot.app.clear_notifications()
         await _settle(pilot.app, pilot)
 
-    assert snap_compare(_app(tmp_path, config), terminal_size=(80, 24), run_before=results)
+    with MiniPacs(tmp_path / "pacs", aet="MINIPACS", port=0) as pacs:
+        other = Node("site-b", "ARCHIVE", "pacs.example.org", 104)
+        config = _config(tmp_path, Node("pacs", pacs.aet, "127.0.0.1", pacs.port), other)
+        assert snap_compare(_app(tmp_path, config), terminal_size=(80, 24), run_before=results)
 
 
 @pytest.fixture

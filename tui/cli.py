@@ -24,6 +24,7 @@ from typing import Any, NoReturn
 from tui import __version__
 from tui.config import Locations, locate
 from tui.errors import UserError
+from tui.term.modes import BANDWIDTHS, GRAPHICS
 
 log = logging.getLogger("tui")
 
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug messages on stderr")
     parser.add_argument(
         "--graphics",
-        choices=("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "braille", "none"),
+        choices=GRAPHICS,
         help="how images are drawn in the terminal (default: config.toml, else auto)",
     )
     parser.add_argument("--theme", metavar="NAME", help="reading-room, daylight, high-contrast...")
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--bandwidth",
-        choices=("auto", "low", "normal", "high"),
+        choices=BANDWIDTHS,
         help="colours, image size and frame rate (default: config.toml, else auto)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -668,7 +669,7 @@ def _confirm(count: int) -> bool:
 
 
 def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.archive.demo import build_demo
+    from tui.archive.demo import build_demo, forget_retrieved
 
     root = Path(args.archive) if args.archive or os.environ.get("PACS_TUI_ARCHIVE") else None
     root = locations.archive if root else locations.demo_archive
@@ -681,6 +682,7 @@ def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
     rows = _studies(archive)
     interactive = not args.json and sys.stdin.isatty() and sys.stdout.isatty()
     if interactive or args.serve:
+        forget_retrieved(archive)  # a demo before retrieved it: it is offered again
         with _demo_pacs(root, locations) as node:
             if args.serve:
                 print(f"demo PACS: node {node.name} ({node.address}); Ctrl-C stops", flush=True)
@@ -703,12 +705,19 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
     can query and retrieve with nothing else installed. It serves every demo study and
     one more that only it has."""
     from tui.archive.demo import build_demo_pacs
-    from tui.cli_net import move_destinations, receiver_settings
-    from tui.net.nodes import DEFAULT_CALLING_AET, Node, get_node, remove_node, save_node
+    from tui.cli_net import move_destinations, stopped_by_signals
+    from tui.net.nodes import (
+        DEFAULT_CALLING_AET,
+        Node,
+        get_node,
+        receiver_settings,
+        remove_node,
+        save_node,
+    )
     from tui.net.server import MiniPacs
 
     # C-MOVE goes to the configured nodes, and to us: PACSTUI at our receive port
-    ours = (DEFAULT_CALLING_AET, receiver_settings(locations)["port"])
+    ours = (DEFAULT_CALLING_AET, receiver_settings(locations.config_file)["port"])
     destinations = {**move_destinations(locations), ours[0]: ("127.0.0.1", ours[1])}
     server = MiniPacs(
         build_demo_pacs(root), aet="DEMOPACS", host="127.0.0.1", port=0, destinations=destinations
@@ -717,7 +726,8 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
     try:
         node = Node("demo", "DEMOPACS", "127.0.0.1", server.port)
         save_node(locations.config_file, node)  # the port changes from run to run
-        yield node
+        with stopped_by_signals():  # a kill or a closed terminal removes the node too
+            yield node
     finally:
         server.stop()
         with contextlib.suppress(UserError):  # gone with the demo: no dead port left behind

@@ -13,6 +13,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -370,28 +371,6 @@ class _StreamTable:
 # -- get and send ------------------------------------------------------------------------
 
 
-RECEIVE_PORT = 11112  # DICOM's registered port, and our storage SCP's unless set
-
-
-def receiver_settings(locations: Locations) -> dict[str, Any]:
-    """``[receiver]`` in config.toml, checked: ``aet``, ``port``, ``allow`` (a list)."""
-    from tui.config import load_config
-
-    where = f"{locations.config_file}: [receiver]"
-    table = load_config(locations.config_file).get("receiver", {})
-    if not isinstance(table, dict):
-        raise UserError(f"{where} must be a table")
-    port = table.get("port", RECEIVE_PORT)
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
-        raise UserError(f"{where} port must be a port number, not {port!r}")
-    allow = table.get("allow", [])
-    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
-        raise UserError(f'{where} allow must be a list of AE titles, e.g. ["CT01", "MR02"]')
-    if not isinstance(table.get("aet", ""), str):
-        raise UserError(f"{where} aet must be an AE title, in quotes")
-    return {**table, "port": port, "allow": allow}
-
-
 def _port(value: int, option: str = "--port") -> int:
     if not 0 < value < 65536:
         raise UserError(f"{option} {value}: not a port number (1-65535)")
@@ -400,6 +379,7 @@ def _port(value: int, option: str = "--port") -> int:
 
 def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.query import check_uid
+    from tui.net.nodes import receiver_settings
     from tui.net.scu import Transfer, retrieve
 
     node = _node(args.node, locations)
@@ -408,7 +388,7 @@ def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
     if args.series and len(args.study) > 1:
         raise UserError("--series goes with one --study")
     _open(locations, create=True).close()  # the archive exists before anything arrives
-    port = _port(args.port) if args.port else receiver_settings(locations)["port"]
+    port = _port(args.port) if args.port else receiver_settings(locations.config_file)["port"]
     live = sys.stderr.isatty()
     last = [0.0]
 
@@ -543,9 +523,9 @@ def _files_of(archive: Any, uids: list[str]) -> list[tuple[str, str, str]]:
 
 def _listening(args: argparse.Namespace, locations: Locations) -> dict[str, Any]:
     """AE title, port, allow-list and TLS for our SCPs, from options then config.toml."""
-    from tui.net.nodes import check_aet
+    from tui.net.nodes import check_aet, receiver_settings
 
-    settings = receiver_settings(locations)
+    settings = receiver_settings(locations.config_file)
     aet = check_aet(args.aet or str(settings.get("aet", "PACSTUI")), "--aet")
     port = args.port if args.port is not None else settings["port"]
     if not 0 <= port < 65536:
@@ -619,18 +599,31 @@ def _until_stopped(service: Any, doing: str, settings: dict[str, Any]) -> None:
 
 
 def wait_until_stopped() -> None:
-    """Block until Ctrl-C or SIGTERM (how service managers stop a daemon)."""
+    """Block until Ctrl-C, SIGTERM (how service managers stop a daemon) or SIGHUP."""
+    with stopped_by_signals(), contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP (the terminal or the SSH link closed) raise
+    KeyboardInterrupt, as Ctrl-C does, so that what cleans up on the way out runs. A signal
+    ignored already (``nohup``) stays ignored."""
     import signal
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, stop)
+    previous = {
+        number: signal.signal(number, stop)
+        for number in (signal.SIGTERM, signal.SIGHUP)
+        if signal.getsignal(number) is not signal.SIG_IGN
+    }
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            threading.Event().wait()
+        yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def move_destinations(locations: Locations) -> dict[str, tuple[str, int]]:

@@ -35,7 +35,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
 from tui.errors import UserError
-from tui.net.nodes import Node, load_nodes
+from tui.net.nodes import RECEIVE_PORT, Node, load_nodes, receiver_settings
 from tui.net.typed import date_range, modalities
 from tui.privacy import mask, shown
 
@@ -1027,8 +1027,9 @@ class RemoteScreen(Screen[None]):
 
             try:
                 job.transfer = retrieve(
-                    job.node, job.root, job.study, job.series, progress=progress, cancel=job.cancel
-                )
+                    job.node, job.root, job.study, job.series, progress=progress,
+                    cancel=job.cancel, receive_port=self._receive_port(),
+                )  # fmt: skip
                 job.state = "stopped" if job.cancel.is_set() else "done"
             except UserError as exc:
                 job.state, job.error = "failed", str(exc)
@@ -1037,6 +1038,13 @@ class RemoteScreen(Screen[None]):
                 job.state, job.error = "failed", f"{job.node.name}: the retrieve failed: {exc}"
             job.finish()
             self.post_message(TransferChanged(job))
+
+    def _receive_port(self) -> int:
+        """Where our storage SCP listens for a C-MOVE: ``[receiver] port``, as for ``get``."""
+        config_dir = getattr(self.app, "config_dir", None)
+        if config_dir is None:
+            return RECEIVE_PORT
+        return int(receiver_settings(config_dir / "config.toml")["port"])
 
     @on(TransferChanged)
     def _transfer_changed(self, event: TransferChanged) -> None:

@@ -162,9 +162,22 @@ def build_demo_pacs(root: Path) -> Path:
         assert archive.store is not None
         for _ in _chest_low_dose(HANAKO_FOLLOW_UP, archive.store):
             pass
-        import_paths(archive, [root / "store", archive.store])
+        # Its own follow-up first: copies a demo retrieved into root/store (forgotten by the
+        # next demo, see forget_retrieved) are then duplicates, never the files it serves.
+        import_paths(archive, [archive.store, root / "store"])
     marker.write_text(json.dumps({"demo_version": DEMO_VERSION, "complete": True}))
     return pacs
+
+
+def forget_retrieved(archive: Archive) -> int:
+    """Take the study only the demo PACS has out of the demo archive again (an earlier
+    demo retrieved it), so that every demo has a study to query and retrieve. Returns the
+    number of its instances forgotten (0: it was not here)."""
+    with archive.transaction():
+        count, managed = archive.forget("study", [HANAKO_FOLLOW_UP.uid])
+    for path in managed:
+        Path(path).unlink(missing_ok=True)
+    return count
 
 
 def _read_marker(marker: Path) -> dict[str, object] | None:

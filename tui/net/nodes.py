@@ -28,6 +28,7 @@ from tui.config import load_config
 from tui.errors import UserError
 
 DEFAULT_CALLING_AET = "PACSTUI"
+RECEIVE_PORT = 11112  # DICOM's registered port, and our storage SCP's unless set
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
@@ -170,6 +171,31 @@ def get_node(config_file: Path, name: str) -> Node:
         hint = "; the demo PACS runs only while pacs-tui demo does" if name == "demo" else ""
         raise UserError(f"no node {name!r} (nodes: {known}){hint}")
     return nodes[name]
+
+
+def receiver_settings(config_file: Path) -> dict[str, Any]:
+    """``[receiver]`` in config.toml, checked: ``aet``, ``port`` (:data:`RECEIVE_PORT` when
+    not set), ``allow`` (a list). The one reading of where our storage SCP listens: for
+    ``get``, ``receive``, ``serve``, the demo and the app's retrieves alike.
+
+    Raises
+    ------
+    UserError
+        If the table or one of its values is not what it should be.
+    """
+    where = f"{config_file}: [receiver]"
+    table = load_config(config_file).get("receiver", {})
+    if not isinstance(table, dict):
+        raise UserError(f"{where} must be a table")
+    port = table.get("port", RECEIVE_PORT)
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port < 65536:
+        raise UserError(f"{where} port must be a port number, not {port!r}")
+    allow = table.get("allow", [])
+    if not isinstance(allow, list) or not all(isinstance(a, str) for a in allow):
+        raise UserError(f'{where} allow must be a list of AE titles, e.g. ["CT01", "MR02"]')
+    if not isinstance(table.get("aet", ""), str):
+        raise UserError(f"{where} aet must be an AE title, in quotes")
+    return {**table, "port": port, "allow": allow}
 
 
 def save_node(config_file: Path, node: Node) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 from pynetdicom import evt
 
 from tui.net.contexts import storage_ae
+from tui.net.nodes import RECEIVE_PORT
 from tui.net.storage import Filer, Tally
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class Receiver:
         filer: Filer | Path,
         aet: str = "PACSTUI",
         host: str = "",
-        port: int = 11112,
+        port: int = RECEIVE_PORT,
         allow: set[str] | None = None,
         ssl_context: ssl.SSLContext | None = None,
         on_filed: Callable[[Tally], None] | None = None,

@@ -39,7 +39,7 @@ from tui.net import errors
 from tui.net.contexts import UNCOMPRESSED, context
 from tui.net.dul import CANCELLED, COMPLETED, COUNT_TAGS, FAILED, PENDING, REMAINING, Command
 from tui.net.get import Instance, c_get
-from tui.net.nodes import Node
+from tui.net.nodes import RECEIVE_PORT, Node
 from tui.net.storage import Filer, Tally
 from tui.net.tls import client_context, server_context
 
@@ -47,11 +47,11 @@ log = logging.getLogger(__name__)
 
 _MOVE_HINT = {
     0xA801: "the PACS does not know the move destination {dest}: add {dest} with this "
-    "machine's address and receive port to the PACS's known nodes, or use C-GET "
-    '(method = "get")',
+    "machine's address and port {port} (where we listen) to the PACS's known nodes, or use "
+    'C-GET (method = "get")',
     0xA701: "the PACS is out of resources for the matches: retrieve fewer at a time",
-    0xA702: "the PACS could not send the images: check that it knows {dest} and that our "
-    "receiver is reachable from it",
+    0xA702: "the PACS could not send the images: check that it knows {dest} at this "
+    "machine's port {port} (where we listen) and can reach it",
 }
 
 
@@ -179,7 +179,7 @@ def retrieve(
     model: str = "study",
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
-    receive_port: int = 11112,
+    receive_port: int = RECEIVE_PORT,
 ) -> Transfer:
     """Bring a study (or one series) from ``node`` into the archive at ``archive_root``.
 
@@ -340,6 +340,7 @@ def _move(
                 _follow(
                     node, assoc, responses, move_model, transfer, QR_MOVE_SERVICE_CLASS_STATUS,
                     cancel, node.destination, progress if receiver is None else None,
+                    receive_port,
                 )  # fmt: skip
     finally:
         if receiver is not None:
@@ -356,6 +357,7 @@ def _follow(
     cancel: threading.Event | None,
     destination: str,
     progress: Progress | None = None,
+    port: int = RECEIVE_PORT,
 ) -> None:
     """Read pynetdicom's C-MOVE responses to the end; cancel (C-CANCEL) when asked."""
     cancelled = False
@@ -371,7 +373,7 @@ def _follow(
                   if tag in status and status[tag].value is not None}  # fmt: skip
         comment = str(status.get("ErrorComment") or "").strip()
         code = int(status.Status)
-        _on_status(node, transfer, table, code, counts, comment, destination, progress)
+        _on_status(node, transfer, table, code, counts, comment, destination, progress, port)
         if code not in PENDING:
             return
 
@@ -385,6 +387,7 @@ def _on_status(
     comment: str,
     destination: str,
     progress: Progress | None = None,
+    port: int = RECEIVE_PORT,
 ) -> None:
     """What one C-GET or C-MOVE response means for ``transfer``; a failure raises.
 
@@ -403,6 +406,8 @@ def _on_status(
     progress
         For a C-MOVE into another process (the running receiver), which files what comes
         where we cannot count it: the PACS's counts are reported instead.
+    port
+        Where our storage SCP listened for the C-MOVE, named in hints.
 
     Raises
     ------
@@ -429,7 +434,7 @@ def _on_status(
         raise errors.NetError(
             f"{node.name} ({node.address}): {status_text(code, table)}"
             + (f" ({comment})" if comment else "")
-            + (f": {hint.format(dest=destination)}" if hint else "")
+            + (f": {hint.format(dest=destination, port=port)}" if hint else "")
         )
     if code != 0:
         transfer.warnings.append(status_text(code, table))

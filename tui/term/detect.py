@@ -10,6 +10,11 @@ dumb or NO_COLOR is set.
 
 ``auto`` bandwidth: ``high`` on a local terminal, ``normal`` over SSH (SSH_CONNECTION or
 SSH_TTY set). The link's speed is not measured; choose ``low`` on a slow link.
+
+Colours: 24-bit only where the terminal says it has them, read from the environment the
+way Textual reads it (:func:`colour_system`), so that the image cells the app writes itself
+never hold colours the rest of its screen was downgraded from. ``high`` on a terminal
+without them sends the 256-colour palette, as ``normal`` does.
 """
 
 from __future__ import annotations
@@ -21,12 +26,11 @@ import termios
 import time
 import tty
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from tui.term.modes import HIGH, LOW, NORMAL, Mode
+from tui.errors import UserError
+from tui.term.modes import BANDWIDTHS, GRAPHICS, HIGH, LOW, NORMAL, Mode
 
-GRAPHICS = ("auto", "kitty", "sixel", "iterm", "halfblock", "ascii", "none")
-BANDWIDTHS = ("auto", "low", "normal", "high")
 _KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
 _DEVICE_ATTRIBUTES = "\x1b[c"
 _REPLY_END = re.compile(rb"\x1b\[\?[\d;]*c")  # every terminal answers DA1; it ends the wait
@@ -50,11 +54,47 @@ BANDWIDTH = {
 
 
 def choose_bandwidth(setting: str, env: Mapping[str, str] | None = None) -> Bandwidth:
+    """What ``setting`` (one of :data:`~tui.term.modes.BANDWIDTHS`) allows in the terminal
+    that ``env`` describes: ``auto`` by the link, 24-bit colours only where it has them.
+
+    Raises
+    ------
+    UserError
+        If ``setting`` is not one of the choices (a typo in config.toml).
+    """
     env = os.environ if env is None else env
+    if setting not in BANDWIDTHS:
+        raise UserError(f"bandwidth {setting!r}: choose one of {', '.join(BANDWIDTHS)}")
     if setting == "auto":
         remote = bool(env.get("SSH_CONNECTION") or env.get("SSH_TTY"))
         setting = "normal" if remote else "high"
-    return BANDWIDTH[setting]
+    chosen = BANDWIDTH[setting]
+    if chosen.mode.colours == "truecolor" and colour_system(env) != "truecolor":
+        chosen = replace(chosen, mode=NORMAL)  # every grey of the palette, the most it has
+    return chosen
+
+
+def colour_system(env: Mapping[str, str]) -> str | None:
+    """The colours Textual (through Rich) uses in the terminal ``env`` describes:
+    ``truecolor``, ``256``, ``standard`` (16) or None (TERM dumb or unknown).
+
+    TEXTUAL_COLOR_SYSTEM if set, else COLORTERM ``truecolor`` or ``24bit``, else the end of
+    TERM (``-256color``, ``-kitty``: 256). Inside tmux, TERM is ``tmux-256color`` or
+    ``screen-256color`` and COLORTERM is what the tmux server was started with; tmux itself
+    turns 24-bit colours into the palette for a client that lacks them. A TERM whose
+    terminfo alone offers 24-bit colours (``xterm-direct``) is read as Textual reads it, not
+    as truecolor: set COLORTERM=truecolor there. Kept the same as Textual's rule (tests
+    compare them), so the cells of an image and the rest of the screen never disagree.
+    """
+    forced = env.get("TEXTUAL_COLOR_SYSTEM", "auto")
+    if forced != "auto":
+        return forced
+    if env.get("TERM", "").lower() in ("dumb", "unknown"):
+        return None
+    if env.get("COLORTERM", "").strip().lower() in ("truecolor", "24bit"):
+        return "truecolor"
+    suffix = env.get("TERM", "").strip().lower().rpartition("-")[2]
+    return {"256color": "256", "kitty": "256", "16color": "standard"}.get(suffix, "standard")
 
 
 def from_environment(env: Mapping[str, str]) -> str | None:
@@ -88,7 +128,15 @@ def choose_graphics(
     setting: str, env: Mapping[str, str] | None = None, tty_fd: int | None = None
 ) -> str:
     """The protocol to use for ``setting`` (``auto`` asks the environment, then the
-    terminal on ``tty_fd``, if any)."""
+    terminal on ``tty_fd``, if any).
+
+    Raises
+    ------
+    UserError
+        If ``setting`` is not one of :data:`~tui.term.modes.GRAPHICS`.
+    """
+    if setting not in GRAPHICS:
+        raise UserError(f"graphics {setting!r}: choose one of {', '.join(GRAPHICS)}")
     if setting != "auto":
         return setting
     env = os.environ if env is None else env

@@ -6,7 +6,7 @@ both are equal. Of the two ways to draw a cell, the one needing fewer attribute 
 is taken; attributes are only sent when they change, so runs of equal cells cost one
 byte a cell. Between two frames only the changed runs of cells are sent, each after a
 cursor move. Grey images use the 256-colour grey ramp (26 levels, or 8 at low
-bandwidth); colour images and ``truecolor`` use 24-bit colours.
+bandwidth), colour images the palette's nearest colours; ``truecolor`` uses 24-bit colours.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 from tui.term.cells import area_resize
 from tui.term.modes import NORMAL, Mode
-from tui.term.palette import fitted_levels, quantize
+from tui.term.palette import fitted_levels, nearest_colours, palette_rgb, quantize
 
 UPPER, LOWER, FULL = "▀", "▄", "█"
 _TRUE = 1 << 24  # flag on a colour code: a 24-bit colour, not a palette index
@@ -51,10 +51,12 @@ def to_cells(image: np.ndarray, columns: int, rows: int, mode: Mode = NORMAL) ->
     """Area-average ``image`` (grey or RGB, 8 bits) to ``columns`` x ``2 * rows`` pixels and
     choose each pixel's colour."""
     pixels = area_resize(image, columns, rows * 2)
-    if pixels.ndim == 3 or mode.colours == "truecolor":
+    if mode.colours == "truecolor":
         rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
         rgb = rgb.astype(np.int32)
         codes = _TRUE | (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    elif pixels.ndim == 3:
+        codes = nearest_colours(pixels)
     else:
         indices, values = fitted_levels(pixels, mode.levels)
         codes = indices[quantize(pixels, values, mode.dither)].astype(np.int32)
@@ -156,10 +158,7 @@ def _sgr(fg: int | None, bg: int | None) -> str:
     return f"\x1b[{';'.join(parts)}m"
 
 
-_GREY_OF_INDEX = np.zeros(256, np.int16)
-for _index in range(232, 256):
-    _GREY_OF_INDEX[_index] = 8 + 10 * (_index - 232)
-_GREY_OF_INDEX[231] = 255
+_GREY_OF_INDEX = np.rint(palette_rgb() @ np.array([0.299, 0.587, 0.114])).astype(np.int16)
 
 
 def _grey_of(codes: np.ndarray) -> np.ndarray:

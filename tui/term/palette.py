@@ -1,8 +1,11 @@
-"""Grey levels of the xterm 256-colour palette, and dithering to them.
+"""Grey levels of the xterm 256-colour palette, and dithering to them; the nearest palette
+colour for colour images.
 
 The palette's grey ramp (232-255: 8, 18 ... 238) plus black (16) and white (231) gives 26
 greys. Normal bandwidth uses all of them; low bandwidth 8, spread over the same range, so
-more neighbouring cells are equal and merge into runs.
+more neighbouring cells are equal and merge into runs. Colour images take the nearest of
+the 6 x 6 x 6 colour cube (16-231) and the grey ramp; the first 16 colours are never used
+(themes change them).
 """
 
 from __future__ import annotations
@@ -11,6 +14,28 @@ import numpy as np
 
 _BAYER = [[0, 8, 2, 10], [12, 4, 14, 6], [3, 11, 1, 9], [15, 7, 13, 5]]
 _RAMP = [(16, 0)] + [(232 + i, 8 + 10 * i) for i in range(24)] + [(231, 255)]
+_CUBE = np.array([0, 95, 135, 175, 215, 255], np.int32)  # each axis of the colour cube
+
+
+def palette_rgb() -> np.ndarray:
+    """The RGB values of palette indices 16-255, (256, 3) uint8 (0-15 left black)."""
+    table = np.zeros((256, 3), np.uint8)
+    r, g, b = np.divmod(np.arange(216), 36)[0], *np.divmod(np.arange(216) % 36, 6)
+    table[16:232] = np.stack([_CUBE[r], _CUBE[g], _CUBE[b]], axis=1)
+    table[232:] = (8 + 10 * np.arange(24))[:, None]
+    return table
+
+
+def nearest_colours(rgb: np.ndarray) -> np.ndarray:
+    """Palette index (16-255) nearest to each pixel of ``rgb`` (..., 3), by squared
+    distance: the colour cube's nearest corner or the grey ramp's nearest step."""
+    rgb = rgb.astype(np.int32)
+    level = np.searchsorted((_CUBE[1:] + _CUBE[:-1]) / 2, rgb)  # per channel, 0-5
+    cube_error = ((rgb - _CUBE[level]) ** 2).sum(axis=-1)
+    cube = 16 + 36 * level[..., 0] + 6 * level[..., 1] + level[..., 2]
+    step = np.clip(np.rint((rgb.mean(axis=-1) - 8) / 10), 0, 23).astype(np.int32)
+    grey_error = ((rgb - (8 + 10 * step)[..., None]) ** 2).sum(axis=-1)
+    return np.where(grey_error < cube_error, 232 + step, cube).astype(np.int32)
 
 
 def grey_levels(count: int) -> tuple[np.ndarray, np.ndarray]:
