@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -404,3 +405,75 @@ def test_tags_diff_of_two_instances(shared: Path) -> None:
     rows = cli_json("tags", str(first), "--diff", str(second))
     tags = {row["tag"] for row in rows}
     assert "(0020,0013)" in tags and "(0028,0010)" not in tags  # instance number, not rows
+
+
+def _read_only_runner(tmp_path: Path) -> list[str]:
+    """A command prefix that runs ``"$@"`` with folder ``$1`` mounted read-only on ``$2``.
+
+    A bind mount in a mount namespace of its own: read-only for root too (chmod is not),
+    and gone when the command ends. Skipped where namespaces are not allowed, except in CI.
+    """
+    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
+    prefix += ["sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec "$@"', "sh"]
+    probe, mount = tmp_path / "probe", tmp_path / "probe-ro"
+    probe.mkdir()
+    mount.mkdir()
+    try:
+        tried = subprocess.run(
+            [*prefix, str(probe), str(mount), "touch", str(mount / "x")],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except FileNotFoundError:
+        tried = None
+    if tried is None or "Read-only file system" not in tried.stderr:
+        reason = f"no read-only bind mount here: {tried.stderr.strip() if tried else 'no unshare'}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return prefix
+
+
+def test_a_read_only_archive_is_listed_and_refuses_writes_in_one_line(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    prefix = _read_only_runner(tmp_path)
+    run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
+    study = cli_json("ls", archive=archive_dir)[0]["StudyInstanceUID"]
+    mount = tmp_path / "cdrom"
+    mount.mkdir()
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        command = [*prefix, str(archive_dir), str(mount), sys.executable, "-m", "tui"]
+        return subprocess.run(
+            [*command, "--archive", str(mount), *args],
+            capture_output=True, text=True, timeout=120, cwd=ROOT,
+        )  # fmt: skip
+
+    listed = run("ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [s["StudyInstanceUID"] for s in json.loads(listed.stdout)] == [study]
+    series = run("ls", "--level", "instance", "--json")
+    assert len(json.loads(series.stdout)) == 40
+    assert run("triage", "--export", str(tmp_path / "triage.csv")).returncode == 0
+    writes = [
+        ("import", str(shared / "neurolabusc_dcm_qa_ge")),
+        ("import", "--copy", str(shared / "neurolabusc_dcm_qa_ge")),
+        ("forget", "--study", study, "--yes"),
+        ("triage", study, "--flag"),
+        ("receive", "--port", "0"),  # what get and receive file goes into the archive
+    ]
+    for args in writes:
+        _one_line_error(run(*args), "is read-only")
+    assert sorted(p.name for p in archive_dir.iterdir()) == ["index.sqlite"]
+
+    # Changes left in the WAL (a copy taken while pacs-tui wrote) cannot be read from the
+    # database file alone: said so, rather than listing what is not the archive.
+    with contextlib.closing(sqlite3.connect(archive_dir / "index.sqlite")) as conn:
+        conn.isolation_level = None
+        conn.execute("PRAGMA wal_autocheckpoint = 0")
+        conn.execute("INSERT INTO triage VALUES ('1.2.3', 1, 0, 0, '', 'now')")
+        (archive_dir / "index.sqlite-shm").unlink()
+        _one_line_error(run("ls"), "index.sqlite-wal")
+        conn.execute("PRAGMA user_version = 2")  # an older pacs-tui's index cannot be upgraded
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _one_line_error(run("ls"), "schema version 2, older")

@@ -123,6 +123,7 @@ def import_paths(
     started = time.perf_counter()
     if copy and archive.store is None:
         raise UserError("--copy needs an archive on disk (not --ephemeral)")
+    archive.require_writable()
     roots = [_root(p) for p in paths]
     summary = ImportSummary()
     to_read, covered = _plan(archive, roots, copy, summary)

@@ -84,6 +84,8 @@ class Archive:
             except OSError as exc:
                 raise ArchiveError(f"cannot create archive {root}: {exc.strerror}") from None
             target = str(root / INDEX_NAME)
+        # True when the index can only be read (a CD, a read-only mount): writes are refused.
+        self.read_only = False
         self.conn = self._connect(target)
         self._patients: dict[tuple[str, str, str], int] = {}
         self._studies: dict[str, int] = {}
@@ -97,25 +99,78 @@ class Archive:
         return None if self.root is None else self.root / STORE_NAME
 
     def _connect(self, target: str) -> sqlite3.Connection:
+        conn = None
         try:
-            # The app reads from worker threads, one at a time (it serialises them).
-            conn = sqlite3.connect(
-                target, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            conn = _sqlite(target)
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("PRAGMA foreign_keys = ON")
-            schema.migrate(conn)
+            # SQLite opens a file it may not write read-only, without a word.
+            self.read_only = target != ":memory:" and not os.access(target, os.W_OK)
+            schema.migrate(conn, self.read_only)
         except sqlite3.Error as exc:
-            raise self.error(exc) from None
+            if conn is not None:
+                conn.close()
+            if target == ":memory:" or not _may_be_read_only(exc):
+                raise self.error(exc) from None
+            conn = self._connect_read_only(target, exc)
         conn.create_function("name_matches", 2, matching.name_matches, deterministic=True)
         conn.create_function("wildcard_matches", 2, _wildcard_matches, deterministic=True)
         return conn
+
+    def _connect_read_only(self, target: str, first: sqlite3.Error) -> sqlite3.Connection:
+        """Open an index that cannot be opened for writing (a read-only folder or mount).
+
+        WAL mode needs the ``-shm`` file: ``mode=ro`` reads through it when it exists or
+        can be created; otherwise, when no ``-wal`` file holds changes, ``immutable=1``
+        reads the database file alone.
+        """
+        if not os.path.exists(target):
+            why = first if os.access(os.path.dirname(target), os.W_OK) else "read-only folder"
+            raise ArchiveError(f"cannot create archive {self.root}: {why}") from None
+        wal = Path(f"{target}-wal")
+        unsaved = wal.exists() and wal.stat().st_size > 0
+        uri = Path(target).absolute().as_uri()
+        for query in ["mode=ro"] + ([] if unsaved else ["mode=ro&immutable=1"]):
+            conn = _sqlite(f"{uri}?{query}")
+            try:
+                conn.execute("PRAGMA foreign_keys = ON")
+                schema.migrate(conn, read_only=True)
+            except sqlite3.OperationalError:
+                conn.close()
+                continue
+            self.read_only = True
+            return conn
+        if unsaved:
+            raise ArchiveError(
+                f"archive {self.root} is read-only and its index has changes in {wal.name}"
+                " that only a writable copy can read: copy the folder somewhere writable"
+            )
+        raise self.error(first)
+
+    def require_writable(self) -> None:
+        """Refuse, in one line, to write a read-only archive, before anything is done.
+
+        Raises
+        ------
+        ArchiveError
+            If the archive was opened read-only.
+        """
+        if self.read_only:
+            raise self._read_only_error()
+
+    def _read_only_error(self) -> ArchiveError:
+        self.read_only = True
+        return ArchiveError(
+            f"archive {self.root} is read-only: it can be listed and viewed, not written"
+        )
 
     def error(self, exc: sqlite3.Error) -> ArchiveError:
         """Turn an SQLite error into one line a user can act on."""
         where = self.root if self.root is not None else "the in-memory archive"
         text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            return self._read_only_error()
         if "locked" in text or "busy" in text:
             return ArchiveError(f"archive {where} is locked by another pacs-tui; try again")
         if "full" in text:
@@ -139,6 +194,7 @@ class Archive:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: all of it commits, or none of it."""
+        self.require_writable()
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -428,6 +484,23 @@ class Archive:
     def _execute_in(self, sql: str, values: list[str]) -> None:
         for chunk in _chunks(values):
             self.conn.execute(sql.format(", ".join("?" * len(chunk))), chunk)
+
+
+def _sqlite(target: str) -> sqlite3.Connection:
+    # The app reads from worker threads, one at a time (it serialises them).
+    return sqlite3.connect(
+        target,
+        timeout=_BUSY_TIMEOUT_S,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=target.startswith("file:"),
+    )
+
+
+def _may_be_read_only(exc: sqlite3.Error) -> bool:
+    """Whether opening for writing failed in a way that reading alone may not."""
+    text = str(exc)
+    return "unable to open" in text or "readonly" in text or "read-only" in text
 
 
 def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:

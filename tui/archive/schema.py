@@ -124,13 +124,21 @@ MIGRATIONS: list[str] = [_V1, _V2, _V3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Bring the schema up to :data:`SCHEMA_VERSION`."""
+def migrate(conn: sqlite3.Connection, read_only: bool = False) -> None:
+    """Bring the schema up to :data:`SCHEMA_VERSION`.
+
+    A read-only index cannot be brought up: one of an older version is refused.
+    """
     (version,) = conn.execute("PRAGMA user_version").fetchone()
     if version > SCHEMA_VERSION:
         raise UserError(
             f"the archive index has schema version {version}, newer than this pacs-tui "
             f"understands ({SCHEMA_VERSION}): upgrade pacs-tui"
+        )
+    if read_only and version < SCHEMA_VERSION:
+        raise UserError(
+            f"the archive is read-only and its index has schema version {version}, older than"
+            f" this pacs-tui's ({SCHEMA_VERSION}): open it once where it can be written"
         )
     for number in range(version, SCHEMA_VERSION):
         try:

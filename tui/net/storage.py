@@ -76,6 +76,7 @@ class Filer:
 
     def __init__(self, root: Path) -> None:
         self.archive = Archive(root)
+        self.archive.require_writable()  # before anything is asked for or accepted
         store = self.archive.store
         if store is None:
             raise ArchiveError("an in-memory archive cannot receive files")
