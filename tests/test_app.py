@@ -127,6 +127,12 @@ async def test_help_lists_the_keys(filled: Archive) -> None:
         await pilot.press("question_mark")
         await _settle(app, pilot)
         assert app.screen.query("HelpPanel")
+        from tui.app.keys import ScreenFirstKeys
+
+        table = app.screen.query_one(ScreenFirstKeys).render_bindings_table()
+        descriptions = [str(cell) for cell in table.columns[1].cells]
+        assert descriptions[0] == "This screen" and descriptions[1] == "Filter", descriptions
+        assert descriptions.index("Everywhere") < descriptions.index("Moving in the list")
         await pilot.press("question_mark")
         await _settle(app, pilot)
         assert not app.screen.query("HelpPanel")

@@ -198,15 +198,21 @@ async def test_every_triage_key_counts_however_fast(many: Path) -> None:
         await pilot.press("down")
         await _settle(app, pilot)
         uid = tree.cursor_node.data["row"]["StudyInstanceUID"]
+        before = app.read(triage.get, uid)  # the archive is shared: start from what it holds
         await pilot.press("u", "u", "f", "f", "f", "x")  # no pause between them
-        assert "!!" in str(tree.cursor_node.label)  # shown at once
+        priority = (before.priority + 2) % len(triage.PRIORITIES)
+        expected = triage.Triage(not before.flagged, priority, not before.reviewed)
+        label = str(tree.cursor_node.label)  # shown at once, before any write
+        assert label.startswith(expected.marks() + " ") == (expected != triage.Triage()), label
         await _settle(app, pilot)
         state = app.read(triage.get, uid)
-        assert (state.priority, state.flagged, state.reviewed) == (2, True, True)
+        assert (state.priority, state.flagged, state.reviewed) == (
+            priority, not before.flagged, not before.reviewed,
+        )  # fmt: skip
         await pilot.press("n", *"aorta", "enter")
         await _settle(app, pilot)
         details = _text(app.screen.query_one("#details", Static))
-        assert "Note  aorta" in details and "priority high" in details
+        assert "Note  aorta" in details and f"priority {triage.PRIORITIES[priority]}" in details
         assert "✎" in str(tree.cursor_node.label)
     archive.close()
 

@@ -82,3 +82,11 @@ def test_every_shared_series_renders_or_says_why(archive: Archive, shared: Path)
         assert image.dtype == np.uint8 and image.ndim in (2, 3)
         rendered += 1
     assert rendered > 60 and refused < rendered / 4
+
+
+def test_windows_read_as_a_person_writes_them() -> None:
+    from tui.render.lut import Window
+
+    assert str(Window(259.375, 2812.5)) == "C 259.4 W 2812.5"
+    assert str(Window(40, 400, name="CT")) == "CT C 40 W 400"
+    assert str(Window(-0.04, 1)) == "C 0 W 1"

@@ -102,11 +102,17 @@ class PacsApp(App[None]):
         self.sub_title = "ephemeral: nothing is written" if ephemeral else ""
 
     def action_toggle_help(self) -> None:
-        """Every key of the screen, with what it does (Textual's help panel)."""
+        """Every key of the screen, with what it does: the screen's own first."""
         if self.screen.query("HelpPanel"):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def action_show_help_panel(self) -> None:
+        from tui.app.keys import KeysHelp
+
+        if not self.screen.query("HelpPanel"):
+            self.screen.mount(KeysHelp())
 
     def read(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run an archive call (from a worker thread), one at a time."""

@@ -27,8 +27,13 @@ class Window:
     name: str = ""
 
     def __str__(self) -> str:
+        """``C 259.4 W 2812.5``: at most one decimal (``C 40 W 400`` when whole)."""
         label = f"{self.name} " if self.name else ""
-        return f"{label}C {self.center:g} W {self.width:g}"
+        return f"{label}C {_short(self.center)} W {_short(self.width)}"
+
+
+def _short(value: float) -> str:
+    return f"{round(value, 1) + 0.0:g}" if abs(value) < 1e6 else f"{value:.0f}"  # no "-0"
 
 
 def rescale(ds: Dataset) -> tuple[float, float]:

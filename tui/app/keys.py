@@ -1,0 +1,51 @@
+"""The `?` panel: this screen's own keys first, then those that work everywhere, then the
+focused widget's (moving in a list). Textual's panel lists the focused widget's first, so
+a tree's generic cursor keys came before the app's."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import HelpPanel, KeyPanel, Markdown
+
+
+class ScreenFirstKeys(KeyPanel):
+    def render_bindings_table(self) -> Table:
+        screen, app = self.screen, self.app
+        groups: dict[object, list[Binding]] = defaultdict(list)
+        for namespace, binding, _enabled, _tooltip in screen.active_bindings.values():
+            if not binding.system:
+                groups[namespace].append(binding)
+        order = sorted(groups, key=lambda ns: 0 if ns is screen else 1 if ns is app else 2)
+        key_style = f"bold {self.app.current_theme.accent or ''}".strip()
+        table = Table(show_header=False, box=None, padding=(0, 1, 0, 0))
+        table.add_column("", justify="right")
+        table.add_column("")
+        for namespace in order:
+            title = {screen: "This screen", app: "Everywhere"}.get(namespace)  # type: ignore[call-overload]
+            title = title or getattr(namespace, "BINDING_GROUP_TITLE", None) or "In the list"
+            table.add_row("", Text(title, style="bold"))
+            by_action: dict[str, list[Binding]] = defaultdict(list)
+            for binding in sorted(groups[namespace], key=lambda b: b.id is None):  # ours first
+                by_action[binding.action].append(binding)
+            for bindings in by_action.values():
+                keys = " ".join(dict.fromkeys(app.get_key_display(b) for b in bindings))
+                first = bindings[0]
+                description = Text(first.description or first.action)
+                if first.tooltip:
+                    description.append(f" {first.tooltip}", "dim")
+                table.add_row(Text(keys, style=key_style), description)
+            table.add_row("", "")
+        return table
+
+
+class KeysHelp(HelpPanel):
+    """Textual's help panel (a widget's help text above) with :class:`ScreenFirstKeys`."""
+
+    def compose(self) -> ComposeResult:
+        yield Markdown(id="widget-help")
+        yield ScreenFirstKeys(id="keys-help")
