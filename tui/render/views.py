@@ -123,6 +123,8 @@ def orthogonal(
         )
     low, high = _slab_range(mode, index, planes, slab, step)
     aligned = aligned_planes(volume, plane)
+    if aligned is None and (mode != "slice" or volume.resampled is not None):
+        aligned = _planes_of(resampled(volume), plane)  # one resampling, then reductions
     stored = aligned[low:high] if aligned is not None else None
     if stored is not None:
         values = _project(volume, stored, mode)
@@ -222,7 +224,9 @@ def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
     x, y, z = np.eye(3) * spacing
     if plane == "axial":  # planes along +z; rows toward P, columns toward L
         return _Grid(low, y, x, z, (counts[2], counts[1], counts[0]))
-    top = np.array([low[0], low[1], high[2]])
+    # the axial grid's top plane (not the corner's z): every plane's grid holds the same
+    # points, so a volume resampled once on the axial grid serves them all
+    top = np.array([low[0], low[1], low[2] + (counts[2] - 1) * spacing[2]])
     if plane == "coronal":  # planes along +y; rows toward F, columns toward L
         return _Grid(top, -z, x, y, (counts[1], counts[2], counts[0]))
     return _Grid(top, -z, y, x, (counts[0], counts[2], counts[1]))  # sagittal: along +x
@@ -240,6 +244,12 @@ def _axis_spacing(volume: Volume) -> np.ndarray:
         if abs(direction[p]) > _ALIGNED:
             spacing[p] = sizes[a]
     return spacing
+
+
+def is_oblique(affine: np.ndarray) -> bool:
+    """Do a stack's voxel axes (its 4x4 affine) leave the patient axes?"""
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return bool(np.abs(axes).max(axis=0).min() < _ALIGNED)
 
 
 def aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
@@ -263,6 +273,36 @@ def aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
         slice(None, None, -1 if flip[1] else 1),
         slice(None, None, -1 if flip[0] else 1),
     ]
+    return _planes_of(zyx, plane)
+
+
+def resampled(volume: Volume) -> np.ndarray:
+    """An oblique volume's stored values on the patient-aligned grid (z, y, x) of
+    :func:`_orthogonal_grid`, sampled trilinearly once and kept on the volume."""
+    with volume.lock:
+        if volume.resampled is None:
+            grid = _orthogonal_grid(volume, "axial")
+            kind = volume.data.dtype
+            out = np.empty(grid.shape, kind if kind.kind in "iuf" else np.float32)
+            inverse = np.linalg.inv(volume.affine)
+            _, rows, columns = grid.shape
+            r, c = np.mgrid[0:rows, 0:columns].astype(np.float32)
+            for k in range(grid.shape[0]):
+                origin = grid.origin + k * grid.normal_step
+                points = (
+                    origin[:, None, None]
+                    + grid.row_step[:, None, None] * r
+                    + grid.column_step[:, None, None] * c
+                )
+                voxel = np.tensordot(inverse[:3, :3], points, axes=1) + inverse[:3, 3, None, None]
+                plane = sample(volume.data, voxel[2], voxel[1], voxel[0], volume.minimum)
+                out[k] = np.rint(plane) if out.dtype.kind in "iu" else plane
+            volume.resampled = out
+        return volume.resampled
+
+
+def _planes_of(zyx: np.ndarray, plane: str) -> np.ndarray:
+    """A patient-aligned (z, y, x) array as (planes, rows, columns) for ``plane``."""
     if plane == "axial":
         return zyx
     if plane == "coronal":

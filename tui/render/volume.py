@@ -298,6 +298,10 @@ class Volume:
     slope: float
     intercept: float
     header: Dataset
+    # For oblique stacks: the data resampled once onto the patient-aligned grid (z, y, x),
+    # so projections in any patient plane are a reduction, not a resampling per plane.
+    resampled: np.ndarray | None = field(default=None, repr=False, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @cached_property
     def affine(self) -> np.ndarray:
@@ -314,7 +318,8 @@ class Volume:
 
     @property
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        extra = self.resampled.nbytes if self.resampled is not None else 0
+        return int(self.data.nbytes + extra)
 
     @cached_property
     def minimum(self) -> float:
