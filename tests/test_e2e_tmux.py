@@ -69,23 +69,24 @@ def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
     tmux("send-keys", "-t", "e2e", command, "Enter")
     _wait_for(tmux, "Synthetic^Phantom")
     tmux("send-keys", "-t", "e2e", "Space")
-    _wait_for(tmux, "20260101  CT")  # the study
+    _wait_for(tmux, "2026-01-01  CT")  # the study
     _keys(tmux, "Down", "Space")
     _wait_for(tmux, "CT 1")  # the series
     _keys(tmux, "Down")
     _wait_for(tmux, "SeriesInstanceUID")
     _wait_for(tmux, "▀", alternatives=("▄", "█"))  # the preview, drawn in half blocks
     tmux("send-keys", "-t", "e2e", "v")
+    _wait_for(tmux, "MIP/MinIP/avg")  # the viewer's keys (the preview's caption says 16/30 too)
     _wait_for(tmux, "acquired slice 16/30")
     _keys(tmux, "j", "j")
     _wait_for(tmux, "acquired slice 18/30")
     tmux("send-keys", "-t", "e2e", "m")
     _wait_for(tmux, "acquired MIP 30 slices")
     tmux("send-keys", "-t", "e2e", "q")
-    _wait_for(tmux, "View series")
+    _wait_for(tmux, "x Reviewed")
     tmux("send-keys", "-t", "e2e", "C-q")
     deadline = time.monotonic() + 15
-    while "View series" in tmux("capture-pane", "-p", "-t", "e2e") and time.monotonic() < deadline:
+    while "x Reviewed" in tmux("capture-pane", "-p", "-t", "e2e") and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(0.5)
     tmux("send-keys", "-t", "e2e", "echo exited-$?", "Enter")

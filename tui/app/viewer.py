@@ -77,6 +77,7 @@ class ViewerScreen(Screen[None]):
         self._stop_loading = threading.Event()
         self.request = Request()
         self.count = 1  # planes in the current plane (slices, or reslices)
+        self._early_steps = 0
         self.window: Window | None = None
 
     def compose(self) -> ComposeResult:
@@ -132,8 +133,12 @@ class ViewerScreen(Screen[None]):
         self.app.call_from_thread(self._show, rendered, count)
 
     def _show(self, rendered: Any, count: int) -> None:
+        first = self._shown is None
         self._shown = rendered
         self.count = count
+        if first and self._early_steps:
+            steps, self._early_steps = self._early_steps, 0
+            self.action_step(steps)
         self.window = rendered.window
         view = rendered.view
         labels = view.labels if view is not None else {}
@@ -162,6 +167,9 @@ class ViewerScreen(Screen[None]):
         return self.count // 2 if self.request.index is None else self.request.index
 
     def action_step(self, delta: int) -> None:
+        if self._shown is None:  # keys pressed before the first frame count once it is here
+            self._early_steps += delta
+            return
         self._update(index=max(0, min(self.count - 1, self._index() + delta)), position=None)
 
     def action_first(self) -> None:
