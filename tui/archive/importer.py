@@ -50,6 +50,7 @@ class ImportSummary:
     duplicates: list[Duplicate] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, DICOMDIR)
     found_dicomdirs: list[str] = field(default_factory=list)
+    followed_dicomdirs: set[str] = field(default_factory=set)  # whose references were read
     conflicts: list[str] = field(default_factory=list)  # patient differs from their study's
     seconds: float = 0.0
     interrupted: bool = False
@@ -217,8 +218,8 @@ def _referenced_by(
 ) -> list[_Candidate]:
     later: dict[str, _Candidate] = {}
     for dicomdir in dicomdirs:
-        if os.path.basename(dicomdir).upper() == "DICOMDIR":
-            continue  # found by name: already followed while planning
+        if dicomdir in summary.followed_dicomdirs:
+            continue  # found by name while planning, or nested in a DICOMDIR followed then
         for path, (size, mtime_ns) in _from_dicomdir(dicomdir, summary).items():
             if path in covered or path in later:
                 continue
@@ -263,12 +264,13 @@ def _walk(root: str, summary: ImportSummary) -> Iterator[tuple[str, tuple[int, i
 
 def _from_dicomdir(path: str, summary: ImportSummary) -> dict[str, tuple[int, int]]:
     try:
-        present, missing = referenced_files(path)
+        found = referenced_files(path)
     except DicomdirError as exc:
         summary.skipped.append((path, str(exc)))
         return {}
-    summary.missing += [(p, path) for p in missing]
-    return {p: _stat(p) for p in present}
+    summary.followed_dicomdirs.update(found.dicomdirs)
+    summary.missing += [(p, path) for p in found.missing]
+    return {p: _stat(p) for p in found.present}
 
 
 def _stat(path: str) -> tuple[int, int]:
