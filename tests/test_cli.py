@@ -86,7 +86,8 @@ def test_tags_of_a_file_and_of_an_indexed_uid(shared: Path, archive_dir: Path) -
         (["forget", "--study", "1.2.3"], "no archive at"),
         (["ls", "--study", "1.2.*"], "not a UID"),
         (["ls", "--date", "20241301"], "not a date"),
-        (["ls", "--bogus"], "unrecognized arguments"),
+        (["ls", "--bogus"], "unknown option --bogus"),
+        (["ls", "extra"], "unrecognized arguments: extra"),
         (["import", ""], "empty path"),
         (["forget"], "forget what?"),
     ],
@@ -477,3 +478,20 @@ def test_a_read_only_archive_is_listed_and_refuses_writes_in_one_line(
         conn.execute("PRAGMA user_version = 2")  # an older pacs-tui's index cannot be upgraded
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     _one_line_error(run("ls"), "schema version 2, older")
+
+
+def test_a_mistyped_option_or_command_is_named_with_the_nearest_one(tmp_path: Path) -> None:
+    cases = [
+        (["--archve", str(tmp_path), "ls"], "unknown option --archve; did you mean --archive?"),
+        (["ls", "--levle", "series"], "unknown option --levle; did you mean --level?"),
+        (["import", "--cpy", str(tmp_path)], "unknown option --cpy; did you mean --copy?"),
+        (["lss"], "unknown command 'lss'; did you mean ls?"),
+        (["node", "ad", "x"], "unknown command 'ad'; did you mean add?"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, check=False)
+        _one_line_error(result, message)
+        assert result.returncode == 2 and "invalid choice" not in result.stderr
+    # What is right still parses: abbreviations, and a value given after '='.
+    listed = run_cli("--verb", "--archive=" + str(tmp_path), "ls", "--lev", "series", "--json")
+    assert listed.stdout.strip() == "[]"
