@@ -495,3 +495,24 @@ def test_a_mistyped_option_or_command_is_named_with_the_nearest_one(tmp_path: Pa
     # What is right still parses: abbreviations, and a value given after '='.
     listed = run_cli("--verb", "--archive=" + str(tmp_path), "ls", "--lev", "series", "--json")
     assert listed.stdout.strip() == "[]"
+
+
+def test_import_of_no_dicom_at_all_fails_but_of_known_files_does_not(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for name in ("README.md", "manifest_files.tsv"):
+        (folder / name).write_bytes((shared / name).read_bytes())
+    for _ in range(2):  # the second time the files are known (as not DICOM): still nothing
+        result = run_cli("import", str(folder), archive=archive_dir, check=False)
+        _one_line_error(result, f"no DICOM file found in {folder}: nothing was imported")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("import", "--ephemeral", "--json", str(empty), check=False)
+    _one_line_error(result, "no DICOM file found")
+    assert json.loads(result.stdout)["new"] == 0  # the summary is still printed
+    dicom = shared / "neurolabusc_dcm_qa_toshiba"
+    assert cli_json("import", str(dicom), archive=archive_dir)["new"] == 40
+    again = cli_json("import", str(dicom), str(folder), archive=archive_dir)
+    assert again["new"] == 0 and again["unchanged"] == 42 + 2

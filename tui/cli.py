@@ -418,6 +418,10 @@ def cmd_import(args: argparse.Namespace, locations: Locations) -> int:
             print()
             _print_rows("study", _studies(archive))
     archive.close()
+    if summary.instances_found == 0:  # a script must be able to tell that nothing came in
+        raise UserError(
+            f"no DICOM file found in {' '.join(map(str, args.paths))}: nothing was imported"
+        )
     return 0
 
 

@@ -44,6 +44,7 @@ class ImportSummary:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    unchanged_other: int = 0  # of those, files that hold no instance (not DICOM, DICOMDIRs)
     vanished: int = 0
     dicomdirs: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
@@ -58,6 +59,16 @@ class ImportSummary:
     @property
     def files_read(self) -> int:
         return self.new + self.updated + len(self.skipped) + len(self.duplicates)
+
+    @property
+    def instances_found(self) -> int:
+        """DICOM instances the paths hold: new, updated, already indexed, or duplicates."""
+        known = self.unchanged - self.unchanged_other
+        return self.new + self.updated + len(self.duplicates) + known
+
+    def _count_unchanged(self, entry: Known) -> None:
+        self.unchanged += 1
+        self.unchanged_other += entry.kind in ("skipped", "dicomdir")
 
     def to_json(self) -> dict[str, Any]:
         reasons = Counter(reason for _, reason in self.skipped)
@@ -204,11 +215,11 @@ def _plan(
                     to_read[path] = _Candidate(path, *_stat(path))
         for path, (size, mtime_ns) in found.items():
             entry = known.get(path)
-            if _changed(entry, size, mtime_ns, copy):
+            if entry is None or _changed(entry, size, mtime_ns, copy):
                 replace = copy and entry is not None and entry.kind == "copied"
                 to_read[path] = _Candidate(path, size, mtime_ns, replace)
             else:
-                summary.unchanged += 1
+                summary._count_unchanged(entry)
         covered.update(found)
     return sorted(to_read.values(), key=lambda c: c.path), covered
 
@@ -224,10 +235,11 @@ def _referenced_by(
             if path in covered or path in later:
                 continue
             covered.add(path)
-            if _changed(archive.known_files(path).get(path), size, mtime_ns, copy):
+            entry = archive.known_files(path).get(path)
+            if entry is None or _changed(entry, size, mtime_ns, copy):
                 later[path] = _Candidate(path, size, mtime_ns)
             else:
-                summary.unchanged += 1
+                summary._count_unchanged(entry)
     return sorted(later.values(), key=lambda c: c.path)
 
 
