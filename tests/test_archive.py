@@ -88,6 +88,23 @@ def test_malformed_and_foreign_files_are_skipped_with_reasons(
     assert summary.new >= 5  # truncated pixel data still has a readable header
 
 
+def test_a_file_cut_short_before_its_uids_is_said_to_be_truncated(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    whole = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    (folder / "whole.dcm").write_bytes(whole.read_bytes())
+    for size in (200, 1000):  # inside the file meta, then inside the dataset
+        (folder / f"stub{size}.dcm").write_bytes(whole.read_bytes()[:size])
+    summary = import_paths(archive, [folder])
+    assert summary.new == 1
+    assert sorted(summary.skipped) == [
+        (str(folder / f"stub{size}.dcm"), "truncated: the file ends inside its header")
+        for size in (1000, 200)
+    ]
+
+
 def test_a_bad_file_never_loses_what_was_indexed(archive: Archive, shared: Path, tmp_path) -> None:
     tree = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "tree")
     import_paths(archive, [tree])
