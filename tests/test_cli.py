@@ -516,3 +516,20 @@ def test_import_of_no_dicom_at_all_fails_but_of_known_files_does_not(
     assert cli_json("import", str(dicom), archive=archive_dir)["new"] == 40
     again = cli_json("import", str(dicom), str(folder), archive=archive_dir)
     assert again["new"] == 0 and again["unchanged"] == 42 + 2
+
+
+def test_tags_of_a_truncated_file_says_so_after_what_could_be_read(
+    shared: Path, tmp_path: Path
+) -> None:
+    malformed = shared / "pydicom_test_files" / "malformed_or_nonconformant"
+    cut = run_cli("tags", str(malformed / "rtplan_truncated.dcm"), check=False)
+    _one_line_error(cut, "rtplan_truncated.dcm is truncated: the file ends inside its header")
+    assert "RT Plan Label" in cut.stdout  # what could be read is still shown
+    pixels = run_cli("tags", "--json", str(malformed / "MR_truncated.dcm"), check=False)
+    _one_line_error(pixels, "the pixel data ends 62 bytes past the end of the file")
+    assert json.loads(pixels.stdout)["00100010"]["vr"] == "PN"
+    stub = tmp_path / "stub.dcm"
+    whole = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
+    stub.write_bytes(whole.read_bytes()[:1000])  # pydicom gives up inside a sequence
+    _one_line_error(run_cli("tags", str(stub), check=False), f"{stub} is truncated")
+    assert run_cli("tags", str(whole)).returncode == 0

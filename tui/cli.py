@@ -599,7 +599,7 @@ def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.archive.tags import diff, read_header, to_json, to_text
+    from tui.archive.tags import check_whole, diff, read_header, to_json, to_text
 
     paths, series = _target_files(args.target, locations)
     if args.diff:
@@ -615,12 +615,16 @@ def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
             _print_json(rows)
         else:
             print(_diff_table(rows))
+        for path in (paths[0], other[0]):
+            check_whole(path)
         return 0
     ds = read_header(paths[0])
     if args.json:
         _print_json(to_json(ds, paths[0]))
     else:
         print(to_text(ds))
+    sys.stdout.flush()  # what could be read, then why it ends there
+    check_whole(paths[0])
     return 0
 
 

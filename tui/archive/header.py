@@ -165,6 +165,35 @@ def read_record(path: str) -> InstanceRecord:
     return _record(path, st, *parts)
 
 
+def truncation(path: str) -> str | None:
+    """Why ``path`` is cut short, or None when it is whole as far as can be told.
+
+    The header is walked to its end (a file that ends on an element boundary
+    cannot be told from a whole one) and the pixel data's length is checked
+    against the file's size. Encodings the walker does not follow are not checked.
+    """
+    with open(path, "rb") as fp:
+        size = os.fstat(fp.fileno()).st_size
+        try:
+            pixels = _walked(fp, size)[2]
+        except Truncated as exc:
+            return str(exc)
+        except Unsupported:
+            return None
+    if pixels is None:
+        return None
+    if pixels.length >= 0:
+        end = pixels.offset + pixels.length
+    elif pixels.fragments:
+        offset, length = struct.unpack_from("<QQ", pixels.fragments, len(pixels.fragments) - 16)
+        end = offset + length
+    else:
+        return None
+    if end <= size:
+        return None
+    return f"the pixel data ends {end - size} bytes past the end of the file"
+
+
 def read_record_with_pydicom(path: str) -> InstanceRecord:
     """Like :func:`read_record` but always through pydicom (the reference the tests compare to)."""
     with open(path, "rb") as fp:
