@@ -88,6 +88,23 @@ def test_malformed_and_foreign_files_are_skipped_with_reasons(
     assert summary.new >= 5  # truncated pixel data still has a readable header
 
 
+def test_a_file_cut_short_before_its_uids_is_said_to_be_truncated(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    whole = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    (folder / "whole.dcm").write_bytes(whole.read_bytes())
+    for size in (200, 1000):  # inside the file meta, then inside the dataset
+        (folder / f"stub{size}.dcm").write_bytes(whole.read_bytes()[:size])
+    summary = import_paths(archive, [folder])
+    assert summary.new == 1
+    assert sorted(summary.skipped) == [
+        (str(folder / f"stub{size}.dcm"), "truncated: the file ends inside its header")
+        for size in (1000, 200)
+    ]
+
+
 def test_a_bad_file_never_loses_what_was_indexed(archive: Archive, shared: Path, tmp_path) -> None:
     tree = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "tree")
     import_paths(archive, [tree])
@@ -112,6 +129,63 @@ def test_dicomdir_references_are_followed_and_missing_ones_reported(
     assert [path for path, _ in summary.missing] == [str(gone)]
     patients = search(archive, "patient")
     assert {p["PatientID"] for p in patients} == {"77654033", "98890234"}
+
+
+def _nested_file_set(shared: Path, root: Path) -> list[Path]:
+    """A Philips-style file-set built from real files: the root DICOMDIR references one
+    patient's images itself and the rest through a sub-DIRFILE, ``S21570/S1000/DIRFILE``,
+    whose records name their files from the file-set root (``S21570\\S1000\\I10``).
+
+    Returns the images the sub-DIRFILE references.
+    """
+    source = shared / "pydicom_test_files" / "dicomdir"
+    for patient in ("77654033", "98892001"):
+        shutil.copytree(source / patient, root / patient)
+    sub = root / "S21570" / "S1000"
+    sub.mkdir(parents=True)
+    top, nested = dcmread(source / "DICOMDIR"), dcmread(source / "DICOMDIR")
+    images: list[Path] = []
+    for record in nested.DirectoryRecordSequence:
+        if "ReferencedFileID" not in record:
+            continue
+        if record.ReferencedFileID[0] != "98892003":
+            del record.ReferencedFileID  # the root DICOMDIR has those
+            continue
+        images.append(sub / f"I{10 * (len(images) + 1)}")
+        shutil.copy(source.joinpath(*record.ReferencedFileID), images[-1])
+        record.ReferencedFileID = ["S21570", "S1000", images[-1].name]
+    nested.save_as(sub / "DIRFILE")
+    first = True
+    for record in top.DirectoryRecordSequence:
+        if "ReferencedFileID" in record and record.ReferencedFileID[0] == "98892003":
+            if first:  # one record stands for the sub-DIRFILE
+                record.ReferencedFileID = ["S21570", "S1000", "DIRFILE"]
+                record.ReferencedSOPClassUIDInFile = "1.2.840.10008.1.3.10"
+                first = False
+            else:
+                del record.ReferencedFileID
+    top.save_as(root / "DICOMDIR")
+    return images
+
+
+def test_a_nested_dirfile_names_its_files_from_the_file_set_root(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    root = tmp_path / "cd"
+    images = _nested_file_set(shared, root)
+    assert len(images) == 17
+    for given in (root / "DICOMDIR", root):  # the DICOMDIR, then the whole folder
+        summary = import_paths(Archive(None), [given])
+        assert (summary.new, summary.missing, summary.skipped) == (31, [], []), given
+        assert summary.dicomdirs == 2
+    # The sub-DIRFILE alone, as when only its folder is copied: its files are found too.
+    alone = import_paths(Archive(None), [root / "S21570" / "S1000" / "DIRFILE"])
+    assert (alone.new, alone.missing) == (17, [])
+    # A file that is really gone is still reported, where the file-set root puts it.
+    images[3].unlink()
+    summary = import_paths(archive, [root / "DICOMDIR"])
+    assert summary.new == 30
+    assert [path for path, _ in summary.missing] == [str(images[3])]
 
 
 def test_copy_mode_stores_files_under_hashed_names(

@@ -86,7 +86,8 @@ def test_tags_of_a_file_and_of_an_indexed_uid(shared: Path, archive_dir: Path) -
         (["forget", "--study", "1.2.3"], "no archive at"),
         (["ls", "--study", "1.2.*"], "not a UID"),
         (["ls", "--date", "20241301"], "not a date"),
-        (["ls", "--bogus"], "unrecognized arguments"),
+        (["ls", "--bogus"], "unknown option --bogus"),
+        (["ls", "extra"], "unrecognized arguments: extra"),
         (["import", ""], "empty path"),
         (["forget"], "forget what?"),
     ],
@@ -477,3 +478,58 @@ def test_a_read_only_archive_is_listed_and_refuses_writes_in_one_line(
         conn.execute("PRAGMA user_version = 2")  # an older pacs-tui's index cannot be upgraded
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     _one_line_error(run("ls"), "schema version 2, older")
+
+
+def test_a_mistyped_option_or_command_is_named_with_the_nearest_one(tmp_path: Path) -> None:
+    cases = [
+        (["--archve", str(tmp_path), "ls"], "unknown option --archve; did you mean --archive?"),
+        (["ls", "--levle", "series"], "unknown option --levle; did you mean --level?"),
+        (["import", "--cpy", str(tmp_path)], "unknown option --cpy; did you mean --copy?"),
+        (["lss"], "unknown command 'lss'; did you mean ls?"),
+        (["node", "ad", "x"], "unknown command 'ad'; did you mean add?"),
+    ]
+    for args, message in cases:
+        result = run_cli(*args, check=False)
+        _one_line_error(result, message)
+        assert result.returncode == 2 and "invalid choice" not in result.stderr
+    # What is right still parses: abbreviations, and a value given after '='.
+    listed = run_cli("--verb", "--archive=" + str(tmp_path), "ls", "--lev", "series", "--json")
+    assert listed.stdout.strip() == "[]"
+
+
+def test_import_of_no_dicom_at_all_fails_but_of_known_files_does_not(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "documents"
+    folder.mkdir()
+    for name in ("README.md", "manifest_files.tsv"):
+        (folder / name).write_bytes((shared / name).read_bytes())
+    for _ in range(2):  # the second time the files are known (as not DICOM): still nothing
+        result = run_cli("import", str(folder), archive=archive_dir, check=False)
+        _one_line_error(result, f"no DICOM file found in {folder}: nothing was imported")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_cli("import", "--ephemeral", "--json", str(empty), check=False)
+    _one_line_error(result, "no DICOM file found")
+    assert json.loads(result.stdout)["new"] == 0  # the summary is still printed
+    dicom = shared / "neurolabusc_dcm_qa_toshiba"
+    assert cli_json("import", str(dicom), archive=archive_dir)["new"] == 40
+    again = cli_json("import", str(dicom), str(folder), archive=archive_dir)
+    assert again["new"] == 0 and again["unchanged"] == 42 + 2
+
+
+def test_tags_of_a_truncated_file_says_so_after_what_could_be_read(
+    shared: Path, tmp_path: Path
+) -> None:
+    malformed = shared / "pydicom_test_files" / "malformed_or_nonconformant"
+    cut = run_cli("tags", str(malformed / "rtplan_truncated.dcm"), check=False)
+    _one_line_error(cut, "rtplan_truncated.dcm is truncated: the file ends inside its header")
+    assert "RT Plan Label" in cut.stdout  # what could be read is still shown
+    pixels = run_cli("tags", "--json", str(malformed / "MR_truncated.dcm"), check=False)
+    _one_line_error(pixels, "the pixel data ends 62 bytes past the end of the file")
+    assert json.loads(pixels.stdout)["00100010"]["vr"] == "PN"
+    stub = tmp_path / "stub.dcm"
+    whole = shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm"
+    stub.write_bytes(whole.read_bytes()[:1000])  # pydicom gives up inside a sequence
+    _one_line_error(run_cli("tags", str(stub), check=False), f"{stub} is truncated")
+    assert run_cli("tags", str(whole)).returncode == 0

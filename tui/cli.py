@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,10 +30,64 @@ log = logging.getLogger("tui")
 
 
 class _Parser(argparse.ArgumentParser):
-    """Usage mistakes get one line, like every other error."""
+    """Usage mistakes get one line, like every other error, naming what was mistyped."""
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"pacs-tui: error: {message} (see: {self.prog} --help)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        # argparse sets an unknown option aside and takes the value after it for the
+        # command (--archve X ls: "invalid choice: 'X'"): name the option first.
+        self._check_words(list(sys.argv[1:] if args is None else args))
+        return super().parse_args(args, namespace)
+
+    def _check_words(self, words: list[str]) -> None:
+        """Refuse an unknown long option or command in ``words``, naming the nearest known."""
+        commands = next(
+            (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
+        )
+        values = 0  # words still to come that are an option's values
+        for at, word in enumerate(words):
+            if values:
+                values -= 1
+            elif word == "--":
+                return
+            elif word.startswith("--"):
+                name = word.split("=", 1)[0]
+                action = self._option(name)
+                if action is None:
+                    known = [o for a in self._actions for o in a.option_strings]
+                    self.error(f"unknown option {name}{_did_you_mean(name, known)}")
+                if "=" not in word and isinstance(action, argparse.Action):
+                    values = action.nargs if isinstance(action.nargs, int) else 1
+                    values = 0 if action.nargs in ("?", "*", "+") else values
+            elif commands is not None and not word.startswith("-"):
+                chosen = commands.choices.get(word)
+                if chosen is None:
+                    self.error(f"unknown command {word!r}{_did_you_mean(word, commands.choices)}")
+                chosen._check_words(words[at + 1 :])
+                return
+
+    def _option(self, name: str) -> argparse.Action | bool | None:
+        """The option ``name`` is, whole or abbreviated; True if it is ambiguous (argparse
+        says so), None if it is none."""
+        exact = self._option_string_actions.get(name)
+        if exact is not None:
+            return exact
+        matches = {a for o, a in self._option_string_actions.items() if o.startswith(name)}
+        if len(matches) > 1:
+            return True
+        return next(iter(matches), None)
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib
+
+    bare = {choice.lstrip("-"): choice for choice in choices}  # dashes are not a likeness
+    close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=0.6)
+    return f"; did you mean {bare[close[0]]}?" if close else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -365,6 +419,10 @@ def cmd_import(args: argparse.Namespace, locations: Locations) -> int:
             print()
             _print_rows("study", _studies(archive))
     archive.close()
+    if summary.instances_found == 0:  # a script must be able to tell that nothing came in
+        raise UserError(
+            f"no DICOM file found in {' '.join(map(str, args.paths))}: nothing was imported"
+        )
     return 0
 
 
@@ -542,7 +600,7 @@ def _print_rows(level: str, rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.archive.tags import diff, read_header, to_json, to_text
+    from tui.archive.tags import check_whole, diff, read_header, to_json, to_text
 
     paths, series = _target_files(args.target, locations)
     if args.diff:
@@ -558,12 +616,16 @@ def cmd_tags(args: argparse.Namespace, locations: Locations) -> int:
             _print_json(rows)
         else:
             print(_diff_table(rows))
+        for path in (paths[0], other[0]):
+            check_whole(path)
         return 0
     ds = read_header(paths[0])
     if args.json:
         _print_json(to_json(ds, paths[0]))
     else:
         print(to_text(ds))
+    sys.stdout.flush()  # what could be read, then why it ends there
+    check_whole(paths[0])
     return 0
 
 

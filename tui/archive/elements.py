@@ -30,6 +30,17 @@ class Unsupported(Exception):
     """The file uses an encoding this walker does not handle; use pydicom instead."""
 
 
+class Truncated(Unsupported):
+    """The file ends inside its header: an element or item runs past its end.
+
+    pydicom reads such a file without a word, taking what is there.
+    """
+
+    def __init__(self) -> None:
+        # The same words for every file, so that an import's reasons add up.
+        super().__init__("the file ends inside its header")
+
+
 # What to collect: a tag maps to None for a value, or to the wanted map of a sequence's first item.
 Wanted = dict[int, "Wanted | None"]
 
@@ -83,15 +94,18 @@ def walk(fp: BinaryIO, wanted: Wanted, meta_wanted: Wanted) -> RawHeader:
 
     Raises
     ------
+    Truncated
+        If the header runs past the end of the file.
     Unsupported
-        For files without a preamble and meta, deflated syntaxes, odd VR encodings
-        and truncated headers.
+        For files without a preamble and meta, deflated syntaxes and odd VR encodings.
     """
     buf = _Buffer(fp)
     if not buf.has(132) or buf.data[128:132] != b"DICM":
         raise Unsupported("no DICM prefix")
     meta = RawElements()
     pos = _walk_meta(buf, 132, meta_wanted, meta)
+    if not buf.has(pos) or not buf.has(_meta_end(buf)):
+        raise Truncated()
     raw_syntax = meta.values.get(0x00020010, (None, b""))[1]
     syntax = raw_syntax.decode("ascii", "replace").strip("\x00 ")
     if syntax == DEFLATED or not syntax:
@@ -106,6 +120,13 @@ def walk(fp: BinaryIO, wanted: Wanted, meta_wanted: Wanted) -> RawHeader:
 def _tag(data: bytes, pos: int, little: bool) -> int:
     group, element = struct.unpack_from("<HH" if little else ">HH", data, pos)
     return group << 16 | element
+
+
+def _meta_end(buf: _Buffer) -> int:
+    """Where the file meta ends by its group length (PS3.10 7.1), if it starts with one."""
+    if buf.has(144) and buf.data[132:138] == b"\x02\x00\x00\x00UL":
+        return 144 + int(struct.unpack_from("<L", buf.data, 140)[0])
+    return 0
 
 
 def _walk_meta(buf: _Buffer, pos: int, wanted: Wanted, out: RawElements) -> int:
@@ -135,7 +156,7 @@ def _walk(
         if not buf.has(pos + 8):
             if top and pos == len(buf.data):
                 return pos
-            raise Unsupported("truncated")
+            raise Truncated()
         group, element = struct.unpack_from(endian, buf.data, pos)
         tag = group << 16 | element
         if tag == _ITEM_END:
@@ -161,7 +182,7 @@ def _element(
         vr = data[pos + 4 : pos + 6]
         if vr in LONG_VRS:
             if not buf.has(pos + 12):
-                raise Unsupported("truncated")
+                raise Truncated()
             (length,) = struct.unpack_from("<L" if little else ">L", buf.data, pos + 8)
             value = pos + 12
         elif vr.isalpha() and vr.isupper():
@@ -180,7 +201,7 @@ def _element(
         return value + length
     if tag in wanted:
         if not buf.has(value + length):
-            raise Unsupported("truncated")
+            raise Truncated()
         out.values[tag] = (vr, buf.data[value : value + length])
     return value + length
 
@@ -200,7 +221,7 @@ def _sequence(
     first = True
     while end is None or pos < end:
         if not buf.has(pos + 8):
-            raise Unsupported("truncated sequence")
+            raise Truncated()
         item_tag = _tag(buf.data, pos, little)
         (length,) = struct.unpack_from(endian[0] + "L", buf.data, pos + 4)
         pos += 8

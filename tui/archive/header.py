@@ -27,7 +27,7 @@ from pydicom.tag import Tag
 from pydicom.values import convert_PN, convert_text
 
 from tui.archive import elements
-from tui.archive.elements import RawElements, Unsupported, Wanted
+from tui.archive.elements import RawElements, Truncated, Unsupported, Wanted
 
 # Values that fail validation are read as they are: the index keeps what the file says.
 pydicom_config.settings.reading_validation_mode = pydicom_config.IGNORE
@@ -143,7 +143,8 @@ def read_record(path: str) -> InstanceRecord:
     Raises
     ------
     HeaderError
-        If the file is not DICOM, is a DICOMDIR, or lacks the identifying UIDs.
+        If the file is not DICOM, is a DICOMDIR, or lacks the identifying UIDs (a file
+        cut short before them is said to be truncated).
     OSError
         If the file cannot be read.
     """
@@ -151,10 +152,46 @@ def read_record(path: str) -> InstanceRecord:
         st = os.fstat(fp.fileno())
         try:
             parts = _walked(fp, st.st_size)
+        except Truncated as exc:  # what is there may still name the instance
+            fp.seek(0)
+            try:
+                parts = _parsed(fp, st.st_size)
+                return _record(path, st, *parts)
+            except Exception:  # pydicom raises many types for a header cut short
+                raise HeaderError(f"truncated: {exc}") from None
         except Unsupported:
             fp.seek(0)
             parts = _parsed(fp, st.st_size)
     return _record(path, st, *parts)
+
+
+def truncation(path: str) -> str | None:
+    """Why ``path`` is cut short, or None when it is whole as far as can be told.
+
+    The header is walked to its end (a file that ends on an element boundary
+    cannot be told from a whole one) and the pixel data's length is checked
+    against the file's size. Encodings the walker does not follow are not checked.
+    """
+    with open(path, "rb") as fp:
+        size = os.fstat(fp.fileno()).st_size
+        try:
+            pixels = _walked(fp, size)[2]
+        except Truncated as exc:
+            return str(exc)
+        except Unsupported:
+            return None
+    if pixels is None:
+        return None
+    if pixels.length >= 0:
+        end = pixels.offset + pixels.length
+    elif pixels.fragments:
+        offset, length = struct.unpack_from("<QQ", pixels.fragments, len(pixels.fragments) - 16)
+        end = offset + length
+    else:
+        return None
+    if end <= size:
+        return None
+    return f"the pixel data ends {end - size} bytes past the end of the file"
 
 
 def read_record_with_pydicom(path: str) -> InstanceRecord:

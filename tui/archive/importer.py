@@ -44,12 +44,14 @@ class ImportSummary:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    unchanged_other: int = 0  # of those, files that hold no instance (not DICOM, DICOMDIRs)
     vanished: int = 0
     dicomdirs: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     duplicates: list[Duplicate] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, DICOMDIR)
     found_dicomdirs: list[str] = field(default_factory=list)
+    followed_dicomdirs: set[str] = field(default_factory=set)  # whose references were read
     conflicts: list[str] = field(default_factory=list)  # patient differs from their study's
     seconds: float = 0.0
     interrupted: bool = False
@@ -57,6 +59,16 @@ class ImportSummary:
     @property
     def files_read(self) -> int:
         return self.new + self.updated + len(self.skipped) + len(self.duplicates)
+
+    @property
+    def instances_found(self) -> int:
+        """DICOM instances the paths hold: new, updated, already indexed, or duplicates."""
+        known = self.unchanged - self.unchanged_other
+        return self.new + self.updated + len(self.duplicates) + known
+
+    def _count_unchanged(self, entry: Known) -> None:
+        self.unchanged += 1
+        self.unchanged_other += entry.kind in ("skipped", "dicomdir")
 
     def to_json(self) -> dict[str, Any]:
         reasons = Counter(reason for _, reason in self.skipped)
@@ -203,11 +215,11 @@ def _plan(
                     to_read[path] = _Candidate(path, *_stat(path))
         for path, (size, mtime_ns) in found.items():
             entry = known.get(path)
-            if _changed(entry, size, mtime_ns, copy):
+            if entry is None or _changed(entry, size, mtime_ns, copy):
                 replace = copy and entry is not None and entry.kind == "copied"
                 to_read[path] = _Candidate(path, size, mtime_ns, replace)
             else:
-                summary.unchanged += 1
+                summary._count_unchanged(entry)
         covered.update(found)
     return sorted(to_read.values(), key=lambda c: c.path), covered
 
@@ -217,16 +229,17 @@ def _referenced_by(
 ) -> list[_Candidate]:
     later: dict[str, _Candidate] = {}
     for dicomdir in dicomdirs:
-        if os.path.basename(dicomdir).upper() == "DICOMDIR":
-            continue  # found by name: already followed while planning
+        if dicomdir in summary.followed_dicomdirs:
+            continue  # found by name while planning, or nested in a DICOMDIR followed then
         for path, (size, mtime_ns) in _from_dicomdir(dicomdir, summary).items():
             if path in covered or path in later:
                 continue
             covered.add(path)
-            if _changed(archive.known_files(path).get(path), size, mtime_ns, copy):
+            entry = archive.known_files(path).get(path)
+            if entry is None or _changed(entry, size, mtime_ns, copy):
                 later[path] = _Candidate(path, size, mtime_ns)
             else:
-                summary.unchanged += 1
+                summary._count_unchanged(entry)
     return sorted(later.values(), key=lambda c: c.path)
 
 
@@ -263,12 +276,13 @@ def _walk(root: str, summary: ImportSummary) -> Iterator[tuple[str, tuple[int, i
 
 def _from_dicomdir(path: str, summary: ImportSummary) -> dict[str, tuple[int, int]]:
     try:
-        present, missing = referenced_files(path)
+        found = referenced_files(path)
     except DicomdirError as exc:
         summary.skipped.append((path, str(exc)))
         return {}
-    summary.missing += [(p, path) for p in missing]
-    return {p: _stat(p) for p in present}
+    summary.followed_dicomdirs.update(found.dicomdirs)
+    summary.missing += [(p, path) for p in found.missing]
+    return {p: _stat(p) for p in found.present}
 
 
 def _stat(path: str) -> tuple[int, int]:

@@ -15,7 +15,7 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag, Tag
 
-from tui.archive.header import HeaderError, read_dataset
+from tui.archive.header import HeaderError, read_dataset, truncation
 from tui.errors import UserError
 
 _BULK_BYTES = 1024  # binary values larger than this are left out of the JSON
@@ -31,13 +31,32 @@ def read_header(path: str) -> Dataset:
     """
     try:
         with open(path, "rb") as fp:
-            return read_dataset(fp)
+            ds = read_dataset(fp)
+        for _ in ds.iterall():  # pydicom converts values when asked: fail here, not midway
+            pass
+        return ds
     except HeaderError as exc:
         raise UserError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise UserError(f"{path}: {exc.strerror}") from None
-    except Exception as exc:  # pydicom raises many types for malformed files
-        raise UserError(f"{path}: malformed DICOM: {exc}") from None
+    except Exception as exc:  # pydicom raises many types, OSError without errno among them
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise UserError(f"{path}: {exc.strerror}") from None
+        reason = truncation(path)
+        raise UserError(
+            f"{path} is truncated: {reason}" if reason else f"{path}: malformed DICOM: {exc}"
+        ) from None
+
+
+def check_whole(path: str) -> None:
+    """Say so when ``path`` is cut short (pydicom reads what there is without a word).
+
+    Raises
+    ------
+    UserError
+        If the header or the pixel data runs past the end of the file.
+    """
+    reason = truncation(path)
+    if reason:
+        raise UserError(f"{path} is truncated: {reason}")
 
 
 def to_text(ds: Dataset) -> str:
