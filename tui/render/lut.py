@@ -27,8 +27,14 @@ class Window:
     name: str = ""
 
     def __str__(self) -> str:
+        """``C 259.4 W 2812.5``: at most one decimal, none when the value is whole."""
+
+        def short(value: float) -> str:
+            tenths = round(value, 1)
+            return str(int(tenths)) if tenths == int(tenths) else f"{tenths:.1f}"
+
         label = f"{self.name} " if self.name else ""
-        return f"{label}C {self.center:g} W {self.width:g}"
+        return f"{label}C {short(self.center)} W {short(self.width)}"
 
 
 def rescale(ds: Dataset) -> tuple[float, float]:
