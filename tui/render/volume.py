@@ -298,6 +298,9 @@ class Volume:
     slope: float
     intercept: float
     header: Dataset
+    # An oblique volume resampled onto the patient-aligned grid (see views.prepare).
+    resampled: np.ndarray | None = field(default=None, repr=False, compare=False)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @cached_property
     def affine(self) -> np.ndarray:
@@ -314,7 +317,9 @@ class Volume:
 
     @property
     def nbytes(self) -> int:
-        return int(self.data.nbytes)
+        """Bytes held: the voxels and any resampled copy (the cache's budget counts both)."""
+        extra = self.resampled.nbytes if self.resampled is not None else 0
+        return int(self.data.nbytes + extra)
 
     @cached_property
     def minimum(self) -> float:
