@@ -151,24 +151,9 @@ def test_real_sagittal_mr_gives_axial_and_coronal_views(archive: Archive, shared
     assert axial.values.shape[1] * axial.pixel_spacing[1] == pytest.approx(192, abs=4)
 
 
-def test_an_oblique_stack_is_resampled_once_for_every_projection(
-    archive: Archive, tmp_path: Path
-) -> None:
-    """Projections of an oblique stack come from one resampling onto the patient grid, and
-    match sampling each plane (the old way, seconds per projection) to the rounding of the
-    stored values; the phantom's marker lands at the same place."""
-    from tui.render import views
+def test_obliqueness_is_known_from_the_affine() -> None:
+    from tui.render.views import is_oblique
 
-    _, volume = _volume(archive, tmp_path / "obl", orientation=OBLIQUE)
-    assert views.aligned_planes(volume, "axial") is None and volume.resampled is None
-    assert views.is_oblique(volume.affine) and not views.is_oblique(np.diag([-1.0, 1, 2, 1]))
-    for plane in ("axial", "coronal", "sagittal"):
-        grid = views._orthogonal_grid(volume, plane)
-        by_plane = views._project_sampled(volume, grid, 0, grid.shape[0], "mip")
-        view = orthogonal(volume, plane, "mip")
-        assert volume.resampled is not None  # kept for the next projection
-        assert view.values.shape == by_plane.shape
-        assert float(np.abs(view.values - by_plane).max()) <= 0.5
-    first = volume.resampled
-    orthogonal(volume, "coronal", "minip", slab=10)
-    assert volume.resampled is first  # resampled once
+    turned = np.eye(4)
+    turned[:3, 0], turned[:3, 1] = [np.cos(0.3), np.sin(0.3), 0], [-np.sin(0.3), np.cos(0.3), 0]
+    assert is_oblique(turned) and not is_oblique(np.diag([-1.0, 1, 2, 1]))

@@ -95,13 +95,13 @@ class ViewerScreen(Screen[None]):
     def prepare_projections(self) -> None:
         """An oblique stack is resampled onto the patient grid once, in the background, so
         the first MIP or reformat in a patient plane comes in milliseconds, not seconds."""
-        from tui.render.views import is_oblique, resampled
+        from tui.render.views import is_oblique, prepare
 
         app: Any = self.app
         try:
             stack = app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]
             if is_oblique(stack.affine) and stack.mpr_refusal is None:
-                resampled(app.volume(self.series["SeriesInstanceUID"], self.request.stack))
+                prepare(app.volume(self.series["SeriesInstanceUID"], self.request.stack))
         except (UserError, IndexError):
             return  # the viewer says why when the user asks for the view
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
+from PIL import Image, ImageDraw, PngImagePlugin
 
 from tui.errors import UserError
+from tui.render import glyphs
 
 STILL = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 ANIMATED = {".gif": "GIF", ".webp": "WEBP"}
@@ -47,37 +49,107 @@ def fit(picture: Image.Image, size: tuple[int, int] | None) -> Image.Image:
     return canvas
 
 
+MIN_TEXT = 9  # pixels: the smallest text we burn in
+TEXT_SIDE = 512  # pictures smaller than this are enlarged before text is burned in
+_MARGIN = 4
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A line of burned-in text and the box (left, top, right, bottom) it fills."""
+
+    text: str
+    size: int
+    box: tuple[float, float, float, float]
+
+
+def enlarge_for_text(picture: Image.Image, side: int = TEXT_SIDE) -> Image.Image:
+    """``picture`` enlarged by a whole factor (each pixel a block: no invented values) so
+    its shorter side reaches ``side``, so burned-in text has room to be read."""
+    factor = -(-side // max(1, min(picture.size)))
+    if factor <= 1:
+        return picture
+    size = (picture.width * factor, picture.height * factor)
+    return picture.resize(size, Image.Resampling.NEAREST)
+
+
 def annotate(
     picture: Image.Image, corners: Mapping[str, Sequence[str]], edges: dict[str, str] | None = None
 ) -> Image.Image:
-    """Burn in corner text (``top-left`` ...) and orientation letters at the edge middles."""
+    """Burn in corner text (``top-left`` ...) and orientation letters at the edge middles,
+    sized so nothing overlaps (see ``layout``)."""
     out = picture.convert("RGB") if picture.mode not in ("L", "RGB") else picture.copy()
     draw = ImageDraw.Draw(out)
-    size = max(10, out.height // 40)
-    font = ImageFont.load_default(size=size)
     ink = 255 if out.mode == "L" else (255, 255, 160)
-    line = int(size * 1.25)
+    for placed in layout(out.size, corners, edges or {}):
+        glyphs.draw(draw, placed.box[:2], placed.text, placed.size, ink)
+    return out
+
+
+def layout(
+    size: tuple[int, int], corners: Mapping[str, Sequence[str]], edges: Mapping[str, str]
+) -> list[Placed]:
+    """Where each line goes: the largest text (up to 1/40 of the picture) at which every
+    line fits without overlapping another; if none does, the smallest size with long
+    lines shortened to their corner's quarter (``…``) and lines that still do not fit
+    left out, orientation letters and first lines first."""
+    base = max(MIN_TEXT, min(size) // 40)
+    for text_size in range(base, MIN_TEXT - 1, -1):
+        placed = _place(size, corners, edges, text_size, squeeze=False)
+        if placed is not None:
+            return placed
+    return _place(size, corners, edges, MIN_TEXT, squeeze=True) or []
+
+
+def _place(
+    size: tuple[int, int],
+    corners: Mapping[str, Sequence[str]],
+    edges: Mapping[str, str],
+    text_size: int,
+    squeeze: bool,
+) -> list[Placed] | None:
+    """Every line at ``text_size``, or None if two overlap (``squeeze``: shorten and drop
+    lines instead)."""
+    width, height = size
+    line = glyphs.line_height(text_size)
+    letters = {edge: glyphs.width(text, text_size) for edge, text in edges.items()}
+    # Corner text keeps out of the middle strips that the orientation letters use.
+    across = max([letters.get("top", 0.0), letters.get("bottom", 0.0)])
+    room = (width - 2 * _MARGIN - across) / 2 - _MARGIN
+    middle = (height - line) / 2
+    candidates: list[tuple[int, Placed]] = []
+    for edge, text in edges.items():
+        w = letters[edge]
+        x = {"left": _MARGIN, "right": width - _MARGIN - w}.get(edge, (width - w) / 2)
+        y = {"top": _MARGIN, "bottom": height - _MARGIN - line}.get(edge, middle)
+        candidates.append((0, Placed(text, text_size, (x, y, x + w, y + line))))
     for corner, lines in corners.items():
         for n, text in enumerate(lines):
-            width = draw.textlength(text, font=font)
-            x = 4.0 if corner.endswith("left") else out.width - 4 - width
-            y = (
-                4 + n * line
-                if corner.startswith("top")
-                else out.height - 4 - (len(lines) - n) * line
-            )
-            draw.text((x, y), text, fill=ink, font=font, stroke_width=1, stroke_fill=0)
-    for edge, text in (edges or {}).items():
-        width = draw.textlength(text, font=font)
-        middle = ((out.width - width) / 2, (out.height - line) / 2)
-        at = {
-            "left": (4.0, middle[1]),
-            "right": (out.width - 4 - width, middle[1]),
-            "top": (middle[0], 4.0),
-            "bottom": (middle[0], float(out.height - 4 - line)),
-        }[edge]
-        draw.text(at, text, fill=ink, font=font, stroke_width=1, stroke_fill=0)
-    return out
+            if squeeze:
+                text = glyphs.shorten(text, text_size, room)
+            if not text:
+                continue
+            w = glyphs.width(text, text_size)
+            x = _MARGIN if corner.endswith("left") else width - _MARGIN - w
+            if corner.startswith("top"):
+                y = _MARGIN + n * line
+            else:
+                y = height - _MARGIN - (len(lines) - n) * line
+            candidates.append((n + 1, Placed(text, text_size, (x, y, x + w, y + line))))
+    candidates.sort(key=lambda c: c[0])  # letters, then first lines, then the rest
+    placed: list[Placed] = []
+    for _, one in candidates:
+        left, top, right, bottom = one.box
+        inside = left >= 0 and top >= 0 and right <= width and bottom <= height
+        if inside and not any(_overlap(one.box, other.box) for other in placed):
+            placed.append(one)
+        elif not squeeze:
+            return None
+    return placed
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
 
 
 def save_still(picture: Image.Image, path: Path) -> None:
@@ -123,12 +195,12 @@ def contact_sheet(
 ) -> Image.Image:
     """Tiles laid out like film under a header (patient, study, series)."""
     rows = max(1, -(-len(tiles) // columns))
-    font = ImageFont.load_default(size=16)
     top = 12 + 22 * len(header)
     sheet = Image.new("RGB", (columns * tile + 8, top + rows * tile + 8), (0, 0, 0))
     draw = ImageDraw.Draw(sheet)
     for n, text in enumerate(header):
-        draw.text((8, 6 + 22 * n), text, fill=(255, 255, 255), font=font)
+        line = glyphs.shorten(text, 16, sheet.width - 16)
+        glyphs.draw(draw, (8, 6 + 22 * n), line, 16, (255, 255, 255), outline=None)
     for n, picture in enumerate(tiles):
         cell = fit(picture.convert("RGB"), (tile - 4, tile - 4))
         sheet.paste(cell, (4 + (n % columns) * tile + 2, top + (n // columns) * tile + 2))

@@ -27,13 +27,14 @@ class Window:
     name: str = ""
 
     def __str__(self) -> str:
-        """``C 259.4 W 2812.5``: at most one decimal (``C 40 W 400`` when whole)."""
+        """``C 259.4 W 2812.5``: at most one decimal, none when the value is whole."""
+
+        def short(value: float) -> str:
+            tenths = round(value, 1)
+            return str(int(tenths)) if tenths == int(tenths) else f"{tenths:.1f}"
+
         label = f"{self.name} " if self.name else ""
-        return f"{label}C {_short(self.center)} W {_short(self.width)}"
-
-
-def _short(value: float) -> str:
-    return f"{round(value, 1) + 0.0:g}" if abs(value) < 1e6 else f"{value:.0f}"  # no "-0"
+        return f"{label}C {short(self.center)} W {short(self.width)}"
 
 
 def rescale(ds: Dataset) -> tuple[float, float]:

@@ -38,11 +38,14 @@ def picture(
     annotate: bool = False,
     no_phi: bool = False,
 ) -> Image.Image:
-    """The rendered view with square pixels, fitted to ``size``, annotated if asked."""
+    """The rendered view with square pixels, fitted to ``size``, annotated if asked (a
+    small image without a ``size`` is enlarged first, so its text can be read)."""
     view = rendered.view
     spacing = view.pixel_spacing if view is not None else (1.0, 1.0)
     out = export.fit(export.square_pixels(rendered.image, spacing), size)
     if annotate:
+        if size is None:
+            out = export.enlarge_for_text(out)
         edges = view.labels if view is not None else None
         out = export.annotate(out, corner_text(rendered, no_phi), edges)
     return out
@@ -54,14 +57,18 @@ def plane_pictures(
     presets: dict[str, dict[str, Window]],
     cache: VolumeCache,
     step: int = 1,
+    size: tuple[int, int] | None = None,
+    annotate: bool = False,
+    no_phi: bool = False,
 ) -> tuple[Rendered, list[Image.Image]]:
-    """Every ``step``-th plane of the request's plane, all in the middle one's window."""
+    """Every ``step``-th plane of the request's plane, all in the middle one's window
+    (annotated if asked: a cine loop's frames carry their text)."""
     count = plane_count(stack, request, cache)
     first = render(stack, replace(request, index=count // 2, position=None), presets, cache)
     pictures = []
     for index in range(0, count, step):
         one = replace(request, index=index, position=None, window=first.window, preset=None)
-        pictures.append(picture(render(stack, one, presets, cache)))
+        pictures.append(picture(render(stack, one, presets, cache), size, annotate, no_phi))
     return first, pictures
 
 
@@ -73,9 +80,11 @@ def write_cine(
     path: Path,
     fps: float = 10.0,
     size: tuple[int, int] | None = None,
+    annotate: bool = False,
+    no_phi: bool = False,
 ) -> None:
-    _, pictures = plane_pictures(stack, request, presets, cache)
-    export.save_animation([export.fit(p, size) for p in pictures], path, fps)
+    _, pictures = plane_pictures(stack, request, presets, cache, 1, size, annotate, no_phi)
+    export.save_animation(pictures, path, fps)
 
 
 def write_sheet(
@@ -87,6 +96,18 @@ def write_sheet(
     columns: int = 6,
     no_phi: bool = False,
 ) -> None:
+    export.save_sheet(sheet(stack, request, presets, cache, columns, no_phi), path)
+
+
+def sheet(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    columns: int = 6,
+    no_phi: bool = False,
+) -> Image.Image:
+    """A contact sheet of the request's plane under a header: patient, series, what."""
     count = plane_count(stack, request, cache)
     step = max(1, -(-count // SHEET_TILES))
     first, pictures = plane_pictures(stack, request, presets, cache, step)
@@ -94,8 +115,7 @@ def write_sheet(
     title = [" ".join(corners["top-left"]), " ".join(corners["top-right"])]
     what = first.description.split(" at ")[0]
     title.append(f"{what}, every {step}: {len(pictures)} images, {first.window}")
-    sheet = export.contact_sheet(pictures, [t for t in title if t.strip()], max(1, columns))
-    export.save_sheet(sheet, path)
+    return export.contact_sheet(pictures, [t for t in title if t.strip()], max(1, columns))
 
 
 def write_any(
@@ -107,10 +127,11 @@ def write_any(
     cache: VolumeCache,
     no_phi: bool = False,
 ) -> Any:
-    """By the file's extension: a still of the view, a cine loop, or a contact sheet."""
+    """By the file's extension: a still of the view or a cine loop, annotated, or a
+    contact sheet under its header."""
     suffix = path.suffix.lower()
     if suffix in export.ANIMATED:
-        write_cine(stack, request, presets, cache, path)
+        write_cine(stack, request, presets, cache, path, annotate=True, no_phi=no_phi)
     elif suffix == ".pdf":
         write_sheet(stack, request, presets, cache, path, no_phi=no_phi)
     else:

@@ -8,8 +8,10 @@ an exporter stretches them to square. Every view can say where a pixel is in the
 patient (mm) and the modality value there (HU for CT).
 
 A volume whose axes run along the patient axes is cut by indexing (no interpolation,
-no copy of the volume); any other (oblique acquisitions, oblique planes) is sampled
-with trilinear interpolation.
+no copy of the volume). An oblique acquisition is resampled once (trilinear) onto the
+patient-aligned grid the orthogonal planes use, and then cut the same way: ``prepare``
+does it, and a projection does it on first use; until then a single orthogonal slice
+is sampled on its own. Oblique planes are always sampled trilinearly.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from tui.render.volume import Volume, VolumeError
 
 PLANES = ("axial", "coronal", "sagittal")
+RESAMPLED_MAX_BYTES = 1 << 30  # a larger resampled copy is not kept: planes are sampled
 MODES = ("slice", "mip", "minip", "avg")
 _ALIGNED = 0.9999  # |cosine| above which a voxel axis counts as a patient axis
 _LETTERS = (("R", "L"), ("A", "P"), ("F", "H"))  # for -/+ x, y, z (LPS)
@@ -122,9 +125,9 @@ def orthogonal(
             f"{where} is outside the volume ({first:.1f} to {first + (planes - 1) * step:.1f} mm)"
         )
     low, high = _slab_range(mode, index, planes, slab, step)
+    if high - low > 1:
+        prepare(volume)  # a projection reads every plane: resample once, not per plane
     aligned = aligned_planes(volume, plane)
-    if aligned is None and (mode != "slice" or volume.resampled is not None):
-        aligned = _planes_of(resampled(volume), plane)  # one resampling, then reductions
     stored = aligned[low:high] if aligned is not None else None
     if stored is not None:
         values = _project(volume, stored, mode)
@@ -221,12 +224,11 @@ def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
     low, high = corners.min(axis=0), corners.max(axis=0)
     spacing = _axis_spacing(volume)
     counts = np.maximum(np.rint((high - low) / spacing).astype(int) + 1, 1)
+    high = low + (counts - 1) * spacing  # the far planes on the grid, as the resampled copy has
     x, y, z = np.eye(3) * spacing
     if plane == "axial":  # planes along +z; rows toward P, columns toward L
         return _Grid(low, y, x, z, (counts[2], counts[1], counts[0]))
-    # the axial grid's top plane (not the corner's z): every plane's grid holds the same
-    # points, so a volume resampled once on the axial grid serves them all
-    top = np.array([low[0], low[1], low[2] + (counts[2] - 1) * spacing[2]])
+    top = np.array([low[0], low[1], high[2]])
     if plane == "coronal":  # planes along +y; rows toward F, columns toward L
         return _Grid(top, -z, x, y, (counts[1], counts[2], counts[0]))
     return _Grid(top, -z, y, x, (counts[0], counts[2], counts[1]))  # sagittal: along +x
@@ -246,15 +248,24 @@ def _axis_spacing(volume: Volume) -> np.ndarray:
     return spacing
 
 
-def is_oblique(affine: np.ndarray) -> bool:
-    """Do a stack's voxel axes (its 4x4 affine) leave the patient axes?"""
-    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
-    return bool(np.abs(axes).max(axis=0).min() < _ALIGNED)
-
-
 def aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
-    """The stored data as a view (planes, rows, columns) for ``plane``, or None when the
-    volume's axes do not run along the patient axes."""
+    """The volume on the patient-aligned grid as (planes, rows, columns) for ``plane``: a
+    view of the stored data when its axes run along the patient axes, else the resampled
+    copy if ``prepare`` made it, else None."""
+    zyx = _aligned_zyx(volume)
+    if zyx is None:
+        zyx = volume.resampled
+    if zyx is None:
+        return None
+    if plane == "axial":
+        return zyx
+    if plane == "coronal":
+        return np.transpose(zyx, (1, 0, 2))[:, ::-1, :]  # (y, -z, x)
+    return np.transpose(zyx, (2, 0, 1))[:, ::-1, :]  # (x, -z, y)
+
+
+def _aligned_zyx(volume: Volume) -> np.ndarray | None:
+    """The stored data as a (z, y, x) view, or None for an oblique volume."""
     axes = volume.affine[:3, :3]
     order = [0, 0, 0]  # data axis (slice=0, row=1, column=2) for patient x, y, z
     flip = [False, False, False]
@@ -268,46 +279,128 @@ def aligned_planes(volume: Volume, plane: str) -> np.ndarray | None:
     if sorted(order) != [0, 1, 2]:
         return None
     zyx = np.transpose(volume.data, (order[2], order[1], order[0]))
-    zyx = zyx[
+    return zyx[
         slice(None, None, -1 if flip[2] else 1),
         slice(None, None, -1 if flip[1] else 1),
         slice(None, None, -1 if flip[0] else 1),
     ]
-    return _planes_of(zyx, plane)
 
 
-def resampled(volume: Volume) -> np.ndarray:
-    """An oblique volume's stored values on the patient-aligned grid (z, y, x) of
-    :func:`_orthogonal_grid`, sampled trilinearly once and kept on the volume."""
+def is_oblique(affine: np.ndarray) -> bool:
+    """Do a stack's voxel axes (its 4x4 affine) leave the patient axes? Then projections
+    in patient planes need :func:`prepare` (known before loading the volume)."""
+    axes = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return bool(np.abs(axes).max(axis=0).min() < _ALIGNED)
+
+
+def prepare(volume: Volume) -> np.ndarray | None:
+    """The volume on the patient-aligned (z, y, x) grid, resampling an oblique one once
+    and keeping the copy on the volume (the app calls this in the background after a
+    load, so projections and slices in every plane are cut by indexing).
+
+    Thread-safe: a second caller waits for the first one's copy. Returns None for a
+    volume that cannot be resliced or whose copy would pass ``RESAMPLED_MAX_BYTES``.
+    """
+    aligned = _aligned_zyx(volume)
+    if aligned is not None or volume.stack.mpr_refusal:
+        return aligned
     with volume.lock:
         if volume.resampled is None:
             grid = _orthogonal_grid(volume, "axial")
-            kind = volume.data.dtype
-            out = np.empty(grid.shape, kind if kind.kind in "iuf" else np.float32)
-            inverse = np.linalg.inv(volume.affine)
-            _, rows, columns = grid.shape
-            r, c = np.mgrid[0:rows, 0:columns].astype(np.float32)
-            for k in range(grid.shape[0]):
-                origin = grid.origin + k * grid.normal_step
-                points = (
-                    origin[:, None, None]
-                    + grid.row_step[:, None, None] * r
-                    + grid.column_step[:, None, None] * c
-                )
-                voxel = np.tensordot(inverse[:3, :3], points, axes=1) + inverse[:3, 3, None, None]
-                plane = sample(volume.data, voxel[2], voxel[1], voxel[0], volume.minimum)
-                out[k] = np.rint(plane) if out.dtype.kind in "iu" else plane
-            volume.resampled = out
+            dtype = volume.data.dtype if volume.data.dtype.kind in "iu" else np.float32
+            if int(np.prod(grid.shape)) * np.dtype(dtype).itemsize > RESAMPLED_MAX_BYTES:
+                return None
+            volume.resampled = resample(volume, grid)
         return volume.resampled
 
 
-def _planes_of(zyx: np.ndarray, plane: str) -> np.ndarray:
-    """A patient-aligned (z, y, x) array as (planes, rows, columns) for ``plane``."""
-    if plane == "axial":
-        return zyx
-    if plane == "coronal":
-        return np.transpose(zyx, (1, 0, 2))[:, ::-1, :]  # (y, -z, x)
-    return np.transpose(zyx, (2, 0, 1))[:, ::-1, :]  # (x, -z, y)
+def resample(volume: Volume, grid: _Grid) -> np.ndarray:
+    """Trilinear samples of the volume at every point of ``grid``, in the stored type
+    (integers rounded), ``volume.minimum`` outside.
+
+    One plane at a time (its arrays stay in the CPU cache: twice as fast as larger
+    chunks), and only at the points inside the volume: along each grid row they form
+    one run, found from the affine, so the half of the bounding grid that lies outside
+    an oblique volume costs nothing.
+    """
+    data = volume.data
+    integer = data.dtype.kind in "iu"
+    planes, rows, columns = grid.shape
+    out = np.empty(grid.shape, data.dtype if integer else np.float32)
+    out.fill(volume.minimum)
+    inverse = np.linalg.inv(volume.affine)
+    origin = inverse[:3, :3] @ grid.origin + inverse[:3, 3]  # voxel (i, j, k) of point 0
+    along = [inverse[:3, :3] @ step for step in (grid.normal_step, grid.row_step)]
+    across = inverse[:3, :3] @ grid.column_step
+    sizes = (data.shape[2], data.shape[1], data.shape[0])  # along i, j, k
+    flat = data.reshape(-1)
+    strides = (1, sizes[0], sizes[0] * sizes[1])
+    corners = [flat[dk * strides[2] + dj * strides[1] + di :] for dk in (0, 1) for dj in (0, 1)
+               for di in (0, 1)]  # fmt: skip
+    column = np.arange(columns)
+    rows_at = np.arange(rows, dtype=float)
+    for k in range(planes):
+        start_points = origin + along[0] * k + along[1] * rows_at[:, None]  # (rows, 3)
+        start, stop = _inside_runs(start_points, across, sizes, columns)
+        length = np.maximum(stop - start, 0)
+        total = int(length.sum())
+        if not total:
+            continue
+        first = np.cumsum(length) - length
+        where = np.arange(total, dtype=np.float32)  # each point's column
+        where += np.repeat((start - first).astype(np.float32), length)
+        index: np.ndarray | None = None
+        fractions = []
+        for axis in range(3):
+            coordinate = np.repeat(start_points[:, axis].astype(np.float32), length)
+            coordinate += np.float32(across[axis]) * where
+            base = np.floor(coordinate)
+            np.clip(base, 0, sizes[axis] - 2, out=base)
+            coordinate -= base  # the fraction (0 to 1) past the lower neighbour
+            fractions.append(coordinate)
+            part = base.astype(np.intp)
+            if axis:
+                part *= strides[axis]
+            index = part if index is None else index + part
+        assert index is not None
+        fi, fj, fk = fractions
+        g = [np.take(corner, index) for corner in corners]
+        value = _lerp(
+            _lerp(_lerp(g[0], g[1], fi), _lerp(g[2], g[3], fi), fj),
+            _lerp(_lerp(g[4], g[5], fi), _lerp(g[6], g[7], fi), fj),
+            fk,
+        )
+        if integer:
+            np.rint(value, out=value)
+        inside = (column >= start[:, None]) & (column < stop[:, None])
+        out[k][inside] = value
+    return out
+
+
+def _inside_runs(
+    points: np.ndarray, across: np.ndarray, sizes: tuple[int, int, int], columns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """For rows starting at voxel coordinates ``points`` and stepping ``across`` per
+    column: the columns [start, stop) whose samples lie inside the volume."""
+    low = np.zeros(len(points))
+    high = np.full(len(points), columns - 1.0)
+    for axis in range(3):
+        at, step, last = points[:, axis], across[axis], sizes[axis] - 1
+        if abs(step) > 1e-12:
+            one, other = -at / step, (last - at) / step
+            low = np.maximum(low, np.minimum(one, other))
+            high = np.minimum(high, np.maximum(one, other))
+        else:
+            high = np.where((at < 0) | (at > last), -1.0, high)
+    return np.ceil(low).astype(np.intp), np.floor(high).astype(np.intp) + 1
+
+
+def _lerp(a: np.ndarray, b: np.ndarray, fraction: np.ndarray) -> np.ndarray:
+    """``a + (b - a) * fraction`` in float32 with one temporary (stored integers too)."""
+    out = np.subtract(b, a, dtype=np.float32)
+    out *= fraction
+    out += a
+    return out
 
 
 def _project(volume: Volume, stored: np.ndarray, mode: str) -> np.ndarray:

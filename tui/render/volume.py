@@ -298,8 +298,7 @@ class Volume:
     slope: float
     intercept: float
     header: Dataset
-    # For oblique stacks: the data resampled once onto the patient-aligned grid (z, y, x),
-    # so projections in any patient plane are a reduction, not a resampling per plane.
+    # An oblique volume resampled onto the patient-aligned grid (see views.prepare).
     resampled: np.ndarray | None = field(default=None, repr=False, compare=False)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -318,6 +317,7 @@ class Volume:
 
     @property
     def nbytes(self) -> int:
+        """Bytes held: the voxels and any resampled copy (the cache's budget counts both)."""
         extra = self.resampled.nbytes if self.resampled is not None else 0
         return int(self.data.nbytes + extra)
 
