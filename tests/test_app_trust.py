@@ -68,6 +68,15 @@ async def _settle(app: PacsApp, pilot: Any) -> None:
     await pilot.pause()
 
 
+async def _to_first_series(app: PacsApp, pilot: Any) -> None:
+    """Open the first patient and its first study, then down to that study's first series."""
+    await pilot.press("home", "space")
+    await _settle(app, pilot)
+    await pilot.press("down", "space")
+    await _settle(app, pilot)
+    await pilot.press("down")
+
+
 def _text(widget: Static) -> str:
     return str(widget.render())
 
@@ -165,11 +174,7 @@ async def test_next_unreviewed_after_the_viewer_previews_that_study(many: Path) 
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
         tree = app.screen.query_one(ArchiveTree)
-        await pilot.press("home", "space")
-        await _settle(app, pilot)
-        await pilot.press("down", "space")
-        await _settle(app, pilot)
-        await pilot.press("down")  # a series
+        await _to_first_series(app, pilot)
         await _settle(app, pilot)
         await pilot.press("v")
         await _settle(app, pilot)
@@ -223,11 +228,7 @@ async def test_escape_and_coming_back_keep_the_tree_open(many: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
         tree = app.screen.query_one(ArchiveTree)
-        await pilot.press("home", "space")
-        await _settle(app, pilot)
-        await pilot.press("down", "space")
-        await _settle(app, pilot)
-        await pilot.press("down")
+        await _to_first_series(app, pilot)
         await _settle(app, pilot)
         where = node_key(tree.cursor_node.data)
         for keys in (["escape"], ["p", "escape"], ["r"], ["slash", "x", "escape"]):
@@ -299,11 +300,7 @@ async def test_hostile_names_are_text(tmp_path: Path) -> None:
     app = PacsApp(archive, BANDWIDTH["normal"])
     async with app.run_test(size=(120, 40)) as pilot:
         await _settle(app, pilot)
-        await pilot.press("home", "space")
-        await _settle(app, pilot)
-        await pilot.press("down", "space")
-        await _settle(app, pilot)
-        await pilot.press("down")
+        await _to_first_series(app, pilot)
         await _settle(app, pilot)
         tree = app.screen.query_one(ArchiveTree)
         label = str(tree.root.children[0].label)
