@@ -74,6 +74,9 @@ def test_the_demo_node_leaves_config_toml_with_the_demo(
         else:  # the terminal (an SSH link, a window) goes away: SIGHUP
             os.close(child.fd)
             child.fd, child.eof = -1, True
+            # The kernel hangs up the session leader when the last copy of the pty's master
+            # closes; a copy a fork elsewhere in this process kept would delay that: say it.
+            os.kill(child.pid, signal.SIGHUP)
         deadline = time.monotonic() + 60
         while not child._reap() and time.monotonic() < deadline:
             if child.eof:
