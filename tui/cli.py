@@ -785,16 +785,21 @@ def _demo_pacs(root: Path, locations: Locations) -> Iterator[Any]:
         build_demo_pacs(root), aet="DEMOPACS", host="127.0.0.1", port=0, destinations=destinations
     )
     server.start()
-    try:
-        node = Node("demo", "DEMOPACS", "127.0.0.1", server.port)
-        save_node(locations.config_file, node)  # the port changes from run to run
-        with stopped_by_signals():  # a kill or a closed terminal removes the node too
-            yield node
-    finally:
-        server.stop()
+    node = Node("demo", "DEMOPACS", "127.0.0.1", server.port)
+
+    def forget_node() -> None:
         with contextlib.suppress(UserError):  # gone with the demo: no dead port left behind
             if get_node(locations.config_file, "demo").port == server.port:
                 remove_node(locations.config_file, "demo")
+
+    try:
+        save_node(locations.config_file, node)  # the port changes from run to run
+        # SIGTERM or a closed terminal (SIGHUP) removes the node too
+        with stopped_by_signals(on_hangup=forget_node):
+            yield node
+    finally:
+        server.stop()
+        forget_node()
 
 
 # -- render and export ---------------------------------------------------------------

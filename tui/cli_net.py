@@ -13,7 +13,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -605,13 +605,22 @@ def wait_until_stopped() -> None:
 
 
 @contextlib.contextmanager
-def stopped_by_signals() -> Iterator[None]:
+def stopped_by_signals(on_hangup: Callable[[], None] | None = None) -> Iterator[None]:
     """Within: SIGTERM and SIGHUP (the terminal or the SSH link closed) raise
     KeyboardInterrupt, as Ctrl-C does, so that what cleans up on the way out runs. A signal
-    ignored already (``nohup``) stays ignored."""
+    ignored already (``nohup``) stays ignored.
+
+    With ``on_hangup``, SIGHUP runs it and then ends the process as SIGHUP does by default:
+    with its terminal gone, an app may never reach its own way out (Textual's output thread
+    dies on the closed terminal), so what must not be left behind goes first.
+    """
     import signal
 
     def stop(signum: int, frame: object) -> None:
+        if signum == signal.SIGHUP and on_hangup is not None:
+            on_hangup()
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
+            signal.raise_signal(signal.SIGHUP)
         raise KeyboardInterrupt
 
     previous = {
