@@ -533,3 +533,27 @@ def test_tags_of_a_truncated_file_says_so_after_what_could_be_read(
     stub.write_bytes(whole.read_bytes()[:1000])  # pydicom gives up inside a sequence
     _one_line_error(run_cli("tags", str(stub), check=False), f"{stub} is truncated")
     assert run_cli("tags", str(whole)).returncode == 0
+
+
+def test_ls_shows_which_series_have_no_images_to_render(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    run_cli("import", str(shared / "pydicom_test_files" / "multiframe_and_non_image_sop"),
+            archive=archive_dir)  # fmt: skip
+    series = {s["Modality"]: s for s in cli_json("ls", "--level", "series", archive=archive_dir)}
+    report, image = series["SR"], series["MR"]
+    assert report["NumberOfSeriesRelatedInstances"] == 1  # the key kept its meaning
+    assert report["NumberOfSeriesRelatedImages"] == 0
+    assert image["NumberOfSeriesRelatedImages"] == image["NumberOfSeriesRelatedInstances"] == 1
+    table = run_cli("ls", "--level", "series", "--modality", "SR", archive=archive_dir).stdout
+    header, *rows = table.splitlines()
+    columns = header.split()
+    assert columns[-3:] == ["Inst", "Img", "SeriesInstanceUID"]
+    assert rows and all(row.split()[-3:-1] == ["1", "0"] for row in rows)
+    # What ls says has no images is what render refuses, and the other way round.
+    uid = report["SeriesInstanceUID"]
+    out = tmp_path / "out.png"
+    refused = run_cli("render", uid, "-o", str(out), archive=archive_dir, check=False)
+    assert refused.returncode != 0 and not out.exists()
+    run_cli("render", image["SeriesInstanceUID"], "-o", str(out), archive=archive_dir)
+    assert out.stat().st_size > 0
