@@ -557,3 +557,22 @@ def test_ls_shows_which_series_have_no_images_to_render(
     assert refused.returncode != 0 and not out.exists()
     run_cli("render", image["SeriesInstanceUID"], "-o", str(out), archive=archive_dir)
     assert out.stat().st_size > 0
+
+
+def test_a_jpeg_whose_dataset_is_implicit_vr_renders_as_pydicom_decodes_it(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import pydicom
+    from PIL import Image
+
+    # Its transfer syntax is JPEG Baseline (explicit VR) but its dataset is implicit VR:
+    # pydicom's file decoder misreads the pixel data element; dcmread does not.
+    path = shared / "pydicom_test_files" / "color_and_palette" / "SC_rgb_jpeg.dcm"
+    run_cli("import", str(path), archive=archive_dir)
+    [series] = cli_json("ls", "--level", "series", archive=archive_dir)
+    out = tmp_path / "rgb.png"
+    run_cli("render", series["SeriesInstanceUID"], "-o", str(out), archive=archive_dir)
+    with pytest.warns(UserWarning, match="implicit VR"):
+        expected = pydicom.dcmread(path).pixel_array
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), expected)
