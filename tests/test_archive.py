@@ -323,6 +323,36 @@ def test_an_index_from_a_newer_pacs_tui_is_refused(archive_dir: Path) -> None:
         Archive(archive_dir)
 
 
+def test_series_without_pixel_data_count_no_images_and_old_indexes_learn_it(
+    archive_dir: Path, shared: Path
+) -> None:
+    import sqlite3
+
+    folder = shared / "pydicom_test_files" / "multiframe_and_non_image_sop"
+    with Archive(archive_dir) as archive:
+        import_paths(archive, [folder])
+        expected = {
+            s["SeriesInstanceUID"]: (s["Modality"], s["NumberOfSeriesRelatedImages"])
+            for s in search(archive, "series")
+        }
+    images = {modality: count for modality, count in expected.values()}
+    assert images["SR"] == images["RTPLAN"] == images["RTSTRUCT"] == images["ECG"] == 0
+    assert images["MR"] == images["RTDOSE"] == 1
+    # An index written before images were counted (schema 3) counts them when opened.
+    with sqlite3.connect(archive_dir / "index.sqlite") as conn:
+        conn.execute("ALTER TABLE series DROP COLUMN num_images")
+        conn.execute("ALTER TABLE study DROP COLUMN num_images")
+        conn.execute("PRAGMA user_version = 3")
+    with Archive(archive_dir, create=False) as archive:
+        series = search(archive, "series")
+        assert {s["SeriesInstanceUID"]: (s["Modality"], s["NumberOfSeriesRelatedImages"])
+                for s in series} == expected  # fmt: skip
+        studies = search(archive, "study")
+        assert sum(s["NumberOfStudyRelatedImages"] for s in studies) == sum(
+            count for _, count in expected.values()
+        )
+
+
 def test_a_hostile_dicomdir_cannot_lead_outside_its_folder(
     archive: Archive, shared: Path, tmp_path
 ) -> None:

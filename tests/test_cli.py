@@ -533,3 +533,46 @@ def test_tags_of_a_truncated_file_says_so_after_what_could_be_read(
     stub.write_bytes(whole.read_bytes()[:1000])  # pydicom gives up inside a sequence
     _one_line_error(run_cli("tags", str(stub), check=False), f"{stub} is truncated")
     assert run_cli("tags", str(whole)).returncode == 0
+
+
+def test_ls_shows_which_series_have_no_images_to_render(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    run_cli("import", str(shared / "pydicom_test_files" / "multiframe_and_non_image_sop"),
+            archive=archive_dir)  # fmt: skip
+    series = {s["Modality"]: s for s in cli_json("ls", "--level", "series", archive=archive_dir)}
+    report, image = series["SR"], series["MR"]
+    assert report["NumberOfSeriesRelatedInstances"] == 1  # the key kept its meaning
+    assert report["NumberOfSeriesRelatedImages"] == 0
+    assert image["NumberOfSeriesRelatedImages"] == image["NumberOfSeriesRelatedInstances"] == 1
+    table = run_cli("ls", "--level", "series", "--modality", "SR", archive=archive_dir).stdout
+    header, *rows = table.splitlines()
+    columns = header.split()
+    assert columns[-3:] == ["Inst", "Img", "SeriesInstanceUID"]
+    assert rows and all(row.split()[-3:-1] == ["1", "0"] for row in rows)
+    # What ls says has no images is what render refuses, and the other way round.
+    uid = report["SeriesInstanceUID"]
+    out = tmp_path / "out.png"
+    refused = run_cli("render", uid, "-o", str(out), archive=archive_dir, check=False)
+    assert refused.returncode != 0 and not out.exists()
+    run_cli("render", image["SeriesInstanceUID"], "-o", str(out), archive=archive_dir)
+    assert out.stat().st_size > 0
+
+
+def test_a_jpeg_whose_dataset_is_implicit_vr_renders_as_pydicom_decodes_it(
+    shared: Path, archive_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+    import pydicom
+    from PIL import Image
+
+    # Its transfer syntax is JPEG Baseline (explicit VR) but its dataset is implicit VR:
+    # pydicom's file decoder misreads the pixel data element; dcmread does not.
+    path = shared / "pydicom_test_files" / "color_and_palette" / "SC_rgb_jpeg.dcm"
+    run_cli("import", str(path), archive=archive_dir)
+    [series] = cli_json("ls", "--level", "series", archive=archive_dir)
+    out = tmp_path / "rgb.png"
+    run_cli("render", series["SeriesInstanceUID"], "-o", str(out), archive=archive_dir)
+    with pytest.warns(UserWarning, match="implicit VR"):
+        expected = pydicom.dcmread(path).pixel_array
+    assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), expected)

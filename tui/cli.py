@@ -506,7 +506,8 @@ _TABLES: dict[str, list[tuple[str, str, int]]] = {
         ("PatientBirthDate", "Birth", 8),
         ("PatientSex", "Sex", 3),
         ("NumberOfPatientRelatedStudies", "Studies", 0),
-        ("NumberOfPatientRelatedInstances", "Images", 0),
+        ("NumberOfPatientRelatedInstances", "Inst", 0),
+        ("NumberOfPatientRelatedImages", "Img", 0),
     ],
     "study": [
         ("StudyDate", "Date", 8),
@@ -516,7 +517,8 @@ _TABLES: dict[str, list[tuple[str, str, int]]] = {
         ("StudyDescription", "Description", 28),
         ("AccessionNumber", "Accession", 16),
         ("NumberOfStudyRelatedSeries", "Ser", 0),
-        ("NumberOfStudyRelatedInstances", "Img", 0),
+        ("NumberOfStudyRelatedInstances", "Inst", 0),
+        ("NumberOfStudyRelatedImages", "Img", 0),
         ("StudyInstanceUID", "StudyInstanceUID", 0),
     ],
     "series": [
@@ -525,7 +527,8 @@ _TABLES: dict[str, list[tuple[str, str, int]]] = {
         ("Modality", "Mod", 4),
         ("SeriesNumber", "#", 0),
         ("SeriesDescription", "Description", 30),
-        ("NumberOfSeriesRelatedInstances", "Img", 0),
+        ("NumberOfSeriesRelatedInstances", "Inst", 0),
+        ("NumberOfSeriesRelatedImages", "Img", 0),
         ("SeriesInstanceUID", "SeriesInstanceUID", 0),
     ],
     "instance": [

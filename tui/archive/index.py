@@ -439,8 +439,11 @@ class Archive:
             " WHERE series_pk IN temp.touched_series"
         )
         c.execute(
-            "UPDATE series SET num_instances ="
-            " (SELECT count(*) FROM instance i WHERE i.series_pk = series.series_pk)"
+            "UPDATE series SET"
+            " num_instances = (SELECT count(*) FROM instance i"
+            "                  WHERE i.series_pk = series.series_pk),"
+            " num_images = (SELECT count(*) FROM instance i"
+            f"               WHERE i.series_pk = series.series_pk AND {schema.IS_IMAGE})"
             " WHERE series_pk IN temp.touched_series"
         )
         c.execute("DELETE FROM series WHERE num_instances = 0 AND series_pk IN temp.touched_series")
@@ -449,6 +452,8 @@ class Archive:
             " num_series = (SELECT count(*) FROM series s WHERE s.study_pk = study.study_pk),"
             " num_instances = (SELECT coalesce(sum(num_instances), 0) FROM series s"
             "                  WHERE s.study_pk = study.study_pk),"
+            " num_images = (SELECT coalesce(sum(num_images), 0) FROM series s"
+            "               WHERE s.study_pk = study.study_pk),"
             " modalities = coalesce((SELECT group_concat(modality, '\\') FROM"
             "   (SELECT DISTINCT modality FROM series s"
             "    WHERE s.study_pk = study.study_pk AND modality != '' ORDER BY modality)), '')"

@@ -1,6 +1,7 @@
 """Listing and search at patient, study, series and instance level.
 
-Rows come back as dicts keyed by DICOM keywords (with ``path`` for files), the
+Rows come back as dicts keyed by DICOM keywords (with ``path`` for files, and
+``Number...RelatedImages`` for the instances with pixel data to view), the
 shape ``pacs-tui ls --json`` prints. Filters follow DICOM matching: ``*`` and
 ``?`` wildcards; names ignore case and accents; dates take ranges.
 """
@@ -133,12 +134,14 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("NumberOfPatientRelatedStudies", "count(*)"),
         ("NumberOfPatientRelatedSeries", "sum(st.num_series)"),
         ("NumberOfPatientRelatedInstances", "sum(st.num_instances)"),
+        ("NumberOfPatientRelatedImages", "sum(st.num_images)"),
     ],
     "study": [
         *_PATIENT[:2],
         *_STUDY,
         ("NumberOfStudyRelatedSeries", "st.num_series"),
         ("NumberOfStudyRelatedInstances", "st.num_instances"),
+        ("NumberOfStudyRelatedImages", "st.num_images"),
         ("flagged", "coalesce(t.flagged, 0)"),
         ("priority", "coalesce(t.priority, 0)"),
         ("reviewed", "coalesce(t.reviewed, 0)"),
@@ -149,6 +152,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         *_STUDY[:2],
         *_SERIES,
         ("NumberOfSeriesRelatedInstances", "se.num_instances"),
+        ("NumberOfSeriesRelatedImages", "se.num_images"),
     ],
     "instance": [*_PATIENT[:2], _STUDY[0], _SERIES[0], _SERIES[1], *_INSTANCE],
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from tui.archive.elements import DEFLATED
 from tui.errors import UserError
 
 _V1 = """
@@ -120,7 +121,22 @@ CREATE TABLE triage (
 ) WITHOUT ROWID;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# An instance the viewer can show (as tui.render.volume.slices_of takes them): rows of
+# pixel data, located at import (a deflated file's are found when it is read).
+IS_IMAGE = f"(i.rows > 0 AND (i.pixel_offset IS NOT NULL OR i.transfer_syntax = '{DEFLATED}'))"
+
+# Version 4: images apart from instances, so that ls shows a series with nothing to view
+# (a structured report, an RT plan) as such.
+_V4 = f"""
+ALTER TABLE series ADD COLUMN num_images INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE study ADD COLUMN num_images INTEGER NOT NULL DEFAULT 0;
+UPDATE series SET num_images =
+    (SELECT count(*) FROM instance i WHERE i.series_pk = series.series_pk AND {IS_IMAGE});
+UPDATE study SET num_images =
+    (SELECT coalesce(sum(num_images), 0) FROM series s WHERE s.study_pk = study.study_pk);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -131,7 +131,16 @@ def _decoded(source: PixelSource, index: int) -> np.ndarray:
             warnings.simplefilter("ignore")
             if source.transfer_syntax in (_DEFLATED, ""):
                 return _whole_dataset(source.path, frame)
-            return pixel_array(source.path, index=frame)
+            try:
+                return pixel_array(source.path, index=frame)
+            except Exception as first:
+                # pydicom's file decoder reads the pixel data element's header as the
+                # transfer syntax encodes it; dcmread follows what the file really has
+                # (SC_rgb_jpeg.dcm: an implicit VR dataset under JPEG Baseline).
+                try:
+                    return _whole_dataset(source.path, frame)
+                except Exception:
+                    raise first from None
     except Exception as exc:  # decoders raise many types
         syntax = UID(source.transfer_syntax).name if source.transfer_syntax else "unknown syntax"
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -139,8 +148,9 @@ def _decoded(source: PixelSource, index: int) -> np.ndarray:
 
 
 def _whole_dataset(path: str, frame: int | None) -> np.ndarray:
-    """Deflated files (the decoders read raw bytes) and old files without a transfer
-    syntax (ACR-NEMA style: implicit VR little endian) are read whole by pydicom."""
+    """Deflated files (the decoders read raw bytes), old files without a transfer syntax
+    (ACR-NEMA style: implicit VR little endian) and files whose encoding differs from
+    their transfer syntax's are read whole by pydicom."""
     ds = dcmread(path, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta.TransferSyntaxUID = UID("1.2.840.10008.1.2")
