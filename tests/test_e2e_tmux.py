@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import IN_CI, ROOT
 from tests.synthetic import AXIAL, write_series
+from tui.archive.demo import build_demo
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
 
@@ -130,3 +131,32 @@ def test_demo_query_and_retrieve_in_a_real_terminal(tmux, tmp_path: Path) -> Non
     )  # fmt: skip
     descriptions = [s["StudyDescription"] for s in json.loads(listed.stdout)]
     assert "CT Chest low dose follow-up" in descriptions and len(descriptions) == 6
+
+
+def test_a_filter_typed_in_one_burst_lands_in_the_box(tmux, tmp_path: Path) -> None:
+    """ "/mull" and Enter arrive in one write (a paste, a fast typist, a slow link): every
+    key after "/" belongs to the filter box, not to the tree behind it."""
+    archive = tmp_path / "archive"
+    build_demo(archive).close()
+    command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive}"
+    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        *[f"-e{k}={v}" for k, v in env.items()],
+    )
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", command, "Enter")
+    _wait_for(tmux, "Yamada^Hanako")
+    tmux("send-keys", "-t", "e2e", "/mull", "Enter")  # one write to the terminal
+    screen = _wait_for(tmux, "PatientID  DEMO002")
+    assert "Demo^Alice" not in screen and "Yamada" not in screen
+    tmux("send-keys", "-t", "e2e", "/x/y")  # the box again (its text selected); "/" in it is text
+    _wait_for(tmux, "▊  x/y ")
+    tmux("send-keys", "-t", "e2e", "C-q")

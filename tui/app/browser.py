@@ -25,6 +25,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 from textual.worker import get_current_worker
 
 from tui.app.image_view import ImagePanel
+from tui.app.keys import type_into
 from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
 from tui.archive import triage
 from tui.archive.matching import has_wildcards
@@ -179,7 +180,7 @@ class BrowserScreen(Screen[None]):
     """The archive as a tree, with details and a preview of what is highlighted."""
 
     BINDINGS = [
-        Binding("slash", "filter", "Filter", id="browser.filter"),
+        Binding("slash", "filter", "Filter", id="browser.filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="browser.clear"),
         Binding("v", "view", "View", id="browser.view"),
         Binding("t", "tags", "Tags", id="browser.tags"),
@@ -466,10 +467,10 @@ class BrowserScreen(Screen[None]):
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
+        type_into(box)
         if not box.value:
             self._unfiltered = self._tree_state()  # to come back to when the filter goes
         box.add_class("shown")
-        box.focus()
 
     def action_clear_filter(self) -> None:
         """Esc: the filter goes (all patients again, the open ones kept open)."""

@@ -8,9 +8,21 @@ from collections import defaultdict
 
 from rich.table import Table
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import HelpPanel, KeyPanel, Markdown
+from textual.widget import Widget
+from textual.widgets import HelpPanel, Input, KeyPanel, Markdown
+
+
+def type_into(box: Widget) -> None:
+    """Focus `box` before the next key is read, for a priority binding that opens a box
+    to type into ("/" for a filter). Keys typed or pasted in one burst are all read before
+    a widget handles the first, so a focus given later sends the rest elsewhere. In a box
+    already, the key is typed as text instead (SkipAction lets it through)."""
+    if isinstance(box.screen.focused, Input):
+        raise SkipAction()
+    box.screen.set_focus(box)
 
 
 class ScreenFirstKeys(KeyPanel):

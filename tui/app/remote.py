@@ -33,6 +33,7 @@ from textual.widgets import Footer, Header, Input, Label, OptionList, Static, Tr
 from textual.widgets.option_list import Option
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
+from tui.app.keys import type_into
 from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
 from tui.errors import UserError
 from tui.net.nodes import RECEIVE_PORT, Node, load_nodes, receiver_settings
@@ -377,7 +378,7 @@ class RemoteScreen(Screen[None]):
     BINDINGS = [
         Binding("g", "retrieve", "Retrieve", id="remote.retrieve"),
         Binding("x", "stop_transfer", "Stop transfer", id="remote.stop"),
-        Binding("slash", "form", "Query", id="remote.form"),
+        Binding("slash", "form", "Query", id="remote.form", priority=True),
         Binding("e", "echo", "Echo", id="remote.echo"),
         Binding("escape", "cancel_or_back", "Stop/back", id="remote.back"),
         Binding("a", "mark_all", "Mark all", id="remote.mark_all"),
@@ -590,7 +591,7 @@ class RemoteScreen(Screen[None]):
     # -- querying ------------------------------------------------------------------------------
 
     def action_form(self) -> None:
-        self.query_one("#q-name", Input).focus()
+        type_into(self.query_one("#q-name", Input))
 
     @on(Input.Submitted)
     def _submitted(self) -> None:

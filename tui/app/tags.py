@@ -12,6 +12,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 
+from tui.app.keys import type_into
 from tui.archive.tags import Element, diff, elements, read_header
 from tui.errors import UserError
 from tui.privacy import mask
@@ -24,7 +25,7 @@ class TagScreen(Screen[None]):
     """The header of one instance; ``d`` shows only what differs from another."""
 
     BINDINGS = [
-        Binding("slash", "search", "Search", id="tags.search"),
+        Binding("slash", "search", "Search", id="tags.search", priority=True),
         Binding("enter", "full", "Full value", show=False, id="tags.full"),
         Binding("y", "copy", "Copy value", id="tags.copy"),
         Binding("d", "diff", "Diff next", id="tags.diff"),
@@ -112,8 +113,8 @@ class TagScreen(Screen[None]):
 
     def action_search(self) -> None:
         box = self.query_one("#tag-search", Input)
+        type_into(box)
         box.add_class("shown")
-        box.focus()
 
     @on(Input.Changed, "#tag-search")
     def searched(self, event: Input.Changed) -> None:
