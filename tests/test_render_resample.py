@@ -75,6 +75,14 @@ def test_projections_from_the_resampled_copy_match_per_plane_sampling(oblique_mr
     assert np.abs(slab.values - old).max() <= tolerance
 
 
+def test_threads_share_the_planes_and_agree_with_one(oblique_mr) -> None:
+    """Every plane written once whichever thread took it: the same array as one thread's."""
+    grid = views._orthogonal_grid(oblique_mr, "sagittal")
+    one = views.resample(oblique_mr, grid, threads=1)
+    assert np.array_equal(views.resample(oblique_mr, grid, threads=2), one)
+    assert (one == oblique_mr.minimum).any() and (one != oblique_mr.minimum).mean() > 0.2
+
+
 def test_one_copy_however_many_threads_ask_and_the_cache_counts_it(oblique_mr) -> None:
     volume = oblique_mr
     got: list[np.ndarray | None] = []
