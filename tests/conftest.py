@@ -94,4 +94,30 @@ def cli_json(*args: str, archive: Path | None = None, check: bool = True) -> Any
 
 
 # Real DICOM servers on loopback for the networking tests (Orthanc, Orthanc over TLS, dcmqrscp).
+def read_only_runner(tmp_path: Path) -> list[str]:
+    """A command prefix that runs ``"$@"`` with folder ``$1`` mounted read-only on ``$2``.
+
+    A bind mount in a mount namespace of its own: read-only for root too (chmod is not),
+    and gone when the command ends. Skipped where namespaces are not allowed, except in CI.
+    """
+    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
+    prefix += ["sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec "$@"', "sh"]
+    probe, mount = tmp_path / "probe", tmp_path / "probe-ro"
+    probe.mkdir()
+    mount.mkdir()
+    try:
+        tried = subprocess.run(
+            [*prefix, str(probe), str(mount), "touch", str(mount / "x")],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    except FileNotFoundError:
+        tried = None
+    if tried is None or "Read-only file system" not in tried.stderr:
+        reason = f"no read-only bind mount here: {tried.stderr.strip() if tried else 'no unshare'}"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return prefix
+
+
 from tests.servers import dcmqrscp, orthanc, orthanc_tls, pacstui_port, tls_files  # noqa: E402, F401

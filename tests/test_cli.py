@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, cli_json, need_shared, run_cli
+from tests.conftest import ROOT, cli_json, need_shared, read_only_runner, run_cli
 
 
 def _one_line_error(result: subprocess.CompletedProcess, fragment: str) -> None:
@@ -408,36 +408,10 @@ def test_tags_diff_of_two_instances(shared: Path) -> None:
     assert "(0020,0013)" in tags and "(0028,0010)" not in tags  # instance number, not rows
 
 
-def _read_only_runner(tmp_path: Path) -> list[str]:
-    """A command prefix that runs ``"$@"`` with folder ``$1`` mounted read-only on ``$2``.
-
-    A bind mount in a mount namespace of its own: read-only for root too (chmod is not),
-    and gone when the command ends. Skipped where namespaces are not allowed, except in CI.
-    """
-    prefix = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "-r", "--mount"]
-    prefix += ["sh", "-c", 'mount --bind -o ro "$1" "$2" && shift 2 && exec "$@"', "sh"]
-    probe, mount = tmp_path / "probe", tmp_path / "probe-ro"
-    probe.mkdir()
-    mount.mkdir()
-    try:
-        tried = subprocess.run(
-            [*prefix, str(probe), str(mount), "touch", str(mount / "x")],
-            capture_output=True, text=True, timeout=30,
-        )  # fmt: skip
-    except FileNotFoundError:
-        tried = None
-    if tried is None or "Read-only file system" not in tried.stderr:
-        reason = f"no read-only bind mount here: {tried.stderr.strip() if tried else 'no unshare'}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return prefix
-
-
 def test_a_read_only_archive_is_listed_and_refuses_writes_in_one_line(
     shared: Path, archive_dir: Path, tmp_path: Path
 ) -> None:
-    prefix = _read_only_runner(tmp_path)
+    prefix = read_only_runner(tmp_path)
     run_cli("import", str(shared / "neurolabusc_dcm_qa_toshiba"), archive=archive_dir)
     study = cli_json("ls", archive=archive_dir)[0]["StudyInstanceUID"]
     mount = tmp_path / "cdrom"

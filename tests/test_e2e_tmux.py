@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import IN_CI, ROOT
+from tests.conftest import IN_CI, ROOT, read_only_runner
 from tests.synthetic import AXIAL, write_series
 from tui.archive.demo import build_demo
 from tui.archive.importer import import_paths
@@ -159,4 +159,44 @@ def test_a_filter_typed_in_one_burst_lands_in_the_box(tmux, tmp_path: Path) -> N
     assert "Demo^Alice" not in screen and "Yamada" not in screen
     tmux("send-keys", "-t", "e2e", "/x/y")  # the box again (its text selected); "/" in it is text
     _wait_for(tmux, "▊  x/y ")
+    tmux("send-keys", "-t", "e2e", "C-q")
+
+
+def test_triage_on_a_read_only_archive_says_so_and_changes_nothing(tmux, tmp_path: Path) -> None:
+    """An archive on a read-only mount (a CD, a shared export) is browsed as usual; a
+    triage key says in one line why it cannot be kept, before anything changes: no note
+    typed in vain."""
+    prefix = read_only_runner(tmp_path)
+    archive, mount = tmp_path / "archive", tmp_path / "cdrom"
+    mount.mkdir()
+    write_series(tmp_path / "ct", AXIAL, count=8)
+    with Archive(archive) as opened:
+        import_paths(opened, [tmp_path / "ct"])
+    command = " ".join([*(f"'{part}'" for part in prefix), str(archive), str(mount)])
+    command += f" {sys.executable} -m tui --archive {mount}"
+    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "120",
+        "-y",
+        "36",
+        *[f"-e{k}={v}" for k, v in env.items()],
+    )
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", f"cd {ROOT} && {command}", "Enter")
+    _wait_for(tmux, "Synthetic^Phantom")
+    _keys(tmux, "Space", "Down")
+    before = _wait_for(tmux, "StudyInstanceUID")
+    _keys(tmux, "u", "f", "n")
+    screen = _wait_for(tmux, "is read-only")
+    time.sleep(0.5)
+    screen = tmux("capture-pane", "-p", "-t", "e2e")
+    assert "a short note for this study" not in screen  # the note editor never opened
+    tree = [line.partition("│")[0] for line in screen.splitlines()]
+    assert tree[:6] == [line.partition("│")[0] for line in before.splitlines()][:6]
+    assert "Traceback" not in screen
     tmux("send-keys", "-t", "e2e", "C-q")

@@ -555,6 +555,13 @@ class BrowserScreen(Screen[None]):
     # -- triage: shown at once, written in the order of the key presses ----------------------
 
     def _study_node(self) -> Node | None:
+        """The study to triage (the highlighted one, or the one it is in), after saying
+        why there is none: a read-only archive is refused before anything changes."""
+        try:
+            self.app.archive.require_writable()  # type: ignore[attr-defined]
+        except UserError as exc:
+            self.notify(str(exc), severity="error")
+            return None
         node = self.tree.cursor_node
         while node is not None and (node.data or {}).get("level") not in ("study", None):
             node = node.parent
