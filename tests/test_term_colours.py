@@ -55,11 +55,15 @@ def _quiet(child: PtyChild, seconds: float = 0.6, timeout: float = 20.0) -> None
             return
 
 
-def _slice_step(archive: Path, tmp_path: Path, bandwidth: str, colorterm: str | None) -> bytes:
-    """What ``pacs-tui`` sends for one ``j`` in the viewer, in a 120 x 40 xterm-256color pty
-    (COLORTERM as given), from the browser to the series as a user gets there."""
+def _slice_step(
+    archive: Path, tmp_path: Path, bandwidth: str, colorterm: str | None, term: str = ""
+) -> bytes:
+    """What ``pacs-tui`` sends for one ``j`` in the viewer, in a 120 x 40 pty (TERM
+    xterm-256color unless given, COLORTERM as given), from the browser to the series as a
+    user gets there."""
     env = pty_env(dict(os.environ), tmp_path)
     env.pop("COLORTERM")
+    env["TERM"] = term or env["TERM"]
     if colorterm is not None:
         env["COLORTERM"] = colorterm
     argv = [sys.executable, "-m", "tui", "--archive", str(archive), "--bandwidth", bandwidth]
@@ -89,6 +93,16 @@ def test_a_256_colour_terminal_gets_no_24_bit_colours(
     step = _slice_step(archive, tmp_path, bandwidth, colorterm=None)
     assert not TRUE_COLOUR.search(step), TRUE_COLOUR.search(step)
     assert re.search(rb"\x1b\[[\d;]*48;5;(23[2-9]|24\d|25[0-5]|16|231)[;m]", step)  # palette greys
+
+
+def test_a_16_colour_terminal_gets_only_its_16_colours(archive: Path, tmp_path: Path) -> None:
+    """TERM=xterm: Textual draws everything in the 16 colours; so must the image cells."""
+    step = _slice_step(archive, tmp_path, "high", colorterm=None, term="xterm")
+    assert not TRUE_COLOUR.search(step), TRUE_COLOUR.search(step)
+    palette = re.search(rb"\x1b\[[\d;]*[34]8;5;\d+", step)
+    assert palette is None, palette
+    greys = set(re.findall(rb"\x1b\[(?:[\d;]*;)?(30|37|90|97|40|47|100|107)[;m]", step))
+    assert len(greys) >= 3, greys  # black, greys and white: the image, in what there is
 
 
 def test_a_truecolour_terminal_gets_24_bit_images_at_high_bandwidth(

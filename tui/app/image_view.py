@@ -233,6 +233,8 @@ class ImageView(Widget):
         driver = self._direct_driver()
         if driver is None or self.placement is None:
             return False
+        if self.app.console.color_system not in ("256", "truecolor"):
+            return False  # 16 colours: Textual maps the palette's onto the terminal's
         from tui.term.halfblock import encode
 
         region = self.content_region

@@ -14,7 +14,8 @@ SSH_TTY set). The link's speed is not measured; choose ``low`` on a slow link.
 Colours: 24-bit only where the terminal says it has them, read from the environment the
 way Textual reads it (:func:`colour_system`), so that the image cells the app writes itself
 never hold colours the rest of its screen was downgraded from. ``high`` on a terminal
-without them sends the 256-colour palette, as ``normal`` does.
+without them sends the 256-colour palette, as ``normal`` does; a 16-colour terminal gets its
+image cells from Textual, which maps the palette onto the 16 colours it has.
 """
 
 from __future__ import annotations
