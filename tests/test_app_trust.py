@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input, Static, Tree
 
 from tests.conftest import need_shared
 from tests.synthetic import AXIAL, write_series
@@ -294,6 +294,7 @@ async def test_hostile_names_are_text(tmp_path: Path) -> None:
         ds = pydicom.dcmread(path)
         ds.PatientName = hostile
         ds.StudyDescription = "[red]desc[/red]"
+        ds.SeriesDescription = "oops [/bold] end"
         ds.save_as(path)
     archive = Archive(tmp_path / "archive")
     import_paths(archive, [folder])
@@ -309,8 +310,28 @@ async def test_hostile_names_are_text(tmp_path: Path) -> None:
         assert "\x1b" not in details
         study = str(tree.root.children[0].children[0].label)
         assert "[red]desc[/red]" in study
+        series = str(tree.root.children[0].children[0].children[0].label)
+        assert "oops [/bold] end" in series
         await pilot.press("v")
         await _settle(app, pilot)
         top = _text(app.screen.query_one("#overlay-top", Static))
         assert "X[/]Y[b]" in top and "\x1b" not in top
+        await pilot.press("q")
+        await _settle(app, pilot)
+        await pilot.press("t")  # the tags screen: an unbalanced [/bold] crashed it
+        await _settle(app, pilot)
+        tags = app.screen.query_one(Tree)
+        labels = {str(node.label) for node in tags.root.children}
+        assert any("oops [/bold] end" in label for label in labels), labels
+        assert any("X[/]Y[b]" in label and "\x1b" not in label for label in labels)
+        for _ in range(len(tags.root.children)):
+            if "(0008,103E)" in str(tags.cursor_node.label if tags.cursor_node else ""):
+                break
+            await pilot.press("down")
+        await _settle(app, pilot)
+        value = _text(app.screen.query_one("#tag-value", Static))
+        assert "oops [/bold] end" in value
+        await pilot.press("enter")  # the whole value as a notification: text too
+        await _settle(app, pilot)
+        assert any("oops [/bold] end" in str(n.message) for n in app._notifications)
     archive.close()

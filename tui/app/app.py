@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from tui.app.browser import BrowserScreen
 from tui.app.image_view import ImagePanel, ImageView
+from tui.app.labels import plain
 from tui.app.themes import DEFAULT, load_themes
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
@@ -100,6 +102,20 @@ class PacsApp(App[None]):
             self.archive = archive
             self._stacks.clear()
         self.sub_title = "ephemeral: nothing is written" if ephemeral else ""
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Notifications are text: what they carry (a tag value, a path, a PACS's error
+        comment) is never markup, and control characters show as "?"."""
+        message, title = (plain(part).plain for part in (message, title))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     def action_toggle_help(self) -> None:
         """Every key of the screen, with what it does: the screen's own first."""

@@ -26,6 +26,15 @@ def iso_date(value: str) -> str:
 _CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
 
 
+_CONTROLS_BUT_LINES = {k: v for k, v in _CONTROLS.items() if k not in (0x09, 0x0A)}
+
+
+def plain(value: str) -> Text:
+    """Text of several lines (a tag's whole value) that is text: no markup parsed, control
+    characters but tab and newline shown as "?"."""
+    return Text(value.translate(_CONTROLS_BUT_LINES))
+
+
 class Fitted(Text):
     """A label that knows which of its parts gives way first on a narrow screen: ``cut``
     (start, end) is the description, so the date, accession and counts stay readable."""

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 
 from tui.app.keys import type_into
+from tui.app.labels import line, plain
 from tui.archive.tags import Element, diff, elements, read_header
 from tui.errors import UserError
 from tui.privacy import mask
@@ -86,7 +87,8 @@ class TagScreen(Screen[None]):
     def _add(self, parent: Any, found: list[Element], query: str) -> bool:
         any_shown = False
         for element in found:
-            label = f"{element.tag} {element.name}  [dim]{element.vr}[/] {self._value(element)}"
+            label = line(f"{element.tag} {element.name}  ", (element.vr, "dim"), " ",
+                         self._value(element))  # fmt: skip
             matches = not query or query in f"{element.tag} {element.name} {element.full}".lower()
             if element.items:
                 node = parent.add(label, data=element)
@@ -109,7 +111,7 @@ class TagScreen(Screen[None]):
         text = (
             "" if element is None else f"{element.tag} {element.name}\n{self._value(element, True)}"
         )
-        self.query_one("#tag-value", Static).update(text)
+        self.query_one("#tag-value", Static).update(plain(text))
 
     def action_search(self) -> None:
         box = self.query_one("#tag-search", Input)
@@ -123,6 +125,12 @@ class TagScreen(Screen[None]):
     @on(Input.Submitted, "#tag-search")
     def search_done(self) -> None:
         self.query_one(Tree).focus()
+
+    @on(Tree.NodeSelected)
+    def selected(self, event: Tree.NodeSelected[Element]) -> None:
+        """Enter on an element: the tree takes the key, so its selection shows the value."""
+        if event.node.data is not None and not event.node.children:
+            self.action_full()
 
     def action_full(self) -> None:
         node = self.query_one(Tree).cursor_node
