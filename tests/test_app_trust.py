@@ -14,6 +14,8 @@ import random
 from pathlib import Path
 from typing import Any
 
+import pydicom
+import pydicom.uid
 import pytest
 from textual.widgets import Input, Static, Tree
 
@@ -39,15 +41,29 @@ KEYS += ["remote", "reload"]
 @pytest.fixture(scope="module")
 def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Several patients: synthetic CTs (one patient with two studies), real MR series (one
-    study with two series), the character-set files and a DICOMDIR's tiny studies."""
+    study with two series), the character-set files and a DICOMDIR's tiny studies; and
+    patients told apart by what a careless match would lose: two with no ID and no name
+    (by birth date), an ID with a "*" in it beside one it would match as a wildcard."""
     shared = need_shared()
     root = tmp_path_factory.mktemp("many")
     write_series(root / "ct1", AXIAL, count=12, size=32)
+    for number, (pid, name, birth) in enumerate(
+        [("", "", ""), ("", "", "20000101"), ("SYN*", "Star^Id", ""), ("SYNX", "Not^Star", "")]
+    ):
+        folder = root / f"odd{number}"
+        write_series(folder, AXIAL, count=3, size=16)
+        study = pydicom.uid.generate_uid()
+        for path in folder.iterdir():
+            ds = pydicom.dcmread(path)
+            ds.PatientID, ds.PatientName, ds.PatientBirthDate = pid, name, birth
+            ds.StudyInstanceUID = study
+            ds.save_as(path)
     archive = Archive(root / "archive")
     import_paths(
         archive,
         [
             root / "ct1",
+            *(root / f"odd{number}" for number in range(4)),
             shared / "neurolabusc_dcm_qa_xa30i",
             shared
             / "neurolabusc_dcm_qa_frag"
@@ -92,6 +108,7 @@ def check_browser(screen: BrowserScreen, settled: bool) -> None:
         assert "No patient matches" in details or not screen.query_one(ArchiveTree).root.children
     else:
         assert key[1] in details, (key, details[:200])  # the node's UID (a patient's ID)
+    _studies_are_their_patients(screen)
     panel = screen.query_one("#preview", ImagePanel)
     wanted = preview_target(data)
     assert panel.key in (None, wanted), (panel.key, wanted)
@@ -105,6 +122,23 @@ def check_browser(screen: BrowserScreen, settled: bool) -> None:
             assert panel.key == wanted or caption.startswith("no preview"), (caption, wanted)
             if panel.key == wanted:
                 assert panel.view.cells is not None
+
+
+def _studies_are_their_patients(screen: BrowserScreen) -> None:
+    """Every study listed under a patient is that patient's, as the index holds it."""
+    conn = screen.app.archive.conn  # type: ignore[attr-defined]
+    for patient in screen.query_one(ArchiveTree).root.children:
+        row = patient.data["row"]  # type: ignore[index]
+        listed = {child.data["row"]["StudyInstanceUID"] for child in patient.children}  # type: ignore[index]
+        held = {
+            uid
+            for (uid,) in conn.execute(
+                "SELECT st.study_uid FROM study st JOIN patient p USING (patient_pk) WHERE"
+                " p.patient_id = ? AND p.patient_name = ? AND p.birth_date = ?",
+                (row["PatientID"], row["PatientName"], row["PatientBirthDate"]),
+            )
+        }
+        assert listed <= held, (row, listed - held)
 
 
 async def _press(app: PacsApp, pilot: Any, key: str, names: list[str], rng: random.Random) -> None:
@@ -148,6 +182,22 @@ async def test_random_keys_never_show_another_nodes_data(many: Path) -> None:
             assert isinstance(app.screen, BrowserScreen), app.screen
             check_browser(app.screen, settled=True)
     archive.close()
+
+
+async def test_a_patient_opens_to_its_own_studies_only(many: Path) -> None:
+    """A patient with no ID and no name opened to every study of the archive; an ID with a
+    "*" in it matched as a wildcard. Open every patient: each lists its own studies."""
+    with Archive(many) as archive:
+        app = PacsApp(archive, BANDWIDTH["normal"])
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(app, pilot)
+            tree = app.screen.query_one(ArchiveTree)
+            for patient in list(tree.root.children):
+                patient.expand()
+                await _settle(app, pilot)
+            _studies_are_their_patients(app.screen)  # type: ignore[arg-type]
+            odd = [p for p in tree.root.children if p.data["row"]["PatientID"] in ("", "SYN*")]  # type: ignore[index]
+            assert len(odd) == 3 and all(len(p.children) == 1 for p in odd)
 
 
 async def test_filtering_shows_the_remaining_patients_details(many: Path) -> None:

@@ -128,12 +128,14 @@ def instance_label(row: dict[str, Any]) -> Fitted:
 
 
 def node_key(data: dict[str, Any] | None) -> Key | None:
-    """What a node stands for, by UIDs (patients by ID and name): kept across rebuilds."""
+    """What a node stands for, by UIDs (patients as the index tells them apart: ID, name
+    and birth date, so two with no ID and no name stay two): kept across rebuilds."""
     if not data or "row" not in data:
         return None
     row, level = data["row"], data["level"]
     if level == "patient":
-        return ("patient", str(row["PatientID"] or ""), str(row["PatientName"] or ""))
+        fields = ("PatientID", "PatientName", "PatientBirthDate")
+        return ("patient", *(str(row.get(field) or "") for field in fields))
     uid = {"study": "StudyInstanceUID", "series": "SeriesInstanceUID"}.get(level)
     return (level, str(row[uid or "SOPInstanceUID"]))
 
@@ -429,12 +431,13 @@ class BrowserScreen(Screen[None]):
         row = data["row"]
         if data["level"] == "patient":
             filters = data["filters"]
-            narrowed = replace(
-                filters,
-                patient_id=row["PatientID"] or "",
-                patient_name=row["PatientName"] or "",
-                name_or_id="",
+            # exactly this patient: an empty ID or name is a value here, not "any"
+            identity = (
+                row["PatientID"] or "",
+                row["PatientName"] or "",
+                row["PatientBirthDate"] or "",
             )
+            narrowed = replace(filters, patient=identity, name_or_id="")
             return read(search, "study", narrowed)  # type: ignore[no-any-return]
         if data["level"] == "series":
             return read(search, "instance", Filters(series=row["SeriesInstanceUID"]))  # type: ignore[no-any-return]

@@ -39,6 +39,10 @@ class Filters:
     flagged: bool = False  # only flagged studies
     unreviewed: bool = False  # only studies not yet reviewed
     priority: int = 0  # only studies of at least this priority
+    # One patient exactly, as the index tells patients apart: (ID, name, birth date), matched
+    # as stored (an empty ID or a "*" in it is a value, not "any"). The browser opens a
+    # patient's row with it.
+    patient: tuple[str, str, str] | None = None
 
     def __post_init__(self) -> None:
         for name in ("date", "birth_date"):
@@ -137,7 +141,7 @@ _COLUMNS: dict[str, list[tuple[str, str]]] = {
         ("NumberOfPatientRelatedImages", "sum(st.num_images)"),
     ],
     "study": [
-        *_PATIENT[:2],
+        *_PATIENT[:3],  # the birth date too: with ID and name, it tells patients apart
         *_STUDY,
         ("NumberOfStudyRelatedSeries", "st.num_series"),
         ("NumberOfStudyRelatedInstances", "st.num_instances"),
@@ -179,6 +183,8 @@ def _where(level: str, f: Filters) -> tuple[list[str], list[Any]]:
         clauses.append(clause)
         params.extend(values)
 
+    if f.patient is not None:
+        add("p.patient_id = ? AND p.patient_name = ? AND p.birth_date = ?", *f.patient)
     if f.patient_name:
         add("name_matches(?, p.name_key)", matching.fold(f.patient_name))
     if f.patient_id:
