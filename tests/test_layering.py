@@ -34,7 +34,8 @@ def test_domain_layers_never_import_textual() -> None:
 def test_listing_does_not_load_pydicom_or_textual() -> None:
     """``pacs-tui ls`` must start fast: its import path stays free of heavy libraries."""
     code = (
-        "import sys, tui.cli, tui.archive.query, tui.archive.index; "
+        "import sys, tui.cli.parser, tui.archive.query, tui.archive.index; "
+        "tui.cli.parser.build_parser(); "
         "print(','.join(m for m in ('pydicom', 'textual', 'numpy') if m in sys.modules))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

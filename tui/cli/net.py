@@ -1,22 +1,18 @@
-"""The networking commands of the command line: node, echo, find, get, send, receive, serve.
+"""The network commands: ``find``, ``get``, ``send``, ``receive`` and ``serve``.
 
-``tui.cli`` builds the one parser and calls :func:`add_commands`; the handlers here are
-thin: the work is done in :mod:`tui.net`.
+The handlers are thin: the work is done in :mod:`tui.net`.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import shutil
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
+from tui.cli.common import Commands, open_archive, print_json, private, wait_until_stopped
 from tui.config import Locations
 from tui.errors import UserError
 from tui.tables import cell_width, clip, printable
@@ -24,36 +20,8 @@ from tui.tables import cell_width, clip, printable
 LEVELS = ("patient", "study", "series", "image")
 
 
-def add_commands(commands: Any) -> None:
-    """Register the networking commands on the ``commands`` sub-parsers."""
-    p = commands.add_parser("node", help="remote DICOM nodes: add, ls, rm, edit")
-    actions = p.add_subparsers(dest="node_action", metavar="ACTION", required=True)
-    add = actions.add_parser("add", help="add a node (or replace one of that name)")
-    add.add_argument("name", metavar="NAME")
-    add.add_argument("aet", metavar="AET", help="its AE title")
-    add.add_argument("host", metavar="HOST")
-    add.add_argument("port", metavar="PORT", type=int)
-    add.add_argument("--replace", action="store_true", help="replace a node of that name")
-    _node_options(add)
-    add.set_defaults(handler=cmd_node_add)
-    edit = actions.add_parser("edit", help="change some of a node's settings")
-    edit.add_argument("name", metavar="NAME")
-    edit.add_argument("--aet", help="its AE title")
-    edit.add_argument("--host")
-    edit.add_argument("--port", type=int)
-    _node_options(edit)
-    edit.set_defaults(handler=cmd_node_edit)
-    ls = actions.add_parser("ls", help="list the nodes")
-    ls.add_argument("--json", action="store_true")
-    ls.set_defaults(handler=cmd_node_ls)
-    rm = actions.add_parser("rm", help="remove a node")
-    rm.add_argument("name", metavar="NAME")
-    rm.set_defaults(handler=cmd_node_rm)
-
-    p = commands.add_parser("echo", help="C-ECHO a node: is it there, and how fast")
-    p.add_argument("node", metavar="NODE")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=cmd_echo)
+def add_commands(commands: Commands) -> None:
+    """Register ``find``, ``get``, ``send``, ``receive`` and ``serve`` on ``commands``."""
 
     p = commands.add_parser("find", help="query a node (C-FIND); results print as they come")
     p.add_argument("node", metavar="NODE")
@@ -101,20 +69,6 @@ def add_commands(commands: Any) -> None:
     p.set_defaults(handler=cmd_serve)
 
 
-def _node_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--calling-aet", help="our AE title, as the node knows it (default PACSTUI)")
-    p.add_argument("--method", choices=("get", "move"), help="how to retrieve (default get)")
-    p.add_argument("--move-destination", metavar="AET", help="C-MOVE destination (default: ours)")
-    p.add_argument("--tls-ca", metavar="PEM", help="CA that signed its certificate (TLS on)")
-    p.add_argument("--tls-cert", metavar="PEM", help="our certificate, for mutual TLS")
-    p.add_argument("--tls-key", metavar="PEM", help="our private key, for mutual TLS")
-    p.add_argument(
-        "--timeout", type=float, metavar="S",
-        help="seconds to wait for the PACS (to associate, to answer, on the wire)",
-    )  # fmt: skip
-    p.add_argument("--max-pdu", type=int, metavar="BYTES", help="largest PDU we take (0: any)")
-
-
 def _listen_options(p: argparse.ArgumentParser, default_port: int | None) -> None:
     p.add_argument("--aet", help="our AE title (default: config [receiver] aet, else PACSTUI)")
     p.add_argument("--port", type=int, default=default_port, help="default: config, else 11112")
@@ -125,100 +79,7 @@ def _listen_options(p: argparse.ArgumentParser, default_port: int | None) -> Non
     p.add_argument("--tls-ca", metavar="PEM", help="callers must show a certificate it signed")
 
 
-# -- nodes -------------------------------------------------------------------------------
-
-
-def _node_changes(args: argparse.Namespace) -> dict[str, Any]:
-    changes = {
-        "calling_aet": args.calling_aet, "method": args.method,
-        "move_destination": args.move_destination, "tls_ca": args.tls_ca,
-        "tls_cert": args.tls_cert, "tls_key": args.tls_key, "max_pdu": args.max_pdu,
-        "acse_timeout": args.timeout, "dimse_timeout": args.timeout,
-        "network_timeout": args.timeout,
-    }  # fmt: skip
-    for key in ("aet", "host", "port"):
-        changes[key] = getattr(args, key, None)
-    for key in ("tls_ca", "tls_cert", "tls_key"):
-        if changes[key]:
-            changes[key] = str(Path(changes[key]).expanduser().resolve())
-    return {k: v for k, v in changes.items() if v is not None}
-
-
-def cmd_node_add(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.net.nodes import Node, add_node
-
-    node = Node(args.name, **_node_changes(args))
-    add_node(locations.config_file, node, replace=args.replace)
-    print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
-    return 0
-
-
-def cmd_node_edit(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.net.nodes import edit_node
-
-    node = edit_node(locations.config_file, args.name, _node_changes(args))
-    print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
-    return 0
-
-
-def cmd_node_rm(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.net.nodes import remove_node
-
-    remove_node(locations.config_file, args.name)
-    print(f"node {args.name} removed")
-    return 0
-
-
-def cmd_node_ls(args: argparse.Namespace, locations: Locations) -> int:
-    from dataclasses import asdict
-
-    from tui.net.nodes import read_nodes
-
-    nodes, broken = read_nodes(locations.config_file)
-    for name, problem in broken.items():
-        print(f"pacs-tui: node {name} is broken: {problem}", file=sys.stderr)
-    if args.json:
-        _print_json([asdict(n) for n in nodes.values()])
-        return 1 if broken else 0
-    if not nodes and not broken:
-        print("no nodes yet: pacs-tui node add NAME AET HOST PORT")
-        return 0
-    from tui.tables import format_table
-
-    rows = [
-        {"name": n.name, "aet": n.aet, "address": f"{n.host}:{n.port}", "calling": n.calling_aet,
-         "method": n.method if n.method == "get" else f"move to {n.destination}",
-         "tls": "yes" if n.tls else ""}
-        for n in nodes.values()
-    ]  # fmt: skip
-    columns = [("name", "Node", 0), ("aet", "AE title", 0), ("address", "Address", 0),
-               ("calling", "Our AE", 0), ("method", "Retrieve", 0), ("tls", "TLS", 0)]  # fmt: skip
-    print(format_table(rows, columns))
-    return 1 if broken else 0
-
-
-def _node(name: str, locations: Locations) -> Any:
-    from tui.net.nodes import get_node
-
-    return get_node(locations.config_file, name)
-
-
-# -- echo and find -----------------------------------------------------------------------
-
-
-def cmd_echo(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.net.scu import echo
-
-    node = _node(args.node, locations)
-    total, round_trip = echo(node)
-    if args.json:
-        _print_json({"node": node.name, "total_ms": total * 1e3, "echo_ms": round_trip * 1e3})
-    else:
-        print(
-            f"{node.name} ({node.address}) answered C-ECHO in {round_trip * 1e3:.1f} ms "
-            f"({total * 1e3:.0f} ms with the association)"
-        )
-    return 0
+# -- find ------------------------------------------------------------------------------
 
 
 # What a find shows per level when no -k names return keys, in this order.
@@ -277,11 +138,11 @@ def _parse_keys(pairs: list[str]) -> dict[str, str]:
 
 
 def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
-    from tui.cli import private
     from tui.net.find import find, find_split
+    from tui.net.nodes import get_node
     from tui.privacy import masked
 
-    node = _node(args.node, locations)
+    node = get_node(locations.config_file, args.node)
     keys = _parse_keys(args.key)
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be 1 or more")
@@ -379,15 +240,15 @@ def _port(value: int, option: str = "--port") -> int:
 
 def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.query import check_uid
-    from tui.net.nodes import receiver_settings
+    from tui.net.nodes import get_node, receiver_settings
     from tui.net.scu import Transfer, retrieve
 
-    node = _node(args.node, locations)
+    node = get_node(locations.config_file, args.node)
     for uid in [*args.study, args.series or ""]:
         check_uid(uid, "study" if uid != args.series else "series")
     if args.series and len(args.study) > 1:
         raise UserError("--series goes with one --study")
-    _open(locations, create=True).close()  # the archive exists before anything arrives
+    open_archive(locations, create=True).close()  # the archive exists before anything arrives
     port = _port(args.port) if args.port else receiver_settings(locations.config_file)["port"]
     live = sys.stderr.isatty()
     last = [0.0]
@@ -421,7 +282,7 @@ def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
         key: sum(s[key] for s in summaries) for key in ("new", "already_present", "bytes")
     } | {"failed": sum(s["failed"] for s in summaries)}
     if args.json:
-        _print_json({"node": node.name, **totals, "studies": summaries})
+        print_json({"node": node.name, **totals, "studies": summaries})
     return 1 if totals["failed"] else 0
 
 
@@ -457,10 +318,11 @@ def _progress_line(transfer: Any) -> str:
 
 
 def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.nodes import get_node
     from tui.net.scu import Sent, send
 
-    node = _node(args.node, locations)
-    archive = _open(locations, create=False)
+    node = get_node(locations.config_file, args.node)
+    archive = open_archive(locations, create=False)
     files = _files_of(archive, args.uids)
     live = sys.stderr.isatty()
 
@@ -483,7 +345,7 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
         "seconds": round(time.monotonic() - started, 3),
     }  # fmt: skip
     if args.json:
-        _print_json(summary)
+        print_json(summary)
     else:
         extra = (
             f" ({result.transcoded} decoded to a syntax it accepts)" if result.transcoded else ""
@@ -546,7 +408,7 @@ def cmd_receive(args: argparse.Namespace, locations: Locations) -> int:
     from tui.net.receiver import Receiver
 
     settings = _listening(args, locations)
-    _open(locations, create=True).close()
+    open_archive(locations, create=True).close()
     receiver = Receiver(
         locations.archive, settings["aet"], args.host, settings["port"], settings["allow"],
         settings["ssl_context"], on_filed=_count_line, on_event=_event_line,
@@ -577,7 +439,7 @@ def cmd_serve(args: argparse.Namespace, locations: Locations) -> int:
     from tui.net.server import MiniPacs
 
     settings = _listening(args, locations)
-    _open(locations, create=True).close()
+    open_archive(locations, create=True).close()
     server = MiniPacs(
         locations.archive, aet=settings["aet"], host=args.host, port=settings["port"],
         destinations=move_destinations(locations), allow=settings["allow"],
@@ -598,57 +460,8 @@ def _until_stopped(service: Any, doing: str, settings: dict[str, Any]) -> None:
         service.stop()
 
 
-def wait_until_stopped() -> None:
-    """Block until Ctrl-C, SIGTERM (how service managers stop a daemon) or SIGHUP."""
-    with stopped_by_signals(), contextlib.suppress(KeyboardInterrupt):
-        threading.Event().wait()
-
-
-@contextlib.contextmanager
-def stopped_by_signals(on_hangup: Callable[[], None] | None = None) -> Iterator[None]:
-    """Within: SIGTERM and SIGHUP (the terminal or the SSH link closed) raise
-    KeyboardInterrupt, as Ctrl-C does, so that what cleans up on the way out runs. A signal
-    ignored already (``nohup``) stays ignored.
-
-    With ``on_hangup``, SIGHUP runs it and then ends the process as SIGHUP does by default:
-    with its terminal gone, an app may never reach its own way out (Textual's output thread
-    dies on the closed terminal), so what must not be left behind goes first.
-    """
-    import signal
-
-    def stop(signum: int, frame: object) -> None:
-        if signum == signal.SIGHUP and on_hangup is not None:
-            on_hangup()
-            signal.signal(signal.SIGHUP, signal.SIG_DFL)
-            signal.raise_signal(signal.SIGHUP)
-        raise KeyboardInterrupt
-
-    previous = {
-        number: signal.signal(number, stop)
-        for number in (signal.SIGTERM, signal.SIGHUP)
-        if signal.getsignal(number) is not signal.SIG_IGN
-    }
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 def move_destinations(locations: Locations) -> dict[str, tuple[str, int]]:
     """Where C-MOVE may send: every configured node, by its AE title."""
     from tui.net.nodes import load_nodes
 
     return {n.aet: (n.host, n.port) for n in load_nodes(locations.config_file).values()}
-
-
-def _print_json(value: Any) -> None:
-    from tui.cli import _print_json as print_json
-
-    print_json(value)
-
-
-def _open(locations: Locations, create: bool) -> Any:
-    from tui.cli import _open as open_archive
-
-    return open_archive(locations, create)

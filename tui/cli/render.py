@@ -1,0 +1,187 @@
+"""The image commands: ``render`` (a slice, projection or MPR view to an image file or
+the terminal) and ``export`` (a cine loop or a contact sheet)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from tui.cli.common import Commands, cache_mb, done, open_archive, tty
+from tui.config import Locations, load_config
+from tui.errors import UserError
+
+
+def add_commands(commands: Commands) -> None:
+    """Register ``render`` and ``export`` on ``commands``."""
+    p = commands.add_parser(
+        "render",
+        help="render a slice, MIP/MinIP/average or MPR view of a series to an image file",
+    )
+    _view_options(p)
+    p.add_argument("--size", metavar="WxH", type=_size, help="output size in pixels")
+    p.add_argument("--annotate", action="store_true", help="burn in corner text and orientation")
+    p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
+    p.add_argument("--raw", action="store_true", help="16-bit PNG of modality values")
+    p.add_argument("--term", action="store_true", help="print it in this terminal")
+    p.add_argument("-o", "--output", metavar="OUT", help=".png, .jpg or .tif")
+    p.set_defaults(handler=cmd_render)
+
+    p = commands.add_parser("export", help="export a series as a cine loop or a contact sheet")
+    _view_options(p)
+    kind = p.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--cine", action="store_true", help="animated through the slices")
+    kind.add_argument("--sheet", action="store_true", help="a contact sheet laid out like film")
+    p.add_argument("--rotate", action="store_true", help="with --cine: a rotating MIP")
+    p.add_argument("--fps", type=float, default=10.0, help="cine frames per second")
+    p.add_argument("--columns", type=int, default=6, help="sheet columns")
+    p.add_argument("--size", metavar="WxH", type=_size, help="cine frame size in pixels")
+    p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
+    p.add_argument("-o", "--output", metavar="OUT", required=True, help=".gif/.webp or .pdf/.png")
+    p.set_defaults(handler=cmd_export)
+
+
+def _view_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("series", metavar="SERIES_UID")
+    p.add_argument("--stack", type=int, default=0, help="which stack of the series (time point)")
+    p.add_argument("--mode", choices=("slice", "mip", "minip", "avg"), default="slice")
+    p.add_argument("--plane", choices=("axial", "coronal", "sagittal", "acquired"))
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--index", type=int, metavar="N", help="slice number, from 1")
+    where.add_argument("--position", type=float, metavar="MM", help="position along the normal")
+    p.add_argument("--slab", type=float, metavar="MM", help="projection thickness (default: all)")
+    window = p.add_mutually_exclusive_group()
+    window.add_argument("--window", type=_window, metavar="C,W", help="window centre,width")
+    window.add_argument(
+        "--preset", metavar="NAME", help="a window preset (CT: brain, lung, bone...)"
+    )
+    window.add_argument("--file-window", type=int, metavar="N", help="the file's own window N")
+    p.add_argument("--invert", action="store_true")
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT, e.g. 512x512") from None
+    if not (0 < width <= 16384 and 0 < height <= 16384):
+        raise argparse.ArgumentTypeError(f"{text!r}: each side from 1 to 16384")
+    return width, height
+
+
+def _window(text: str) -> Any:
+    from tui.render.lut import Window
+
+    try:
+        center, width = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CENTRE,WIDTH, e.g. 40,400") from None
+    if width <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: the width must be positive")
+    return Window(center, width, name="")
+
+
+def _request(args: argparse.Namespace) -> Any:
+    from tui.render.pipeline import Request
+
+    return Request(
+        stack=args.stack,
+        mode=args.mode,
+        plane=args.plane,
+        index=None if args.index is None else args.index - 1,
+        position=args.position,
+        slab=args.slab,
+        window=args.window,
+        preset=args.preset,
+        file_window=None if args.file_window is None else args.file_window - 1,
+        invert=args.invert,
+    )
+
+
+def _stacks(args: argparse.Namespace, locations: Locations) -> list[Any]:
+    from tui.archive.query import series_instances
+    from tui.render.volume import assemble, slices_of
+
+    archive = open_archive(locations, create=False)
+    return assemble(slices_of(series_instances(archive, args.series)))
+
+
+def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.render import export
+    from tui.render.pipeline import pick_stack, render
+    from tui.render.presets import load_presets
+    from tui.render.series_export import picture
+
+    if not args.output and not args.term:
+        raise UserError("render needs -o OUT (a .png, .jpg or .tif file) or --term")
+    stack = pick_stack(_stacks(args, locations), args.stack)
+    rendered = render(stack, _request(args), load_presets(locations.config_dir))
+    if args.raw:
+        if rendered.view is None or not args.output:
+            raise UserError("--raw needs a grey image and -o OUT.png")
+        export.save_raw16(rendered.view.values, Path(args.output))
+        return done(args.output)
+    still = picture(rendered, args.size, args.annotate, args.no_phi)
+    if args.term:
+        _print_in_terminal(still, args, locations)
+    if args.output:
+        export.save_still(still, Path(args.output))
+        return done(args.output)
+    return 0
+
+
+def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locations) -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
+    from tui.term.modes import DEFAULT_CELL
+    from tui.term.show import draw
+
+    config = load_config(locations.config_file)
+    graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=tty())
+    bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
+    dither = args.dither or str(config.get("dither", "none"))
+    if dither not in ("none", "ordered", "diffusion"):
+        raise UserError(f"{locations.config_file}: dither must be none, ordered or diffusion")
+    bandwidth = replace(bandwidth, mode=replace(bandwidth.mode, dither=dither))
+    size = shutil.get_terminal_size()
+    cell = cell_size(tty()) or DEFAULT_CELL
+    image = np.asarray(picture)
+    text = draw(
+        image, graphics, bandwidth, size.columns - 1, size.lines - 2, cell=cell,
+        tmux="TMUX" in os.environ,
+    )  # fmt: skip
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.render import export
+    from tui.render.pipeline import pick_stack
+    from tui.render.presets import load_presets
+    from tui.render.series_export import write_cine, write_sheet
+    from tui.render.volume import VolumeCache
+
+    stack = pick_stack(_stacks(args, locations), args.stack)
+    presets = load_presets(locations.config_dir)
+    request = _request(args)
+    output = Path(args.output)
+    if args.rotate:
+        if not args.cine:
+            raise UserError("--rotate goes with --cine")
+        from tui.render.rotate import rotating_mip
+
+        frames = rotating_mip(stack, request, presets)
+        export.save_animation([export.fit(f, args.size) for f in frames], output, args.fps)
+        return done(args.output)
+    cache = VolumeCache(cache_mb(locations))
+    if args.cine:
+        write_cine(stack, request, presets, cache, output, args.fps, args.size)
+    else:
+        write_sheet(stack, request, presets, cache, output, args.columns, args.no_phi)
+    return done(args.output)
