@@ -56,7 +56,15 @@ from tui.archive import matching
 from tui.archive.index import INDEX_NAME, Archive
 from tui.errors import UserError
 from tui.net.contexts import context  # importing it also keeps identifiers out of pynetdicom's logs
-from tui.net.dul import CANCELLED, MAX_CONTEXTS
+from tui.net.dul import MAX_CONTEXTS
+from tui.net.status import (
+    CANCELLED,
+    CONTINUING,
+    IDENTIFIER_MISMATCH,
+    NOT_AUTHORISED,
+    SUCCESS,
+    UNABLE_TO_PROCESS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +72,6 @@ DEFAULT_AET = "PACSTUI"
 DEFAULT_PORT = 11112
 
 # Statuses (PS3.4 C.4.1.1.4, C.4.2.1.5, C.4.3.1.4).
-_PENDING = 0xFF00
-_SUCCESS = 0x0000
-_IDENTIFIER_MISMATCH = 0xA900  # Identifier does not match SOP Class
-_UNABLE_TO_PROCESS = 0xC000
-_NOT_AUTHORISED = 0x0124
 
 _CHARSET = "ISO_IR 192"  # the index holds Unicode: every answer is UTF-8
 
@@ -289,7 +292,7 @@ class MiniPacs:
                 log.info("C-FIND cancelled by the requestor")
                 yield CANCELLED, None
                 return
-            yield _PENDING, query.response(row, self.aet)
+            yield CONTINUING, query.response(row, self.aet)
 
     def _on_get(self, event: evt.Event) -> Iterator[Any]:
         """C-GET: the matched instances go back over the requestor's own association."""
@@ -349,17 +352,17 @@ class MiniPacs:
         try:
             return Archive(self.archive_root, create=False)
         except UserError as exc:
-            raise QueryError(_UNABLE_TO_PROCESS, "the archive cannot be read") from exc
+            raise QueryError(UNABLE_TO_PROCESS, "the archive cannot be read") from exc
 
 
 def _on_echo(event: evt.Event) -> int:
-    return _SUCCESS
+    return SUCCESS
 
 
 def _on_store(event: evt.Event) -> int:
     # Storage contexts are accepted for C-GET; a plain C-STORE is the receiver's job.
     log.warning("refused a C-STORE: the mini-PACS serves the archive, it does not receive")
-    return _NOT_AUTHORISED
+    return NOT_AUTHORISED
 
 
 def _no_delay(event: evt.Event) -> None:
@@ -415,7 +418,7 @@ def _send(
             unsendable[problem] = unsendable.get(problem, 0) + 1
         else:
             sent_bytes += instance.size
-        yield _PENDING, dataset
+        yield CONTINUING, dataset
     seconds = time.perf_counter() - started
     log.info(
         "%s: %d instances, %.1f MB in %.2f s (%.1f MB/s)",
@@ -677,12 +680,12 @@ class Query:
             ]
             special = {elem.keyword for elem in identifier if elem.keyword in _SPECIAL}
         except Exception as exc:  # pydicom decodes lazily: a malformed value raises here
-            raise QueryError(_IDENTIFIER_MISMATCH, "the identifier cannot be decoded") from exc
+            raise QueryError(IDENTIFIER_MISMATCH, "the identifier cannot be decoded") from exc
         if level not in _LEVELS:
-            raise QueryError(_IDENTIFIER_MISMATCH, f"unknown QueryRetrieveLevel {level!r}")
+            raise QueryError(IDENTIFIER_MISMATCH, f"unknown QueryRetrieveLevel {level!r}")
         rank = _LEVELS.index(level)
         if rank == 0 and model == "study":
-            raise QueryError(_IDENTIFIER_MISMATCH, "PATIENT level needs the Patient Root model")
+            raise QueryError(IDENTIFIER_MISMATCH, "PATIENT level needs the Patient Root model")
         query = cls(level, [], [], [], special)
         for tag, vr, keyword, value in elements:
             known = _KEYS.get(keyword)
@@ -692,10 +695,10 @@ class Query:
                 query._match(keyword, key, _values(value))
         unique = _UNIQUE[rank]
         if retrieve and not _has_value(identifier, unique):
-            raise QueryError(_IDENTIFIER_MISMATCH, f"a {level} retrieve needs {unique}")
+            raise QueryError(IDENTIFIER_MISMATCH, f"a {level} retrieve needs {unique}")
         if retrieve and any(_wild(v) for v in _values(identifier.get(unique))):
             # a wildcard names no instance in particular: it would send the whole archive
-            raise QueryError(_IDENTIFIER_MISMATCH, f"{unique} takes UIDs, not wildcards")
+            raise QueryError(IDENTIFIER_MISMATCH, f"{unique} takes UIDs, not wildcards")
         return query
 
     @property
@@ -738,7 +741,7 @@ class Query:
                 try:
                     params.append(int(value))
                 except ValueError:
-                    raise QueryError(_UNABLE_TO_PROCESS, f"{keyword}: not a number") from None
+                    raise QueryError(UNABLE_TO_PROCESS, f"{keyword}: not a number") from None
                 ors.append(f"{column} = ?")
         else:  # text: single value or wildcard matching, case-sensitive as DICOM says
             for value in values:
@@ -775,7 +778,7 @@ class Query:
             return conn.execute(sql, self.params).fetchall()
         except Exception as exc:  # sqlite3.Error, or a matching function's error
             log.warning("index query failed: %s", type(exc).__name__)
-            raise QueryError(_UNABLE_TO_PROCESS, "the archive index cannot be read") from exc
+            raise QueryError(UNABLE_TO_PROCESS, "the archive index cannot be read") from exc
 
     def response(self, row: tuple[Any, ...], aet: str) -> Dataset:
         """A pending C-FIND response: the requested keys only, filled from ``row``."""
@@ -824,9 +827,9 @@ def _range(keyword: str, value: str, kind: str) -> tuple[str, str]:
         if end and not (
             bare.isdigit() and (len(bare) == digits if digits else 2 <= len(bare) <= 6)
         ):
-            raise QueryError(_UNABLE_TO_PROCESS, f"{keyword}: not a {kind} or {kind} range")
+            raise QueryError(UNABLE_TO_PROCESS, f"{keyword}: not a {kind} or {kind} range")
     if not low and not high:
-        raise QueryError(_UNABLE_TO_PROCESS, f"{keyword}: an empty range")
+        raise QueryError(UNABLE_TO_PROCESS, f"{keyword}: an empty range")
     return low, high
 
 
