@@ -28,6 +28,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     Verification,
 )
 
+from tui.archive.holdings import study_instances
 from tui.net import errors
 from tui.net.contexts import UNCOMPRESSED, context
 from tui.net.dul import Command
@@ -228,14 +229,7 @@ def _what_to_ask(
     if not remote:
         where = f"series {series}" if series else f"study {study}"
         raise errors.NetError(f"{node.name} ({node.address}) has no {where}")
-    have = {
-        uid
-        for (uid,) in filer.archive.conn.execute(
-            "SELECT sop_uid FROM instance JOIN series USING (series_pk) "
-            "JOIN study USING (study_pk) WHERE study.study_uid = ?",
-            (study,),
-        )
-    }
+    have = study_instances(filer.archive, study)
     missing = [r for r in remote if r.get("SOPInstanceUID") not in have]
     transfer.skipped = len(remote) - len(missing)
     transfer.expected = len(missing)
