@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +28,7 @@ from pydicom.filereader import read_dataset
 from pydicom.filewriter import write_dataset
 from pydicom.uid import generate_uid
 
-from tests.conftest import need_shared
+from tests.conftest import ROOT, need_shared
 from tests.servers import (
     Orthanc,
     clear,
@@ -416,6 +418,23 @@ def test_failure_status_names_its_meaning(
         ]
         with pytest.raises(NetError, match=r"0xC000 Failure: Unable to Process.*StudyInstanceUID"):
             list(find(node, "series", {"Modality": ""}))
+        # The same failure from a process of its own: C-FIND never loads pynetdicom.
+        script = (
+            "import sys\n"
+            "from tui.net.find import find\n"
+            "from tui.net.nodes import Node\n"
+            f"node = Node(name='q', aet={node.aet!r}, host={node.host!r}, port={node.port})\n"
+            "print(len(list(find(node, 'study'))))\n"
+            "try:\n    list(find(node, 'series', {'Modality': ''}))\n"
+            "except Exception as exc:\n    print(exc)\n"
+            "print(sorted(m for m in sys.modules if m.startswith('pynetdicom')))\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60
+        )
+        assert done.stdout.splitlines()[0] == "1", done.stderr
+        assert "0xC000 Failure: Unable to Process" in done.stdout
+        assert done.stdout.splitlines()[-1] == "[]"
 
 
 def test_connection_refused() -> None:

@@ -116,6 +116,7 @@ class Archive:
             conn = self._connect_read_only(target, exc)
         conn.create_function("name_matches", 2, matching.name_matches, deterministic=True)
         conn.create_function("wildcard_matches", 2, _wildcard_matches, deterministic=True)
+        conn.create_function("fold", 1, matching.fold, deterministic=True)
         return conn
 
     def _connect_read_only(self, target: str, first: sqlite3.Error) -> sqlite3.Connection:

@@ -32,6 +32,7 @@ from tui import __version__
 from tui.archive.elements import LONG_VRS, RawElements, Unsupported, _Buffer, _walk
 from tui.net import errors
 from tui.net.nodes import Node
+from tui.net.status import COUNT_TAGS
 from tui.net.tls import client_context
 
 log = logging.getLogger(__name__)
@@ -69,15 +70,9 @@ _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 AFFECTED_SOP_CLASS, COMMAND_FIELD, MESSAGE_ID = 0x00000002, 0x00000100, 0x00000110
 RESPONDED_TO, PRIORITY, DATASET_TYPE = 0x00000120, 0x00000700, 0x00000800
 STATUS, ERROR_COMMENT, AFFECTED_SOP_INSTANCE = 0x00000900, 0x00000902, 0x00001000
-PENDING = frozenset({0xFF00, 0xFF01})  # response statuses: more responses follow
-CANCELLED = 0xFE00  # the final status of a cancelled request
-C_CANCEL_RQ = 0x0FFF  # CommandField of a C-CANCEL request
 MAX_CONTEXTS = 128  # PS3.8 9.3.2.2: context IDs are the odd numbers 1 to 255
 NO_DATASET = 0x0101  # CommandDataSetType: no dataset follows
 HAS_DATASET = 0x0001  # CommandDataSetType: any other value means a dataset follows
-# Sub-operation counts of C-GET and C-MOVE responses.
-REMAINING, COMPLETED, FAILED, WARNING = 0x00001020, 0x00001021, 0x00001022, 0x00001023
-COUNT_TAGS = (REMAINING, COMPLETED, FAILED, WARNING)
 _COMMAND_WANTED = frozenset({AFFECTED_SOP_CLASS, COMMAND_FIELD, MESSAGE_ID, RESPONDED_TO,
                              DATASET_TYPE, STATUS, ERROR_COMMENT, AFFECTED_SOP_INSTANCE,
                              *COUNT_TAGS})  # fmt: skip
@@ -699,6 +694,21 @@ class Association:
             log.debug("aborting the association with %s", self.node.name)
             self._send_quietly(_HEADER.pack(_ABORT, 4) + bytes([0, 0, source, reason]))
         self._close()
+
+    def response_status(
+        self, command: Command, field: int, message_id: int, service: str, instead: str = ""
+    ) -> int:
+        """The status of ``command``, which must be the ``service`` response (CommandField
+        ``field``) to ``message_id``: anything else aborts the association as a protocol
+        error (``instead`` names what else the caller takes, for the message)."""
+        if command.field != field or command.responded_to != message_id:
+            raise self.protocol_error(
+                f"command 0x{command.field:04X} for message {command.responded_to} "
+                f"instead of a {service} response to message {message_id}{instead}"
+            )
+        if command.status is None:
+            raise self.protocol_error(f"a {service} response without a status")
+        return command.status
 
     def protocol_error(self, what: str) -> errors.NetError:
         """Abort as the service provider (PS3.8 9.3.8: unexpected PDU) and say what came."""

@@ -29,12 +29,9 @@ from tui.archive.elements import LONG_VRS
 from tui.errors import UserError
 from tui.net import errors
 from tui.net.dul import (
-    C_CANCEL_RQ,
-    CANCELLED,
     COMMAND_FIELD,
     DATASET_TYPE,
     NO_DATASET,
-    PENDING,
     RESPONDED_TO,
     Association,
     Command,
@@ -44,6 +41,16 @@ from tui.net.dul import (
     read_elements,
 )
 from tui.net.nodes import Node
+from tui.net.status import (
+    C_CANCEL_RQ,
+    C_FIND_RQ,
+    C_FIND_RSP,
+    CANCELLED,
+    FIND,
+    PENDING,
+    category,
+    status_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +83,6 @@ DEFAULT_KEYS = {
               "InstanceNumber", "NumberOfFrames"),
 }  # fmt: skip
 
-_C_FIND_RQ, _C_FIND_RSP = 0x0020, 0x8020
 _DRAIN_SECONDS = 5.0  # after a C-CANCEL, how long the PACS gets to send its final response
 _CHARSET_TAG, _LEVEL_TAG = 0x00080005, 0x00080052
 _UTF8 = "ISO_IR 192"
@@ -443,7 +449,7 @@ def _exchange(
     node = assoc.node
     message_id = assoc.next_message_id()
     request = encode_command(
-        [(0x00000002, context.abstract_syntax), (COMMAND_FIELD, _C_FIND_RQ),
+        [(0x00000002, context.abstract_syntax), (COMMAND_FIELD, C_FIND_RQ),
          (0x00000110, message_id), (0x00000700, 0), (DATASET_TYPE, 0x0001)]
     )  # fmt: skip
     assoc.send(context.id, request, query.identifier(context.implicit))
@@ -451,7 +457,7 @@ def _exchange(
     try:
         while True:
             message = assoc.receive(node.dimse_timeout, cancel)
-            status = _status(assoc, message.command, message_id)
+            status = assoc.response_status(message.command, C_FIND_RSP, message_id, "C-FIND")
             if status in PENDING:
                 if message.dataset is not None:
                     try:
@@ -474,29 +480,14 @@ def _exchange(
         raise
 
 
-def _status(assoc: Association, command: Command, message_id: int) -> int:
-    if command.field != _C_FIND_RSP or command.responded_to != message_id:
-        raise assoc.protocol_error(
-            f"command 0x{command.field:04X} for message {command.responded_to} "
-            f"instead of a C-FIND response to message {message_id}"
-        )
-    if command.status is None:
-        raise assoc.protocol_error("a C-FIND response without a status")
-    return command.status
-
-
 def _check_final(node: Node, command: Command, status: int, query: Query) -> None:
     """Raise for a failure status, naming what it means; warnings go to the log."""
     if status == 0 or status == CANCELLED:
         return
-    from pynetdicom.status import QR_FIND_SERVICE_CLASS_STATUS, code_to_category
-
-    from tui.net.scu import status_text
-
-    text = status_text(status, QR_FIND_SERVICE_CLASS_STATUS)
+    text = status_text(status, FIND)
     if command.error_comment:
         text += f" ({command.error_comment})"
-    if code_to_category(status) in ("Warning", "Success"):
+    if category(status) in ("Warning", "Success"):
         log.warning("C-FIND on %s ended with %s", node.name, text)
         return
     above = {"series": ["StudyInstanceUID"], "image": ["StudyInstanceUID", "SeriesInstanceUID"]}

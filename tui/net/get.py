@@ -30,7 +30,6 @@ from tui.net.contexts import UNCOMPRESSED, storage_proposals
 from tui.net.dul import (
     AFFECTED_SOP_CLASS,
     AFFECTED_SOP_INSTANCE,
-    C_CANCEL_RQ,
     COMMAND_FIELD,
     DATASET_TYPE,
     HAS_DATASET,
@@ -39,7 +38,6 @@ from tui.net.dul import (
     MAX_CONTEXTS,
     MESSAGE_ID,
     NO_DATASET,
-    PENDING,
     PRIORITY,
     RESPONDED_TO,
     STATUS,
@@ -51,7 +49,16 @@ from tui.net.dul import (
     encode_command,
 )
 from tui.net.nodes import Node
-from tui.net.storage import CANNOT_UNDERSTAND
+from tui.net.status import (
+    C_CANCEL_RQ,
+    C_GET_RQ,
+    C_GET_RSP,
+    C_STORE_RQ,
+    C_STORE_RSP,
+    CANNOT_UNDERSTAND,
+    PENDING,
+    SOP_CLASS_NOT_SUPPORTED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +67,6 @@ MODELS = {
     "study": ("1.2.840.10008.5.1.4.1.2.2.3", "Study Root Query/Retrieve - GET"),
     "patient": ("1.2.840.10008.5.1.4.1.2.1.3", "Patient Root Query/Retrieve - GET"),
 }
-SOP_CLASS_NOT_SUPPORTED = 0x0122  # C-STORE: refused (PS3.7 C.4)
-_C_STORE_RQ, _C_STORE_RSP = 0x0001, 0x8001
-_C_GET_RQ, _C_GET_RSP = 0x0010, 0x8010
 _UID_LENGTH = 64  # PS3.5 9.1: a UID longer than this is not one
 _PREAMBLE = bytes(128) + b"DICM"
 _META_VERSION = struct.pack("<HH2sHL", 2, 1, b"OB", 0, 2) + b"\x00\x01"
@@ -189,7 +193,7 @@ def _get(
     node = assoc.node
     message_id = assoc.next_message_id()
     request = encode_command(
-        [(AFFECTED_SOP_CLASS, context.abstract_syntax), (COMMAND_FIELD, _C_GET_RQ),
+        [(AFFECTED_SOP_CLASS, context.abstract_syntax), (COMMAND_FIELD, C_GET_RQ),
          (MESSAGE_ID, message_id), (PRIORITY, 0), (DATASET_TYPE, HAS_DATASET)]
     )  # fmt: skip
     assoc.send(context.id, request, identifier)
@@ -207,18 +211,14 @@ def _get(
         except Interrupted:
             continue  # the C-CANCEL goes out at the top of the loop
         command = message.command
-        if command.field == _C_STORE_RQ:
+        if command.field == C_STORE_RQ:
             _answer_store(assoc, message, store)
             continue
-        if command.field != _C_GET_RSP or command.responded_to != message_id:
-            raise assoc.protocol_error(
-                f"command 0x{command.field:04X} for message {command.responded_to} "
-                f"instead of a C-GET response to message {message_id} or a C-STORE request"
-            )
-        if command.status is None:
-            raise assoc.protocol_error("a C-GET response without a status")
+        status = assoc.response_status(
+            command, C_GET_RSP, message_id, "C-GET", instead=" or a C-STORE request"
+        )
         on_response(command)
-        if command.status not in PENDING:
+        if status not in PENDING:
             return not cancelled
 
 
@@ -238,7 +238,7 @@ def _answer_store(assoc: Association, message: Message, store: Store) -> None:
     else:
         status = store(Instance(sop_class, sop_uid, context.transfer_syntax, fragments))
     response = encode_command(
-        [(AFFECTED_SOP_CLASS, sop_class), (COMMAND_FIELD, _C_STORE_RSP),
+        [(AFFECTED_SOP_CLASS, sop_class), (COMMAND_FIELD, C_STORE_RSP),
          (RESPONDED_TO, command.message_id), (DATASET_TYPE, NO_DATASET), (STATUS, status),
          (AFFECTED_SOP_INSTANCE, sop_uid)]
     )  # fmt: skip

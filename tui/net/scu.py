@@ -27,19 +27,27 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
     StudyRootQueryRetrieveInformationModelMove,
     Verification,
 )
-from pynetdicom.status import (
-    GENERAL_STATUS,
-    QR_GET_SERVICE_CLASS_STATUS,
-    QR_MOVE_SERVICE_CLASS_STATUS,
-    STORAGE_SERVICE_CLASS_STATUS,
-    code_to_category,
-)
 
+from tui.archive.holdings import study_instances
 from tui.net import errors
 from tui.net.contexts import UNCOMPRESSED, context
-from tui.net.dul import CANCELLED, COMPLETED, COUNT_TAGS, FAILED, PENDING, REMAINING, Command
+from tui.net.dul import Command
 from tui.net.get import Instance, c_get
 from tui.net.nodes import RECEIVE_PORT, Node
+from tui.net.status import (
+    CANCELLED,
+    COMPLETED,
+    COUNT_TAGS,
+    FAILED,
+    GET,
+    MOVE,
+    PENDING,
+    REMAINING,
+    STORAGE,
+    Statuses,
+    category,
+    status_text,
+)
 from tui.net.storage import Filer, Tally
 from tui.net.tls import client_context, server_context
 
@@ -53,14 +61,6 @@ _MOVE_HINT = {
     0xA702: "the PACS could not send the images: check that it knows {dest} at this "
     "machine's port {port} (where we listen) and can reach it",
 }
-
-
-def status_text(code: int, table: dict[int, tuple[str, str]] | None = None) -> str:
-    """``0xA801 Failure: Move destination unknown``: a status and what it means."""
-    category, meaning = (
-        (table or {}).get(code) or GENERAL_STATUS.get(code) or (code_to_category(code), "")
-    )
-    return f"0x{code:04X} {category}" + (f": {meaning}" if meaning else "")
 
 
 # -- associations ------------------------------------------------------------------------
@@ -229,14 +229,7 @@ def _what_to_ask(
     if not remote:
         where = f"series {series}" if series else f"study {study}"
         raise errors.NetError(f"{node.name} ({node.address}) has no {where}")
-    have = {
-        uid
-        for (uid,) in filer.archive.conn.execute(
-            "SELECT sop_uid FROM instance JOIN series USING (series_pk) "
-            "JOIN study USING (study_pk) WHERE study.study_uid = ?",
-            (study,),
-        )
-    }
+    have = study_instances(filer.archive, study)
     missing = [r for r in remote if r.get("SOPInstanceUID") not in have]
     transfer.skipped = len(remote) - len(missing)
     transfer.expected = len(missing)
@@ -285,7 +278,7 @@ def _get(
     def on_response(command: Command) -> None:
         assert command.status is not None  # c_get hands on only responses with a status
         _on_status(
-            node, transfer, QR_GET_SERVICE_CLASS_STATUS, command.status, command.counts,
+            node, transfer, GET, command.status, command.counts,
             command.error_comment, "",
         )  # fmt: skip
 
@@ -338,7 +331,7 @@ def _move(
                     break  # stopped: the identifiers after it are not asked for
                 responses = assoc.send_c_move(identifier, node.destination, move_model, msg_id=1)
                 _follow(
-                    node, assoc, responses, move_model, transfer, QR_MOVE_SERVICE_CLASS_STATUS,
+                    node, assoc, responses, move_model, transfer, MOVE,
                     cancel, node.destination, progress if receiver is None else None,
                     receive_port,
                 )  # fmt: skip
@@ -353,7 +346,7 @@ def _follow(
     responses: Iterator[tuple[Dataset, Dataset | None]],
     query_model: str,
     transfer: Transfer,
-    table: dict[int, tuple[str, str]],
+    service: Statuses,
     cancel: threading.Event | None,
     destination: str,
     progress: Progress | None = None,
@@ -373,7 +366,7 @@ def _follow(
                   if tag in status and status[tag].value is not None}  # fmt: skip
         comment = str(status.get("ErrorComment") or "").strip()
         code = int(status.Status)
-        _on_status(node, transfer, table, code, counts, comment, destination, progress, port)
+        _on_status(node, transfer, service, code, counts, comment, destination, progress, port)
         if code not in PENDING:
             return
 
@@ -381,7 +374,7 @@ def _follow(
 def _on_status(
     node: Node,
     transfer: Transfer,
-    table: dict[int, tuple[str, str]],
+    service: Statuses,
     code: int,
     counts: Mapping[int, int],
     comment: str,
@@ -393,12 +386,12 @@ def _on_status(
 
     Parameters
     ----------
-    table
+    service
         The service's status meanings (C-GET's or C-MOVE's), for messages.
     code
         The response's status: pending, or the final one.
     counts
-        Its sub-operation counts by tag (:data:`~tui.net.dul.COUNT_TAGS`), those it has.
+        Its sub-operation counts by tag (:data:`~tui.net.status.COUNT_TAGS`), those it has.
     comment
         Its ErrorComment ("" when none).
     destination
@@ -427,17 +420,17 @@ def _on_status(
     transfer.failed_remote += counts.get(FAILED, 0)
     if code == CANCELLED:
         return  # cancelled, as asked
-    if code_to_category(code) == "Failure":
+    if category(code) == "Failure":
         hint = _MOVE_HINT.get(code, "") if destination else ""
         if not hint and destination and not transfer.done:
             hint = _MOVE_HINT[0xA801].replace("does not know", "may not know")
         raise errors.NetError(
-            f"{node.name} ({node.address}): {status_text(code, table)}"
+            f"{node.name} ({node.address}): {status_text(code, service)}"
             + (f" ({comment})" if comment else "")
             + (f": {hint.format(dest=destination, port=port)}" if hint else "")
         )
     if code != 0:
-        transfer.warnings.append(status_text(code, table))
+        transfer.warnings.append(status_text(code, service))
 
 
 # -- send --------------------------------------------------------------------------------
@@ -501,8 +494,8 @@ def send(
                 continue
             if not status or "Status" not in status:
                 raise errors.aborted(node, "the send")
-            if code_to_category(int(status.Status)) == "Failure":
-                text = status_text(int(status.Status), STORAGE_SERVICE_CLASS_STATUS)
+            if category(int(status.Status)) == "Failure":
+                text = status_text(int(status.Status), STORAGE)
                 result.failed.append(f"{path}: {text}")
             else:
                 result.sent += 1

@@ -22,11 +22,7 @@ from pathlib import Path
 from tui.archive.header import HeaderError, read_record
 from tui.archive.index import Archive, ArchiveError
 from tui.archive.store import store_path
-
-# C-STORE response statuses (PS3.4 B.2.3)
-SUCCESS = 0x0000
-OUT_OF_RESOURCES = 0xA700
-CANNOT_UNDERSTAND = 0xC000
+from tui.net.status import CANNOT_UNDERSTAND, OUT_OF_RESOURCES, SUCCESS
 
 Buffer = bytes | bytearray | memoryview
 

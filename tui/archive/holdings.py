@@ -1,0 +1,91 @@
+"""What the archive holds, by UID: for the remote screen's badges ("here", "3/40"), a
+retrieve's already-here check and ``send``'s files. Every query here is an index look-up
+(the UID columns are unique or indexed), batched where a screen asks about many at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from tui.archive.index import Archive
+from tui.archive.query import check_uid
+from tui.errors import UserError
+
+_UIDS_PER_STATEMENT = 500  # under SQLite's oldest limit of 999 variables per statement
+
+
+def held_studies(archive: Archive, studies: list[str]) -> dict[str, int]:
+    """How many instances of each of ``studies`` the archive holds, for those it holds at
+    all: one statement per 500 UIDs, so a page of results costs one query, not one a row."""
+    found: dict[str, int] = {}
+    try:
+        for start in range(0, len(studies), _UIDS_PER_STATEMENT):
+            chunk = studies[start : start + _UIDS_PER_STATEMENT]
+            found.update(
+                archive.conn.execute(
+                    "SELECT study_uid, num_instances FROM study"
+                    f" WHERE study_uid IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+    except sqlite3.Error as exc:
+        raise archive.error(exc) from None
+    return found
+
+
+def held_series(archive: Archive, study: str) -> dict[str, int]:
+    """How many instances of each series of ``study`` the archive holds."""
+    try:
+        return dict(
+            archive.conn.execute(
+                "SELECT se.series_uid, se.num_instances FROM series se"
+                " JOIN study st USING (study_pk) WHERE st.study_uid = ?",
+                (study,),
+            )
+        )
+    except sqlite3.Error as exc:
+        raise archive.error(exc) from None
+
+
+def study_instances(archive: Archive, study: str) -> set[str]:
+    """The SOP Instance UIDs the archive holds of ``study`` (none if it has no such study)."""
+    try:
+        rows = archive.conn.execute(
+            "SELECT sop_uid FROM instance JOIN series USING (series_pk)"
+            " JOIN study USING (study_pk) WHERE study.study_uid = ?",
+            (study,),
+        )
+        return {uid for (uid,) in rows}
+    except sqlite3.Error as exc:
+        raise archive.error(exc) from None
+
+
+def files_of(archive: Archive, uids: list[str]) -> list[tuple[str, str, str]]:
+    """(path, SOP class, transfer syntax) of every instance a Study, Series or SOP
+    Instance UID names, in series and instance order.
+
+    Raises
+    ------
+    UserError
+        For a value that is not a UID, or a UID the archive does not hold.
+    """
+    files: list[tuple[str, str, str]] = []
+    for uid in uids:
+        try:
+            check_uid(uid, "uid")
+        except UserError:
+            raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
+        try:
+            rows = archive.conn.execute(
+                "SELECT i.path, i.sop_class, i.transfer_syntax FROM instance i"
+                " JOIN series s USING (series_pk) JOIN study t USING (study_pk)"
+                " WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1"
+                " ORDER BY s.series_number, i.instance_number",
+                (uid,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise archive.error(exc) from None
+        if not rows:
+            raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
+        files += [(str(p), str(c), str(t)) for p, c, t in rows]
+    return files
