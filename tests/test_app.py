@@ -374,3 +374,26 @@ async def test_instances_on_demand_and_their_tags(filled: Archive) -> None:
         screen = app.screen
         assert isinstance(screen, TagScreen)
         assert screen.paths[screen.index] == node.data["row"]["path"]
+
+
+async def test_a_refused_view_keeps_the_one_on_screen(tmp_path: Path) -> None:
+    """A tilted stack refuses the patient planes; the viewer says why and stays in the
+    acquired plane: the next keys step and project there (they were refused as well)."""
+    archive = Archive(tmp_path / "archive")
+    write_series(tmp_path / "tilt", AXIAL, count=20, shear=(0.0, 0.35, 0.0))
+    import_paths(archive, [tmp_path / "tilt"])
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("p")  # axial: refused for the tilt
+        await _settle(app, pilot)
+        assert any("cannot show an axial view" in str(n.message) for n in app._notifications)
+        assert viewer.request.plane in (None, "acquired")
+        await pilot.press("j")
+        await _settle(app, pilot)
+        assert viewer.request.index == 11 and viewer._shown_request.index == 11
+        await pilot.press("m")  # the MIP in the acquired plane
+        await _settle(app, pilot)
+        assert viewer._shown_request.mode == "mip"
+    archive.close()

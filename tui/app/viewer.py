@@ -70,6 +70,7 @@ class ViewerScreen(Screen[None]):
         self.fps = 8.0
         self._cine: Any = None
         self._shown: Any = None  # the Rendered on screen: for lookups and export
+        self._shown_request: Request | None = None  # the request that made it
         self.zoom = 1.0
         self.centre = (0.5, 0.5)  # the zoomed window's centre, as fractions of the image
         self._crop = (0, 0, 1, 1)  # rows and columns of the image on screen: r0, c0, h, w
@@ -115,26 +116,37 @@ class ViewerScreen(Screen[None]):
                 self.app.call_from_thread(bar.add_class, "shown")
 
         self._stop_loading = threading.Event()
+        request = self.request
         try:
             rendered, count = self.app.render_series(  # type: ignore[attr-defined]
                 self.series["SeriesInstanceUID"],
-                self.request,
+                request,
                 with_count=True,
                 progress=progress,
                 cancel=self._stop_loading,
             )
         except UserError as exc:
-            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            self.app.call_from_thread(self._refused, request, str(exc))
             return
         finally:
             self.app.call_from_thread(bar.remove_class, "shown")
         if get_current_worker().is_cancelled:
             return
-        self.app.call_from_thread(self._show, rendered, count)
+        self.app.call_from_thread(self._show, rendered, count, request)
 
-    def _show(self, rendered: Any, count: int) -> None:
+    def _refused(self, request: Request, reason: str) -> None:
+        """Say why the view cannot be shown and keep the one on screen: the next key
+        starts from what is shown, not from the refused request (a tilted stack's MIP
+        after a refused plane)."""
+        self.notify(reason, severity="warning")
+        if self.request is request and self._shown_request is not None:
+            self.request = self._shown_request
+
+    def _show(self, rendered: Any, count: int, request: Request | None = None) -> None:
         first = self._shown is None
         self._shown = rendered
+        if request is not None:
+            self._shown_request = request
         self.count = count
         if first and self._early_steps:
             steps, self._early_steps = self._early_steps, 0

@@ -318,12 +318,13 @@ def _progress_line(transfer: Any) -> str:
 
 
 def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.archive.holdings import files_of
     from tui.net.nodes import get_node
     from tui.net.scu import Sent, send
 
     node = get_node(locations.config_file, args.node)
     archive = open_archive(locations, create=False)
-    files = _files_of(archive, args.uids)
+    files = files_of(archive, args.uids)
     live = sys.stderr.isatty()
 
     def progress(sent: Sent, total: int) -> None:
@@ -354,30 +355,6 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
         for line in result.failed:
             print(f"  {line}", file=sys.stderr)
     return 1 if result.failed else 0
-
-
-def _files_of(archive: Any, uids: list[str]) -> list[tuple[str, str, str]]:
-    """(path, SOP class, transfer syntax) of every instance a Study, Series or SOP
-    Instance UID names, in order; a UID the archive does not hold is an error."""
-    from tui.archive.query import check_uid
-
-    files: list[tuple[str, str, str]] = []
-    for uid in uids:
-        try:
-            check_uid(uid, "uid")
-        except UserError:
-            raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
-        rows = archive.conn.execute(
-            "SELECT i.path, i.sop_class, i.transfer_syntax FROM instance i "
-            "JOIN series s USING (series_pk) JOIN study t USING (study_pk) "
-            "WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1 "
-            "ORDER BY s.series_number, i.instance_number",
-            (uid,),
-        ).fetchall()
-        if not rows:
-            raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
-        files += [(str(p), str(c), str(t)) for p, c, t in rows]
-    return files
 
 
 # -- receive and serve -------------------------------------------------------------------

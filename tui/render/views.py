@@ -113,7 +113,9 @@ def orthogonal(
         raise VolumeError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     refusal = volume.stack.mpr_refusal
     if refusal:
-        raise VolumeError(f"cannot show a {plane} view: {refusal}")
+        raise VolumeError(
+            f"cannot show {'an' if plane[0] in 'aeiou' else 'a'} {plane} view: {refusal}"
+        )
     grid = _orthogonal_grid(volume, plane)
     normal = grid.normal_step / np.linalg.norm(grid.normal_step)
     first = float(np.dot(normal, grid.origin))
