@@ -281,8 +281,8 @@ async def test_escape_and_coming_back_keep_the_tree_open(many: Path) -> None:
         await _to_first_series(app, pilot)
         await _settle(app, pilot)
         where = node_key(tree.cursor_node.data)
-        for keys in (["escape"], ["p", "escape"], ["r"], ["slash", "x", "escape"]):
-            await pilot.press(*keys)
+        for keys in (["escape"], ["p", "escape"], ["r"], ["slash", "zzz", "escape"]):
+            await pilot.press(*keys)  # "zzz" matches no one: the cursor comes back
             await _settle(app, pilot)
             assert isinstance(app.screen, BrowserScreen)
             assert node_key(tree.cursor_node.data) == where, keys
@@ -290,7 +290,34 @@ async def test_escape_and_coming_back_keep_the_tree_open(many: Path) -> None:
                 tree.cursor_node.parent.is_expanded and tree.cursor_node.parent.parent.is_expanded
             )
             check_browser(app.screen, settled=True)
+        # Filtered, the user moves on to another patient's study: Esc keeps the cursor there,
+        # and the nodes open before the filter stay open.
+        await pilot.press("slash", *"wang", "enter")
+        await _settle(app, pilot)
+        await pilot.press("home", "space")
+        await _settle(app, pilot)
+        await pilot.press("down")
+        await _settle(app, pilot)
+        chosen = node_key(tree.cursor_node.data)
+        assert chosen[0] == "study" and chosen != where
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert node_key(tree.cursor_node.data) == chosen
+        opened = {node_key(n.data) for n in app.screen._every_node() if n.is_expanded}
+        assert node_key(_parent_data(tree, where)) in opened
+        check_browser(app.screen, settled=True)
     archive.close()
+
+
+def _parent_data(tree: ArchiveTree, key: Any) -> Any:
+    """The data of the parent of the node with ``key``."""
+    todo = list(tree.root.children)
+    while todo:
+        node = todo.pop()
+        if node_key(node.data) == key:
+            return node.parent.data
+        todo += node.children
+    raise AssertionError(f"no node {key}")
 
 
 def test_filter_syntax() -> None:

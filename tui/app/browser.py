@@ -494,8 +494,12 @@ class BrowserScreen(Screen[None]):
             return  # the tree stays as it was, with its details: nothing stale
         error.remove_class("shown")
         state = None
-        if not event.value.strip():
-            state, self._unfiltered = self._unfiltered, None
+        if not event.value.strip() and self._unfiltered is not None:
+            # the nodes open before the filter and those opened since; the cursor where the
+            # user left it (on a patient the filter showed), not where it was before
+            opened, path = self._tree_state()
+            before_opened, before_path = self._unfiltered
+            state, self._unfiltered = (before_opened | opened, path or before_path), None
         self.load_patients(filters, state)
 
     @on(Input.Submitted, "#filter")
