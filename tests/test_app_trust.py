@@ -268,6 +268,8 @@ async def test_every_triage_key_counts_however_fast(many: Path) -> None:
         await _settle(app, pilot)
         details = _text(app.screen.query_one("#details", Static))
         assert "Note  aorta" in details and f"priority {triage.PRIORITIES[priority]}" in details
+        # first, where the pane's height (12 lines at most) never cuts them off
+        assert [row.split("  ")[0] for row in details.splitlines()[:2]] == ["Triage", "Note"]
         assert "✎" in str(tree.cursor_node.label)
     archive.close()
 

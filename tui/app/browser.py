@@ -152,15 +152,12 @@ def preview_target(data: dict[str, Any] | None) -> Key | None:
 
 
 def details_text(data: dict[str, Any] | None, private: bool) -> Text:
-    """Every value of a node's row as text (never markup), triage on one line."""
+    """Every value of a node's row as text (never markup); a study's triage and note
+    first, where the pane's height never cuts them off."""
     if not data or "row" not in data:
         return Text("No patient matches the filter.", style="dim")
     row = data["row"]
-    lines = [
-        line((key, "bold"), "  ", shown(row, key, private))
-        for key in row
-        if key not in _HIDDEN_DETAILS
-    ]
+    lines = []
     if data["level"] == "study":
         state = Triage(bool(row["flagged"]), int(row["priority"]), bool(row["reviewed"]))
         words = ["flagged" if state.flagged else "not flagged"]
@@ -169,6 +166,11 @@ def details_text(data: dict[str, Any] | None, private: bool) -> Text:
         lines.append(line(("Triage", "bold"), "  ", ", ".join(words)))
         if row.get("note"):
             lines.append(line(("Note", "bold"), "  ", str(row["note"])))
+    lines += [
+        line((key, "bold"), "  ", shown(row, key, private))
+        for key in row
+        if key not in _HIDDEN_DETAILS
+    ]
     return Text("\n").join(lines)
 
 
