@@ -200,3 +200,46 @@ def test_triage_on_a_read_only_archive_says_so_and_changes_nothing(tmux, tmp_pat
     assert tree[:6] == [line.partition("│")[0] for line in before.splitlines()][:6]
     assert "Traceback" not in screen
     tmux("send-keys", "-t", "e2e", "C-q")
+
+
+def _study_shown(tmux) -> str:
+    """The AccessionNumber in the details pane (the highlighted study's)."""
+    screen = _wait_for(tmux, "AccessionNumber  ")
+    return next(line for line in screen.splitlines() if "AccessionNumber  " in line).split()[-1]
+
+
+def test_jump_keys_in_one_burst_count_each_press(tmux, tmp_path: Path) -> None:
+    """ "]]]" in one write (a fast finger, a slow link) moves three studies on, as three
+    presses a second apart do; it moved one."""
+    archive = tmp_path / "archive"
+    build_demo(archive).close()
+    command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive}"
+    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
+    tmux(
+        "new-session",
+        "-d",
+        "-s",
+        "e2e",
+        "-x",
+        "160",
+        "-y",
+        "50",
+        *[f"-e{k}={v}" for k, v in env.items()],
+    )
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", command, "Enter")
+    _wait_for(tmux, "Yamada^Hanako")
+    _keys(tmux, "Home", "Space", "Down")
+    start = _study_shown(tmux)
+    tmux("send-keys", "-t", "e2e", "]]]")  # one write
+    time.sleep(2.0)
+    burst = _study_shown(tmux)
+    for _ in range(3):
+        tmux("send-keys", "-t", "e2e", "[")
+        time.sleep(1.0)
+    assert _study_shown(tmux) == start
+    for _ in range(3):
+        tmux("send-keys", "-t", "e2e", "]")
+        time.sleep(1.0)
+    assert burst == _study_shown(tmux) != start
+    tmux("send-keys", "-t", "e2e", "C-q")

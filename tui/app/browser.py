@@ -218,6 +218,11 @@ class BrowserScreen(Screen[None]):
         self._writes_lock = threading.Lock()
         self._writing = False
         self._unfiltered: TreeState | None = None
+        # ] and [: steps pressed while a jump is worked out, taken in order by that worker;
+        # the study it went to, until the cursor is there (a press meanwhile starts from it)
+        self._jump_steps: list[int] = []
+        self._jumping = False
+        self._jump_to: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -407,6 +412,7 @@ class BrowserScreen(Screen[None]):
 
     def _place_cursor(self, node: Node | None) -> None:
         tree = self.tree
+        self._jump_to = None  # the cursor is where a jump went: it is the start again
         if node is not None:
             tree.move_cursor(node)
         elif tree.root.children:
@@ -648,34 +654,57 @@ class BrowserScreen(Screen[None]):
         self.app.push_screen(NoteScreen(str(node.data["row"].get("note", ""))), done)  # type: ignore[index]
 
     def action_unreviewed(self, step: int) -> None:
+        """] and [: each press one study on, however fast (a burst is taken in order)."""
+        self._jump_steps.append(step)
+        if self._jumping:
+            return  # the running jump takes this step too
+        self._jumping = True
+        current = self._jump_to
         node = self.tree.cursor_node
-        current = None
-        while node is not None and node.data:
+        while current is None and node is not None and node.data:
             if node.data.get("level") == "study":
                 current = node.data["row"]["StudyInstanceUID"]
-                break
             node = node.parent
         patients = [(p, node_key(p.data)) for p in self.tree.root.children]
-        self.jump_unreviewed(patients, current, step)
+        self.jump_unreviewed(patients, current)
 
-    @work(thread=True, exclusive=True, group="jump")
-    def jump_unreviewed(
-        self, patients: list[tuple[Node, Key | None]], current: str | None, step: int
-    ) -> None:
-        """To the next study not yet reviewed, in the list's order (patients, then dates)."""
+    @work(thread=True, group="jump")
+    def jump_unreviewed(self, patients: list[tuple[Node, Key | None]], current: str | None) -> None:
+        """To the next study not yet reviewed, in the list's order (patients, then dates),
+        once for each step pressed until the steps run out."""
+        try:
+            self._jump(patients, current)
+        except UserError as exc:  # the archive cannot be read: say so, and ] works again
+            self.app.call_from_thread(self.notify, str(exc), severity="error")
+            while self.app.call_from_thread(self._take_steps):
+                pass
+
+    def _jump(self, patients: list[tuple[Node, Key | None]], current: str | None) -> None:
         read: Any = self.app.read  # type: ignore[attr-defined]
         studies: dict[Key | None, list[str]] = {}
         for row in read(search, "study", replace(self.filters, name_or_id="")):
             key = node_key({"level": "patient", "row": row})
             studies.setdefault(key, []).append(row["StudyInstanceUID"])
         order = [(patient, uid) for patient, key in patients for uid in studies.get(key, [])]
-        target = read(triage.neighbour_unreviewed, [uid for _, uid in order], current, step)
-        if target is None:
-            self.app.call_from_thread(self.notify, "every study is reviewed")
-            return
-        patient = next(p for p, uid in order if uid == target)
-        rows = None if patient.data.get("loaded") else self._children_rows(patient.data)  # type: ignore[union-attr]
-        self.app.call_from_thread(self._go_to_study, patient, target, rows)
+        uids = [uid for _, uid in order]
+        while steps := self.app.call_from_thread(self._take_steps):
+            target = current
+            for step in steps:
+                target = read(triage.neighbour_unreviewed, uids, target, step)
+            if target is None:
+                self.app.call_from_thread(self.notify, "every study is reviewed")
+                continue
+            patient = next(p for p, uid in order if uid == target)
+            rows = None if patient.data.get("loaded") else self._children_rows(patient.data)  # type: ignore[union-attr]
+            self.app.call_from_thread(self._go_to_study, patient, target, rows)
+            current = target
+
+    def _take_steps(self) -> list[int]:
+        """The steps pressed so far (UI thread); none left ends the jump."""
+        steps, self._jump_steps = self._jump_steps, []
+        if not steps:
+            self._jumping = False
+        return steps
 
     def _go_to_study(
         self, patient: Node, study_uid: str, rows: list[dict[str, Any]] | None
@@ -683,7 +712,9 @@ class BrowserScreen(Screen[None]):
         try:
             self.tree.get_node_by_id(patient.id)
         except UnknownNodeID:
+            self._jump_to = None
             return  # the tree was rebuilt meanwhile
+        self._jump_to = study_uid
         if rows is not None and not patient.data.get("loaded"):  # type: ignore[union-attr]
             patient.data["loaded"] = True  # type: ignore[index]
             self._add_rows(patient, rows)
@@ -692,6 +723,7 @@ class BrowserScreen(Screen[None]):
             if child.data["row"]["StudyInstanceUID"] == study_uid:  # type: ignore[index]
                 self.call_after_refresh(self._place_cursor, child)
                 return
+        self._jump_to = None  # not in the tree as it is now
 
 
 class NoteScreen(ModalScreen[str | None]):
