@@ -35,6 +35,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from tui.app.keys import type_into
 from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
+from tui.app.messages import ArchiveChanged
 from tui.errors import UserError
 from tui.net.nodes import RECEIVE_PORT, Node, load_nodes, receiver_settings
 from tui.net.typed import date_range, modalities
@@ -1058,7 +1059,7 @@ class RemoteScreen(Screen[None]):
         job.reported = True
         self._show_queue()
         if job.transfer is not None and job.transfer.tally.new:
-            self._reload_browser()
+            self.app.post_message(ArchiveChanged())  # the browser shows them at once
             if self.run is not None and job.study in self._by_uid:  # its badge, up to date
                 self.look_local(self.run, [job.study], series_of=job.study)
         batch = self._batches.get(job.batch, [])
@@ -1084,14 +1085,6 @@ class RemoteScreen(Screen[None]):
             ("Transfers: ", "bold"), ", ".join(counts), ("  " + " · ".join(keys), "dim")
         )
         self.query_one("#queue-head", Static).update(head)
-
-    def _reload_browser(self) -> None:
-        """Retrieved studies show in the browser at once, under its current filter."""
-        from tui.app.browser import BrowserScreen
-
-        for screen in self.app.screen_stack:
-            if isinstance(screen, BrowserScreen):
-                screen.load_patients(screen.filters)
 
     def action_clear_finished(self) -> None:
         """``c``: done, failed and stopped transfers leave the queue (a stopped one retrieved
