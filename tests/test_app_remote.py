@@ -20,7 +20,8 @@ from tests.test_app import _settle
 from tui.app.app import PacsApp
 from tui.app.browser import BrowserScreen
 from tui.app.labels import fit
-from tui.app.remote import RemoteScreen, local_studies, query_keys, study_label
+from tui.app.remote import RemoteScreen, query_keys, study_label
+from tui.archive.holdings import held_studies
 from tui.archive.index import Archive
 from tui.errors import UserError
 from tui.net.nodes import Node, save_node
@@ -173,7 +174,7 @@ async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Pa
         statements: list[str] = []
         app.archive.conn.set_trace_callback(statements.append)
         others = [f"1.2.3.{n}" for n in range(300)]
-        assert app.read(local_studies, [*others, uid]) == {uid: 40}
+        assert app.read(held_studies, [*others, uid]) == {uid: 40}
         app.archive.conn.set_trace_callback(None)
         assert len(statements) == 1  # one look-up for a batch of 301 results
 
@@ -521,4 +522,29 @@ async def test_a_transfer_stopped_then_resumed_in_a_batch(big, tmp_path: Path) -
         assert len(rows) == 2 and all(row.startswith("✔") for row in rows)
         assert all("● here" in str(study.label) for study in studies)
         assert "2 here" in _count(screen)
+    breaker.close()
+
+
+async def test_a_retrieve_ending_behind_the_browser_shows_there(big, tmp_path: Path) -> None:
+    """Back in the browser while a retrieve runs: the remote screen is hidden (installed, out
+    of the stack), and its ArchiveChanged still reaches the app, which reloads the browser."""
+    from tests.test_net import Breaker
+
+    breaker = Breaker(big, "stall", at=1)  # 0.6 s in the first image: Esc lands before the end
+    config = _config(tmp_path, Node("pacs", big.aet, "127.0.0.1", breaker.port))
+    app = _app(tmp_path, config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        patient_id = pydicom.dcmread(_files(J2K)[0], stop_before_pixels=True).PatientID
+        screen = await _query(app, pilot)
+        tree = screen.query_one(Tree)
+        studies = [study for patient in tree.root.children for study in patient.children]
+        tree.move_cursor(next(s for s in studies if s.data["row"]["PatientID"] == patient_id))
+        await pilot.press("g", "escape")  # the 15 MB study: seconds, with the stall
+        job = screen.jobs[0]
+        assert isinstance(app.screen, BrowserScreen) and not job.reported
+        assert not app.screen.query_one(Tree).root.children  # the archive is empty yet
+        await _wait(app, pilot, lambda: job.reported, "the retrieve")
+        assert job.state == "done", job.error
+        await _wait(app, pilot, lambda: app.screen.query_one(Tree).root.children, "the reload")
+        assert isinstance(app.screen, BrowserScreen)
     breaker.close()

@@ -41,3 +41,50 @@ def test_listing_does_not_load_pydicom_or_textual() -> None:
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == ""
+
+
+def _app_imports(path: Path, module: str) -> set[str]:
+    """Every module ``path`` imports, anywhere in it (functions too), relative ones resolved;
+    ``from tui.app import browser`` counts as importing ``tui.app.browser``."""
+    package = module.rsplit(".", 1)[0] if path.name != "__init__.py" else module
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_screens_never_import_each_other() -> None:
+    """Only app.py opens screens (tui/app/messages.py): a screen module importing another,
+    even inside a function, is the cycle the messages replaced. A screen module is one that
+    defines a Screen (a package such as remote/ counts as one); dialogs.py holds the small
+    modals every screen may use."""
+    app = PACKAGE / "app"
+    modules = {}
+    for path in sorted(app.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        modules[path] = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+    screens = set()
+    for path, module in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef):
+                bases = {ast.unparse(base).split("[")[0] for base in node.bases}
+                if bases & {"Screen", "ModalScreen"}:
+                    screens.add(module.split(".")[2])  # tui.app.<unit>[.part]
+    screens -= {"app", "dialogs"}
+    assert {"browser", "remote", "viewer", "tags", "mpr", "importing"} <= screens, screens
+    for path, module in modules.items():
+        unit = module.split(".")[2] if module.count(".") >= 2 else ""
+        if unit == "app":
+            continue
+        for name in _app_imports(path, module):
+            parts = name.split(".")
+            if parts[:2] == ["tui", "app"] and len(parts) > 2 and parts[2] in screens:
+                assert parts[2] == unit, f"{path.relative_to(PACKAGE)} imports {name}"

@@ -1,4 +1,8 @@
-"""The pacs-tui application: the browser, the viewer, themes, keys and privacy."""
+"""The pacs-tui application: the browser, the viewer, themes, keys and privacy.
+
+Navigation lives here: screens never import each other; they post a message of
+:mod:`tui.app.messages` and the app pushes the screen that answers it. Screens other than
+the browser are imported when first opened, so the app starts without the rendering core."""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
@@ -16,6 +21,7 @@ from textual.screen import Screen
 from tui.app.browser import BrowserScreen
 from tui.app.image_view import ImagePanel, ImageView
 from tui.app.labels import plain
+from tui.app.messages import ArchiveChanged, OpenImport, OpenMpr, OpenRemote, OpenTags, OpenViewer
 from tui.app.themes import DEFAULT, load_themes
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
@@ -75,6 +81,50 @@ class PacsApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
+
+    # -- navigation: what the screens ask for --------------------------------------------------
+
+    @on(OpenViewer)
+    def open_viewer(self, message: OpenViewer) -> None:
+        from tui.app.viewer import ViewerScreen
+
+        self.push_screen(ViewerScreen(message.series))
+
+    @on(OpenTags)
+    def open_tags(self, message: OpenTags) -> None:
+        from tui.app.tags import TagScreen
+
+        self.push_screen(TagScreen(message.paths, message.index))
+
+    @on(OpenMpr)
+    def open_mpr(self, message: OpenMpr) -> None:
+        from tui.app.mpr import MPRScreen
+
+        self.push_screen(MPRScreen(message.series, message.window))
+
+    @on(OpenRemote)
+    def open_remote(self) -> None:
+        from tui.app.remote import open_remote
+
+        open_remote(self)
+
+    @on(OpenImport)
+    def open_import(self) -> None:
+        from tui.app.importing import ImportScreen, summary_text
+
+        def done(summary: Any) -> None:
+            if summary is not None:
+                self.notify(summary_text(summary))
+                self.archive_changed()
+
+        self.push_screen(ImportScreen(), done)
+
+    @on(ArchiveChanged)
+    def archive_changed(self) -> None:
+        """The browser shows what arrived at once, under its current filter."""
+        for screen in self.screen_stack:
+            if isinstance(screen, BrowserScreen):
+                screen.action_reload()
 
     def image_panel(self, id: str) -> ImagePanel:
         """An image panel drawing the way this terminal and link are set up."""

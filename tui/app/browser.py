@@ -19,14 +19,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Static
 from textual.widgets.tree import TreeNode, UnknownNodeID
 from textual.worker import get_current_worker
 
+from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.keys import type_into
 from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
+from tui.app.messages import OpenImport, OpenRemote, OpenTags, OpenViewer
 from tui.archive import triage
 from tui.archive.matching import has_wildcards
 from tui.archive.query import Filters, search
@@ -519,24 +521,11 @@ class BrowserScreen(Screen[None]):
 
     def action_remote(self) -> None:
         """Query and retrieve from a PACS (the remote screen)."""
-        from tui.app.remote import open_remote
-
-        open_remote(self.app)
+        self.app.post_message(OpenRemote())
 
     def action_import(self) -> None:
-        from tui.app.importing import ImportScreen
-
-        def done(summary: Any) -> None:
-            if summary is not None:
-                stopped = " (stopped: import again to finish)" if summary.interrupted else ""
-                counts = (
-                    f"{summary.new} new, {summary.updated} updated, {summary.unchanged} unchanged,"
-                    f" {len(summary.skipped)} skipped, {len(summary.duplicates)} duplicates"
-                )
-                self.notify(counts + stopped)
-                self.load_patients(self.filters)
-
-        self.app.push_screen(ImportScreen(), done)
+        """Import files; the app reloads the browser when it is over."""
+        self.app.post_message(OpenImport())
 
     def action_tags(self) -> None:
         node = self.tree.cursor_node
@@ -550,12 +539,11 @@ class BrowserScreen(Screen[None]):
 
     @work(thread=True, group="tags")
     def open_tags(self, series_uid: str, path: str | None = None) -> None:
-        from tui.app.tags import TagScreen
         from tui.archive.query import series_instances
 
         paths = [row["path"] for row in self.app.read(series_instances, series_uid)]  # type: ignore[attr-defined]
         index = paths.index(path) if path in paths else 0
-        self.app.call_from_thread(self.app.push_screen, TagScreen(paths, index))
+        self.app.post_message(OpenTags(paths, index))
 
     def action_view(self) -> None:
         node = self.tree.cursor_node
@@ -563,9 +551,7 @@ class BrowserScreen(Screen[None]):
         if data.get("level") != "series":
             self.notify("choose a series to view")
             return
-        from tui.app.viewer import ViewerScreen
-
-        self.app.push_screen(ViewerScreen(data["row"]))
+        self.app.post_message(OpenViewer(data["row"]))
 
     # -- triage: shown at once, written in the order of the key presses ----------------------
 
@@ -724,28 +710,3 @@ class BrowserScreen(Screen[None]):
                 self.call_after_refresh(self._place_cursor, child)
                 return
         self._jump_to = None  # not in the tree as it is now
-
-
-class NoteScreen(ModalScreen[str | None]):
-    """One line of text (a study's note, a file name): Enter keeps it, Esc cancels."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel", id="note.cancel")]
-    DEFAULT_CSS = """
-    NoteScreen { align: center middle; }
-    NoteScreen Input { width: 70; }
-    """
-
-    def __init__(self, note: str, placeholder: str = "a short note for this study") -> None:
-        super().__init__()
-        self.note = note
-        self.placeholder = placeholder
-
-    def compose(self) -> ComposeResult:
-        yield Input(self.note, placeholder=self.placeholder, id="note")
-
-    @on(Input.Submitted)
-    def submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)

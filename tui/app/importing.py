@@ -5,6 +5,7 @@ Esc stops it after the current batch."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,15 +19,21 @@ from tui.archive.index import Archive
 from tui.errors import UserError
 
 
+def summary_text(summary: ImportSummary) -> str:
+    """What an import did, in one notice."""
+    stopped = " (stopped: import again to finish)" if summary.interrupted else ""
+    counts = (
+        f"{summary.new} new, {summary.updated} updated, {summary.unchanged} unchanged,"
+        f" {len(summary.skipped)} skipped, {len(summary.duplicates)} duplicates"
+    )
+    return counts + stopped
+
+
 class ImportScreen(ModalScreen[ImportSummary | None]):
     """Ask for a path and a mode, import with progress, return the summary."""
 
     BINDINGS = [Binding("escape", "stop", "Cancel", id="import.cancel")]
-    DEFAULT_CSS = """
-    ImportScreen { align: center middle; }
-    ImportScreen > Vertical { width: 80; height: auto; border: round $primary; padding: 1 2; }
-    ImportScreen Input, ImportScreen RadioSet, ImportScreen ProgressBar { margin-bottom: 1; }
-    """
+    CSS_PATH = Path(__file__).with_name("importing.tcss")
 
     def __init__(self) -> None:
         super().__init__()

@@ -3,7 +3,7 @@ the browser and the remote screen."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -103,8 +103,10 @@ class FittedTree(Tree[dict[str, Any]]):
         return label if isinstance(label, Text) else super().process_label(label)
 
     def _build(self) -> None:
-        # Measured once per layout, not once per line: looking the region up costs more than
-        # the rest of a line's width. The scrollbar's gutter is kept whether or not it shows
+        # Private Textual API, kept to this one hook: Tree._build lays the lines out (calling
+        # get_label_width for each), and no public hook runs before it. The width is measured
+        # here once per layout, not once per line: looking the region up costs more than the
+        # rest of a line's width. The scrollbar's gutter is kept whether or not it shows
         # (scrollbar-gutter: stable), so only a resize changes it, and a resize lays out again.
         self._width = self.scrollable_content_region.width
         super()._build()
@@ -112,21 +114,21 @@ class FittedTree(Tree[dict[str, Any]]):
     def _room(self, node: TreeNode[dict[str, Any]]) -> int:
         """The cells a node's label (with its icon) has beside its guides."""
         depth = 0
-        parent = node._parent
+        parent = node.parent
         while parent is not None and parent is not self.root:
             depth += 1
-            parent = parent._parent
+            parent = parent.parent
         return max(1, self._width - depth * self.guide_depth)
 
     def get_label_width(self, node: TreeNode[dict[str, Any]]) -> int:
         icon = ""
         if node.allow_expand:
             icon = self.ICON_NODE_EXPANDED if node.is_expanded else self.ICON_NODE
-        return min(cell_len(icon) + node._label.cell_len, self._room(node))
+        return min(cell_len(icon) + cast(Text, node.label).cell_len, self._room(node))
 
     def render_label(self, node: TreeNode[dict[str, Any]], base_style: Style, style: Style) -> Text:
         text = super().render_label(node, base_style, style)
-        label = node._label
+        label = node.label
         if isinstance(label, Fitted) and label.cut is not None:
             icon = len(text) - len(label)
             start, end = label.cut

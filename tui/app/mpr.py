@@ -4,6 +4,7 @@ through it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -53,12 +54,7 @@ class MPRScreen(Screen[None]):
         Binding("down", "move(1,0)", "Move", show=False, id="mpr.down"),
         Binding("escape,q", "app.pop_screen", "Back", id="mpr.close"),
     ]
-    DEFAULT_CSS = """
-    MPRScreen Grid { grid-size: 2 2; }
-    MPRScreen ImagePanel { border: round $panel; }
-    MPRScreen ImagePanel.active { border: round $accent; }
-    MPRScreen #mpr-status { height: 1; padding: 0 1; }
-    """
+    CSS_PATH = Path(__file__).with_name("mpr.tcss")
 
     def __init__(self, series: dict[str, Any], window: Window | None = None) -> None:
         super().__init__()

@@ -4,6 +4,7 @@ instance."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from textual import on, work
@@ -32,11 +33,7 @@ class TagScreen(Screen[None]):
         Binding("d", "diff", "Diff next", id="tags.diff"),
         Binding("escape,q", "back", "Back", id="tags.back"),
     ]
-    DEFAULT_CSS = """
-    TagScreen #tag-search { dock: top; display: none; }
-    TagScreen #tag-search.shown { display: block; }
-    TagScreen #tag-value { height: auto; max-height: 10; border-top: solid $panel; padding: 0 1; }
-    """
+    CSS_PATH = Path(__file__).with_name("tags.tcss")
 
     def __init__(self, paths: list[str], index: int = 0) -> None:
         super().__init__()

@@ -13,8 +13,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.labels import line
+from tui.app.messages import OpenMpr, OpenTags
 from tui.errors import UserError
 from tui.privacy import shown
 from tui.render.lut import Window
@@ -250,12 +252,10 @@ class ViewerScreen(Screen[None]):
 
     def action_tags(self) -> None:
         """The header of the slice on screen (acquired plane) or of the series' first."""
-        from tui.app.tags import TagScreen
-
         stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
         paths = list(dict.fromkeys(s.source.path for s in stack.slices))
         index = self._index() if (self.request.plane or "acquired") == "acquired" else 0
-        self.app.push_screen(TagScreen(paths, min(index, len(paths) - 1)))
+        self.app.post_message(OpenTags(paths, min(index, len(paths) - 1)))
 
     def _zoomed(self, image: Any) -> Any:
         """The part of the image the zoom and pan show (pixels are only cropped: the
@@ -306,8 +306,6 @@ class ViewerScreen(Screen[None]):
     @work(thread=True, group="mpr-check")
     def action_mpr(self) -> None:
         """The 2x2 MPR, or why this stack cannot be resliced (said before, not in it)."""
-        from tui.app.mpr import MPRScreen
-
         try:
             stacks = self.app.stacks(self.series["SeriesInstanceUID"])  # type: ignore[attr-defined]
         except UserError as exc:
@@ -318,7 +316,7 @@ class ViewerScreen(Screen[None]):
             self.app.call_from_thread(self.notify, f"no MPR: {refusal}", severity="warning")
             return
         window = self.request.window or (self.window if self.request.preset else None)
-        self.app.call_from_thread(self.app.push_screen, MPRScreen(self.series, window))
+        self.app.post_message(OpenMpr(self.series, window))
 
     def action_cine(self) -> None:
         """Play through the slices (wrapping), at most at the bandwidth's frame rate."""
@@ -344,8 +342,6 @@ class ViewerScreen(Screen[None]):
         cine through the plane (.gif .webp) or a contact sheet (.pdf)."""
         if self._shown is None:
             return
-        from tui.app.browser import NoteScreen
-
         number = self.series.get("SeriesNumber") or 0
         what = "".join(c if c.isalnum() else "_" for c in self._shown.description)
         default = f"pacs-tui-series{number}-{what}.png"  # never built from tag text

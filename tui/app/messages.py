@@ -1,0 +1,49 @@
+"""What screens ask of the app: screens never import each other, they post one of these to
+the app (``self.app.post_message``) and :class:`tui.app.app.PacsApp` decides which screen
+answers. A message is data only: what to open, not how."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.message import Message
+
+if TYPE_CHECKING:  # numpy and pydicom load when a series is first viewed, not at start
+    from tui.render.lut import Window
+
+
+class OpenViewer(Message):
+    """View a series (its archive row, as the browser lists it)."""
+
+    def __init__(self, series: dict[str, Any]) -> None:
+        super().__init__()
+        self.series = series
+
+
+class OpenTags(Message):
+    """Read the headers of ``paths`` (a series' files, in order), from ``index`` on."""
+
+    def __init__(self, paths: list[str], index: int = 0) -> None:
+        super().__init__()
+        self.paths, self.index = paths, index
+
+
+class OpenMpr(Message):
+    """The 2x2 MPR of a series, in the viewer's window (``None``: the series' own)."""
+
+    def __init__(self, series: dict[str, Any], window: Window | None = None) -> None:
+        super().__init__()
+        self.series, self.window = series, window
+
+
+class OpenRemote(Message):
+    """Query and retrieve from a PACS (one remote screen for the app's whole run)."""
+
+
+class OpenImport(Message):
+    """Ask for files to import; the browser shows them when the import is over."""
+
+
+class ArchiveChanged(Message):
+    """The archive holds more than it did (a retrieve, an import): the browser reloads,
+    under its current filter."""
