@@ -314,10 +314,19 @@ class MiniPacs:
         # pynetdicom opens the sub-association itself; keep it as it is accepted (before
         # associate() returns) to learn which transfer syntaxes the destination takes.
         store: dict[str, Association] = {}
+        kept = threading.Event()
 
         def keep(accepted: evt.Event) -> None:
             _stream_stored_files(accepted.assoc)
             store["assoc"] = accepted.assoc
+            kept.set()
+
+        def sub_association() -> Association | None:
+            # pynetdicom asks for the first dataset once the sub-association is up, but runs
+            # this handler in the association's own thread: on a busy machine it could still
+            # be on its way, and without it the files went in their stored syntax, refused.
+            kept.wait(timeout=30)
+            return store.get("assoc")
 
         options = {
             "contexts": _store_contexts(instances),
@@ -325,7 +334,7 @@ class MiniPacs:
         }
         yield (*where, options)
         yield len(instances)
-        yield from _send(instances, lambda: store.get("assoc"), event, "C-MOVE")
+        yield from _send(instances, sub_association, event, "C-MOVE")
 
     def _matched(self, identifier: Dataset, model: str, operation: str) -> list[Instance]:
         started = time.perf_counter()
