@@ -127,9 +127,9 @@ async def test_help_lists_the_keys(filled: Archive) -> None:
         await pilot.press("question_mark")
         await _settle(app, pilot)
         assert app.screen.query("HelpPanel")
-        from tui.app.keys import ScreenFirstKeys
+        from tui.app.keys import ScreenFirstTable
 
-        table = app.screen.query_one(ScreenFirstKeys).render_bindings_table()
+        table = app.screen.query_one(ScreenFirstTable).render()  # what the panel draws
         descriptions = [str(cell) for cell in table.columns[1].cells]
         assert descriptions[0] == "This screen" and descriptions[1] == "Filter", descriptions
         assert descriptions.index("Everywhere") < descriptions.index("Moving in the list")

@@ -12,7 +12,7 @@ from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
-from textual.widgets import HelpPanel, Input, KeyPanel, Markdown
+from textual.widgets import HelpPanel, Input, KeyPanel, Markdown, Static
 
 
 def type_into(box: Widget) -> None:
@@ -25,8 +25,13 @@ def type_into(box: Widget) -> None:
     box.screen.set_focus(box)
 
 
-class ScreenFirstKeys(KeyPanel):
-    def render_bindings_table(self) -> Table:
+class ScreenFirstTable(Static):
+    """The keys, this screen's first (Textual's table lists the focused widget's first);
+    the panel composes it anew whenever the bindings change."""
+
+    DEFAULT_CSS = "ScreenFirstTable { width: auto; height: auto; }"
+
+    def render(self) -> Table:
         screen, app = self.screen, self.app
         groups: dict[object, list[Binding]] = defaultdict(list)
         for namespace, binding, _enabled, _tooltip in screen.active_bindings.values():
@@ -53,6 +58,11 @@ class ScreenFirstKeys(KeyPanel):
                 table.add_row(Text(keys, style=key_style), description)
             table.add_row("", "")
         return table
+
+
+class ScreenFirstKeys(KeyPanel):
+    def compose(self) -> ComposeResult:
+        yield ScreenFirstTable(shrink=True, expand=False)
 
 
 class KeysHelp(HelpPanel):
