@@ -8,6 +8,7 @@ from collections import defaultdict
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,6 +24,25 @@ def type_into(box: Widget) -> None:
     if isinstance(box.screen.focused, Input):
         raise SkipAction()
     box.screen.set_focus(box)
+
+
+class OrderedInput(Input):
+    """An Input whose editing keys keep their place among typed characters.
+
+    Textual inserts a typed character as its key arrives, but runs a bound key (Backspace,
+    Ctrl-U, the arrows) only after the key has bubbled up to the app: in a burst (a paste,
+    a fast typist, an SSH link that coalesces keys) "/", Ctrl-U, "abc" ended with an empty
+    box, Ctrl-U deleting what came after it (Textual issue 6605). The widget's own bindings
+    run here, in order. Every text box of the app is one of these.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
+        await super()._on_key(event)
 
 
 class ScreenFirstTable(Static):
