@@ -127,9 +127,9 @@ async def test_help_lists_the_keys(filled: Archive) -> None:
         await pilot.press("question_mark")
         await _settle(app, pilot)
         assert app.screen.query("HelpPanel")
-        from tui.app.keys import ScreenFirstKeys
+        from tui.app.keys import ScreenFirstTable
 
-        table = app.screen.query_one(ScreenFirstKeys).render_bindings_table()
+        table = app.screen.query_one(ScreenFirstTable).render()  # what the panel draws
         descriptions = [str(cell) for cell in table.columns[1].cells]
         assert descriptions[0] == "This screen" and descriptions[1] == "Filter", descriptions
         assert descriptions.index("Everywhere") < descriptions.index("Moving in the list")
@@ -397,3 +397,19 @@ async def test_a_refused_view_keeps_the_one_on_screen(tmp_path: Path) -> None:
         await _settle(app, pilot)
         assert viewer._shown_request.mode == "mip"
     archive.close()
+
+
+async def test_editing_keys_keep_their_place_in_a_burst(filled: Archive) -> None:
+    """Keys that arrive together (a paste, an SSH link that coalesces them) are applied in
+    order in every text box: Ctrl-U and Backspace after a word, then more text."""
+    from textual import events
+
+    app = PacsApp(filled, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        burst = [("slash", "/"), ("a", "a"), ("ctrl+u", None), ("b", "b"), ("c", "c")]
+        burst += [("x", "x"), ("backspace", None), ("d", "d")]
+        for key, character in burst:  # posted at once: none waits for the one before
+            app.post_message(events.Key(key, character))
+        await _settle(app, pilot)
+        assert app.screen.query_one("#filter", Input).value == "bcd"

@@ -191,3 +191,18 @@ def test_sixel_frames_are_drawn_over_blank_cells() -> None:
 
     _, step, _, _ = _run_in_a_pty("sixel").split(MARK.encode())
     assert step.count(b"\x1bPq") == 1 and b"\xe2\x96\x80" not in step
+
+
+async def test_the_private_driver_we_write_through_is_still_there() -> None:
+    """image_view.terminal_driver reads Textual's private App._driver (no public API writes
+    past the compositor). A Textual upgrade that renames it or its write/flush fails here,
+    not silently in users' terminals (frames would fall back to Textual's slower repaint)."""
+    from textual.driver import Driver
+
+    from tui.app.image_view import terminal_driver
+
+    assert callable(Driver.write) and callable(Driver.flush)
+    app = ViewApp()
+    async with app.run_test():
+        assert isinstance(app._driver, Driver)
+        assert terminal_driver(app) is None  # headless: nothing is written past Textual

@@ -88,3 +88,17 @@ def test_screens_never_import_each_other() -> None:
             parts = name.split(".")
             if parts[:2] == ["tui", "app"] and len(parts) > 2 and parts[2] in screens:
                 assert parts[2] == unit, f"{path.relative_to(PACKAGE)} imports {name}"
+
+
+def test_every_package_is_installed() -> None:
+    """pyproject.toml lists the packages pip installs: a new folder of modules left out of
+    it works in a checkout and is missing after ``pip install .``."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(PACKAGE.parent).parts)
+        for init in PACKAGE.rglob("__init__.py")
+    }
+    assert found - listed == set()

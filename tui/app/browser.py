@@ -26,7 +26,7 @@ from textual.worker import get_current_worker
 
 from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
-from tui.app.keys import type_into
+from tui.app.keys import OrderedInput, type_into
 from tui.app.labels import Fitted, FittedTree, iso_date, line, patient_label, plural
 from tui.app.messages import OpenImport, OpenRemote, OpenTags, OpenViewer
 from tui.archive import triage
@@ -228,7 +228,7 @@ class BrowserScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Input(placeholder=FILTER_HELP, id="filter")
+        yield OrderedInput(placeholder=FILTER_HELP, id="filter")
         yield Static("", id="filter-error")
         with Horizontal(id="browser"):
             tree = ArchiveTree("Archive", id="tree")

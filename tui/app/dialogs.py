@@ -10,6 +10,8 @@ from textual.binding import Binding
 from textual.screen import ModalScreen
 from textual.widgets import Input
 
+from tui.app.keys import OrderedInput
+
 
 class NoteScreen(ModalScreen[str | None]):
     """One line of text (a study's note, a file name): Enter keeps it, Esc cancels."""
@@ -23,7 +25,7 @@ class NoteScreen(ModalScreen[str | None]):
         self.placeholder = placeholder
 
     def compose(self) -> ComposeResult:
-        yield Input(self.note, placeholder=self.placeholder, id="note")
+        yield OrderedInput(self.note, placeholder=self.placeholder, id="note")
 
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:

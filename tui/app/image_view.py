@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.color import Color
 from rich.segment import Segment
 from rich.style import Style
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.driver import Driver
 from textual.geometry import Region
 from textual.strip import Strip
 from textual.widget import Widget
@@ -46,6 +47,28 @@ def _color(code: int) -> Color:
     if code & _TRUE:
         return Color.from_rgb((code >> 16) & 255, (code >> 8) & 255, code & 255)
     return Color.from_ansi(code)
+
+
+def terminal_driver(app: App[Any]) -> Driver | None:
+    """The driver of a real terminal (None headless or before it starts).
+
+    The one private attribute of Textual this app uses: Textual has no public way to write
+    to the terminal past its compositor (textual-image reads it too). tests/test_image_view.py
+    fails if it goes, so an upgrade of Textual says so at once.
+    """
+    driver = getattr(app, "_driver", None)
+    return None if driver is None or app.is_headless else driver
+
+
+def write_to_terminal(app: App[Any], text: str) -> bool:
+    """``text`` straight to the terminal (a picture, changed half-block runs); False
+    where there is no real terminal."""
+    driver = terminal_driver(app)
+    if driver is None:
+        return False
+    driver.write(text)
+    driver.flush()
+    return True
 
 
 class ImageView(Widget):
@@ -170,25 +193,21 @@ class ImageView(Widget):
             self._write_picture()
 
     def _write_picture(self) -> None:
-        driver = self._direct_driver()
-        if driver is None or self.picture is None or self.placement is None:
+        if not self._on_top() or self.picture is None or self.placement is None:
             return
         region = self.content_region
         x, y = region.x + self.placement.x, region.y + self.placement.y
         # save the cursor, draw at the image's place, restore: Textual keeps its cursor
-        driver.write(f"\x1b7\x1b[{y + 1};{x + 1}H{self.picture}\x1b8")  # type: ignore[attr-defined]
-        driver.flush()  # type: ignore[attr-defined]
+        write_to_terminal(self.app, f"\x1b7\x1b[{y + 1};{x + 1}H{self.picture}\x1b8")
 
     def _hide_picture(self) -> None:
         """Kitty images float above the text: take ours away while it is not on top."""
-        driver = getattr(self.app, "_driver", None)
-        if self.graphics != "kitty" or driver is None or self.app.is_headless:
+        if self.graphics != "kitty":
             return
         from tui.term.protocols import tmux_passthrough
 
         delete = f"\x1b_Ga=d,d=I,i={self.image_id},q=2\x1b\\"
-        driver.write(tmux_passthrough(delete) if self.tmux else delete)
-        driver.flush()
+        write_to_terminal(self.app, tmux_passthrough(delete) if self.tmux else delete)
 
     def _screen_changed(self, screen: object) -> None:
         if screen is self.screen:
@@ -196,12 +215,9 @@ class ImageView(Widget):
         else:
             self._hide_picture()
 
-    def _direct_driver(self) -> object | None:
-        """The driver, while this widget's screen is on top of a real terminal."""
-        driver = getattr(self.app, "_driver", None)
-        if driver is None or self.app.is_headless or self.screen is not self.app.screen:
-            return None
-        return driver
+    def _on_top(self) -> bool:
+        """Is this widget's screen on top of a real terminal (so we may draw on it)?"""
+        return terminal_driver(self.app) is not None and self.screen is self.app.screen
 
     def _apply(self, cells: CellImage, placement: Region, generation: int) -> None:
         if generation != self._generation:
@@ -230,8 +246,7 @@ class ImageView(Widget):
         is no public API for raw output; textual-image does the same); ``render_line``
         gives the same cells whenever Textual repaints by itself (resizes, screens).
         """
-        driver = self._direct_driver()
-        if driver is None or self.placement is None:
+        if not self._on_top() or self.placement is None:
             return False
         if self.app.console.color_system not in ("256", "truecolor"):
             return False  # 16 colours: Textual maps the palette's onto the terminal's
@@ -241,8 +256,7 @@ class ImageView(Widget):
         origin = (region.x + self.placement.x, region.y + self.placement.y)
         text = encode(cells, previous, origin)
         if text:
-            driver.write(text)  # type: ignore[attr-defined]
-            driver.flush()  # type: ignore[attr-defined]
+            write_to_terminal(self.app, text)
         return True
 
     def on_resize(self) -> None:

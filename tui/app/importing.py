@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, RadioSet
 
+from tui.app.keys import OrderedInput
 from tui.archive.importer import ImportSummary, import_paths
 from tui.archive.index import Archive
 from tui.errors import UserError
@@ -43,7 +44,7 @@ class ImportScreen(ModalScreen[ImportSummary | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Label("Import files, a folder or a DICOMDIR")
-            yield Input(placeholder="/media/cdrom or ~/Downloads/study", id="import-path")
+            yield OrderedInput(placeholder="/media/cdrom or ~/Downloads/study", id="import-path")
             with RadioSet(id="import-mode"):
                 yield RadioButton("index in place", value=True, id="in-place")
                 yield RadioButton("copy into the archive", id="copy")

@@ -8,11 +8,12 @@ from collections import defaultdict
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widget import Widget
-from textual.widgets import HelpPanel, Input, KeyPanel, Markdown
+from textual.widgets import HelpPanel, Input, KeyPanel, Markdown, Static
 
 
 def type_into(box: Widget) -> None:
@@ -25,8 +26,32 @@ def type_into(box: Widget) -> None:
     box.screen.set_focus(box)
 
 
-class ScreenFirstKeys(KeyPanel):
-    def render_bindings_table(self) -> Table:
+class OrderedInput(Input):
+    """An Input whose editing keys keep their place among typed characters.
+
+    Textual inserts a typed character as its key arrives, but runs a bound key (Backspace,
+    Ctrl-U, the arrows) only after the key has bubbled up to the app: in a burst (a paste,
+    a fast typist, an SSH link that coalesces keys) "/", Ctrl-U, "abc" ended with an empty
+    box, Ctrl-U deleting what came after it (Textual issue 6605). The widget's own bindings
+    run here, in order. Every text box of the app is one of these.
+    """
+
+    async def _on_key(self, event: events.Key) -> None:
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority and await self.app.run_action(binding.action, self):
+                event.stop()
+                event.prevent_default()
+                return
+        await super()._on_key(event)
+
+
+class ScreenFirstTable(Static):
+    """The keys, this screen's first (Textual's table lists the focused widget's first);
+    the panel composes it anew whenever the bindings change."""
+
+    DEFAULT_CSS = "ScreenFirstTable { width: auto; height: auto; }"
+
+    def render(self) -> Table:
         screen, app = self.screen, self.app
         groups: dict[object, list[Binding]] = defaultdict(list)
         for namespace, binding, _enabled, _tooltip in screen.active_bindings.values():
@@ -53,6 +78,11 @@ class ScreenFirstKeys(KeyPanel):
                 table.add_row(Text(keys, style=key_style), description)
             table.add_row("", "")
         return table
+
+
+class ScreenFirstKeys(KeyPanel):
+    def compose(self) -> ComposeResult:
+        yield ScreenFirstTable(shrink=True, expand=False)
 
 
 class KeysHelp(HelpPanel):

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 
-from tui.app.keys import type_into
+from tui.app.keys import OrderedInput, type_into
 from tui.app.labels import line, plain
 from tui.archive.tags import Element, diff, elements, read_header
 from tui.errors import UserError
@@ -42,7 +42,7 @@ class TagScreen(Screen[None]):
         self.elements: list[Element] = []
 
     def compose(self) -> ComposeResult:
-        yield Input(placeholder="tag, keyword or value", id="tag-search")
+        yield OrderedInput(placeholder="tag, keyword or value", id="tag-search")
         tree: Tree[Element] = Tree("header", id="tag-tree")
         tree.show_root = False
         yield tree

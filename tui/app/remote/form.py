@@ -6,6 +6,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Input, Label
 
+from tui.app.keys import OrderedInput
 from tui.net.typed import date_range, modalities
 
 # What `?` (F1 in a field, where `?` is a wildcard) shows above the keys: the query syntax is
@@ -51,16 +52,16 @@ class QueryForm(Vertical):
         # already typed.
         with Horizontal(classes="form-row"):
             yield Label("Name")
-            yield Input(placeholder="e.g. smi, *son", id="q-name", compact=True)
+            yield OrderedInput(placeholder="e.g. smi, *son", id="q-name", compact=True)
             yield Label("ID")
-            yield Input(placeholder="e.g. 1234*", id="q-id", compact=True)
+            yield OrderedInput(placeholder="e.g. 1234*", id="q-id", compact=True)
         with Horizontal(classes="form-row"):
             yield Label("Date")
-            yield Input(placeholder="e.g. 7d, 2024", id="q-date", compact=True)
+            yield OrderedInput(placeholder="e.g. 7d, 2024", id="q-date", compact=True)
             yield Label("Mod")
-            yield Input(placeholder="e.g. CT,MR", id="q-mod", compact=True)
+            yield OrderedInput(placeholder="e.g. CT,MR", id="q-mod", compact=True)
             yield Label("Acc")
-            yield Input(placeholder="e.g. A12*", id="q-acc", compact=True)
+            yield OrderedInput(placeholder="e.g. A12*", id="q-acc", compact=True)
 
     def values(self) -> list[str]:
         """What is typed, in the order of :func:`query_keys`' arguments."""
