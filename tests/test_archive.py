@@ -432,3 +432,43 @@ def test_a_study_claimed_by_two_patients_is_reported(
     summary = import_paths(archive, [folder])
     assert summary.new == 2 and summary.conflicts == [str(folder / "b.dcm")]
     assert len(search(archive, "patient")) == 1
+
+
+def _in_thread(call):
+    """``call()`` in another thread; its result (or error)."""
+    out: list[object] = []
+    thread = threading.Thread(target=lambda: out.append(_result(call)))
+    thread.start()
+    thread.join(30)
+    return out[0]
+
+
+def _result(call):
+    try:
+        return call()
+    except UserError as exc:
+        return exc
+
+
+def test_each_thread_reads_beside_a_write_on_its_own_connection(
+    archive: Archive, shared: Path
+) -> None:
+    import_paths(archive, [shared / "neurolabusc_dcm_qa_xa30i"])
+    before = _count(archive, "instance")
+    with archive.transaction() as conn:  # a batch of an import, under way in this thread
+        conn.execute("DELETE FROM instance")
+        # another thread reads the last commit at once (WAL), on a connection of its own
+        assert _in_thread(lambda: _count(archive, "instance")) == before
+        assert _in_thread(lambda: archive.conn) is not archive.conn
+    assert _in_thread(lambda: _count(archive, "instance")) == 0
+    archive.close()  # every thread's connection
+    with pytest.raises(Exception, match="closed"):
+        archive.conn.execute("SELECT 1")
+
+
+def test_an_in_memory_archive_is_one_index_for_every_thread(shared: Path) -> None:
+    archive = Archive(None)
+    _in_thread(lambda: import_paths(archive, [shared / "neurolabusc_dcm_qa_xa30i"]))
+    assert _count(archive, "instance") > 0
+    with archive.exclusive():  # its one connection: threads take turns
+        assert _in_thread(lambda: archive.exclusive().acquire(timeout=0.1)) is False

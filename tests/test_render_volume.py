@@ -62,6 +62,90 @@ def test_the_cache_drops_the_least_recent_volume(archive: Archive, shared: Path)
     assert cache.get("a") is None and cache.get("b") is not None
 
 
+def _in_threads(*calls):
+    """Start each call in its own thread; return the threads and their results."""
+    results: dict[int, object] = {}
+
+    def run(n: int, call) -> None:
+        try:
+            results[n] = call()
+        except VolumeError as exc:
+            results[n] = exc
+
+    threads = [threading.Thread(target=run, args=(n, call)) for n, call in enumerate(calls)]
+    return threads, results
+
+
+def test_a_volume_asked_for_twice_at_once_loads_once(archive: Archive, shared: Path) -> None:
+    from tui.render.pipeline import volume_of
+
+    stack = _stack(archive, shared / "neurolabusc_dcm_qa_xa30i")
+    cache = VolumeCache()
+    loads: list[int] = []
+    started, release = threading.Event(), threading.Event()
+
+    def slow_load(progress, cancel):  # the real load, held until the second caller asks
+        loads.append(1)
+        started.set()
+        release.wait(10)
+        return load(stack, progress, cancel)
+
+    later: list[int] = []
+    threads, results = _in_threads(
+        lambda: cache.load("key", slow_load),
+        lambda: cache.load("key", slow_load, progress=lambda done, total: later.append(done)),
+    )
+    threads[0].start()
+    assert started.wait(10)
+    threads[1].start()
+    threads[1].join(0.3)  # it waits for the first load rather than loading again
+    assert threads[1].is_alive()
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert len(loads) == 1
+    assert results[0] is results[1] is cache.get("key")
+    assert later == list(range(1, 97))  # the waiter saw the load's progress
+    # The pipeline goes through it: the volume cached under the stack's key is the one.
+    assert volume_of(stack, cache) is volume_of(stack, cache)
+
+
+def test_a_wait_stops_on_its_cancel_and_a_cancelled_load_is_taken_over(
+    archive: Archive, shared: Path
+) -> None:
+    stack = _stack(archive, shared / "neurolabusc_dcm_qa_xa30i")
+    cache = VolumeCache()
+    loads: list[int] = []
+    started, release = threading.Event(), threading.Event()
+    first, waiting, given_up = threading.Event(), threading.Event(), threading.Event()
+    given_up.set()
+
+    def slow_load(progress, cancel):
+        loads.append(1)
+        started.set()
+        release.wait(10)
+        return load(stack, progress, cancel)
+
+    threads, results = _in_threads(
+        lambda: cache.load("key", slow_load, cancel=first),
+        lambda: cache.load("key", slow_load, cancel=waiting),
+        lambda: cache.load("key", slow_load, cancel=given_up),
+    )
+    threads[0].start()
+    assert started.wait(10)
+    threads[1].start()
+    threads[2].start()
+    threads[2].join(5)  # its own cancel ends its wait while the first load still runs
+    assert isinstance(results[2], VolumeError) and not release.is_set()
+    first.set()
+    release.set()  # the first load stops at its first slice; the waiter loads it itself
+    for thread in threads[:2]:
+        thread.join(10)
+    assert isinstance(results[0], VolumeError)
+    assert len(loads) == 2 and results[1] is cache.get("key")
+    assert results[1].data.shape[0] == 96
+
+
 def test_every_shared_series_renders_or_says_why(archive: Archive, shared: Path) -> None:
     """Malformed files, odd UIDs, colour, palettes, multi-frame: an image or one clear error."""
     from tui.errors import UserError

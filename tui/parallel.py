@@ -5,9 +5,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import redirect_stderr
+from multiprocessing import resource_tracker
 from multiprocessing.context import BaseContext
 
 
@@ -24,9 +27,19 @@ def process_pool(workers: int, preload: str) -> ProcessPoolExecutor:
     else:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload([preload])
+        _start_tracker()
     return ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
     )
+
+
+def _start_tracker() -> None:
+    """Start multiprocessing's resource tracker with the process's own stderr: inside the
+    app, ``sys.stderr`` is Textual's capture, whose ``fileno()`` of -1 makes starting it
+    fail ("bad value(s) in fds_to_keep")."""
+    if sys.__stderr__ is not None and sys.stderr is not sys.__stderr__:
+        with redirect_stderr(sys.__stderr__):
+            resource_tracker.ensure_running()
 
 
 def _start_worker(parent: int) -> None:

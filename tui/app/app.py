@@ -65,7 +65,7 @@ class PacsApp(App[None]):
         self.privacy = privacy
         self.config_dir = config_dir
         self.cache_mb = cache_mb
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the stacks cache and the volume cache's creation
         self._cache: VolumeCache | None = None
         self._presets: dict[str, Any] | None = None
         self._stacks: dict[str, list[Stack]] = {}
@@ -181,9 +181,11 @@ class PacsApp(App[None]):
             self.screen.mount(KeysHelp())
 
     def read(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run an archive call (from a worker thread), one at a time."""
-        with self._lock:
-            return function(self.archive, *args, **kwargs)
+        """Run an archive call (from a worker thread) on the thread's own connection, so
+        reads never wait for an import; an in-memory archive's calls go one at a time."""
+        archive = self.archive
+        with archive.exclusive():
+            return function(archive, *args, **kwargs)
 
     @property
     def presets(self) -> dict[str, Any]:
@@ -195,25 +197,32 @@ class PacsApp(App[None]):
 
     @property
     def cache(self) -> VolumeCache:
-        if self._cache is None:
-            from tui.render.volume import VolumeCache
+        from tui.render.volume import VolumeCache
 
-            self._cache = VolumeCache(self.cache_mb)
-        return self._cache
+        with self._lock:
+            if self._cache is None:
+                self._cache = VolumeCache(self.cache_mb)
+            return self._cache
 
     def stacks(self, series_uid: str) -> list[Stack]:
+        """A series' stacks (in a worker thread: this may read the index), kept."""
         from tui.render.volume import assemble, slices_of
 
-        if series_uid not in self._stacks:
-            rows = self.read(series_instances, series_uid)
-            self._stacks[series_uid] = assemble(slices_of(rows))
-        return self._stacks[series_uid]
+        with self._lock:
+            known = self._stacks.get(series_uid)
+        if known is not None:
+            return known
+        # Outside the lock: two threads may both assemble a series; the first one kept wins.
+        stacks = assemble(slices_of(self.read(series_instances, series_uid)))
+        with self._lock:
+            return self._stacks.setdefault(series_uid, stacks)
 
-    def volume(self, series_uid: str, stack: int = 0) -> Any:
-        """A series' volume, loaded once and cached (in a worker thread)."""
+    def volume(self, series_uid: str, stack: int = 0, cancel: threading.Event | None = None) -> Any:
+        """A series' volume, loaded once and cached (in a worker thread); ``cancel`` stops
+        the load, or the wait for another thread's."""
         from tui.render.pipeline import pick_stack, volume_of
 
-        return volume_of(pick_stack(self.stacks(series_uid), stack), self.cache)
+        return volume_of(pick_stack(self.stacks(series_uid), stack), self.cache, cancel=cancel)
 
     def render_series(
         self,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -77,7 +79,9 @@ class ViewerScreen(Screen[None]):
         self.centre = (0.5, 0.5)  # the zoomed window's centre, as fractions of the image
         self._crop = (0, 0, 1, 1)  # rows and columns of the image on screen: r0, c0, h, w
         self._drag: tuple[int, int, Window] | None = None
-        self._stop_loading = threading.Event()
+        # One cancel token per load this viewer started: Esc and leaving stop them all.
+        self._loads: set[threading.Event] = set()
+        self._loads_lock = threading.Lock()
         self.request = Request()
         self.count = 1  # planes in the current plane (slices, or reslices)
         self._early_steps = 0
@@ -101,32 +105,55 @@ class ViewerScreen(Screen[None]):
         from tui.render.views import is_oblique, prepare
 
         app: Any = self.app
+        uid, number = self.series["SeriesInstanceUID"], self.request.stack
         try:
-            stack = app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]
+            stack = app.stacks(uid)[number]
             if is_oblique(stack.affine) and stack.mpr_refusal is None:
-                prepare(app.volume(self.series["SeriesInstanceUID"], self.request.stack))
+                with self._load() as cancel:
+                    prepare(app.volume(uid, number, cancel=cancel))
         except (UserError, IndexError):
             return  # the viewer says why when the user asks for the view
+
+    @contextmanager
+    def _load(self) -> Iterator[threading.Event]:
+        """A cancel token for one load, set by :meth:`stop_loads` while the load runs."""
+        cancel = threading.Event()
+        with self._loads_lock:
+            self._loads.add(cancel)
+        try:
+            yield cancel
+        finally:
+            with self._loads_lock:
+                self._loads.discard(cancel)
+
+    def stop_loads(self) -> None:
+        """Stop every volume load this viewer started (a wait for another's load too)."""
+        with self._loads_lock:
+            for cancel in self._loads:
+                cancel.set()
 
     @work(thread=True, exclusive=True, group="view")
     def redraw(self) -> None:
         bar = self.query_one("#loading", ProgressBar)
+        shown = False
 
         def progress(done: int, total: int) -> None:
+            nonlocal shown
             self.app.call_from_thread(bar.update, total=total, progress=done)
-            if done == 1:
+            if not shown:  # from the first report: one joining a load under way starts midway
+                shown = True
                 self.app.call_from_thread(bar.add_class, "shown")
 
-        self._stop_loading = threading.Event()
         request = self.request
         try:
-            rendered, count = self.app.render_series(  # type: ignore[attr-defined]
-                self.series["SeriesInstanceUID"],
-                request,
-                with_count=True,
-                progress=progress,
-                cancel=self._stop_loading,
-            )
+            with self._load() as cancel:
+                rendered, count = self.app.render_series(  # type: ignore[attr-defined]
+                    self.series["SeriesInstanceUID"],
+                    request,
+                    with_count=True,
+                    progress=progress,
+                    cancel=cancel,
+                )
         except UserError as exc:
             self.app.call_from_thread(self._refused, request, str(exc))
             return
@@ -250,9 +277,15 @@ class ViewerScreen(Screen[None]):
         plane = PLANES[(PLANES.index(current) + 1) % len(PLANES)]
         self._update(plane=plane, index=None, position=None)
 
+    @work(thread=True, group="tags")
     def action_tags(self) -> None:
-        """The header of the slice on screen (acquired plane) or of the series' first."""
-        stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
+        """The header of the slice on screen (acquired plane) or of the series' first
+        (in a worker: the series' stacks may have to be read from the index)."""
+        try:
+            stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
+        except UserError as exc:
+            self.app.call_from_thread(self.notify, str(exc), severity="warning")
+            return
         paths = list(dict.fromkeys(s.source.path for s in stack.slices))
         index = self._index() if (self.request.plane or "acquired") == "acquired" else 0
         self.app.post_message(OpenTags(paths, min(index, len(paths) - 1)))
@@ -281,11 +314,15 @@ class ViewerScreen(Screen[None]):
             self._show(self._shown, self.count)
 
     def action_back(self) -> None:
-        """Esc while a volume loads stops the loading; otherwise back to the browser."""
+        """Esc while a volume loads stops the loading; otherwise back to the browser
+        (stopping what loads in the background)."""
+        self.stop_loads()
         if self.query_one("#loading").has_class("shown"):
-            self._stop_loading.set()
             return
         self.app.pop_screen()
+
+    def on_unmount(self) -> None:
+        self.stop_loads()
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self._drag = (event.screen_x, event.screen_y, self._current_window())

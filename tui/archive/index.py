@@ -1,7 +1,9 @@
 """The archive: an SQLite index of Patient > Study > Series > Instance, and its store.
 
-One :class:`Archive` per process. Writers take the database lock with
-``BEGIN IMMEDIATE`` and commit in batches, so an interrupted import leaves the
+One :class:`Archive` per process, usable from any thread: each thread gets its own
+connection to the index (WAL lets readers run beside the one writer, so a browser never
+waits for an import). Writers take the database lock with ``BEGIN IMMEDIATE`` (others wait
+for it up to the busy timeout) and commit in batches, so an interrupted import leaves the
 index as it was after the last whole batch.
 """
 
@@ -9,8 +11,10 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -86,12 +90,36 @@ class Archive:
             target = str(root / INDEX_NAME)
         # True when the index can only be read (a CD, a read-only mount): writes are refused.
         self.read_only = False
-        self.conn = self._connect(target)
+        self._target = target  # what the first connection opened: a read-only URI after a fallback
+        self._local = threading.local()  # this thread's _Held connection
+        # Every thread's, for close(); a thread's goes (and closes) with the thread.
+        self._opened: weakref.WeakSet[_Held] = weakref.WeakSet()
+        self._opened_lock = threading.Lock()
+        # An in-memory index is one connection's: threads share it, one at a time.
+        self._shared_lock = threading.RLock() if target == ":memory:" else None
+        self._shared = self._connect(target)
+        self._local.held = self._hold(self._shared)
         self._patients: dict[tuple[str, str, str], int] = {}
         self._studies: dict[str, int] = {}
         self._series: dict[str, int] = {}
         self._study_patients: dict[str, tuple[str, str, str]] = {}
         self._store_prefix = None if self.store is None else str(self.store) + os.sep
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection to the index, opened on first use (an in-memory
+        index has one connection, shared: see :meth:`exclusive`)."""
+        if self._shared_lock is not None:
+            return self._shared
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None:
+            held = self._local.held = self._hold(self._connect_again())
+        return held.conn
+
+    def exclusive(self) -> AbstractContextManager[object]:
+        """Hold while a thread uses the archive when threads share its connection (an
+        in-memory index); a file's index gives each thread its own and needs nothing."""
+        return self._shared_lock if self._shared_lock is not None else nullcontext()
 
     @property
     def store(self) -> Path | None:
@@ -114,10 +142,31 @@ class Archive:
             if target == ":memory:" or not _may_be_read_only(exc):
                 raise self.error(exc) from None
             conn = self._connect_read_only(target, exc)
+        return self._prepared(conn)
+
+    def _connect_again(self) -> sqlite3.Connection:
+        """Another thread's connection to the index the first one opened (its schema is
+        current, its journal mode set): the per-connection settings only."""
+        try:
+            conn = _sqlite(self._target)
+            if not self.read_only:
+                conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise self.error(exc) from None
+        return self._prepared(conn)
+
+    def _prepared(self, conn: sqlite3.Connection) -> sqlite3.Connection:
         conn.create_function("name_matches", 2, matching.name_matches, deterministic=True)
         conn.create_function("wildcard_matches", 2, _wildcard_matches, deterministic=True)
         conn.create_function("fold", 1, matching.fold, deterministic=True)
         return conn
+
+    def _hold(self, conn: sqlite3.Connection) -> _Held:
+        held = _Held(conn)
+        with self._opened_lock:
+            self._opened.add(held)
+        return held
 
     def _connect_read_only(self, target: str, first: sqlite3.Error) -> sqlite3.Connection:
         """Open an index that cannot be opened for writing (a read-only folder or mount).
@@ -141,6 +190,7 @@ class Archive:
                 conn.close()
                 continue
             self.read_only = True
+            self._target = f"{uri}?{query}"
             return conn
         if unsaved:
             raise ArchiveError(
@@ -184,7 +234,11 @@ class Archive:
         return ArchiveError(f"archive {where}: {text}")
 
     def close(self) -> None:
-        self.conn.close()
+        """Close every thread's connection."""
+        with self._opened_lock:
+            opened = list(self._opened)
+        for held in opened:
+            held.conn.close()
 
     def __enter__(self) -> Archive:
         return self
@@ -492,8 +546,19 @@ class Archive:
             self.conn.execute(sql.format(", ".join("?" * len(chunk))), chunk)
 
 
+class _Held:
+    """A thread's connection, in a weakly referenced box (connections take no weak
+    references): the box goes with the thread's storage, and the connection with it."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+
 def _sqlite(target: str) -> sqlite3.Connection:
-    # The app reads from worker threads, one at a time (it serialises them).
+    # Not bound to its thread: close() closes every thread's, and threads share an
+    # in-memory index's one connection (one at a time, see Archive.exclusive).
     return sqlite3.connect(
         target,
         timeout=_BUSY_TIMEOUT_S,

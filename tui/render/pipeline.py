@@ -10,6 +10,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -172,14 +173,18 @@ def _window(
 # the user steps through it, so the brightness does not pump from slice to slice.
 _WINDOWS: OrderedDict[tuple[Any, ...], Window] = OrderedDict()
 _WINDOWS_KEPT = 256
+_WINDOWS_LOCK = threading.Lock()
 
 
 def _remembered(key: tuple[Any, ...], compute: Callable[[], Window]) -> Window:
-    window = _WINDOWS.get(key)
+    with _WINDOWS_LOCK:
+        window = _WINDOWS.get(key)
     if window is None:
-        window = _WINDOWS[key] = compute()
-        while len(_WINDOWS) > _WINDOWS_KEPT:
-            _WINDOWS.popitem(last=False)
+        window = compute()  # outside the lock: it may read a file; two threads agree anyway
+        with _WINDOWS_LOCK:
+            window = _WINDOWS.setdefault(key, window)
+            while len(_WINDOWS) > _WINDOWS_KEPT:
+                _WINDOWS.popitem(last=False)
     return window
 
 
@@ -227,11 +232,8 @@ def volume_of(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> Volume:
-    """The stack's volume from ``cache``, or loaded (and cached)."""
-    key = (stack.slices[0].source.sop_uid, len(stack.slices), stack.label)
-    volume = cache.get(key) if cache else None
-    if volume is None:
-        volume = load(stack, progress, cancel)
-        if cache:
-            cache.put(key, volume)
-    return volume
+    """The stack's volume from ``cache``, or loaded (and cached): once, however many
+    threads ask for it at once."""
+    if cache is None:
+        return load(stack, progress, cancel)
+    return cache.load(_stack_key(stack), partial(load, stack), progress, cancel)

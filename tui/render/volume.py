@@ -407,23 +407,96 @@ def _decoded_frames(slices: list[Slice], workers: int) -> Iterator[np.ndarray]:
 
 
 class VolumeCache:
-    """Loaded volumes, least recently used dropped first once over ``max_mb``."""
+    """Loaded volumes, least recently used dropped first once over ``max_mb``.
+
+    Thread-safe; :meth:`load` loads a volume once however many threads ask for it at once.
+    """
 
     def __init__(self, max_mb: float = 1024) -> None:
         self.max_bytes = int(max_mb * 2**20)
         self._volumes: OrderedDict[Any, Volume] = OrderedDict()
+        self._loading: dict[Any, _Loading] = {}
+        self._lock = threading.Lock()
 
     def get(self, key: Any) -> Volume | None:
+        with self._lock:
+            return self._get(key)
+
+    def _get(self, key: Any) -> Volume | None:
         volume = self._volumes.get(key)
         if volume is not None:
             self._volumes.move_to_end(key)
         return volume
 
     def put(self, key: Any, volume: Volume) -> None:
-        self._volumes[key] = volume
-        self._volumes.move_to_end(key)
-        while (
-            sum(v.nbytes for v in self._volumes.values()) > self.max_bytes
-            and len(self._volumes) > 1
-        ):
-            self._volumes.popitem(last=False)
+        with self._lock:
+            self._volumes[key] = volume
+            self._volumes.move_to_end(key)
+            while (
+                sum(v.nbytes for v in self._volumes.values()) > self.max_bytes
+                and len(self._volumes) > 1
+            ):
+                self._volumes.popitem(last=False)
+
+    def load(
+        self,
+        key: Any,
+        loader: Callable[[Progress, threading.Event | None], Volume],
+        progress: Progress | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Volume:
+        """The volume under ``key``, from the cache or loaded by ``loader(progress, cancel)``
+        and kept.
+
+        A caller asking while another thread loads the same key waits for that load and
+        sees its progress; it loads the volume itself only if that load failed or was
+        cancelled. Its own ``cancel`` stops its wait.
+
+        Raises
+        ------
+        VolumeError
+            If ``cancel`` is set while waiting (the loader raises it while loading).
+        """
+        while True:
+            with self._lock:
+                volume = self._get(key)
+                if volume is not None:
+                    return volume
+                loading = self._loading.get(key)
+                mine = loading is None
+                if loading is None:
+                    loading = self._loading[key] = _Loading()
+                if progress is not None:
+                    loading.listeners.append(progress)
+            if mine:
+                try:
+                    loading.volume = loader(loading.progress, cancel)
+                    self.put(key, loading.volume)
+                    return loading.volume
+                finally:
+                    with self._lock:
+                        del self._loading[key]
+                    loading.done.set()
+            try:
+                while not loading.done.wait(0.05):
+                    if cancel is not None and cancel.is_set():
+                        raise VolumeError("loading cancelled")
+            finally:
+                if progress is not None:
+                    with self._lock:
+                        loading.listeners.remove(progress)
+            if loading.volume is not None:
+                return loading.volume
+
+
+class _Loading:
+    """A volume being loaded: its progress goes to everyone waiting for it."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.volume: Volume | None = None  # None once done: the load failed
+        self.listeners: list[Progress] = []
+
+    def progress(self, done: int, total: int) -> None:
+        for listener in list(self.listeners):
+            listener(done, total)
