@@ -328,10 +328,12 @@ def test_filter_syntax() -> None:
         "alice", "CT", "20240101-", "A1*",
     )  # fmt: skip
     assert parse_filter("date:2025").date == "20250101-20251231"
+    assert parse_filter("date:2024-").date == "20240101-"  # years in ranges, as 2024 alone
+    assert parse_filter("date:2020-2023").date == "20200101-20231231"
     assert parse_filter("id:SCS").patient_id == "SCS*"
     assert parse_filter("id:SCS*X").patient_id == "SCS*X"
     assert parse_filter("priority:2 is:flagged").priority == 2
-    for bad in ("foo:bar", "date:2024-13", "priority:9", "mod:", "is:nothing"):
+    for bad in ("foo:bar", "date:2024-13", "date:2024-2020", "priority:9", "mod:", "is:nothing"):
         with pytest.raises(UserError):
             parse_filter(bad)
 

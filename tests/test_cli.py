@@ -461,6 +461,8 @@ def test_a_mistyped_option_or_command_is_named_with_the_nearest_one(tmp_path: Pa
         (["import", "--cpy", str(tmp_path)], "unknown option --cpy; did you mean --copy?"),
         (["lss"], "unknown command 'lss'; did you mean ls?"),
         (["node", "ad", "x"], "unknown command 'ad'; did you mean add?"),
+        (["ls", "--archive", str(tmp_path)], "--archive is a global option: it goes before"),
+        (["node", "ls", "--privacy"], "--privacy is a global option: it goes before"),
     ]
     for args, message in cases:
         result = run_cli(*args, check=False)

@@ -99,7 +99,8 @@ def study_label(row: dict[str, Any], private: bool = False) -> Fitted:
     marks = state.marks() + " " if state != Triage() else ""  # no room lost to blanks
     modalities = "/".join(row.get("ModalitiesInStudy") or [])
     counts = f"{plural(row['NumberOfStudyRelatedSeries'], 'series', 'series')}, "
-    counts += f"{row['NumberOfStudyRelatedInstances']} img"  # short: counts must fit 80 columns
+    images = row.get("NumberOfStudyRelatedImages", row["NumberOfStudyRelatedInstances"])
+    counts += f"{images} img"  # short: counts must fit 80 columns; images, not reports
     return line(
         (marks, "bold"),
         iso_date(row.get("StudyDate") or ""),
@@ -111,12 +112,22 @@ def study_label(row: dict[str, Any], private: bool = False) -> Fitted:
     )
 
 
+def _series_count(row: dict[str, Any]) -> str:
+    """ "40 images", or what the series holds when it has none to view ("1 instance, no
+    image": a report, a plan), so that 'v' refusing it is no surprise."""
+    instances = row["NumberOfSeriesRelatedInstances"]
+    images = row.get("NumberOfSeriesRelatedImages", instances)
+    if images or not instances:
+        return plural(images, "image")
+    return f"{plural(instances, 'instance')}, no image"
+
+
 def series_label(row: dict[str, Any]) -> Fitted:
     number = "" if row["SeriesNumber"] is None else row["SeriesNumber"]
     return line(
         f"{row['Modality'] or '?'} {number}  ",
         row["SeriesDescription"] or "(no description)",
-        ("  " + plural(row["NumberOfSeriesRelatedInstances"], "image"), "dim"),
+        ("  " + _series_count(row), "dim"),
         cut=1,
     )
 

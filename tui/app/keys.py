@@ -72,9 +72,8 @@ class ScreenFirstTable(Static):
             for bindings in by_action.values():
                 keys = " ".join(dict.fromkeys(app.get_key_display(b) for b in bindings))
                 first = bindings[0]
-                description = Text(first.description or first.action)
-                if first.tooltip:
-                    description.append(f" {first.tooltip}", "dim")
+                # the long name where the footer has a short one
+                description = Text(first.tooltip or first.description or first.action)
                 table.add_row(Text(keys, style=key_style), description)
             table.add_row("", "")
         return table

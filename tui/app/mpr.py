@@ -70,7 +70,7 @@ class MPRScreen(Screen[None]):
             for name in PANELS:
                 yield self.app.image_panel(f"mpr-{name}")  # type: ignore[attr-defined]
         yield Static("", id="mpr-status")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#mpr-axial").add_class("active")

@@ -47,7 +47,7 @@ class TagScreen(Screen[None]):
         tree.show_root = False
         yield tree
         yield Static("", id="tag-value")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(Tree).focus()

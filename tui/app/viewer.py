@@ -31,31 +31,35 @@ MODES = ("slice", "mip", "minip", "avg")
 class ViewerScreen(Screen[None]):
     """A series in the image widget; every key re-renders in a worker, the latest wins."""
 
+    # Footer order: what 80 columns show first (the rest is in ?). Descriptions are short
+    # so that 120 columns show every key the footer offers; tooltips are the long names
+    # (the command palette and ? use them).
     BINDINGS = [
         Binding("j,down", "step(1)", "Next", id="viewer.next"),
-        Binding("k,up", "step(-1)", "Previous", id="viewer.previous"),
+        Binding("k,up", "step(-1)", "Prev", id="viewer.previous"),
+        Binding("m", "mode", "MIP", tooltip="MIP/MinIP/avg", id="viewer.mode"),
+        Binding("p", "plane", "Plane", id="viewer.plane"),
+        Binding("w", "width(0.8)", "Width", tooltip="Narrower window", id="viewer.narrower"),
+        Binding("i", "invert", "Invert", id="viewer.invert"),
+        Binding("g", "mpr", "MPR", tooltip="MPR 2x2", id="viewer.mpr"),
+        Binding("e", "export", "Export", tooltip="Export view", id="viewer.export"),
+        Binding("escape,q", "back", "Back", id="viewer.back"),
+        Binding("t", "tags", "Tags", id="viewer.tags"),
+        Binding("space", "cine", "Cine", tooltip="Play/pause", id="viewer.cine"),
+        Binding("z", "zoom(1.5)", "Zoom", tooltip="Zoom in", id="viewer.zoom_in"),
+        Binding("o", "overlay", "Overlay", id="viewer.overlay"),
         Binding("pagedown", "step(10)", "+10", show=False, id="viewer.next10"),
         Binding("pageup", "step(-10)", "-10", show=False, id="viewer.previous10"),
         Binding("home", "first", "First", show=False, id="viewer.first"),
         Binding("end", "last", "Last", show=False, id="viewer.last"),
-        Binding("w", "width(0.8)", "Narrower", id="viewer.narrower"),
         Binding("W", "width(1.25)", "Wider", show=False, id="viewer.wider"),
         Binding("c", "level(-0.05)", "Lower", show=False, id="viewer.lower"),
         Binding("C", "level(0.05)", "Higher", show=False, id="viewer.higher"),
-        Binding("i", "invert", "Invert", id="viewer.invert"),
         Binding("f", "own_window", "Image's own window", show=False, id="viewer.own_window"),
-        Binding("m", "mode", "MIP/MinIP/avg", id="viewer.mode"),
         Binding("plus", "slab(2)", "Slab+", show=False, id="viewer.slab_more"),
         Binding("minus", "slab(-2)", "Slab-", show=False, id="viewer.slab_less"),
-        Binding("p", "plane", "Plane", id="viewer.plane"),
-        Binding("o", "overlay", "Overlay", id="viewer.overlay"),
-        Binding("t", "tags", "Tags", id="viewer.tags"),
-        Binding("g", "mpr", "MPR 2x2", id="viewer.mpr"),
-        Binding("space", "cine", "Play/pause", id="viewer.cine"),
         Binding("greater_than_sign", "fps(1.5)", "Faster", show=False, id="viewer.faster"),
         Binding("less_than_sign", "fps(0.67)", "Slower", show=False, id="viewer.slower"),
-        Binding("e", "export", "Export view", id="viewer.export"),
-        Binding("z", "zoom(1.5)", "Zoom in", id="viewer.zoom_in"),
         Binding("Z", "zoom(0.6667)", "Zoom out", show=False, id="viewer.zoom_out"),
         Binding("shift+left", "pan(0,-1)", "Pan", show=False, id="viewer.pan_left"),
         Binding("shift+right", "pan(0,1)", "Pan", show=False, id="viewer.pan_right"),
@@ -65,7 +69,6 @@ class ViewerScreen(Screen[None]):
             Binding(str(n), f"preset({n - 1})", f"Preset {n}", show=False, id=f"viewer.preset{n}")
             for n in range(1, 10)
         ],
-        Binding("escape,q", "back", "Back", id="viewer.back"),
     ]
 
     def __init__(self, series: dict[str, Any]) -> None:
@@ -92,7 +95,7 @@ class ViewerScreen(Screen[None]):
         yield Static("", id="overlay-top")
         yield self.app.image_panel("viewer")  # type: ignore[attr-defined]
         yield Static("", id="overlay-bottom")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)  # 80 columns: the keys first
 
     def on_mount(self) -> None:
         self.redraw()

@@ -40,8 +40,9 @@ class _Parser(argparse.ArgumentParser):
         self._check_words(list(sys.argv[1:] if args is None else args))
         return super().parse_args(args, namespace)
 
-    def _check_words(self, words: list[str]) -> None:
-        """Refuse an unknown long option or command in ``words``, naming the nearest known."""
+    def _check_words(self, words: list[str], outer: _Parser | None = None) -> None:
+        """Refuse an unknown long option or command in ``words``, naming the nearest known
+        (or, for a command's words, saying that a global option of ``outer`` goes first)."""
         commands = next(
             (a for a in self._actions if isinstance(a, argparse._SubParsersAction)), None
         )
@@ -54,6 +55,12 @@ class _Parser(argparse.ArgumentParser):
             elif word.startswith("--"):
                 name = word.split("=", 1)[0]
                 action = self._option(name)
+                if action is None and outer is not None and outer._option(name) is not None:
+                    command = self.prog.rpartition(" ")[2]
+                    self.error(
+                        f"{name} is a global option: it goes before the command"
+                        f" (pacs-tui {name} ... {command} ...)"
+                    )
                 if action is None:
                     known = [o for a in self._actions for o in a.option_strings]
                     self.error(f"unknown option {name}{_did_you_mean(name, known)}")
@@ -65,7 +72,7 @@ class _Parser(argparse.ArgumentParser):
                 if chosen is None:
                     self.error(f"unknown command {word!r}{_did_you_mean(word, commands.choices)}")
                 assert isinstance(chosen, _Parser)  # sub-parsers take their parent's class
-                chosen._check_words(words[at + 1 :])
+                chosen._check_words(words[at + 1 :], outer or self)  # the global options
                 return
 
     def _option(self, name: str) -> argparse.Action | bool | None:

@@ -13,8 +13,8 @@ _UNITS = {"d": 1, "w": 7, "m": 30, "y": 365}
 
 def date_range(text: str, today: dt.date | None = None) -> str:
     """The StudyDate key for what was typed: ``20240101``, ``20240101-20241231`` (either end
-    may be left open), ``2024``, ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``,
-    ``1y`` (today included)."""
+    may be left open, and either may be a year: ``2024-``, ``2020-2023``), ``2024``,
+    ``today``, ``yesterday``, or the last ``7d``, ``4w``, ``6m``, ``1y`` (today included)."""
     typed = text.strip()  # for messages: as the user wrote it
     text = typed.lower().replace(" ", "")
     today = today or dt.date.today()
@@ -27,6 +27,11 @@ def date_range(text: str, today: dt.date | None = None) -> str:
         return f"{today - dt.timedelta(days=max(days, 1) - 1):%Y%m%d}-{today:%Y%m%d}"
     if re.fullmatch(r"\d{4}", text):
         return f"{text}0101-{text}1231"
+    if match := re.fullmatch(r"(\d{4}|\d{8})?-(\d{4}|\d{8})?", text):  # years in a range
+        low, high = match[1] or "", match[2] or ""
+        low = f"{low}0101" if len(low) == 4 else low
+        high = f"{high}1231" if len(high) == 4 else high
+        text = f"{low}-{high}" if low or high else text
     if re.fullmatch(r"\d{8}|\d{8}-|-\d{8}|\d{8}-\d{8}", text):
         ends = [end for end in text.split("-") if end]
         try:
@@ -37,7 +42,8 @@ def date_range(text: str, today: dt.date | None = None) -> str:
             raise UserError(f"date {typed!r} ends before it starts")
         return text
     raise UserError(
-        f"date {typed!r}: use 20240101, 20240101-20241231, 2024, today, yesterday, 7d, 4w, 6m or 1y"
+        f"date {typed!r}: use 20240101, 20240101-20241231, 2024, 2024-, today, yesterday, 7d,"
+        " 4w, 6m or 1y"
     )
 
 

@@ -113,12 +113,14 @@ class RemoteScreen(Screen[None]):
     # first few fit, so retrieving and stopping come first.
     BINDINGS = [
         Binding("g", "retrieve", "Retrieve", id="remote.retrieve"),
-        Binding("x", "stop_transfer", "Stop transfer", id="remote.stop"),
+        Binding("x", "stop_transfer", "Stop", tooltip="Stop transfer", id="remote.stop"),
         Binding("slash", "form", "Query", id="remote.form", priority=True),
         Binding("e", "echo", "Echo", id="remote.echo"),
-        Binding("escape", "cancel_or_back", "Stop/back", id="remote.back"),
+        Binding(
+            "escape", "cancel_or_back", "Back", tooltip="Stop a query, or back", id="remote.back"
+        ),
         Binding("a", "mark_all", "Mark all", id="remote.mark_all"),
-        Binding("c", "clear_finished", "Clear finished", id="remote.clear"),
+        Binding("c", "clear_finished", "Clear", tooltip="Clear finished", id="remote.clear"),
         Binding("ctrl+r", "query", "Run query", show=False, id="remote.query"),
         Binding("X", "stop_all", "Stop all transfers", show=False, id="remote.stop_all"),
         # `?` types a wildcard in a field: F1 shows the help from anywhere.
@@ -148,7 +150,7 @@ class RemoteScreen(Screen[None]):
                 tree.guide_depth = 3  # not 4: a column more for the description of each level
                 yield tree
                 yield TransferQueue(id="queue")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.sub_title = "remote"
