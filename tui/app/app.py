@@ -27,6 +27,7 @@ from tui.archive.index import Archive
 from tui.archive.query import series_instances
 from tui.errors import UserError
 from tui.term.detect import Bandwidth
+from tui.term.modes import DEFAULT_CELL
 
 if TYPE_CHECKING:  # the rendering core (pydicom, numpy) loads on first use: a fast start
     from tui.render.pipeline import Rendered, Request
@@ -129,9 +130,11 @@ class PacsApp(App[None]):
     def image_panel(self, id: str) -> ImagePanel:
         """An image panel drawing the way this terminal and link are set up."""
         view = ImageView(
-            self.bandwidth.mode, graphics=self.graphics, tmux=self.tmux,
-            **({"cell": self.cell} if self.cell else {}),
-        )  # fmt: skip
+            self.bandwidth.mode,
+            graphics=self.graphics,
+            cell=self.cell or DEFAULT_CELL,
+            tmux=self.tmux,
+        )
         return ImagePanel(view, id=id)
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:

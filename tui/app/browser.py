@@ -24,6 +24,7 @@ from textual.widgets import Footer, Header, Input, Static
 from textual.widgets.tree import TreeNode, UnknownNodeID
 from textual.worker import get_current_worker
 
+from tui.app.context import pacs
 from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.keys import OrderedInput, type_into
@@ -248,7 +249,7 @@ class BrowserScreen(Screen[None]):
             with Vertical(id="side"):
                 yield Static("", id="details")
                 yield Static("", id="preview-caption")
-                yield self.app.image_panel("preview")  # type: ignore[attr-defined]
+                yield pacs(self).image_panel("preview")
         yield Footer(compact=True, show_command_palette=False)  # 80 columns show every key
 
     def on_mount(self) -> None:
@@ -260,17 +261,17 @@ class BrowserScreen(Screen[None]):
 
     @property
     def private(self) -> bool:
-        return bool(self.app.privacy)  # type: ignore[attr-defined]
+        return bool(pacs(self).privacy)
 
     @property
-    def tree(self) -> ArchiveTree:
+    def archive_tree(self) -> ArchiveTree:
         return self.query_one(ArchiveTree)
 
     # -- what the screen shows follows the cursor ------------------------------------------
 
     def follow(self) -> None:
         """Show the highlighted node's details and preview (and nothing of any other)."""
-        node = self.tree.cursor_node
+        node = self.archive_tree.cursor_node
         data = node.data if node is not None else None
         self.query_one("#details", Static).update(details_text(data, self.private))
         target = preview_target(data)
@@ -359,7 +360,7 @@ class BrowserScreen(Screen[None]):
     def _tree_state(self) -> TreeState:
         """The open nodes and the cursor's path, by their keys."""
         opened = {node_key(node.data) for node in self._every_node() if node.is_expanded}
-        cursor = self.tree.cursor_node
+        cursor = self.archive_tree.cursor_node
         path: list[Key | None] = []
         while cursor is not None and cursor.data:
             path.insert(0, node_key(cursor.data))
@@ -367,7 +368,7 @@ class BrowserScreen(Screen[None]):
         return opened, path
 
     def _every_node(self) -> list[Node]:
-        out, todo = [], list(self.tree.root.children)
+        out, todo = [], list(self.archive_tree.root.children)
         while todo:
             node = todo.pop()
             out.append(node)
@@ -378,7 +379,7 @@ class BrowserScreen(Screen[None]):
     def _fetch_patients(
         self, filters: Filters, opened: set[Key | None], path: list[Key | None]
     ) -> None:
-        read: Any = self.app.read  # type: ignore[attr-defined]
+        read: Any = pacs(self).read
         rows = read(search, "patient", filters, self.recent_first)
         children: dict[Key | None, list[dict[str, Any]]] = {}
         todo = [{"level": "patient", "row": row, "filters": filters} for row in rows]
@@ -400,7 +401,7 @@ class BrowserScreen(Screen[None]):
         children: dict[Key | None, list[dict[str, Any]]],
         path: list[Key | None],
     ) -> None:
-        tree = self.tree
+        tree = self.archive_tree
         tree.clear()
         found: dict[Key | None, Node] = {}
         for row in rows:
@@ -413,6 +414,7 @@ class BrowserScreen(Screen[None]):
         pending = [node for key, node in found.items() if key in children]
         while pending:
             node = pending.pop()
+            assert node.data is not None  # every node of the archive's tree has its data
             node.data["loaded"] = True
             for child in self._add_rows(node, children[node_key(node.data)]):
                 found[node_key(child.data)] = child
@@ -424,7 +426,7 @@ class BrowserScreen(Screen[None]):
         self.call_after_refresh(self._place_cursor, target)
 
     def _place_cursor(self, node: Node | None) -> None:
-        tree = self.tree
+        tree = self.archive_tree
         self._jump_to = None  # the cursor is where a jump went: it is the start again
         if node is not None:
             tree.move_cursor(node)
@@ -433,7 +435,7 @@ class BrowserScreen(Screen[None]):
         self.follow()  # the cursor may not have moved a line: no highlight message then
 
     @on(ArchiveTree.NodeExpanded)
-    def expand(self, event: ArchiveTree.NodeExpanded[dict[str, Any]]) -> None:
+    def load_on_expand(self, event: ArchiveTree.NodeExpanded[dict[str, Any]]) -> None:
         data = event.node.data or {}
         if data.get("loaded") or data.get("level") not in ("patient", "study", "series"):
             return
@@ -448,7 +450,7 @@ class BrowserScreen(Screen[None]):
     def _children_rows(self, data: dict[str, Any]) -> list[dict[str, Any]]:
         """A patient's studies (with their triage), a study's series or a series'
         instances (worker thread)."""
-        read: Any = self.app.read  # type: ignore[attr-defined]
+        read: Any = pacs(self).read
         row = data["row"]
         if data["level"] == "patient":
             filters = data["filters"]
@@ -459,10 +461,10 @@ class BrowserScreen(Screen[None]):
                 row["PatientBirthDate"] or "",
             )
             narrowed = replace(filters, patient=identity, name_or_id="")
-            return read(search, "study", narrowed)  # type: ignore[no-any-return]
+            return read(search, "study", narrowed)
         if data["level"] == "series":
-            return read(search, "instance", Filters(series=row["SeriesInstanceUID"]))  # type: ignore[no-any-return]
-        return read(search, "series", Filters(study=row["StudyInstanceUID"]))  # type: ignore[no-any-return]
+            return read(search, "instance", Filters(series=row["SeriesInstanceUID"]))
+        return read(search, "series", Filters(study=row["StudyInstanceUID"]))
 
     def _add_rows(self, node: Node, rows: list[dict[str, Any]]) -> list[Node]:
         level = (node.data or {})["level"]
@@ -500,7 +502,7 @@ class BrowserScreen(Screen[None]):
         """Esc: the filter goes (all patients again, the open ones kept open)."""
         box = self.query_one("#filter", Input)
         box.remove_class("shown")
-        self.tree.focus()
+        self.archive_tree.focus()
         if box.value:
             box.value = ""  # Input.Changed reloads
 
@@ -525,7 +527,7 @@ class BrowserScreen(Screen[None]):
 
     @on(Input.Submitted, "#filter")
     def filter_done(self) -> None:
-        self.tree.focus()
+        self.archive_tree.focus()
 
     def action_reload(self) -> None:
         self.load_patients(self.filters)
@@ -539,7 +541,7 @@ class BrowserScreen(Screen[None]):
         self.app.post_message(OpenImport())
 
     def action_tags(self) -> None:
-        node = self.tree.cursor_node
+        node = self.archive_tree.cursor_node
         data = (node.data or {}) if node is not None else {}
         if data.get("level") == "instance":
             self.open_tags(data["row"]["SeriesInstanceUID"], data["row"]["path"])
@@ -552,12 +554,12 @@ class BrowserScreen(Screen[None]):
     def open_tags(self, series_uid: str, path: str | None = None) -> None:
         from tui.archive.query import series_instances
 
-        paths = [row["path"] for row in self.app.read(series_instances, series_uid)]  # type: ignore[attr-defined]
+        paths = [row["path"] for row in pacs(self).read(series_instances, series_uid)]
         index = paths.index(path) if path in paths else 0
         self.app.post_message(OpenTags(paths, index))
 
     def action_view(self) -> None:
-        node = self.tree.cursor_node
+        node = self.archive_tree.cursor_node
         data = (node.data or {}) if node is not None else {}
         if data.get("level") != "series":
             self.notify("choose a series to view")
@@ -570,11 +572,11 @@ class BrowserScreen(Screen[None]):
         """The study to triage (the highlighted one, or the one it is in), after saying
         why there is none: a read-only archive is refused before anything changes."""
         try:
-            self.app.archive.require_writable()  # type: ignore[attr-defined]
+            pacs(self).archive.require_writable()
         except UserError as exc:
             self.notify(str(exc), severity="error")
             return None
-        node = self.tree.cursor_node
+        node = self.archive_tree.cursor_node
         while node is not None and (node.data or {}).get("level") not in ("study", None):
             node = node.parent
         if node is None or (node.data or {}).get("level") != "study":
@@ -587,7 +589,7 @@ class BrowserScreen(Screen[None]):
         row = node.data["row"]  # type: ignore[index]
         row.update(changes)
         node.set_label(study_label(row, self.private))
-        if node is self.tree.cursor_node:
+        if node is self.archive_tree.cursor_node:
             self.follow()
         with self._writes_lock:
             self._writes.append((node, row["StudyInstanceUID"], changes))
@@ -598,7 +600,7 @@ class BrowserScreen(Screen[None]):
 
     @work(thread=True, group="triage")
     def _write_triage(self) -> None:
-        read: Any = self.app.read  # type: ignore[attr-defined]
+        read: Any = pacs(self).read
         while True:
             with self._writes_lock:
                 if not self._writes:
@@ -613,7 +615,7 @@ class BrowserScreen(Screen[None]):
     def _triage_failed(self, node: Node, uid: str, message: str) -> None:
         self.notify(message, severity="error")
         try:
-            state = self.app.read(triage.get, uid)  # type: ignore[attr-defined]
+            state = pacs(self).read(triage.get, uid)
         except UserError:
             return
         row = node.data["row"]  # type: ignore[index]
@@ -657,12 +659,12 @@ class BrowserScreen(Screen[None]):
             return  # the running jump takes this step too
         self._jumping = True
         current = self._jump_to
-        node = self.tree.cursor_node
+        node = self.archive_tree.cursor_node
         while current is None and node is not None and node.data:
             if node.data.get("level") == "study":
                 current = node.data["row"]["StudyInstanceUID"]
             node = node.parent
-        patients = [(p, node_key(p.data)) for p in self.tree.root.children]
+        patients = [(p, node_key(p.data)) for p in self.archive_tree.root.children]
         self.jump_unreviewed(patients, current)
 
     @work(thread=True, group="jump")
@@ -677,7 +679,7 @@ class BrowserScreen(Screen[None]):
                 pass
 
     def _jump(self, patients: list[tuple[Node, Key | None]], current: str | None) -> None:
-        read: Any = self.app.read  # type: ignore[attr-defined]
+        read: Any = pacs(self).read
         studies: dict[Key | None, list[str]] = {}
         for row in read(search, "study", replace(self.filters, name_or_id="")):
             key = node_key({"level": "patient", "row": row})
@@ -692,7 +694,8 @@ class BrowserScreen(Screen[None]):
                 self.app.call_from_thread(self.notify, "every study is reviewed")
                 continue
             patient = next(p for p, uid in order if uid == target)
-            rows = None if patient.data.get("loaded") else self._children_rows(patient.data)  # type: ignore[union-attr]
+            data = patient.data or {}
+            rows = None if data.get("loaded") else self._children_rows(data)
             self.app.call_from_thread(self._go_to_study, patient, target, rows)
             current = target
 
@@ -707,7 +710,7 @@ class BrowserScreen(Screen[None]):
         self, patient: Node, study_uid: str, rows: list[dict[str, Any]] | None
     ) -> None:
         try:
-            self.tree.get_node_by_id(patient.id)
+            self.archive_tree.get_node_by_id(patient.id)
         except UnknownNodeID:
             self._jump_to = None
             return  # the tree was rebuilt meanwhile

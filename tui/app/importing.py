@@ -14,6 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, RadioButton, RadioSet
 
+from tui.app.context import pacs
 from tui.app.keys import OrderedInput
 from tui.archive.importer import ImportSummary, import_paths
 from tui.archive.index import Archive
@@ -76,14 +77,14 @@ class ImportScreen(ModalScreen[ImportSummary | None]):
         def progress(done: int, total: int) -> None:
             self.app.call_from_thread(bar.update, total=max(total, 1), progress=done)
 
-        app = self.app
+        app = pacs(self)
         try:
             if mode == "ephemeral":
                 archive = Archive(None)
                 summary = import_paths(archive, [path], progress=progress, cancel=self.cancel)
-                app.call_from_thread(app.use_archive, archive, True)  # type: ignore[attr-defined]
+                app.call_from_thread(app.use_archive, archive, True)
             else:
-                summary = app.read(  # type: ignore[attr-defined]
+                summary = app.read(
                     import_paths, [path], copy=mode == "copy", progress=progress, cancel=self.cancel
                 )
         except UserError as exc:

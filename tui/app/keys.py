@@ -12,6 +12,7 @@ from textual import events
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import HelpPanel, Input, KeyPanel, Markdown, Static
 
@@ -53,7 +54,7 @@ class ScreenFirstTable(Static):
 
     def render(self) -> Table:
         screen, app = self.screen, self.app
-        groups: dict[object, list[Binding]] = defaultdict(list)
+        groups: dict[DOMNode, list[Binding]] = defaultdict(list)
         for namespace, binding, _enabled, _tooltip in screen.active_bindings.values():
             if not binding.system:
                 groups[namespace].append(binding)
@@ -63,8 +64,11 @@ class ScreenFirstTable(Static):
         table.add_column("", justify="right")
         table.add_column("")
         for namespace in order:
-            title = {screen: "This screen", app: "Everywhere"}.get(namespace)  # type: ignore[call-overload]
-            title = title or getattr(namespace, "BINDING_GROUP_TITLE", None) or "In the list"
+            title = (
+                "This screen" if namespace is screen
+                else "Everywhere" if namespace is app
+                else getattr(namespace, "BINDING_GROUP_TITLE", None) or "In the list"
+            )  # fmt: skip
             table.add_row("", Text(title, style="bold"))
             by_action: dict[str, list[Binding]] = defaultdict(list)
             for binding in sorted(groups[namespace], key=lambda b: b.id is None):  # ours first

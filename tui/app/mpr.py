@@ -15,6 +15,7 @@ from textual.containers import Grid
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from tui.app.context import pacs
 from tui.app.image_view import ImagePanel
 from tui.errors import UserError
 from tui.render.lut import Window, values_to_display
@@ -68,7 +69,7 @@ class MPRScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Grid():
             for name in PANELS:
-                yield self.app.image_panel(f"mpr-{name}")  # type: ignore[attr-defined]
+                yield pacs(self).image_panel(f"mpr-{name}")
         yield Static("", id="mpr-status")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -79,7 +80,7 @@ class MPRScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="mpr")
     def redraw(self) -> None:
         try:
-            volume = self.app.volume(self.series["SeriesInstanceUID"])  # type: ignore[attr-defined]
+            volume = pacs(self).volume(self.series["SeriesInstanceUID"])
             if self.point is None:
                 affine = volume.affine
                 centre = np.floor((np.array(volume.data.shape[::-1]) - 1) / 2)  # a voxel centre

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static, Tree
 
+from tui.app.context import pacs
 from tui.app.keys import OrderedInput, type_into
 from tui.app.labels import line, plain
 from tui.archive.tags import Element, diff, elements, read_header
@@ -55,7 +56,7 @@ class TagScreen(Screen[None]):
 
     @property
     def private(self) -> bool:
-        return bool(self.app.privacy)  # type: ignore[attr-defined]
+        return bool(pacs(self).privacy)
 
     @work(thread=True, exclusive=True, group="tags")
     def load(self) -> None:

@@ -12,8 +12,8 @@ from textual.theme import Theme
 from tui.errors import UserError
 
 DEFAULT = "reading-room"
-_KEYS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel")
-_KEYS += ("warning", "error", "success")
+_KEYS: tuple[str, ...] = ("primary", "secondary", "accent", "foreground", "background")
+_KEYS += ("surface", "panel", "warning", "error", "success")
 
 
 def load_themes(user_folder: Path | None) -> dict[str, Theme]:

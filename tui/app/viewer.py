@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from tui.app.context import pacs
 from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.labels import line
@@ -93,7 +94,7 @@ class ViewerScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, id="loading", show_eta=False)
         yield Static("", id="overlay-top")
-        yield self.app.image_panel("viewer")  # type: ignore[attr-defined]
+        yield pacs(self).image_panel("viewer")
         yield Static("", id="overlay-bottom")
         yield Footer(compact=True, show_command_palette=False)  # 80 columns: the keys first
 
@@ -150,7 +151,7 @@ class ViewerScreen(Screen[None]):
         request = self.request
         try:
             with self._load() as cancel:
-                rendered, count = self.app.render_series(  # type: ignore[attr-defined]
+                rendered, count = pacs(self).render_series(
                     self.series["SeriesInstanceUID"],
                     request,
                     with_count=True,
@@ -188,7 +189,7 @@ class ViewerScreen(Screen[None]):
         labels = view.labels if view is not None else {}
         aspect = view.pixel_spacing[0] / view.pixel_spacing[1] if view is not None else 1.0
         self.query_one(ImagePanel).show(self._zoomed(rendered.image), labels, aspect)
-        private = self.app.privacy  # type: ignore[attr-defined]
+        private = pacs(self).privacy
         ds = rendered.header
         top = [
             shown({"PatientName": ds.get("PatientName", "")}, "PatientName", private),
@@ -241,7 +242,7 @@ class ViewerScreen(Screen[None]):
 
     def action_preset(self, number: int) -> None:
         modality = str(self.series.get("Modality", "")).upper()
-        presets = self.app.presets.get(modality, {})  # type: ignore[attr-defined]
+        presets = pacs(self).presets.get(modality, {})
         names = list(presets)
         if number < len(names):
             self._update(preset=names[number], window=None)
@@ -285,7 +286,7 @@ class ViewerScreen(Screen[None]):
         """The header of the slice on screen (acquired plane) or of the series' first
         (in a worker: the series' stacks may have to be read from the index)."""
         try:
-            stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
+            stack = pacs(self).stacks(self.series["SeriesInstanceUID"])[self.request.stack]
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
@@ -347,7 +348,7 @@ class ViewerScreen(Screen[None]):
     def action_mpr(self) -> None:
         """The 2x2 MPR, or why this stack cannot be resliced (said before, not in it)."""
         try:
-            stacks = self.app.stacks(self.series["SeriesInstanceUID"])  # type: ignore[attr-defined]
+            stacks = pacs(self).stacks(self.series["SeriesInstanceUID"])
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
@@ -364,7 +365,7 @@ class ViewerScreen(Screen[None]):
             self._cine.stop()
             self._cine = None
             return
-        limit = self.app.bandwidth.fps  # type: ignore[attr-defined]
+        limit = pacs(self).bandwidth.fps
         self._cine = self.set_interval(1 / min(self.fps, limit), self._next_frame)
 
     def _next_frame(self) -> None:
@@ -402,11 +403,11 @@ class ViewerScreen(Screen[None]):
 
         path = Path(name).expanduser()
         path = path if path.is_absolute() else Path.cwd() / path
-        stack = self.app.stacks(self.series["SeriesInstanceUID"])[self.request.stack]  # type: ignore[attr-defined]
+        stack = pacs(self).stacks(self.series["SeriesInstanceUID"])[self.request.stack]
         try:
             write_any(
-                path, rendered, stack, self.request, self.app.presets, self.app.cache,  # type: ignore[attr-defined]
-                no_phi=self.app.privacy,  # type: ignore[attr-defined]
+                path, rendered, stack, self.request, pacs(self).presets, pacs(self).cache,
+                no_phi=pacs(self).privacy,
             )  # fmt: skip
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")

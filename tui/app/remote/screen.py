@@ -28,6 +28,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, OptionList, Static, Tree
 from textual.widgets.tree import TreeNode, UnknownNodeID
 
+from tui.app.context import pacs
 from tui.app.keys import type_into
 from tui.app.labels import iso_date, patient_label, plural
 from tui.app.messages import ArchiveChanged
@@ -382,7 +383,7 @@ class RemoteScreen(Screen[None]):
     def look_local(self, run: Run, studies: list[str], series_of: str = "") -> None:
         """Which of ``studies`` the archive holds (one statement for the batch), and after a
         retrieve, which series of ``series_of``: off the UI thread, the index may be busy."""
-        read = self.app.read  # type: ignore[attr-defined]
+        read = pacs(self).read
         try:
             found = read(held_studies, studies)
             series = read(held_series, series_of) if series_of else None
@@ -445,7 +446,7 @@ class RemoteScreen(Screen[None]):
             self.app.call_from_thread(self._add_series, study, [], {}, message)
             return
         try:
-            here = self.app.read(held_series, uid)  # type: ignore[attr-defined]
+            here = pacs(self).read(held_series, uid)
         except UserError:
             log.debug("local look-up failed", exc_info=True)
             here = {}
@@ -494,7 +495,7 @@ class RemoteScreen(Screen[None]):
     def action_retrieve(self) -> None:
         """``g``: the marked studies and series, else the highlighted one, into the queue, as
         one batch (one notice when all of it is over)."""
-        root = self.app.archive.root  # type: ignore[attr-defined]
+        root = pacs(self).archive.root
         if root is None:
             self.notify(
                 "this archive lives in memory (a CD opened for a look): open your own archive "
