@@ -22,8 +22,9 @@ from textual.widgets import Input, Static, Tree
 from tests.conftest import need_shared
 from tests.synthetic import AXIAL, write_series
 from tui.app.app import PacsApp
-from tui.app.browser import ArchiveTree, BrowserScreen, node_key, parse_filter, preview_target
+from tui.app.browser import ArchiveTree, BrowserScreen
 from tui.app.image_view import ImagePanel
+from tui.app.rows import node_key, parse_filter, preview_target
 from tui.app.viewer import ViewerScreen
 from tui.archive import triage
 from tui.archive.importer import import_paths
