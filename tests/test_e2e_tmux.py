@@ -77,7 +77,7 @@ def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
     _wait_for(tmux, "SeriesInstanceUID")
     _wait_for(tmux, "▀", alternatives=("▄", "█"))  # the preview, drawn in half blocks
     tmux("send-keys", "-t", "e2e", "v")
-    _wait_for(tmux, "MIP/MinIP/avg")  # the viewer's keys (the preview's caption says 16/30 too)
+    _wait_for(tmux, "m MIP")  # the viewer's keys (the preview's caption says 16/30 too)
     _wait_for(tmux, "acquired slice 16/30")
     _keys(tmux, "j", "j")
     _wait_for(tmux, "acquired slice 18/30")

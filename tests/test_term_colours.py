@@ -190,5 +190,5 @@ def test_a_bad_bandwidth_in_config_toml_is_an_error_not_a_traceback(tmp_path: Pa
     done = run_cli("render", uid, "--term", archive=archive, check=False)
     assert done.returncode == 1, done
     assert done.stderr.strip().splitlines() == [
-        "pacs-tui: error: bandwidth 'fast': choose one of auto, low, normal, high"
+        f"pacs-tui: error: {config}: bandwidth 'fast': choose one of auto, low, normal, high"
     ]

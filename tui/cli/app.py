@@ -7,33 +7,28 @@ import argparse
 import os
 from typing import Any
 
-from tui.cli.common import cache_mb, private, tty
-from tui.config import Locations, load_config
-from tui.errors import UserError
+from tui.cli.common import settings, tty
+from tui.config import Locations
 
 
 def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int:
     """Open the Textual app on ``archive``."""
     from tui.app.app import PacsApp
-    from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
+    from tui.term.detect import cell_size
     from tui.term.modes import PROTOCOLS
 
-    config = load_config(locations.config_file)
-    keymap = config.get("keys", {})
-    if not isinstance(keymap, dict) or not all(isinstance(v, str) for v in keymap.values()):
-        raise UserError(f"{locations.config_file}: [keys] maps binding ids to keys, as strings")
-    bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
-    graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=tty())
+    chosen = settings(args, locations)
+    graphics = chosen.protocol(tty_fd=tty())
     if graphics in ("ascii", "none"):
         graphics = "halfblock"  # the app draws in cells; text art is for printing
     app = PacsApp(
         archive,
-        bandwidth,
+        chosen.link(),  # the dither too (it did nothing in the app before)
         config_dir=locations.config_dir,
-        theme=args.theme or config.get("theme"),
-        privacy=private(args, locations),
-        keymap=keymap,
-        cache_mb=cache_mb(locations),
+        theme=chosen.theme,
+        privacy=chosen.privacy,
+        keymap=chosen.keymap,
+        cache_mb=chosen.cache_mb,
         graphics=graphics,
         cell=cell_size(tty()) if graphics in PROTOCOLS else None,
         tmux="TMUX" in os.environ,

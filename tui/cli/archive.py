@@ -9,7 +9,7 @@ import shutil
 import sys
 from typing import Any
 
-from tui.cli.common import Commands, ProgressBar, open_archive, print_json, private
+from tui.cli.common import Commands, ProgressBar, open_archive, print_json, settings
 from tui.config import Locations
 from tui.errors import UserError
 
@@ -260,7 +260,7 @@ def cmd_ls(args: argparse.Namespace, locations: Locations) -> int:
     else:
         rows = search(archive, args.level, filters)
         level = args.level
-    if private(args, locations):
+    if settings(args, locations).privacy:
         rows = [masked(row) for row in rows]
     if args.json:
         print_json(rows)

@@ -15,8 +15,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from tui.config import Locations, load_config
+from tui.config import Locations
 from tui.errors import UserError
+from tui.settings import Settings
 
 if TYPE_CHECKING:
     from tui.archive.index import Archive
@@ -59,17 +60,9 @@ def open_archive(locations: Locations, create: bool = True) -> Archive:
     return Archive(locations.archive, create=create)
 
 
-def private(args: argparse.Namespace, locations: Locations) -> bool:
-    """``--privacy``, or ``privacy = true`` in config.toml: mask names, IDs, birth dates."""
-    return bool(args.privacy or load_config(locations.config_file).get("privacy", False))
-
-
-def cache_mb(locations: Locations) -> float:
-    """``[render] cache_mb`` in config.toml: memory for decoded volumes (default 1024)."""
-    value = load_config(locations.config_file).get("render", {}).get("cache_mb", 1024)
-    if not isinstance(value, int | float) or value <= 0:
-        raise UserError(f"{locations.config_file}: [render] cache_mb must be a positive number")
-    return float(value)
+def settings(args: argparse.Namespace | None, locations: Locations) -> Settings:
+    """The options of this command line over config.toml's (checked: one line if wrong)."""
+    return Settings.resolve(args, locations.config_file)
 
 
 def tty() -> int | None:

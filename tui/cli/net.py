@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from tui.cli.common import Commands, open_archive, print_json, private, wait_until_stopped
+from tui.cli.common import Commands, open_archive, print_json, settings, wait_until_stopped
 from tui.config import Locations
 from tui.errors import UserError
 from tui.tables import cell_width, clip, printable
@@ -164,7 +164,7 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     try:
         if args.json:
             out.write("[")
-        hide = private(args, locations)
+        hide = settings(args, locations).privacy
         for result in results:
             result = masked(result, hide)
             if args.json:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tui.cli.common import Commands, cache_mb, done, open_archive, tty
-from tui.config import Locations, load_config
+from tui.cli.common import Commands, done, open_archive, settings, tty
+from tui.config import Locations
 from tui.errors import UserError
 
 
@@ -134,21 +134,15 @@ def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
 
 
 def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locations) -> None:
-    from dataclasses import replace
 
     import numpy as np
 
-    from tui.term.detect import cell_size, choose_bandwidth, choose_graphics
+    from tui.term.detect import cell_size
     from tui.term.modes import DEFAULT_CELL
     from tui.term.show import draw
 
-    config = load_config(locations.config_file)
-    graphics = choose_graphics(args.graphics or str(config.get("graphics", "auto")), tty_fd=tty())
-    bandwidth = choose_bandwidth(args.bandwidth or str(config.get("bandwidth", "auto")))
-    dither = args.dither or str(config.get("dither", "none"))
-    if dither not in ("none", "ordered", "diffusion"):
-        raise UserError(f"{locations.config_file}: dither must be none, ordered or diffusion")
-    bandwidth = replace(bandwidth, mode=replace(bandwidth.mode, dither=dither))
+    chosen = settings(args, locations)
+    graphics, bandwidth = chosen.protocol(tty_fd=tty()), chosen.link()
     size = shutil.get_terminal_size()
     cell = cell_size(tty()) or DEFAULT_CELL
     image = np.asarray(picture)
@@ -179,7 +173,7 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
         frames = rotating_mip(stack, request, presets)
         export.save_animation([export.fit(f, args.size) for f in frames], output, args.fps)
         return done(args.output)
-    cache = VolumeCache(cache_mb(locations))
+    cache = VolumeCache(settings(args, locations).cache_mb)
     if args.cine:
         write_cine(stack, request, presets, cache, output, args.fps, args.size)
     else:
