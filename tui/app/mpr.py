@@ -18,9 +18,9 @@ from textual.widgets import Footer, Static
 from tui.app.context import pacs
 from tui.app.image_view import ImagePanel
 from tui.errors import UserError
-from tui.render.lut import Window, values_to_display
-from tui.render.pipeline import Request, projection_window, series_window
-from tui.render.views import View, orthogonal
+from tui.render.lut import Window
+from tui.render.pipeline import Request
+from tui.render.views import View
 
 PANELS = ("axial", "coronal", "sagittal", "mip")
 _AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
@@ -79,30 +79,29 @@ class MPRScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="mpr")
     def redraw(self) -> None:
+        """The three planes through the point and the coronal MIP, each rendered as every
+        view is (pipeline.render): the viewer's window, else the series'; the MIP its own."""
+        app, uid = pacs(self), self.series["SeriesInstanceUID"]
         try:
-            volume = pacs(self).volume(self.series["SeriesInstanceUID"])
             if self.point is None:
+                volume = app.volume(uid)
                 affine = volume.affine
                 centre = np.floor((np.array(volume.data.shape[::-1]) - 1) / 2)  # a voxel centre
                 self.point = (affine @ np.append(centre, 1))[:3]
                 self.step = np.abs(np.diag(affine[:3, :3])).clip(min=0.5)
-            views = {
-                plane: orthogonal(volume, plane, position=float(self.point[_AXIS[plane]]))
+            point = self.point
+            requests = {
+                plane: Request(plane=plane, position=float(point[_AXIS[plane]]), window=self.window)
                 for plane in ("axial", "coronal", "sagittal")
             }
-            views["mip"] = orthogonal(volume, "coronal", "mip")
-            # the viewer's window (the user's, else the series'), for every plane; the MIP its own
-            window = self.window or series_window(volume.stack)
-            windows = {name: window for name in views}
-            windows["mip"] = projection_window(volume, "coronal", Request(mode="mip"))
+            requests["mip"] = Request(mode="mip", plane="coronal")
+            rendered = {name: app.render_series(uid, r) for name, r in requests.items()}
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
-        images = {}
-        for name, v in views.items():
-            image = values_to_display(v.values, volume.header, windows[name])
-            images[name] = crosshair(image, v, self.point)
-        self.app.call_from_thread(self._show, views, images, window)
+        views = {name: r.view for name, r in rendered.items()}
+        images = {name: crosshair(r.image, r.view, point) for name, r in rendered.items()}
+        self.app.call_from_thread(self._show, views, images, rendered["axial"].window)
 
     def _show(self, views: dict[str, View], images: dict[str, np.ndarray], window: Any) -> None:
         self.views = views

@@ -290,8 +290,8 @@ def _get_summary(study: str, transfer: Any) -> dict[str, Any]:
     tally = transfer.tally
     return {
         "StudyInstanceUID": study, "new": tally.new,
-        "already_present": transfer.skipped + tally.present,
-        "failed": tally.failed + transfer.failed_remote, "bytes": tally.bytes,
+        "already_present": transfer.present,
+        "failed": transfer.failed, "bytes": tally.bytes,
         "seconds": round(time.monotonic() - tally.started, 3),
         "errors": tally.errors, "warnings": transfer.warnings,
     }  # fmt: skip

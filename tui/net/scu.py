@@ -166,6 +166,16 @@ class Transfer:
     def done(self) -> int:
         return self.tally.received + self.tally.failed
 
+    @property
+    def present(self) -> int:
+        """Instances already here: not asked for, or sent and found identical."""
+        return self.skipped + self.tally.present
+
+    @property
+    def failed(self) -> int:
+        """Instances that did not arrive: refused here, or failed at the PACS."""
+        return self.tally.failed + self.failed_remote
+
 
 Progress = Callable[[Transfer], None]
 

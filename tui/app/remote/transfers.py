@@ -72,8 +72,7 @@ class Job:
         t = self.transfer
         counts = ""
         if t is not None:
-            present = t.skipped + t.tally.present
-            failed = t.tally.failed + t.failed_remote
+            present, failed = t.present, t.failed
             counts = f"{t.tally.new} new"
             counts += f", {present} here already" if present else ""
             counts += f", {failed} failed" if failed else ""
@@ -96,7 +95,7 @@ def batch_summary(jobs: list[Job]) -> tuple[str, str]:
     states = [job.state for job in jobs]
     transfers = [job.transfer for job in jobs if job.transfer is not None]
     new = sum(t.tally.new for t in transfers)
-    present = sum(t.skipped + t.tally.present for t in transfers)
+    present = sum(t.present for t in transfers)
     text = f"{states.count('done')} of {len(jobs)} retrieved: {plural(new, 'new image')}"
     text += f", {present} here already" if present else ""
     text += f"; {states.count('stopped')} stopped" if "stopped" in states else ""
