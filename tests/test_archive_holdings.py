@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pydicom
 import pytest
 from pydicom.dataset import Dataset
 
@@ -73,3 +74,15 @@ def test_identifiers_match_over_the_index(two_series: Archive) -> None:
     with pytest.raises(IdentifierError, match="StudyDate: not a date") as refused:
         Query.from_identifier(_identifier("STUDY", StudyDate="2024"), "study")
     assert not isinstance(refused.value, IdentifierMismatch)  # unable to process, not 0xA900
+
+
+def test_acr_nema_dates_are_indexed_as_dicom_dates(archive: Archive, shared: Path) -> None:
+    """YYYY.MM.DD (old modalities) is indexed as YYYYMMDD: it sorts, fits the date column
+    and matches a date range like any other."""
+    from tui.archive.query import Filters
+
+    path = shared / "pydicom_test_files" / "color_and_palette" / "ExplVR_BigEnd.dcm"
+    assert str(pydicom.dcmread(path, stop_before_pixels=True).StudyDate) == "1997.04.24"
+    import_paths(archive, [path])
+    assert [s["StudyDate"] for s in search(archive, "study")] == ["19970424"]
+    assert len(search(archive, "study", Filters(date="19970101-19971231"))) == 1

@@ -253,10 +253,10 @@ def _record(
         mtime_ns=st.st_mtime_ns,
         patient_id=h.text("PatientID"),
         patient_name=h.text("PatientName"),
-        birth_date=h.text("PatientBirthDate"),
+        birth_date=_date(h.text("PatientBirthDate")),
         sex=h.text("PatientSex"),
         study_uid=uids["StudyInstanceUID"],
-        study_date=h.text("StudyDate"),
+        study_date=_date(h.text("StudyDate")),
         study_time=h.text("StudyTime"),
         accession=h.text("AccessionNumber"),
         study_description=h.text("StudyDescription"),
@@ -300,6 +300,15 @@ class _Header(Protocol):
     def float(self, keyword: str) -> float | None: ...
     def multi(self, keyword: str) -> str: ...
     def item(self, keyword: str) -> _Header | None: ...
+
+
+def _date(value: str) -> str:
+    """A DA as YYYYMMDD: ACR-NEMA's YYYY.MM.DD (PS3.5 6.2, still written by old modalities)
+    loses its dots, so it sorts, matches date ranges and fits the date columns."""
+    value = value.strip()
+    if len(value) == 10 and value[4] == value[7] == "." and value.replace(".", "").isdigit():
+        return value.replace(".", "")
+    return value
 
 
 def _joined(value: Any) -> str:
