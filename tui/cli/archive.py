@@ -157,9 +157,15 @@ def _import_text(summary: Any) -> str:
     if summary.dicomdirs:
         lines.append(f"{summary.dicomdirs} DICOMDIR file(s) used")
     if summary.skipped:
-        lines.append(f"skipped {len(summary.skipped)} file(s):")
+        lines.append(f"skipped {len(summary.skipped)} file(s) (--json lists every one):")
+        first = {}
+        for path, reason in summary.skipped:
+            first.setdefault(reason, path)
         for reason, count in Counter(r for _, r in summary.skipped).most_common(10):
-            lines.append(f"  {count:6d}  {printable(reason)}")
+            example = "" if count == 1 else "e.g. "
+            lines.append(
+                f"  {count:6d}  {printable(reason)}: {example}{printable(str(first[reason]))}"
+            )
     if summary.duplicates:
         lines.append(
             f"{len(summary.duplicates)} duplicate(s): same SOPInstanceUID as an indexed file;"
