@@ -62,9 +62,15 @@ def test_a_wrong_option_names_the_option(tmp_path: Path) -> None:
 
 
 def test_a_wrong_config_value_stops_a_command_in_one_line(
-    tmp_path: Path, archive_dir: Path
+    archive, archive_dir: Path, tmp_path: Path
 ) -> None:
     import os
+
+    from tests.synthetic import AXIAL, write_series
+    from tui.archive.importer import import_paths
+
+    write_series(tmp_path / "ct", AXIAL, count=2, size=8)
+    import_paths(archive, [tmp_path / "ct"])
 
     config = Path(os.environ["XDG_CONFIG_HOME"]) / "pacs-tui" / "config.toml"
     config.parent.mkdir(parents=True, exist_ok=True)
