@@ -158,7 +158,7 @@ def _import_text(summary: Any) -> str:
         lines.append(f"{summary.dicomdirs} DICOMDIR file(s) used")
     if summary.skipped:
         lines.append(f"skipped {len(summary.skipped)} file(s) (--json lists every one):")
-        first = {}
+        first: dict[str, Any] = {}
         for path, reason in summary.skipped:
             first.setdefault(reason, path)
         for reason, count in Counter(r for _, r in summary.skipped).most_common(10):
