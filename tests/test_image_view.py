@@ -206,3 +206,16 @@ async def test_the_private_driver_we_write_through_is_still_there() -> None:
     async with app.run_test():
         assert isinstance(app._driver, Driver)
         assert terminal_driver(app) is None  # headless: nothing is written past Textual
+
+
+def test_the_other_textual_internals_we_lean_on_are_still_there() -> None:
+    """Three more private hooks, each kept to one commented method: Tree._build (the
+    browser fits its labels to the width before layout: labels.FittedTree), Tree._invalidate
+    (the results tree adds many nodes with one layout: remote/results.py) and a widget's
+    _bindings (keys.OrderedInput runs a text box's own keys in order, Textual issue 6605).
+    Pinned Textual keeps them; an upgrade that drops one fails here first."""
+    from textual.widgets import Input, Tree
+
+    assert callable(Tree._build) and callable(Tree._invalidate)
+    box = Input()
+    assert "backspace" in box._bindings.key_to_bindings
