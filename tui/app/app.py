@@ -166,9 +166,10 @@ class PacsApp(App[None]):
         markup: bool = False,
     ) -> None:
         """Notifications are text: what they carry (a tag value, a path, a PACS's error
-        comment) is never markup, and control characters show as "?"."""
+        comment) is never markup, and control characters show as "?". ``markup`` is taken
+        and ignored: a screen's ``notify`` passes Textual's default (True) on to here."""
         message, title = (plain(part).plain for part in (message, title))
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def action_toggle_help(self) -> None:
         """Every key of the screen, with what it does: the screen's own first."""

@@ -105,6 +105,7 @@ class TagScreen(Screen[None]):
 
     @on(Tree.NodeHighlighted)
     def highlighted(self, event: Tree.NodeHighlighted[Element]) -> None:
+        self.app.clear_notifications()  # a shown value goes with the element it was of
         element = event.node.data
         text = (
             "" if element is None else f"{element.tag} {element.name}\n{self._value(element, True)}"
