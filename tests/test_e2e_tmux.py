@@ -55,6 +55,16 @@ def _wait_for(tmux, text: str, timeout: float = 20.0, alternatives: tuple[str, .
     raise AssertionError(f"{text!r} never appeared; the screen and history:\n{history}")
 
 
+def _start(tmux, command: str, size: tuple[int, int] = (120, 36)) -> None:
+    """A shell in a new pane of ``size``, then ``command`` typed into it, as a user does."""
+    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
+    columns, rows = (str(n) for n in size)
+    options = [f"-e{k}={v}" for k, v in env.items()]
+    tmux("new-session", "-d", "-s", "e2e", "-x", columns, "-y", rows, *options)
+    time.sleep(0.5)
+    tmux("send-keys", "-t", "e2e", command, "Enter")
+
+
 def test_browse_view_and_quit_in_a_real_terminal(tmux, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     write_series(tmp_path / "ct", AXIAL, count=30)
@@ -139,20 +149,7 @@ def test_a_filter_typed_in_one_burst_lands_in_the_box(tmux, tmp_path: Path) -> N
     archive = tmp_path / "archive"
     build_demo(archive).close()
     command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive}"
-    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        *[f"-e{k}={v}" for k, v in env.items()],
-    )
-    time.sleep(0.5)
-    tmux("send-keys", "-t", "e2e", command, "Enter")
+    _start(tmux, command)
     _wait_for(tmux, "Yamada^Hanako")
     tmux("send-keys", "-t", "e2e", "/mull", "Enter")  # one write to the terminal
     screen = _wait_for(tmux, "PatientID  DEMO002")
@@ -174,20 +171,7 @@ def test_triage_on_a_read_only_archive_says_so_and_changes_nothing(tmux, tmp_pat
         import_paths(opened, [tmp_path / "ct"])
     command = " ".join([*(f"'{part}'" for part in prefix), str(archive), str(mount)])
     command += f" {sys.executable} -m tui --archive {mount}"
-    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "120",
-        "-y",
-        "36",
-        *[f"-e{k}={v}" for k, v in env.items()],
-    )
-    time.sleep(0.5)
-    tmux("send-keys", "-t", "e2e", f"cd {ROOT} && {command}", "Enter")
+    _start(tmux, f"cd {ROOT} && {command}")
     _wait_for(tmux, "Synthetic^Phantom")
     _keys(tmux, "Space", "Down")
     before = _wait_for(tmux, "StudyInstanceUID")
@@ -214,20 +198,7 @@ def test_jump_keys_in_one_burst_count_each_press(tmux, tmp_path: Path) -> None:
     archive = tmp_path / "archive"
     build_demo(archive).close()
     command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive}"
-    env = {"TERM": "xterm-256color", "HOME": os.environ.get("HOME", "/tmp")}
-    tmux(
-        "new-session",
-        "-d",
-        "-s",
-        "e2e",
-        "-x",
-        "160",
-        "-y",
-        "50",
-        *[f"-e{k}={v}" for k, v in env.items()],
-    )
-    time.sleep(0.5)
-    tmux("send-keys", "-t", "e2e", command, "Enter")
+    _start(tmux, command, size=(160, 50))
     _wait_for(tmux, "Yamada^Hanako")
     _keys(tmux, "Home", "Space", "Down")
     start = _study_shown(tmux)
