@@ -4,10 +4,13 @@ detection with canned terminal replies (and a terminal that never replies)."""
 from __future__ import annotations
 
 import base64
+import fcntl
 import io
 import os
 import pty
 import re
+import struct
+import termios
 import threading
 import time
 
@@ -17,9 +20,18 @@ from PIL import Image
 
 from tui.term import protocols, text
 from tui.term.cells import area_resize, fit_cells
-from tui.term.detect import choose_bandwidth, choose_graphics, from_environment, from_replies, query
+from tui.term.detect import (
+    cell_from_replies,
+    cell_size,
+    choose_bandwidth,
+    choose_graphics,
+    from_environment,
+    from_replies,
+    query,
+)
 from tui.term.halfblock import encode, to_cells
 from tui.term.modes import HIGH, LOW, NORMAL
+from tui.term.show import draw
 
 ROWS, COLUMNS = 50, 100
 
@@ -134,6 +146,15 @@ def test_kitty_output_is_well_formed() -> None:
     assert all(len(payload) <= 4096 for _, payload in chunks)
     data = base64.standard_b64decode("".join(payload for _, payload in chunks))
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), image)
+
+
+def test_a_printed_kitty_image_moves_the_cursor_below_it() -> None:
+    """In the app the cursor stays (C=1: a move at the bottom row would scroll the screen);
+    printed by ``render --term`` it goes to the image's last row, so the prompt follows
+    the image instead of being drawn under it (seen in a real kitty)."""
+    assert ",C=1," in protocols.kitty(_gradient(), 40, 20)
+    printed = draw(_gradient(), "kitty", choose_bandwidth("high", {}), 40, 20)
+    assert ",C=0," in printed and printed.endswith("\x1b\\\n")
 
 
 def test_iterm_output_is_well_formed() -> None:
@@ -254,6 +275,50 @@ def test_a_terminal_that_never_answers_does_not_hang_us() -> None:
         assert query(terminal, "\x1b[c", timeout=0.3) == b""
         assert time.monotonic() - started < 1.0
         assert choose_graphics("auto", {"TERM": "xterm-256color"}, terminal) == "halfblock"
+    finally:
+        os.close(controller)
+        os.close(terminal)
+
+
+# What real terminals answered to CSI 16 t, 14 t, 18 t, XTSMGRAPHICS and DA1 under Xvfb.
+XTERM_DA1 = b"\x1b[?63;1;2;4;6;9;15;16;22;28c"  # xterm -ti vt340, default resources
+KITTY = b"\x1b[6;20;9t\x1b[4;800;1197t\x1b[8;40;133t\x1b[?62;c"  # kitty 0.26, 133 x 40
+
+
+def test_cell_size_from_what_the_terminal_reports() -> None:
+    # kitty says it all; CSI 16 t wins over what the kernel was told
+    assert cell_from_replies(KITTY, (40, 133, 1197, 800)) == (9, 20)
+    assert cell_from_replies(b"\x1b[4;800;1197t\x1b[8;40;133t", None) == (9, 20)
+    # xterm refuses the window reports (allowWindowOps is off) but fills in the kernel's
+    # pixel size, with its 2-pixel borders: 120 x 40 cells of its default 6 x 13 font
+    assert cell_from_replies(XTERM_DA1, (40, 120, 724, 524)) == (6, 13)
+    assert cell_from_replies(XTERM_DA1, (40, 120, 1204, 804)) == (10, 20)  # -fa Monospace
+    # no pixels anywhere but the sixel geometry: no larger than the window, so it fits
+    sixel = b"\x1b[?2;0;720;520S" + XTERM_DA1
+    assert cell_from_replies(sixel, (40, 120, 0, 0)) == (6, 13)
+    # a geometry capped at 1000 x 1000 in a big window: a usual cell's shape that fits
+    capped = b"\x1b[?2;0;1000;1000S" + XTERM_DA1
+    width, height = cell_from_replies(capped, (54, 190, 0, 0))  # type: ignore[misc]
+    assert width * 190 <= 1000 and height * 54 <= 1000 and height == 2 * width
+    assert cell_from_replies(XTERM_DA1, (40, 120, 0, 0)) is None  # nothing: the caller's default
+    assert cell_from_replies(b"\x1b[6;0;0t", None) is None
+
+
+def test_cell_size_asks_the_terminal_then_the_kernel() -> None:
+    """A pty that answers like xterm (DA1 only) and whose size was set with pixels, as
+    xterm sets it: the cell comes from the kernel's size, in one round trip."""
+    controller, terminal = _fake_terminal(XTERM_DA1)
+    try:
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 724, 524))
+        started = time.monotonic()
+        assert cell_size(terminal) == (6, 13)
+        assert time.monotonic() - started < 0.25  # the DA1 answer ended the wait
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    controller, terminal = _fake_terminal(KITTY)
+    try:
+        assert cell_size(terminal) == (9, 20)
     finally:
         os.close(controller)
         os.close(terminal)

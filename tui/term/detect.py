@@ -20,9 +20,11 @@ image cells from Textual, which maps the palette onto the 16 colours it has.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import select
+import struct
 import termios
 import time
 import tty
@@ -30,10 +32,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from tui.errors import UserError
-from tui.term.modes import BANDWIDTHS, GRAPHICS, HIGH, LOW, NORMAL, Mode
+from tui.term.modes import BANDWIDTHS, DEFAULT_CELL, GRAPHICS, HIGH, LOW, NORMAL, Mode
 
 _KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
 _DEVICE_ATTRIBUTES = "\x1b[c"
+_SIXEL_GEOMETRY = "\x1b[?2;1;0S"  # XTSMGRAPHICS: read the largest sixel image
 _REPLY_END = re.compile(rb"\x1b\[\?[\d;]*c")  # every terminal answers DA1; it ends the wait
 
 
@@ -150,14 +153,77 @@ def choose_graphics(
 
 
 def cell_size(fd: int | None) -> tuple[int, int] | None:
-    """The terminal's cell size in pixels (width, height), if it tells (CSI 16 t)."""
+    """The terminal's cell size in pixels (width, height), from what it reports, or None
+    when it reports nothing (callers then use ``DEFAULT_CELL``, a VT340's cell).
+
+    A sixel image is as many pixels as its box of cells, so a cell guessed too large draws
+    an image taller than the window, whose top scrolls away (xterm refuses CSI 16 t and
+    CSI 14 t by default, and its default font's cell is 6 x 13, not 10 x 20). Asked in
+    one round trip: CSI 16 t (the cell), CSI 14 t and 18 t (the text area in pixels and
+    in cells); then the kernel's window size, which xterm and kitty fill in pixels too;
+    last, XTSMGRAPHICS (the largest sixel image, asked only then: kitty logs it as an
+    error). See :func:`cell_from_replies` for how they are weighed.
+    """
     if fd is None or not os.isatty(fd):
         return None
-    found = re.search(rb"\x1b\[6;(\d+);(\d+)t", query(fd, "\x1b[16t" + _DEVICE_ATTRIBUTES))
-    if not found:
+    window = window_size(fd)
+    replies = query(fd, "\x1b[16t\x1b[14t\x1b[18t" + _DEVICE_ATTRIBUTES)
+    found = cell_from_replies(replies, window)
+    if found is None:
+        replies += query(fd, _SIXEL_GEOMETRY + _DEVICE_ATTRIBUTES)
+        found = cell_from_replies(replies, window)
+    return found
+
+
+def window_size(fd: int) -> tuple[int, int, int, int] | None:
+    """The kernel's size of the terminal on ``fd``: rows, columns, width and height in
+    pixels (0 where the terminal does not say), or None if ``fd`` is not a terminal."""
+    try:
+        packed = fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * 8)
+    except OSError:
         return None
-    height, width = int(found.group(1)), int(found.group(2))
-    return (width, height) if width > 0 and height > 0 else None
+    rows, columns, width, height = struct.unpack("HHHH", packed)
+    return rows, columns, width, height
+
+
+def cell_from_replies(
+    replies: bytes, window: tuple[int, int, int, int] | None = None
+) -> tuple[int, int] | None:
+    """The cell size (width, height) in pixels from a terminal's ``replies`` to CSI 16 t,
+    14 t, 18 t and XTSMGRAPHICS, and the kernel's ``window`` size (rows, columns, pixel
+    width, pixel height), in this order of trust: the cell itself; the text area in
+    pixels over its cells; the window's pixels over its cells (floored: xterm counts its
+    borders in them); the sixel geometry over the cells, which is never larger than the
+    window (an image sized from it fits, if smaller than it could be: xterm caps the
+    geometry at 1000 x 1000 pixels by default).
+    """
+    found = re.search(rb"\x1b\[6;(\d+);(\d+)t", replies)
+    if found:
+        return _cell(int(found.group(2)), int(found.group(1)), 1, 1)
+    rows, columns = (window[0], window[1]) if window else (0, 0)
+    found = re.search(rb"\x1b\[8;(\d+);(\d+)t", replies)
+    if found:
+        rows, columns = int(found.group(1)), int(found.group(2))
+    found = re.search(rb"\x1b\[4;(\d+);(\d+)t", replies)
+    if found and (cell := _cell(int(found.group(2)), int(found.group(1)), columns, rows)):
+        return cell
+    if window and (cell := _cell(window[2], window[3], window[1], window[0])):
+        return cell
+    found = re.search(rb"\x1b\[\?2;0;(\d+);(\d+)S", replies)
+    if found and (cell := _cell(int(found.group(1)), int(found.group(2)), columns, rows)):
+        if 1.5 <= cell[1] / cell[0] <= 3:
+            return cell
+        # capped on one side only: a usual cell's shape that fits both sides
+        scale = min(cell[0] / DEFAULT_CELL[0], cell[1] / DEFAULT_CELL[1])
+        return _cell(int(DEFAULT_CELL[0] * scale), int(DEFAULT_CELL[1] * scale), 1, 1)
+    return None
+
+
+def _cell(width: int, height: int, columns: int, rows: int) -> tuple[int, int] | None:
+    """``width`` x ``height`` pixels over ``columns`` x ``rows`` cells, None if empty."""
+    if columns <= 0 or rows <= 0 or width < columns or height < rows:
+        return None
+    return width // columns, height // rows
 
 
 def query(fd: int, request: str, timeout: float = 0.25) -> bytes:

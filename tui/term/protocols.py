@@ -21,16 +21,23 @@ def png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def kitty(image: np.ndarray, columns: int, rows: int, image_id: int = 1) -> str:
+def kitty(
+    image: np.ndarray, columns: int, rows: int, image_id: int = 1, move_cursor: bool = False
+) -> str:
     """Kitty graphics protocol: transmit and display, scaled into ``columns`` x ``rows`` cells,
-    replacing the image with the same id (no pile-up of old frames)."""
+    replacing the image with the same id (no pile-up of old frames).
+
+    The cursor stays where it is (an app draws over its own cells; a move at the bottom
+    row would scroll its screen) unless ``move_cursor``: then it goes to the image's last
+    row, scrolling as needed, as after a sixel, so printed text follows the image."""
     payload = base64.standard_b64encode(png(image)).decode("ascii")
     chunks = [payload[i : i + _CHUNK] for i in range(0, len(payload), _CHUNK)] or [""]
+    stay = 0 if move_cursor else 1
     out = []
     for n, chunk in enumerate(chunks):
         more = 1 if n < len(chunks) - 1 else 0
         if n == 0:
-            keys = f"a=T,f=100,t=d,i={image_id},c={columns},r={rows},q=2,C=1,m={more}"
+            keys = f"a=T,f=100,t=d,i={image_id},c={columns},r={rows},q=2,C={stay},m={more}"
         else:
             keys = f"m={more}"
         out.append(f"\x1b_G{keys};{chunk}\x1b\\")

@@ -33,8 +33,8 @@ def draw(
         return text.ascii_art(image, box_columns, box_rows) + "\n"
     if graphics == "braille":
         return text.braille(image, box_columns, box_rows) + "\n"
-    if graphics in PROTOCOLS:
-        return picture(image, graphics, box_columns, box_rows, cell, tmux) + "\n"
+    if graphics in PROTOCOLS:  # printed: the cursor goes below it, as after text
+        return picture(image, graphics, box_columns, box_rows, cell, tmux, move_cursor=True) + "\n"
     cells = to_cells(image, box_columns, box_rows, bandwidth.mode)
     return _inline(cells)
 
@@ -47,14 +47,17 @@ def picture(
     cell: tuple[int, int] = DEFAULT_CELL,
     tmux: bool = False,
     image_id: int = 1,
+    move_cursor: bool = False,
 ) -> str:
     """The escape sequence that shows ``image`` scaled into ``columns`` x ``rows`` cells
     with a graphics protocol (kitty, iTerm2 or sixel), starting at the cursor.
 
+    Sixel and iTerm2 images leave the cursor on their last row; a kitty image leaves it
+    where it was unless ``move_cursor`` (see :func:`~tui.term.protocols.kitty`).
     """
     fitted = _pixel_size(image, columns, rows, cell, scales=graphics != "sixel")
     if graphics == "kitty":
-        sequence = protocols.kitty(fitted, columns, rows, image_id)
+        sequence = protocols.kitty(fitted, columns, rows, image_id, move_cursor)
     elif graphics == "iterm":
         sequence = protocols.iterm(fitted, columns, rows)
     elif graphics == "sixel":
