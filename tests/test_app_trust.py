@@ -9,18 +9,23 @@ image after ``]``, lost triage keys) each have a test of their own below.
 
 from __future__ import annotations
 
+import html
 import os
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import pydicom
 import pydicom.uid
 import pytest
+from textual import events
 from textual.widgets import Input, Static, Tree
 
 from tests.conftest import need_shared
+from tests.servers import clear, upload
 from tests.synthetic import AXIAL, write_series
+from tests.test_privacy import AS_ESCAPED, AS_TEXT, HOSTILE, SHOWN, write_hostile_series
 from tui.app.app import PacsApp
 from tui.app.browser import ArchiveTree, BrowserScreen
 from tui.app.image_view import ImagePanel
@@ -30,6 +35,7 @@ from tui.archive import triage
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
 from tui.errors import UserError
+from tui.net.nodes import Node, save_node
 from tui.term.detect import BANDWIDTH
 
 FRAG = "MR_Siemens_6001_anat-T1w_J2K_lossless_multifragment"
@@ -365,61 +371,159 @@ async def test_filters_by_id_and_year_and_says_what_is_wrong(many: Path) -> None
     archive.close()
 
 
-async def test_hostile_names_are_text(tmp_path: Path) -> None:
-    """Markup and terminal escapes in a name are shown as text, never obeyed."""
-    import pydicom
+# -- hostile values: markup and terminal escapes in every field a screen shows -----------------
 
-    folder = tmp_path / "ct"
-    write_series(folder, AXIAL, count=3, size=16)
-    hostile = "X[/]Y[b]\x1b]0;owned\x07\x1b[2J"
-    for path in folder.iterdir():
-        ds = pydicom.dcmread(path)
-        ds.PatientName = hostile
-        ds.StudyDescription = "[red]desc[/red]"
-        ds.SeriesDescription = "oops [/bold] end"
-        ds.save_as(path)
-    archive = Archive(tmp_path / "archive")
-    import_paths(archive, [folder])
-    app = PacsApp(archive, BANDWIDTH["normal"])
-    async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _to_first_series(app, pilot)
-        await _settle(app, pilot)
-        tree = app.screen.query_one(ArchiveTree)
-        label = str(tree.root.children[0].label)
-        assert "X[/]Y[b]" in label and "\x1b" not in label
-        details = _text(app.screen.query_one("#details", Static))
-        assert "\x1b" not in details
-        study = str(tree.root.children[0].children[0].label)
-        assert "[red]desc[/red]" in study
-        series = str(tree.root.children[0].children[0].children[0].label)
-        assert "oops [/bold] end" in series
-        await pilot.press("v")
-        await _settle(app, pilot)
-        top = _text(app.screen.query_one("#overlay-top", Static))
-        assert "X[/]Y[b]" in top and "\x1b" not in top
-        await pilot.press("q")
-        await _settle(app, pilot)
-        await pilot.press("t")  # the tags screen: an unbalanced [/bold] crashed it
-        await _settle(app, pilot)
-        tags = app.screen.query_one(Tree)
-        labels = {str(node.label) for node in tags.root.children}
-        assert any("oops [/bold] end" in label for label in labels), labels
-        assert any("X[/]Y[b]" in label and "\x1b" not in label for label in labels)
-        for _ in range(len(tags.root.children)):
-            if "(0008,103E)" in str(tags.cursor_node.label if tags.cursor_node else ""):
-                break
-            await pilot.press("down")
-        await _settle(app, pilot)
-        value = _text(app.screen.query_one("#tag-value", Static))
-        assert "oops [/bold] end" in value
-        await pilot.press("enter")  # the whole value as a notification: text too
-        await _settle(app, pilot)
-        shown = [n for n in app._notifications if "oops [/bold] end" in str(n.message)]
-        assert shown and not any(n.markup for n in app._notifications)  # never parsed
-        for toast in app.screen.query("Toast"):
-            toast.render()  # what crashed: the toast parsing the value as markup
-        await pilot.press("down")  # another element: the value shown goes with the old one
-        await _settle(app, pilot)
-        assert not app._notifications
-    archive.close()
+AS_INDEXED = AS_TEXT.replace("?", "\ufffd")  # the index keeps control characters as U+FFFD
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An archive of one series with HOSTILE in every value shown (tests/test_privacy.py)."""
+    root = tmp_path_factory.mktemp("hostile")
+    with Archive(root / "archive") as archive:
+        import_paths(archive, [write_hostile_series(root / "in")])
+    return root / "archive"
+
+
+def _screen(app: PacsApp) -> str:
+    """The screen's text as Textual draws it (its screenshot), checked first for escape and
+    bell characters: a value shown must never drive the terminal."""
+    svg = app.export_screenshot()
+    assert "\x1b" not in svg and "\x07" not in svg
+    return html.unescape(re.sub(r"<[^>]+>", "", svg)).replace("\xa0", " ")
+
+
+async def test_hostile_values_in_the_browser_are_text(hostile: Path) -> None:
+    with Archive(hostile) as archive:
+        app = PacsApp(archive, BANDWIDTH["normal"])
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            await _settle(app, pilot)
+            await pilot.press("home", "space")
+            await _settle(app, pilot)
+            await pilot.press("down")  # the study: its details and its preview's caption
+            await _settle(app, pilot)
+            shown = _screen(app)
+            assert f"N:{AS_INDEXED}" in shown and f"S:{AS_INDEXED}" in shown
+            assert f"preview: series CT 1 R:{AS_INDEXED}" in shown
+            await pilot.press("space")
+            await _settle(app, pilot)
+            await pilot.press("down")  # the series
+            await _settle(app, pilot)
+            assert f"R:{AS_INDEXED}" in _screen(app)  # the series' details
+            # Pasted into the filter: the box and its error show it as text.
+            await pilot.press("slash")
+            app.screen.query_one("#filter", Input).post_message(events.Paste(f"priority:{HOSTILE}"))
+            await _settle(app, pilot)
+            assert _screen(app).count(f"priority:{AS_TEXT}") == 2
+
+
+async def test_hostile_values_in_the_tags_screen_are_text(hostile: Path) -> None:
+    with Archive(hostile) as archive:
+        app = PacsApp(archive, BANDWIDTH["normal"])
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            await _settle(app, pilot)
+            await _to_first_series(app, pilot)
+            await _settle(app, pilot)
+            await pilot.press("t")
+            await _settle(app, pilot)
+            assert f"H:{AS_ESCAPED}" in _screen(app)  # each element's value, as pydicom shows it
+            tags = app.screen.query_one(Tree)
+            while "(0008,103E)" not in str(tags.cursor_node.label if tags.cursor_node else ""):
+                await pilot.press("down")
+            await _settle(app, pilot)
+            assert f"R:{AS_TEXT}" in _text(app.screen.query_one("#tag-value", Static))
+            await pilot.press("enter")  # the whole value as a notification: text too
+            await _settle(app, pilot)
+            assert f"R:{AS_TEXT}" in _screen(app)
+            assert app._notifications and not any(n.markup for n in app._notifications)
+            await pilot.press("down")  # another element: the value shown goes with the old one
+            await _settle(app, pilot)
+            assert not app._notifications
+
+
+async def test_hostile_values_in_the_viewer_and_mpr_are_text(hostile: Path) -> None:
+    with Archive(hostile) as archive:
+        app = PacsApp(archive, BANDWIDTH["normal"])
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            await _settle(app, pilot)
+            await _to_first_series(app, pilot)
+            await pilot.press("v")
+            await _settle(app, pilot)
+            shown = _screen(app)  # the name and ID from the file, the series from the index
+            assert f"N:{AS_TEXT}" in shown and f"I:{AS_TEXT}" in shown
+            assert f"R:{AS_INDEXED}" in shown and f"W:{AS_TEXT}" in shown  # the file's window
+            await pilot.hover("#viewer", offset=(40, 12))  # the value under the mouse
+            await _settle(app, pilot)
+            bottom = _text(app.screen.query_one("#overlay-bottom", Static))
+            assert " HU at (" in bottom and f"W:{AS_TEXT}" in bottom
+            await pilot.press("g")  # MPR: its status names the window
+            await _settle(app, pilot)
+            assert "axial panel  point" in _screen(app) and f"W:{AS_TEXT}" in _screen(app)
+
+
+async def test_hostile_paths_in_the_import_dialog_are_text(tmp_path: Path) -> None:
+    folder = write_hostile_series(tmp_path / "in", count=3)
+    with Archive(tmp_path / "archive") as archive:
+        app = PacsApp(archive, BANDWIDTH["normal"])
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            await _settle(app, pilot)
+            await pilot.press("ctrl+o")
+            await _settle(app, pilot)
+            app.screen.query_one("#import-path", Input).value = f"/nowhere/{HOSTILE}"
+            await pilot.press("enter")  # no such path: the error names it
+            await _settle(app, pilot)
+            assert f"/nowhere/{AS_TEXT}" in _screen(app)  # the box (the notice may wrap)
+            assert [n.message for n in app._notifications] == [
+                f"no such file or folder: /nowhere/{AS_TEXT}"
+            ]
+            app.screen.query_one("#import-path", Input).value = str(folder)
+            await pilot.press("enter")
+            await _settle(app, pilot)
+            assert "3 new, 0 updated" in _screen(app)  # the report, and the tree behind it
+            assert f"N:{AS_INDEXED}" in _screen(app)
+
+
+async def test_hostile_answers_on_the_remote_screen_are_text(tmp_path: Path, orthanc) -> None:
+    """Orthanc answers with the escapes as they are: the results, the transfer queue, its
+    notice; an AE title and a typed date with markup in them are text too."""
+    clear(orthanc)
+    upload(orthanc, sorted(write_hostile_series(tmp_path / "in", count=3).iterdir()))
+    config = tmp_path / "config" / "config.toml"
+    save_node(config, Node("hostile", orthanc.aet, orthanc.host, orthanc.port))
+    save_node(config, Node("odd", SHOWN, "127.0.0.1", 104))
+    with Archive(tmp_path / "archive") as archive:
+        app = PacsApp(archive, BANDWIDTH["normal"], config_dir=config.parent)
+        async with app.run_test(size=(160, 48), notifications=True) as pilot:
+            await _settle(app, pilot)
+            await pilot.press("p")
+            await _settle(app, pilot)
+            screen = app.screen
+            screen.query_one("#q-name", Input).focus()
+            await pilot.press("enter")
+            for _ in range(50):
+                await _settle(app, pilot)
+                if screen.run is not None and screen.run.finished:
+                    break
+            shown = _screen(app)
+            assert f"N:{AS_TEXT}" in shown and f"S:{AS_TEXT}" in shown and "acc A[/]?[2J" in shown
+            await pilot.press("down", "enter")  # the study's series, on demand
+            await _settle(app, pilot)
+            await pilot.press("space", "g")  # mark the study, retrieve it
+            for _ in range(50):
+                await _settle(app, pilot)
+                if screen.jobs and screen.jobs[0].reported:
+                    break
+            shown = _screen(app)
+            assert f"R:{AS_TEXT}" in shown  # the series' answer
+            label = f"N:{AS_TEXT}  2026-01-01  S:{AS_TEXT}"  # the study's, in the queue
+            assert screen.jobs[0].label.plain == label
+            assert any(str(n.message).startswith(label) for n in app._notifications)
+            screen.query_one("#q-date", Input).value = SHOWN
+            screen.query_one("#q-date", Input).focus()
+            await pilot.press("enter")  # a date with markup in it: said in place, as typed
+            await _settle(app, pilot)
+            assert f"date '{SHOWN}'" in _screen(app)
+            screen.query_one("#nodes").focus()
+            await pilot.press("down")  # the node whose AE title is markup
+            await _settle(app, pilot)
+            assert SHOWN in _text(screen.query_one("#node-status", Static))

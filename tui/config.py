@@ -38,6 +38,10 @@ class Locations:
         return self.config_dir / CONFIG_NAME
 
     @property
+    def log_file(self) -> Path:
+        return self.log_dir / "pacs-tui.log"
+
+    @property
     def demo_archive(self) -> Path:
         """The demo archive lives beside, never inside, the user's own archive."""
         return Path(_dirs.user_data_dir) / "demo"

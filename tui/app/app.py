@@ -17,6 +17,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.worker import WorkerFailed
 
 from tui.app.browser import BrowserScreen
 from tui.app.image_view import ImagePanel, ImageView
@@ -70,6 +71,7 @@ class PacsApp(App[None]):
         self._cache: VolumeCache | None = None
         self._presets: dict[str, Any] | None = None
         self._stacks: dict[str, list[Stack]] = {}
+        self.crashed: BaseException | None = None  # the unhandled exception that ended the app
         themes = load_themes(config_dir / "themes" if config_dir else None)
         for loaded in themes.values():
             self.register_theme(loaded)
@@ -82,6 +84,21 @@ class PacsApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An unhandled exception ends the app (exit status 1) as Textual has it, but its
+        traceback is not printed on the terminal (Textual's shows local variables: tag
+        values): it is kept in ``crashed`` for the command line, which logs it and says in
+        one line what broke.
+
+        Private Textual API, the one place the app leans on it: every unhandled exception,
+        a worker's too, comes through here; ``_exit_renderables`` is what Textual prints
+        on exit.
+        """
+        if self.crashed is None:
+            self.crashed = error.error if isinstance(error, WorkerFailed) else error
+        super()._handle_exception(error)
+        self._exit_renderables.clear()
 
     # -- navigation: what the screens ask for --------------------------------------------------
 

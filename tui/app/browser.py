@@ -14,7 +14,6 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,7 +27,7 @@ from tui.app.context import pacs
 from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.keys import OrderedInput, type_into
-from tui.app.labels import FittedTree, patient_label, plural
+from tui.app.labels import FittedTree, line, patient_label, plural
 from tui.app.messages import OpenImport, OpenRemote, OpenTags, OpenViewer
 from tui.app.rows import (
     FILTER_HELP,
@@ -145,7 +144,7 @@ class BrowserScreen(Screen[None]):
             self.workers.cancel_group(self, "preview")
             caption.update("")
             return
-        caption.update(Text("preview: loading…", style="dim"))
+        caption.update(line(("preview: loading…", "dim")))
         self.preview(target)
 
     @on(ArchiveTree.NodeHighlighted)
@@ -199,7 +198,8 @@ class BrowserScreen(Screen[None]):
         if target != self._preview_key:
             return  # the cursor moved on: this belongs to another node
         panel = self.query_one("#preview", ImagePanel)
-        self.query_one("#preview-caption", Static).update(Text(caption, style="dim"))
+        # A series' description and an error's path are in it: text, never markup or escapes.
+        self.query_one("#preview-caption", Static).update(line((caption, "dim")))
         if rendered is None:
             panel.clear()
             return
@@ -373,7 +373,7 @@ class BrowserScreen(Screen[None]):
         try:
             filters = parse_filter(event.value)
         except UserError as exc:
-            error.update(Text(str(exc)))
+            error.update(line(str(exc)))  # it quotes what was typed (or pasted)
             error.add_class("shown")
             return  # the tree stays as it was, with its details: nothing stale
         error.remove_class("shown")

@@ -16,6 +16,8 @@ from textual.dom import DOMNode
 from textual.widget import Widget
 from textual.widgets import HelpPanel, Input, KeyPanel, Markdown, Static
 
+from tui.app.labels import one_line
+
 
 def type_into(box: Widget) -> None:
     """Focus `box` before the next key is read, for a priority binding that opens a box
@@ -36,6 +38,11 @@ class OrderedInput(Input):
     box, Ctrl-U deleting what came after it (Textual issue 6605). The widget's own bindings
     run here, in order. Every text box of the app is one of these.
     """
+
+    def validate_value(self, value: str) -> str:
+        """Control characters (a paste can carry escapes) become "?": a box's text is drawn
+        on the terminal as it is."""
+        return one_line(value)
 
     async def _on_key(self, event: events.Key) -> None:
         for binding in self._bindings.key_to_bindings.get(event.key, ()):

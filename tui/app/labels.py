@@ -29,6 +29,12 @@ _CONTROLS = dict.fromkeys([*range(0x20), *range(0x7F, 0xA0)], "?")
 _CONTROLS_BUT_LINES = {k: v for k, v in _CONTROLS.items() if k not in (0x09, 0x0A)}
 
 
+def one_line(value: str) -> str:
+    """``value`` with its control characters shown as "?", for what takes a string that is
+    never markup (a text box's value)."""
+    return value.translate(_CONTROLS)
+
+
 def plain(value: str) -> Text:
     """Text of several lines (a tag's whole value) that is text: no markup parsed, control
     characters but tab and newline shown as "?"."""
@@ -57,7 +63,7 @@ def line(*parts: str | tuple[str, str], cut: int = -1) -> Fitted:
         text, style = (part, "") if isinstance(part, str) else part
         if not text:
             continue
-        text = text.translate(_CONTROLS)
+        text = one_line(text)
         if style:
             spans.append(Span(at, at + len(text), style))
         if index == cut:

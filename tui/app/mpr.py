@@ -17,6 +17,7 @@ from textual.widgets import Footer, Static
 
 from tui.app.context import pacs
 from tui.app.image_view import ImagePanel
+from tui.app.labels import line
 from tui.errors import UserError
 from tui.render.lut import Window
 from tui.render.pipeline import Request
@@ -109,8 +110,8 @@ class MPRScreen(Screen[None]):
             aspect = view.pixel_spacing[0] / view.pixel_spacing[1]
             self.query_one(f"#mpr-{name}", ImagePanel).show(images[name], view.labels, aspect)
         where = ", ".join(f"{v:.1f}" for v in self.point) if self.point is not None else ""
-        self.query_one("#mpr-status", Static).update(
-            f"{PANELS[self.active]} panel  point ({where}) mm  {window}"
+        self.query_one("#mpr-status", Static).update(  # a window's name is a tag value
+            line(f"{PANELS[self.active]} panel  point ({where}) mm  {window}")
         )
 
     def action_panel(self, step: int) -> None:

@@ -438,7 +438,7 @@ class ViewerScreen(Screen[None]):
         where = ", ".join(f"{v:.1f}" for v in point)
         unit = " HU" if str(self.series.get("Modality", "")) == "CT" else ""
         text = f"{rendered.description}  {rendered.window or ''}  {value:g}{unit} at ({where}) mm"
-        self.query_one("#overlay-bottom", Static).update(text)
+        self.query_one("#overlay-bottom", Static).update(line(text))  # a window's name is a tag
 
     def action_overlay(self) -> None:
         for overlay in self.query("#overlay-top, #overlay-bottom"):

@@ -4,15 +4,22 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import traceback
+from pathlib import Path
 from typing import Any
 
-from tui.cli.common import settings, tty
+import tui
+from tui.cli.common import fail, settings, tty
 from tui.config import Locations
+from tui.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int:
-    """Open the Textual app on ``archive``."""
+    """Open the Textual app on ``archive``; exit status 1 if it ended on an exception."""
     from tui.app.app import PacsApp
     from tui.term.detect import cell_size
     from tui.term.modes import PROTOCOLS
@@ -34,4 +41,54 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
         tmux="TMUX" in os.environ,
     )
     app.run()
-    return 0
+    if app.crashed is None:
+        return 0
+    return crashed(app.crashed, locations.log_file)
+
+
+def crashed(error: BaseException, log_file: Path) -> int:
+    """Log the traceback of what ended the app, say in one line what broke and where the
+    traceback is; exit status 1.
+
+    The traceback in the log is its frames and the exceptions' types: their messages may
+    quote tag values, so they are logged at DEBUG (seen with -v only). A :class:`UserError`
+    (an archive that turns out corrupt while browsing) is its own one line, as in commands.
+    """
+    log.error("the app stopped:\n%s", _frames(error), extra={"log_only": True})
+    log.debug("the app stopped on %s: %s", type(error).__name__, error)
+    # The log is created on start unless its folder cannot be written.
+    logged = f"in {log_file}" if log_file.is_file() else "not kept: no log could be written"
+    if isinstance(error, UserError):
+        return fail(f"{error} (the app stopped; details {logged})")
+    return fail(
+        f"the app stopped on an unexpected {type(error).__name__} at {_where(error)};"
+        f" the traceback is {logged}"
+    )
+
+
+def _frames(error: BaseException) -> str:
+    """The traceback of ``error`` and the exceptions it came from, without their messages."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or (None if cause.__suppress_context__ else cause.__context__)
+    lines = []
+    for exc in reversed(chain):
+        lines += ["Traceback (most recent call last):\n", *traceback.format_tb(exc.__traceback__)]
+        lines.append(f"{type(exc).__module__}.{type(exc).__qualname__}\n")
+    return "".join(lines).rstrip("\n")
+
+
+def _where(error: BaseException) -> str:
+    """The last line of our own code the exception passed through, as ``tui/app/x.py:12``."""
+    package = Path(tui.__file__).parent
+    ours = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename).is_relative_to(package)
+    ]
+    if not ours:
+        return "an unknown place"
+    frame = ours[-1]
+    return f"{Path(frame.filename).relative_to(package.parent)}:{frame.lineno}"

@@ -13,11 +13,14 @@ import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 from tui.config import Locations
 from tui.errors import UserError
+from tui.permissions import make_private, private_folder
 from tui.settings import Settings
+from tui.tables import printable
 
 if TYPE_CHECKING:
     from tui.archive.index import Archive
@@ -27,8 +30,9 @@ Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
 def fail(message: str) -> int:
-    """Print ``message`` as the one line ``pacs-tui: error: ...`` on stderr; exit status 1."""
-    print(f"pacs-tui: error: {' '.join(message.split())}", file=sys.stderr)
+    """Print ``message`` as the one line ``pacs-tui: error: ...`` on stderr; exit status 1.
+    Control characters show as escapes: a message may quote a file name or a tag value."""
+    print(f"pacs-tui: error: {printable(' '.join(message.split()))}", file=sys.stderr)
     return 1
 
 
@@ -58,6 +62,28 @@ def open_archive(locations: Locations, create: bool = True) -> Archive:
             hint += f" (the demo has its own: pacs-tui --archive {locations.demo_archive} ls)"
         print(hint, file=sys.stderr)
     return Archive(locations.archive, create=create)
+
+
+def keep_private(locations: Locations) -> None:
+    """Make what pacs-tui keeps private to its user, on every start: the archive folder, its
+    index and store, config.toml and the log (folders 0700, files 0600). What cannot be
+    changed (another user's archive, a read-only mount) is said in one line on stderr and
+    used as it is."""
+    from tui.archive.index import INDEX_NAME, STORE_NAME
+
+    with contextlib.suppress(OSError):  # a config folder that cannot be made: found out later
+        private_folder(locations.config_dir)  # before anything writes config.toml into it
+    paths = [locations.config_dir, locations.config_file, locations.log_dir, locations.log_file]
+    index = locations.archive / INDEX_NAME
+    if index.exists():  # an archive: not any folder that --archive names
+        paths += [locations.archive, locations.archive / STORE_NAME, index]
+        paths += [Path(f"{index}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
+    open_to_others = make_private(paths)
+    if open_to_others:
+        print(
+            f"pacs-tui: warning: other users may read {printable(', '.join(open_to_others))}",
+            file=sys.stderr,
+        )
 
 
 def settings(args: argparse.Namespace | None, locations: Locations) -> Settings:

@@ -20,9 +20,11 @@ from typing import NoReturn
 from tui import __version__
 from tui.cli import archive, demo, net, nodes, render, triage
 from tui.cli.app import run_app
-from tui.cli.common import fail, open_archive
+from tui.cli.common import fail, keep_private, open_archive
 from tui.config import Locations, locate
 from tui.errors import UserError
+from tui.permissions import private_file, private_folder
+from tui.tables import printable
 from tui.term.modes import BANDWIDTHS, GRAPHICS
 
 
@@ -146,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.simplefilter("ignore")  # libraries' warnings; our reports say what matters
     try:
         locations = locate(args.archive)
+        keep_private(locations)
         _setup_logging(locations, args.verbose)
         if args.command is None:
             if not (sys.stdin.isatty() and sys.stdout.isatty()):
@@ -169,25 +172,36 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _setup_logging(locations: Locations, verbose: bool) -> None:
-    """Warnings (debug with -v) on stderr; a log file of what commands did, at INFO.
+    """Warnings (debug with -v) on stderr; a log file of what commands did, at INFO, that
+    only its user can read.
 
     Messages at INFO and above never carry patient data: counts and timings, not
-    names, UIDs or paths (folder names often hold patient names).
+    names, UIDs or paths (folder names often hold patient names). A record with
+    ``log_only`` set goes to the file alone (a crash's traceback: the terminal gets one
+    line). Control characters show as escapes in both: a message may quote a peer's words.
     """
     console = logging.StreamHandler()
     console.setLevel(logging.DEBUG if verbose else logging.WARNING)
     console.addFilter(logging.Filter("tui"))  # -v means our debug messages, not plug-ins
+    console.addFilter(lambda record: not getattr(record, "log_only", False))
     handlers: list[logging.Handler] = [console]
     try:
-        locations.log_dir.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(locations.log_dir / "pacs-tui.log", delay=True))
+        private_folder(locations.log_dir)
+        private_file(locations.log_file)  # 0600 before logging opens it, whatever the umask
+        handlers.append(logging.FileHandler(locations.log_file, delay=True))
         handlers[-1].setLevel(logging.INFO)
         # Only our own messages: libraries' warnings quote tag values (patient data).
         handlers[-1].addFilter(logging.Filter("tui"))
     except OSError:
         pass  # an unwritable log folder must not stop the command
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-    )
+    formatter = _Printable("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in handlers:
+        handler.setFormatter(formatter)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers)
+
+
+class _Printable(logging.Formatter):
+    """Each line of a record with its control characters shown as escapes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))

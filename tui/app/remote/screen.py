@@ -30,7 +30,7 @@ from textual.widgets.tree import TreeNode, UnknownNodeID
 
 from tui.app.context import pacs
 from tui.app.keys import type_into
-from tui.app.labels import iso_date, patient_label, plural
+from tui.app.labels import iso_date, line, patient_label, plural
 from tui.app.messages import ArchiveChanged
 from tui.app.remote.form import HELP, QueryForm, query_keys
 from tui.app.remote.nodes import NodePane
@@ -332,7 +332,7 @@ class RemoteScreen(Screen[None]):
         count = self.query_one("#count", Static)
         count.set_class(bool(self._form_error), "error")
         if self._form_error:
-            count.update(self._form_error)
+            count.update(line(self._form_error))  # it quotes what was typed
             return
         run = self.run
         if run is None:
@@ -530,12 +530,13 @@ class RemoteScreen(Screen[None]):
         study: dict[str, Any]
         if data["level"] == "series":
             study = node.parent.data if node.parent and node.parent.data else {}
-            label = Text.assemble(self._who(study["row"]), "  ", series_label({"row": data["row"]}))
+            who = line(self._who(study["row"]), "  ")
+            label = Text.assemble(who, series_label({"row": data["row"]}))
             series: str | None = data["row"]["SeriesInstanceUID"]
         else:
             study, series = data, None
             row = study["row"]
-            label = Text.assemble(
+            label = line(
                 self._who(row), "  ", iso_date(row.get("StudyDate", "")), "  ",
                 row.get("StudyDescription") or row.get("ModalitiesInStudy", ""),
             )  # fmt: skip
