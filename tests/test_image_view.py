@@ -209,13 +209,17 @@ async def test_the_private_driver_we_write_through_is_still_there() -> None:
 
 
 def test_the_other_textual_internals_we_lean_on_are_still_there() -> None:
-    """Three more private hooks, each kept to one commented method: Tree._build (the
+    """Four more private hooks, each kept to one commented method: Tree._build (the
     browser fits its labels to the width before layout: labels.FittedTree), Tree._invalidate
-    (the results tree adds many nodes with one layout: remote/results.py) and a widget's
-    _bindings (keys.OrderedInput runs a text box's own keys in order, Textual issue 6605).
-    Pinned Textual keeps them; an upgrade that drops one fails here first."""
+    (the results tree adds many nodes with one layout: remote/results.py), a widget's
+    _bindings (keys.OrderedInput runs a text box's own keys in order, Textual issue 6605) and
+    App._handle_exception with _exit_renderables (a crash exits 1 without printing tag
+    values: PacsApp._handle_exception). Pinned Textual keeps them; an upgrade that drops one
+    fails here first."""
+    from textual.app import App
     from textual.widgets import Input, Tree
 
     assert callable(Tree._build) and callable(Tree._invalidate)
+    assert callable(App._handle_exception) and isinstance(App()._exit_renderables, list)
     box = Input()
     assert "backspace" in box._bindings.key_to_bindings
