@@ -45,6 +45,7 @@ pytestmark = pytest.mark.slow
 XA30 = "neurolabusc_dcm_qa_xa30"  # one enhanced multiframe file: 96 sagittal 128 x 128 frames
 SCREEN = (1280, 900)
 MIN_CORRELATION = 0.9
+XTERM_SIXEL_LIMIT = 1000  # xterm's default maxGraphicSize, in pixels, VT340 mode included
 # The viewer's image pane in cells (tui/app/viewer.py's compose, pacs.tcss, image_view.py):
 # loading bar, overlay and top label above it; bottom label, overlay and footer below it;
 # a side label two cells wide either side.
@@ -108,15 +109,17 @@ def screenshot(display: str, env: dict[str, str]) -> np.ndarray:
 
 
 @pytest.fixture
-def display(tmp_path: Path) -> Iterator[Display]:
-    """A fresh Xvfb on a free display number; everything started on it ends with it."""
+def display(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Display]:
+    """A fresh Xvfb on a free display number, of ``SCREEN`` pixels or the size a test
+    passes as its parameter (indirect); everything started on it ends with it."""
+    width, height = getattr(request, "param", SCREEN)
     xvfb = need_binary("Xvfb")
     need_binary("xdotool")
     server = None
     for number in range(90, 200):
         if Path(f"/tmp/.X11-unix/X{number}").exists() or Path(f"/tmp/.X{number}-lock").exists():
             continue
-        size = f"{SCREEN[0]}x{SCREEN[1]}x24"
+        size = f"{width}x{height}x24"
         server = subprocess.Popen(
             [xvfb, f":{number}", "-screen", "0", size, "-nolisten", "tcp"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -196,9 +199,12 @@ def _grey(path: Path) -> np.ndarray:
 # -- terminals ------------------------------------------------------------------------------------
 
 
-def start_terminal(screen: Display, kind: str, command: str) -> tuple[Grid, np.ndarray]:
-    """Open ``kind`` (xterm or kitty) at the screen's top left, running ``command`` in bash
-    once the test has measured the cell grid; returns the grid and the screen then."""
+def start_terminal(
+    screen: Display, kind: str, command: str, cells: tuple[int, int] = (120, 40)
+) -> tuple[Grid, np.ndarray]:
+    """Open ``kind`` (xterm of ``cells`` columns and rows, or kitty of 1200 x 800 pixels)
+    at the screen's top left, running ``command`` in bash once the test has measured the
+    cell grid; returns the grid and the screen then."""
     go, size_file = screen.folder / "go", screen.folder / "size"
     script = (
         # hidden cursor; red spaces in the first and the last cell
@@ -215,7 +221,7 @@ def start_terminal(screen: Display, kind: str, command: str) -> tuple[Grid, np.n
         # A VT340 with sixel and 256 colour registers, in xterm's default font (6 x 13):
         # it refuses to report its cell size (allowWindowOps is off by default).
         argv = [need_binary("xterm"), "-ti", "vt340", "-xrm", "XTerm*decTerminalID: vt340",
-                "-xrm", "XTerm*numColorRegisters: 256", "-geometry", "120x40+0+0",
+                "-xrm", "XTerm*numColorRegisters: 256", "-geometry", "{}x{}+0+0".format(*cells),
                 "-e", *shell]  # fmt: skip
     else:
         env["LIBGL_ALWAYS_SOFTWARE"] = "1"  # no GPU under Xvfb: Mesa's llvmpipe
@@ -370,8 +376,9 @@ def _save(shot: np.ndarray, screen: Display, name: str) -> Path:
 # -- the tests ------------------------------------------------------------------------------------
 
 
-def _app_command(series: Series) -> str:
-    return f"{shlex.quote(sys.executable)} -m tui --archive {shlex.quote(str(series.archive))}"
+def _app_command(series: Series, *options: str) -> str:
+    archive = shlex.quote(str(series.archive))
+    return shlex.join([sys.executable, "-m", "tui", *options]) + f" --archive {archive}"
 
 
 @pytest.mark.parametrize("kind", ["xterm", "kitty"])
@@ -406,18 +413,15 @@ def test_the_viewer_draws_the_series_inside_its_pane(
     check_picture(shot, box, grid, series, f"{kind}: {path}")
 
 
-@pytest.mark.parametrize("kind", ["xterm", "kitty"])
-def test_render_term_shows_the_whole_image_in_the_window(
-    kind: str, display: Display, series: Series
-) -> None:
-    """``render --term`` at the bottom of a full terminal: the image, as tall as the window
-    allows, scrolls into view whole, with the command line above it and the prompt below.
+def _render_term(
+    display: Display, series: Series, kind: str, cells: tuple[int, int] = (120, 40)
+) -> tuple[Grid, np.ndarray, tuple[int, ...], Path]:
+    """``render --term`` at the bottom of a terminal full of earlier output, after its
+    command line, with a prompt after it: the grid, the screen, the image's box in it (in
+    the window, or the test fails) and the screenshot's path.
 
-    xterm's default font has 6 x 13 cells and xterm does not report them: an image sized
-    for 10 x 20 cells was taller than the window and its top scrolled away. In kitty the
-    cursor stayed at the image's top, so the prompt was drawn under it. KITTY_WINDOW_ID is
-    hidden from the command (as ssh or sudo would), so kitty's answer to the query decides.
-    """
+    KITTY_WINDOW_ID is hidden from the command (as ssh or sudo would), so kitty's answer to
+    the graphics query decides."""
     uid, archive = series.uid, shlex.quote(str(series.archive))
     done = display.folder / "done"
     hide = "env -u KITTY_WINDOW_ID TERM=xterm-256color " if kind == "kitty" else ""
@@ -428,8 +432,7 @@ def test_render_term_shows_the_whole_image_in_the_window(
         f"{hide}{shlex.quote(sys.executable)} -m tui --archive {archive} render {uid} --term; "
         f"printf 'prompt$ '; touch {shlex.quote(str(done))}"
     )
-    grid, shot = start_terminal(display, kind, command)
-    w, h = grid.cell_width, grid.cell_height
+    grid, shot = start_terminal(display, kind, command, cells)
     window = grid.box(0, 0, grid.columns, grid.rows)
 
     deadline = time.monotonic() + 30
@@ -438,20 +441,97 @@ def test_render_term_shows_the_whole_image_in_the_window(
     shot = settle(display, shot, "the image", quiet=1.0)
     path = _save(shot, display, f"{kind}-render-term")
     assert done.exists(), f"{kind}: render --term did not finish in 30 s: {path}"
-    box = image_box(shot, window, 3 * w)
+    box = image_box(shot, window, 3 * grid.cell_width)
     assert box is not None, f"{kind}: no image on the screen: {path}"
     x0, y0, x1, y1 = box
     assert window[0] <= x0 and window[1] <= y0 and x1 <= window[2] and y1 <= window[3], (
         f"{kind}: the image {box} is not inside the window {window}: {path}"
     )
+    return grid, shot, box, path
+
+
+def _has_text(shot: np.ndarray, grid: Grid, top: int) -> bool:
+    """Does the row of cells from pixel row ``top`` hold text (unlike its last pixel)?"""
+    x0, _, x1, _ = grid.box(0, 0, grid.columns, grid.rows)
+    row = shot[top : top + grid.cell_height, x0:x1].astype(int)
+    return bool((np.abs(row - row[0, -1]).sum(axis=2) > 60).any())
+
+
+@pytest.mark.parametrize("kind", ["xterm", "kitty"])
+def test_render_term_shows_the_whole_image_in_the_window(
+    kind: str, display: Display, series: Series
+) -> None:
+    """``render --term`` at the bottom of a full terminal: the image, as tall as the window
+    allows, scrolls into view whole, with the command line above it and the prompt below.
+
+    xterm's default font has 6 x 13 cells and xterm does not report them: an image sized
+    for 10 x 20 cells was taller than the window and its top scrolled away. In kitty the
+    cursor stayed at the image's top, so the prompt was drawn under it.
+    """
+    grid, shot, box, path = _render_term(display, series, kind)
+    h = grid.cell_height
+    y0, y1 = box[1], box[3]
     # as tall as the window allows: its rows less the command line and the prompt
     assert y1 - y0 >= (grid.rows - 3) * h, f"{kind}: the image {box} is small: {path}"
-
-    def has_text(top: int) -> bool:
-        row = shot[top : top + h, window[0] : window[2]].astype(int)
-        return bool((np.abs(row - row[0, -1]).sum(axis=2) > 60).any())
-
-    assert y0 - h >= window[1] and has_text(y0 - h), f"{kind}: the command line is gone: {path}"
-    below = y1 + h <= window[3] and has_text(y1)
+    assert y0 - h >= grid.y and _has_text(shot, grid, y0 - h), (
+        f"{kind}: the command line is gone: {path}"
+    )
+    below = y1 + h <= grid.y + grid.rows * h and _has_text(shot, grid, y1)
     assert below, f"{kind}: the prompt is not below the image: {path}"
     check_picture(shot, box, grid, series, f"{kind}: {path}")
+
+
+@pytest.mark.parametrize("display", [(1920, 1200)], indirect=True)
+def test_render_term_keeps_a_sixel_image_within_what_xterm_shows(
+    display: Display, series: Series
+) -> None:
+    """xterm draws no sixel image past its maxGraphicSize, 1000 x 1000 pixels by default:
+    in a window of 300 x 90 cells of 6 x 13 (1800 x 1170 pixels) an image sized from the
+    window alone (1144 pixels tall) was not drawn at all. It is drawn whole, at its aspect,
+    as large as xterm shows, with the prompt below it."""
+    grid, shot, box, path = _render_term(display, series, "xterm", cells=(300, 90))
+    w, h = grid.cell_width, grid.cell_height
+    assert grid.rows * h > XTERM_SIXEL_LIMIT + 2 * h, f"the window is within the limit: {path}"
+    x0, y0, x1, y1 = box
+    assert max(x1 - x0, y1 - y0) <= XTERM_SIXEL_LIMIT, f"{box} is past the limit: {path}"
+    larger = max(x1 - x0 + w, y1 - y0 + h) > XTERM_SIXEL_LIMIT
+    assert larger, f"the image {box} could be a cell larger: {path}"
+    assert _has_text(shot, grid, y1), f"the prompt is not below the image: {path}"
+    check_picture(shot, box, grid, series, f"xterm: {path}")  # whole: its shape and content
+
+
+def test_halfblocks_leave_the_rest_of_the_pane_in_the_background_colour(
+    display: Display, series: Series
+) -> None:
+    """``--graphics halfblock`` in xterm (TERM=xterm: 16 colours): the viewer's pane either
+    side of the picture is in the app's background colour, as the side labels beside it
+    are, not in xterm's default background (white)."""
+    grid, shot = start_terminal(display, "xterm", _app_command(series, "--graphics", "halfblock"))
+    side = grid.box(0, PANE_TOP, PANE_SIDE, grid.rows - PANE_BOTTOM)
+    pane = grid.box(PANE_SIDE, PANE_TOP, grid.columns - PANE_SIDE, grid.rows - PANE_BOTTOM)
+
+    def colours(shot: np.ndarray, box: tuple[int, ...]) -> np.ndarray:
+        x0, y0, x1, y1 = box
+        return np.unique(shot[y0:y1, x0:x1].reshape(-1, 3), axis=0)
+
+    def drawn(shot: np.ndarray) -> bool:  # greys of the picture in the pane's middle third
+        third = (pane[2] - pane[0]) // 3
+        return len(colours(shot, (pane[0] + third, pane[1], pane[2] - third, pane[3]))) > 2
+
+    shot = settle(display, shot, "the browser", quiet=1.5)
+    shot = press(display, shot, "space", "Down", "space", "Down")
+    display.xdotool("key", "v")
+    shot = settle(display, shot, "the viewer's picture", ready=drawn, quiet=1.5)
+    path = _save(shot, display, "xterm-halfblock-viewer")
+    x0, y0, x1, y1 = side
+    counted, counts = np.unique(shot[y0:y1, x0:x1].reshape(-1, 3), axis=0, return_counts=True)
+    background = counted[np.argmax(counts)]  # the side label's, but for its letter
+    w = grid.cell_width
+    for edge in (
+        (pane[0], pane[1], pane[0] + w, pane[3]),
+        (pane[2] - w, pane[1], pane[2], pane[3]),
+    ):
+        found = colours(shot, edge)
+        assert (found == background).all(), (
+            f"the pane's edge {edge} is {found.tolist()}, not the background {background}: {path}"
+        )

@@ -85,6 +85,27 @@ async def test_follows_terminal_resizes() -> None:
         assert view.cells.shape != before and view.cells.shape[1] <= 40
 
 
+async def test_the_cells_beside_the_picture_have_the_widgets_background() -> None:
+    """A square image in a wide pane leaves cells either side of it: they carry the
+    widget's background, never none (the terminal's default: white in xterm)."""
+    app = ViewApp()
+    async with app.run_test(size=(100, 20)) as pilot:
+        view = app.query_one(RecordingView)
+        view.show(_image())
+        await _settle(app, pilot)
+        assert view.placement is not None and view.placement.x > 0  # room either side
+        background = view.rich_style.bgcolor
+        assert background is not None
+        left, right = view.placement.x, view.placement.right
+        for y in range(view.size.height):
+            cells = [
+                s.style.bgcolor if s.style else None for s in view.render_line(y) for _ in s.text
+            ]
+            assert len(cells) == 100
+            beside = cells[:left] + cells[right:]
+            assert beside == [background] * len(beside), f"row {y}: {set(beside)}"
+
+
 class PanelApp(App):
     def compose(self) -> ComposeResult:
         yield ImagePanel(ImageView())

@@ -9,10 +9,13 @@ import io
 import os
 import pty
 import re
+import select
 import struct
 import termios
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -30,8 +33,8 @@ from tui.term.detect import (
     query,
 )
 from tui.term.halfblock import encode, to_cells
-from tui.term.modes import HIGH, LOW, NORMAL
-from tui.term.show import draw
+from tui.term.modes import HIGH, LOW, NORMAL, SIXEL_LIMIT, Cell
+from tui.term.show import draw, fit_box
 
 ROWS, COLUMNS = 50, 100
 
@@ -224,6 +227,24 @@ def test_cells_keep_the_physical_aspect() -> None:
     assert fit_cells(100, 100, 100, 20, cell=(10, 20)) == (40, 20)
 
 
+def test_a_sixel_image_fits_within_the_largest_the_terminal_shows() -> None:
+    """xterm draws no sixel image past its maxGraphicSize (1000 x 1000 by default): in a
+    window of 300 x 90 cells of 6 x 13 (1800 x 1170 pixels) the image stays inside it,
+    at its aspect, as large as it allows; kitty scales its images, so it is not held."""
+    tall = np.zeros((400, 300), np.uint8)  # three wide, four tall
+    window = (299, 88)
+    kitty = fit_box(tall, "kitty", *window, cell=(6, 13))
+    assert kitty[1] == 88 and kitty[1] * 13 > 1000  # the window's height: past the limit
+    for cell, limit in [((6, 13), SIXEL_LIMIT), (Cell(6, 13, (800, 480)), (800, 480))]:
+        columns, rows = fit_box(tall, "sixel", *window, cell=cell)
+        assert columns * 6 <= limit[0] and rows * 13 <= limit[1], (cell, limit)
+        assert limit[1] - rows * 13 < 13 or limit[0] - columns * 6 < 6  # as large as it may be
+        assert abs(columns * 6 / (rows * 13) - 3 / 4) < 6 / (rows * 13), "not its aspect"
+        printed = draw(tall, "sixel", choose_bandwidth("high", {}), *window, cell=cell)
+        size = re.search(r'"1;1;(\d+);(\d+)', printed)
+        assert size and (int(size.group(1)), int(size.group(2))) == (columns * 6, rows * 13)
+
+
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
@@ -304,24 +325,59 @@ def test_cell_size_from_what_the_terminal_reports() -> None:
     assert cell_from_replies(b"\x1b[6;0;0t", None) is None
 
 
-def test_cell_size_asks_the_terminal_then_the_kernel() -> None:
-    """A pty that answers like xterm (DA1 only) and whose size was set with pixels, as
-    xterm sets it: the cell comes from the kernel's size, in one round trip."""
-    controller, terminal = _fake_terminal(XTERM_DA1)
+@contextmanager
+def _answering_terminal(answer: Callable[[bytes], bytes]) -> Iterator[tuple[int, list[bytes]]]:
+    """A pty whose other end answers each request with ``answer(request)``; yields the
+    terminal's end and the requests it received."""
+    controller, terminal = pty.openpty()
+    asked: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            ready, _, _ = select.select([controller], [], [], 0.05)
+            if ready:
+                request = os.read(controller, 1024)
+                asked.append(request)
+                os.write(controller, answer(request))
+
+    server = threading.Thread(target=serve, daemon=True)
+    server.start()
     try:
+        yield terminal, asked
+    finally:
+        stop.set()
+        server.join()
+        os.close(controller)
+        os.close(terminal)
+
+
+def _xterm(maximum: bytes) -> Callable[[bytes], bytes]:
+    """Answers as xterm does by default: DA1 only, and ``maximum`` to XTSMGRAPHICS's
+    read maximum of the sixel geometry."""
+    return lambda request: (maximum if b"\x1b[?2;4;0S" in request else b"") + XTERM_DA1
+
+
+def test_cell_size_asks_the_terminal_then_the_kernel() -> None:
+    """A pty that answers like xterm and whose size was set with pixels, as xterm sets
+    it: the cell comes from the kernel's size, and the largest sixel image from
+    XTSMGRAPHICS, each round trip ended by the DA1 answer."""
+    with _answering_terminal(_xterm(b"\x1b[?2;0;800;480S")) as (terminal, asked):
         fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 724, 524))
         started = time.monotonic()
-        assert cell_size(terminal) == (6, 13)
-        assert time.monotonic() - started < 0.25  # the DA1 answer ended the wait
-    finally:
-        os.close(controller)
-        os.close(terminal)
-    controller, terminal = _fake_terminal(KITTY)
-    try:
+        cell = cell_size(terminal)
+        assert time.monotonic() - started < 0.25  # the DA1 answers ended the waits
+        assert cell == (6, 13) and isinstance(cell, Cell) and cell.sixel_limit == (800, 480)
+        assert len(asked) == 2 and b"\x1b[?2;4;0S" in asked[1]
+    # a sixel terminal that does not know XTSMGRAPHICS: xterm's default limit
+    with _answering_terminal(_xterm(b"\x1b[?2;3S")) as (terminal, asked):
+        fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 724, 524))
+        cell = cell_size(terminal)
+        assert isinstance(cell, Cell) and cell.sixel_limit == SIXEL_LIMIT
+    # kitty lists no sixel in DA1, and is never asked XTSMGRAPHICS (it logs an error)
+    with _answering_terminal(lambda request: KITTY) as (terminal, asked):
         assert cell_size(terminal) == (9, 20)
-    finally:
-        os.close(controller)
-        os.close(terminal)
+        assert len(asked) == 1 and b"\x1b[?2;" not in asked[0]
 
 
 def test_bandwidth_auto_is_normal_over_ssh() -> None:

@@ -162,10 +162,11 @@ class ImageView(Widget):
                         image, (width, height), generation = self._pending
                         self._pending = None
             self._last_frame = time.monotonic()
-            from tui.term.cells import fit_cells
+            from tui.term.show import fit_box
 
-            h, w = image.shape[:2]
-            columns, rows = fit_cells(w, h, width, height, self.pixel_aspect, self.cell)
+            columns, rows = fit_box(
+                image, self.graphics, width, height, self.pixel_aspect, self.cell
+            )
             placement = Region((width - columns) // 2, (height - rows) // 2, columns, rows)
             self.encodes += 1
             if self.uses_protocol:
@@ -269,7 +270,10 @@ class ImageView(Widget):
         if cells is None or placement is None or not 0 <= y - placement.y < cells.shape[0]:
             return Strip.blank(width, self.rich_style)  # with a protocol, the picture goes here
         row, left = y - placement.y, placement.x
-        segments = [Segment(" " * left)] if left > 0 else []
+        # the widget's own background either side of the picture: unstyled cells show the
+        # terminal's default background instead (xterm's is white)
+        background = self.rich_style
+        segments = [Segment(" " * left, background)] if left > 0 else []
         top, bottom = cells.top[row].tolist(), cells.bottom[row].tolist()
         run_text, run_style = "", None
         for t, b in zip(top, bottom, strict=True):
@@ -285,7 +289,7 @@ class ImageView(Widget):
                 run_text, run_style = char, style
         if run_text:
             segments.append(Segment(run_text, run_style))
-        return Strip(segments).adjust_cell_length(width)
+        return Strip(segments).adjust_cell_length(width, background)
 
 
 class ImagePanel(Vertical):

@@ -11,6 +11,9 @@ dumb or NO_COLOR is set.
 ``auto`` bandwidth: ``high`` on a local terminal, ``normal`` over SSH (SSH_CONNECTION or
 SSH_TTY set). The link's speed is not measured; choose ``low`` on a slow link.
 
+Sixel images: no larger than the terminal shows (XTSMGRAPHICS, where it answers; else
+``SIXEL_LIMIT``, xterm's default), found with the cell size (:func:`cell_size`).
+
 Colours: 24-bit only where the terminal says it has them, read from the environment the
 way Textual reads it (:func:`colour_system`), so that the image cells the app writes itself
 never hold colours the rest of its screen was downgraded from. ``high`` on a terminal
@@ -32,11 +35,23 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from tui.errors import UserError
-from tui.term.modes import BANDWIDTHS, DEFAULT_CELL, GRAPHICS, HIGH, LOW, NORMAL, Mode
+from tui.term.modes import (
+    BANDWIDTHS,
+    DEFAULT_CELL,
+    GRAPHICS,
+    HIGH,
+    LOW,
+    NORMAL,
+    SIXEL_LIMIT,
+    Cell,
+    Mode,
+)
 
 _KITTY_QUERY = "\x1b_Gi=31,s=1,v=1,a=q,t=d,f=24;AAAA\x1b\\"
 _DEVICE_ATTRIBUTES = "\x1b[c"
-_SIXEL_GEOMETRY = "\x1b[?2;1;0S"  # XTSMGRAPHICS: read the largest sixel image
+_SIXEL_GEOMETRY = "\x1b[?2;1;0S"  # XTSMGRAPHICS: the largest sixel image in this window
+_SIXEL_MAXIMUM = "\x1b[?2;4;0S"  # XTSMGRAPHICS: the largest sixel image at all
+_SIXEL_REPLY = re.compile(rb"\x1b\[\?2;0;(\d+);(\d+)S")  # success (0), width, height
 _REPLY_END = re.compile(rb"\x1b\[\?[\d;]*c")  # every terminal answers DA1; it ends the wait
 
 
@@ -122,10 +137,13 @@ def from_replies(replies: bytes) -> str:
     """A protocol from the terminal's answers to the kitty query and DA1."""
     if b"\x1b_Gi=31;OK" in replies:
         return "kitty"
+    return "sixel" if _lists_sixel(replies) else "halfblock"
+
+
+def _lists_sixel(replies: bytes) -> bool:
+    """Do the device attributes (DA1) among ``replies`` list sixel graphics (4)?"""
     attributes = re.search(rb"\x1b\[\?([\d;]*)c", replies)
-    if attributes and "4" in attributes.group(1).decode().split(";"):
-        return "sixel"
-    return "halfblock"
+    return attributes is not None and "4" in attributes.group(1).decode().split(";")
 
 
 def choose_graphics(
@@ -152,9 +170,10 @@ def choose_graphics(
     return from_replies(query(tty_fd, _KITTY_QUERY + _DEVICE_ATTRIBUTES))
 
 
-def cell_size(fd: int | None) -> tuple[int, int] | None:
+def cell_size(fd: int | None) -> Cell | None:
     """The terminal's cell size in pixels (width, height), from what it reports, or None
-    when it reports nothing (callers then use ``DEFAULT_CELL``, a VT340's cell).
+    when it reports nothing (callers then use ``DEFAULT_CELL``, a VT340's cell), with the
+    largest sixel image it shows.
 
     A sixel image is as many pixels as its box of cells, so a cell guessed too large draws
     an image taller than the window, whose top scrolls away (xterm refuses CSI 16 t and
@@ -163,6 +182,11 @@ def cell_size(fd: int | None) -> tuple[int, int] | None:
     in cells); then the kernel's window size, which xterm and kitty fill in pixels too;
     last, XTSMGRAPHICS (the largest sixel image, asked only then: kitty logs it as an
     error). See :func:`cell_from_replies` for how they are weighed.
+
+    Where the device attributes list sixel (kitty's do not), one more round trip reads the
+    largest sixel image at all (XTSMGRAPHICS, read maximum: xterm draws none larger, 1000
+    x 1000 pixels by default, whatever its window). Not the largest in this window,
+    which shrinks with it: the app's window may grow later.
     """
     if fd is None or not os.isatty(fd):
         return None
@@ -172,7 +196,21 @@ def cell_size(fd: int | None) -> tuple[int, int] | None:
     if found is None:
         replies += query(fd, _SIXEL_GEOMETRY + _DEVICE_ATTRIBUTES)
         found = cell_from_replies(replies, window)
-    return found
+    if found is None:
+        return None
+    limit = SIXEL_LIMIT
+    if _lists_sixel(replies):
+        limit = _sixel_limit(query(fd, _SIXEL_MAXIMUM + _DEVICE_ATTRIBUTES)) or limit
+    return Cell(*found, limit)
+
+
+def _sixel_limit(reply: bytes) -> tuple[int, int] | None:
+    """The largest sixel image (width, height in pixels) from a terminal's ``reply`` to
+    XTSMGRAPHICS, or None where it failed or said nothing."""
+    found = _SIXEL_REPLY.search(reply)
+    if found is None or int(found.group(1)) <= 0 or int(found.group(2)) <= 0:
+        return None
+    return int(found.group(1)), int(found.group(2))
 
 
 def window_size(fd: int) -> tuple[int, int, int, int] | None:
@@ -209,7 +247,7 @@ def cell_from_replies(
         return cell
     if window and (cell := _cell(window[2], window[3], window[1], window[0])):
         return cell
-    found = re.search(rb"\x1b\[\?2;0;(\d+);(\d+)S", replies)
+    found = _SIXEL_REPLY.search(replies)
     if found and (cell := _cell(int(found.group(1)), int(found.group(2)), columns, rows)):
         if 1.5 <= cell[1] / cell[0] <= 3:
             return cell

@@ -8,7 +8,7 @@ from tui.term import protocols, text
 from tui.term.cells import fit_cells
 from tui.term.detect import Bandwidth
 from tui.term.halfblock import CellImage, encode, to_cells
-from tui.term.modes import DEFAULT_CELL, PROTOCOLS
+from tui.term.modes import DEFAULT_CELL, PROTOCOLS, sixel_limit
 
 
 def draw(
@@ -25,8 +25,7 @@ def draw(
     cells at its physical aspect, starting at the cursor, leaving the cursor below it."""
     columns = min(columns, bandwidth.max_cells[0])
     rows = min(rows, bandwidth.max_cells[1])
-    h, w = image.shape[:2]
-    box_columns, box_rows = fit_cells(w, h, columns, rows, pixel_aspect, cell)
+    box_columns, box_rows = fit_box(image, graphics, columns, rows, pixel_aspect, cell)
     if graphics == "none":
         return ""
     if graphics == "ascii":
@@ -37,6 +36,25 @@ def draw(
         return picture(image, graphics, box_columns, box_rows, cell, tmux, move_cursor=True) + "\n"
     cells = to_cells(image, box_columns, box_rows, bandwidth.mode)
     return _inline(cells)
+
+
+def fit_box(
+    image: np.ndarray,
+    graphics: str,
+    columns: int,
+    rows: int,
+    pixel_aspect: float = 1.0,
+    cell: tuple[int, int] = DEFAULT_CELL,
+) -> tuple[int, int]:
+    """The largest (columns, rows) box inside ``columns`` x ``rows`` cells that shows
+    ``image`` at its physical aspect; a sixel image, one pixel per pixel of its box, also
+    no larger than the terminal shows (:func:`~tui.term.modes.sixel_limit`: the terminal
+    does not scale it, and xterm drops a larger one)."""
+    if graphics == "sixel":
+        most = sixel_limit(cell)
+        columns, rows = min(columns, most[0] // cell[0]), min(rows, most[1] // cell[1])
+    h, w = image.shape[:2]
+    return fit_cells(w, h, columns, rows, pixel_aspect, cell)
 
 
 def picture(
