@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+from pathlib import Path
 
+from tui.archive.index import ArchiveError
 from tui.errors import UserError
 from tui.net.nodes import Node
 
@@ -124,6 +126,14 @@ def no_storage_role(node: Node) -> NetError:
         f"{node.name} ({node.address}) accepts C-GET but grants us no storage role (SCP/SCU "
         "role selection), so it cannot send the images back: retrieve by C-MOVE instead "
         f"(pacs-tui node edit {node.name} --method move)"
+    )
+
+
+def disk_full(store: Path, why: str, filed: int) -> ArchiveError:
+    """The archive's disk filled up during a retrieve, which was then stopped."""
+    return ArchiveError(
+        f"the archive's disk is full ({why}: {store}): the retrieve stopped after {filed} new "
+        "instances, all whole; free some space and run the same command again: it resumes"
     )
 
 

@@ -280,6 +280,8 @@ def _get(
     cancel: threading.Event | None,
 ) -> None:
     def store(_: Instance) -> Incoming:
+        if transfer.tally.full:  # the next instance would fail too: stop the PACS sending
+            raise errors.disk_full(filer.store, transfer.tally.full, transfer.tally.new)
         return filer.incoming(transfer.tally, (lambda: progress(transfer)) if progress else None)
 
     def on_response(command: Command) -> None:

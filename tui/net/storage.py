@@ -9,6 +9,7 @@ are indexed as they arrive, so the browser shows them at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import tempfile
@@ -57,6 +58,7 @@ class Tally:
     bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     errors: list[str] = field(default_factory=list)
+    full: str = ""  # why the archive's disk took no more, once it did not
 
     @property
     def received(self) -> int:
@@ -192,10 +194,14 @@ class Incoming:
             self._close()
             outcome = filer._place(self._tmp, st)
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                tally.full = exc.strerror or str(exc)
             return self._failed(f"cannot write into the store: {exc.strerror or exc}",
                                 OUT_OF_RESOURCES)  # fmt: skip
         except (ArchiveError, sqlite3.Error) as exc:  # locked by an import, or full: not
             # the instance's fault, so "out of resources" (the sender may try again)
+            if "full" in str(exc):
+                tally.full = "the index cannot grow"
             return self._failed(f"the archive cannot take it now: {exc}", OUT_OF_RESOURCES)
         except (HeaderError, ValueError) as exc:
             return self._failed(f"not filed: {exc}", CANNOT_UNDERSTAND)
