@@ -17,7 +17,7 @@ timed wall-clock from the start of its process to its exit:
   each instance into the archive's store and index as it arrives.
 
 Each must receive every instance (files counted; for ours, ``ls --level instance --json``).
-Each run's CPU time (user + system) and peak RSS, the process's own (``os.wait4``), are
+Each run's CPU time (user + system) and peak RSS, the process's own (``tests/rusage.py``), are
 reported beside it: on a busy machine CPU time varies less than wall time. ``--baseline DIR``
 runs ours a second time from another checkout (an older commit's worktree), in the same
 rotation, so a change is measured against what it replaces in one run. The physical limit,
@@ -57,6 +57,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.rusage import launched, usage  # noqa: E402
 from tests.servers import (  # noqa: E402
     PACSTUI,
     Orthanc,
@@ -168,23 +169,24 @@ def files_under(folder: Path, skip: str | None = None) -> list[Path]:
     return found
 
 
-def measure(command: list[str], env: dict[str, str], log: Path) -> tuple[float, int, str, Any]:
+def measure(
+    command: list[str], env: dict[str, str], log: Path
+) -> tuple[float, int, str, float, float]:
     """Run ``command``: seconds from before its start to after its exit, its exit status,
-    its stdout, and its own resource usage (``os.wait4``: CPU time and peak RSS)."""
+    its stdout, and its own CPU seconds and peak RSS in MB (through ``tests.rusage``'s
+    launcher: started from this process, which holds the study, it would report our size)."""
+    report = log.with_suffix(".usage")
     with log.open("wb") as err, tempfile.TemporaryFile() as out:
         started = time.perf_counter()
-        process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err
-        )
-        timer = threading.Timer(RUN_TIMEOUT, process.kill)
-        timer.start()
-        _, status, usage = os.wait4(process.pid, 0)
+        done = subprocess.run(
+            launched(command, report), env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=err, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
         seconds = time.perf_counter() - started
-        timer.cancel()
-        process.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         stdout = out.read().decode(errors="replace")
-    return seconds, process.returncode, stdout, usage
+    cpu, peak_mb = usage(report)
+    return seconds, done.returncode, stdout, cpu, peak_mb
 
 
 def timed(
@@ -193,9 +195,9 @@ def timed(
     """Run ``command``; seconds from before its start to after its exit, return code, stdout.
     Its CPU time (user + system, less sensitive to a busy machine) and its peak RSS go to
     ``contestant``."""
-    seconds, code, stdout, usage = measure(command, env, log)
-    contestant.cpu.append(usage.ru_utime + usage.ru_stime)
-    contestant.peak_mb.append(usage.ru_maxrss / 1024)
+    seconds, code, stdout, cpu, peak_mb = measure(command, env, log)
+    contestant.cpu.append(cpu)
+    contestant.peak_mb.append(peak_mb)
     return seconds, code, stdout
 
 

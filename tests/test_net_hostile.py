@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import struct
 import subprocess
@@ -56,6 +57,7 @@ from tests.hostile import (
     send_message,
     trickle,
 )
+from tests.rusage import launched, usage
 from tests.servers import free_port
 from tests.synthetic import AXIAL, write_series
 from tui.net.dul import encode_command
@@ -85,26 +87,19 @@ class Run:
 
 
 def measured(*args: str, archive: Path, tmp_path: Path) -> Run:
-    """``pacs-tui --archive ARCHIVE ARGS`` in its own process; its peak RSS from wait4."""
-    out, err = tmp_path / "stdout", tmp_path / "stderr"
-    command = [sys.executable, "-m", "tui", "--archive", str(archive), *args]
+    """``pacs-tui --archive ARCHIVE ARGS`` in its own process, with its own peak RSS."""
+    out, err, report = tmp_path / "stdout", tmp_path / "stderr", tmp_path / "usage"
+    command = launched([sys.executable, "-m", "tui", "--archive", str(archive), *args], report)
     start = time.monotonic()
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, env=os.environ)
-        deadline = start + 60
-        while True:  # wait4 with a deadline: a hang must fail the test, not stall it
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"pacs-tui {' '.join(args)} still running after 60 s")
-            time.sleep(0.02)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return Run(
-        process.returncode, out.read_text(), err.read_text(), time.monotonic() - start,
-        usage.ru_maxrss / 1024,
-    )  # fmt: skip
+        process = subprocess.Popen(command, stdout=stdout, stderr=stderr, start_new_session=True)
+        try:
+            process.wait(60)  # a hang must fail the test, not stall it
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            pytest.fail(f"pacs-tui {' '.join(args)} still running after 60 s")
+    seconds = time.monotonic() - start
+    return Run(process.returncode, out.read_text(), err.read_text(), seconds, usage(report)[1])
 
 
 @pytest.fixture(scope="module")
