@@ -380,14 +380,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dcmtk_nodelay = Contestant("dcmtk_getscu_nodelay", "TCP_NODELAY=1 " + dcmtk_cmd[0])
             ours = Contestant("ours", f"python -m tui --archive FRESH get {NODE} --study UID")
             ours_env = env | {"PYTHONPATH": str(REPO)}  # this checkout, whatever is installed
-            idle_mb = (
-                measure(
-                    [sys.executable, "-m", "tui", "--archive", str(scratch / "idle"), "node", "ls"],
-                    ours_env,
-                    scratch / "idle.log",
-                )[3].ru_maxrss
-                / 1024
-            )
+            idle = [sys.executable, "-m", "tui", "--archive", str(scratch / "idle"), "node", "ls"]
+            idle_mb = measure(idle, ours_env, scratch / "idle.log")[4]  # peak of an idle run
             copy = Contestant("loopback", "127.0.0.1 TCP socket pair, 1 MiB sendall/recv_into")
             steps = [
                 (copy, lambda n: copy.seconds.append(loopback(nbytes))),
