@@ -17,15 +17,18 @@ timed wall-clock from the start of its process to its exit:
   each instance into the archive's store and index as it arrives.
 
 Each must receive every instance (files counted; for ours, ``ls --level instance --json``).
-Each run's CPU time (user + system, from ``getrusage``) is reported beside it: on a busy
-machine it varies less than wall time. The physical limit, measured in the same run: a Python
-TCP socket pair over 127.0.0.1 copying the same number of bytes (``sendall`` of a 1 MiB buffer,
-``recv_into`` in a thread).
+Each run's CPU time (user + system) and peak RSS, the process's own (``tests/rusage.py``), are
+reported beside it: on a busy machine CPU time varies less than wall time. ``--baseline DIR``
+runs ours a second time from another checkout (an older commit's worktree), in the same
+rotation, so a change is measured against what it replaces in one run. The physical limit,
+measured in the same run: a Python TCP socket pair over 127.0.0.1 copying the same number
+of bytes (``sendall`` of a 1 MiB buffer, ``recv_into`` in a thread).
 
 Targets (issue 6), on the best of ``--repeat`` runs (default 3; the contestants take turns,
 in a rotating order): ours <= 1.0x the time of pynetdicom's getscu, and ours <= 0.5x the time
-of dcmtk's getscu at its best (default or TCP_NODELAY=1). Ours' MB/s is also reported as a
-fraction of the loopback copy speed.
+of dcmtk's getscu at its best (default or TCP_NODELAY=1); (issue 12) ours' peak RSS at most
+100 MB above the idle process's (``pacs-tui node ls``), whatever the study's size. Ours' MB/s
+is also reported as a fraction of the loopback copy speed.
 
 Prints one JSON object on stdout; progress goes to stderr. Orthanc, the output folders and the
 throwaway config live in a temporary folder under /tmp, removed at the end (``--keep`` keeps
@@ -38,7 +41,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import socket
 import subprocess
@@ -55,6 +57,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.rusage import launched, usage  # noqa: E402
 from tests.servers import (  # noqa: E402
     PACSTUI,
     Orthanc,
@@ -67,6 +70,7 @@ from tests.servers import (  # noqa: E402
 
 GETSCU_RATIO_TARGET = 1.0  # ours' time / pynetdicom getscu's time, at most
 DCMTK_RATIO_TARGET = 0.5  # ours' time / dcmtk getscu's best time, at most
+PEAK_ABOVE_IDLE_TARGET = 100.0  # MB of peak RSS above the idle process's, at most (issue 12)
 DEFAULT_DATA = Path("/tmp/pacs-tui-bench-get")
 NODE = "bench"
 CHUNK = 1 << 20  # the loopback copy's buffer
@@ -138,6 +142,7 @@ class Contestant:
     what: str
     seconds: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # user + system seconds of each run
+    peak_mb: list[float] = field(default_factory=list)  # the process's peak RSS, each run
     received: list[int] = field(default_factory=list)
     received_bytes: int = 0
     failures: list[str] = field(default_factory=list)
@@ -164,26 +169,36 @@ def files_under(folder: Path, skip: str | None = None) -> list[Path]:
     return found
 
 
-def cpu_of_children() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+def measure(
+    command: list[str], env: dict[str, str], log: Path
+) -> tuple[float, int, str, float, float]:
+    """Run ``command``: seconds from before its start to after its exit, its exit status,
+    its stdout, and its own CPU seconds and peak RSS in MB (through ``tests.rusage``'s
+    launcher: started from this process, which holds the study, it would report our size)."""
+    report = log.with_suffix(".usage")
+    with log.open("wb") as err, tempfile.TemporaryFile() as out:
+        started = time.perf_counter()
+        done = subprocess.run(
+            launched(command, report), env=env, stdin=subprocess.DEVNULL, stdout=out,
+            stderr=err, timeout=RUN_TIMEOUT,
+        )  # fmt: skip
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        stdout = out.read().decode(errors="replace")
+    cpu, peak_mb = usage(report)
+    return seconds, done.returncode, stdout, cpu, peak_mb
 
 
 def timed(
     contestant: Contestant, command: list[str], env: dict[str, str], log: Path
 ) -> tuple[float, int, str]:
     """Run ``command``; seconds from before its start to after its exit, return code, stdout.
-    Its CPU time (user + system, less sensitive to a busy machine) goes to ``contestant``."""
-    with log.open("wb") as err:
-        cpu = cpu_of_children()
-        started = time.perf_counter()
-        done = subprocess.run(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err,
-            timeout=RUN_TIMEOUT,
-        )  # fmt: skip
-        seconds = time.perf_counter() - started
-        contestant.cpu.append(cpu_of_children() - cpu)
-    return seconds, done.returncode, done.stdout.decode(errors="replace")
+    Its CPU time (user + system, less sensitive to a busy machine) and its peak RSS go to
+    ``contestant``."""
+    seconds, code, stdout, cpu, peak_mb = measure(command, env, log)
+    contestant.cpu.append(cpu)
+    contestant.peak_mb.append(peak_mb)
+    return seconds, code, stdout
 
 
 def tail(log: Path, out: str = "") -> str:
@@ -204,6 +219,7 @@ def run_getscu(
     contestant.received_bytes = sum(p.stat().st_size for p in files)
     if code != 0 or len(files) != want:
         contestant.cpu.pop()  # only successful runs count
+        contestant.peak_mb.pop()
         contestant.failures.append(
             f"exit {code}, {len(files)} files: {tail(out.with_suffix('.log'), stdout)}"
         )
@@ -215,7 +231,8 @@ def run_getscu(
 def run_ours(
     contestant: Contestant, env: dict[str, str], archive: Path, uid: str, want: int
 ) -> None:
-    """One run of ``pacs-tui get`` into a fresh archive; counted by ``ls`` and in the store."""
+    """One run of ``pacs-tui get`` into a fresh archive; counted by ``ls`` and in the store.
+    ``env``'s PYTHONPATH says which checkout runs."""
     tui = [sys.executable, "-m", "tui", "--archive", str(archive)]
     command = [*tui, "get", NODE, "--study", uid, "--json"]
     log = archive.with_suffix(".log")
@@ -236,6 +253,7 @@ def run_ours(
     contestant.extra.setdefault("own_seconds", []).append(own)
     if code != 0 or indexed != want or len(stored) != want or summary.get("new") != want:
         contestant.cpu.pop()  # only successful runs count
+        contestant.peak_mb.pop()
         contestant.failures.append(
             f"exit {code}, {indexed} indexed, {len(stored)} stored: {tail(log, stdout)}"
         )
@@ -298,6 +316,7 @@ def figures(c: Contestant, nbytes: int, want: int) -> dict[str, Any]:
         "runs_seconds": [round(s, 3) for s in c.seconds],
         "cpu_seconds": round(min(c.cpu), 3) if c.cpu else None,  # the least of the runs
         "runs_cpu_seconds": [round(s, 3) for s in c.cpu],
+        "peak_mb": round(max(c.peak_mb), 1) if c.peak_mb else None,  # the most of the runs
         "received": c.received,
         "received_bytes": c.received_bytes,
         "all_received": not c.failures and all(n == want for n in c.received),
@@ -360,6 +379,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             dcmtk_default = Contestant("dcmtk_getscu", " ".join(dcmtk_cmd))
             dcmtk_nodelay = Contestant("dcmtk_getscu_nodelay", "TCP_NODELAY=1 " + dcmtk_cmd[0])
             ours = Contestant("ours", f"python -m tui --archive FRESH get {NODE} --study UID")
+            ours_env = env | {"PYTHONPATH": str(REPO)}  # this checkout, whatever is installed
+            idle = [sys.executable, "-m", "tui", "--archive", str(scratch / "idle"), "node", "ls"]
+            idle_mb = measure(idle, ours_env, scratch / "idle.log")[4]  # peak of an idle run
             copy = Contestant("loopback", "127.0.0.1 TCP socket pair, 1 MiB sendall/recv_into")
             steps = [
                 (copy, lambda n: copy.seconds.append(loopback(nbytes))),
@@ -369,8 +391,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                  lambda n: run_getscu(dcmtk_default, dcmtk_cmd, env, n / "out", want)),
                 (dcmtk_nodelay,
                  lambda n: run_getscu(dcmtk_nodelay, dcmtk_cmd, nodelay, n / "out", want)),
-                (ours, lambda n: run_ours(ours, env, n / "archive", uid, want)),
+                (ours, lambda n: run_ours(ours, ours_env, n / "archive", uid, want)),
             ]  # fmt: skip
+            baseline = Contestant("ours_baseline", f"the same, from {args.baseline}")
+            if args.baseline:
+                baseline_env = env | {"PYTHONPATH": str(args.baseline.resolve())}
+                steps.append((baseline, lambda n: run_ours(baseline, baseline_env, n / "archive",
+                                                           uid, want)))  # fmt: skip
             for attempt in range(args.repeat):
                 turn = attempt % len(steps)
                 for contestant, step in steps[turn:] + steps[:turn]:
@@ -399,6 +426,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "upload_seconds": round(upload_s, 2),
         }
         contestants = [copy, pynetdicom_getscu, dcmtk_default, dcmtk_nodelay, ours]
+        contestants += [baseline] if args.baseline else []
         for c in contestants:
             result[c.name] = figures(c, nbytes, want)
         for key in ("received", "received_bytes", "cpu_seconds", "runs_cpu_seconds"):
@@ -416,12 +444,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "ours_over_pynetdicom_getscu": getscu_ratio,
             "ours_over_dcmtk_best": dcmtk_ratio,
             "ours_mb_per_s_over_loopback": ratio(copy_s, ours_s, 4),
+            "ours_over_baseline": ratio(ours_s, best(baseline.seconds)),
+            "ours_cpu_over_baseline_cpu": ratio(best(ours.cpu), best(baseline.cpu)),
             # context, not a target: CPU time suffers less from a busy machine than wall time
             "ours_cpu_over_pynetdicom_getscu_cpu": ratio(
                 best(ours.cpu), best(pynetdicom_getscu.cpu)
             ),
         }
+        result["idle_mb"] = round(idle_mb, 1)  # a command that does nothing much: pacs-tui node ls
+        above = max(ours.peak_mb) - idle_mb if ours.peak_mb else None
+        result["ours_peak_above_idle_mb"] = round(above, 1) if above is not None else None
         result["targets"] = {
+            "ours_peak_above_idle_mb_max": PEAK_ABOVE_IDLE_TARGET,
+            "peak_met": above is not None and above <= PEAK_ABOVE_IDLE_TARGET,
             "ours_over_pynetdicom_getscu_max": GETSCU_RATIO_TARGET,
             "pynetdicom_getscu_met": getscu_ratio is not None
             and getscu_ratio <= GETSCU_RATIO_TARGET,
@@ -447,6 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=300, help="instances to generate")
     parser.add_argument("--size", type=int, default=512, help="rows and columns to generate")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (Orthanc...)")
+    parser.add_argument(
+        "--baseline", type=Path, metavar="CHECKOUT",
+        help="also run ours from this checkout of pacs-tui (a git worktree of an older commit)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.count < 1 or args.size < 1:
         parser.error("--repeat, --count and --size must be at least 1")

@@ -241,3 +241,61 @@ def _sequence(
             out.items[tag] = item
         first = False
     return pos
+
+
+def ends_whole(fp: BinaryIO) -> bool:
+    """Whether a Part 10 file holds its whole dataset: every element, the pixel data and
+    anything after it included, lies inside the file, and the file ends where the last one
+    does. Only the headers are read (the pixel data is skipped by its length or its items).
+
+    :func:`walk` stops at the pixel data, and pydicom reads a file cut short without a
+    word: a file that arrived over the network is checked with this before it is filed, so
+    an instance cut in transfer is never indexed.
+
+    Raises
+    ------
+    Unsupported
+        For what :func:`walk` cannot read (a deflated syntax, no preamble and meta, odd VR
+        encodings): the caller decides.
+    """
+    fp.seek(0)
+    try:
+        header = walk(fp, {}, {0x00020010: None})  # the syntax, which it needs
+    except Truncated:
+        return False
+    if header.pixel_tag_offset is None:
+        return True  # the walk reached the end of the file exactly
+    size = fp.seek(0, 2)
+    little = header.little_endian
+    pos = header.pixel_tag_offset
+    while pos < size:  # the pixel data and any top-level element after it
+        fp.seek(pos)
+        head = fp.read(12)
+        if len(head) < 8:
+            return False
+        if header.implicit:
+            length, value = struct.unpack_from("<L" if little else ">L", head, 4)[0], pos + 8
+        elif head[4:6] in LONG_VRS:
+            if len(head) < 12:
+                return False
+            length, value = struct.unpack_from("<L" if little else ">L", head, 8)[0], pos + 12
+        else:
+            length, value = struct.unpack_from("<H" if little else ">H", head, 6)[0], pos + 8
+        if length != _UNDEFINED:
+            pos = value + length
+            continue
+        pos = value  # encapsulated: items of defined length up to the sequence delimiter
+        while True:
+            fp.seek(pos)
+            item = fp.read(8)
+            if len(item) < 8:
+                return False
+            tag = _tag(item, 0, little)
+            (length,) = struct.unpack_from("<L" if little else ">L", item, 4)
+            pos += 8
+            if tag == _SEQUENCE_END:
+                break
+            if tag != _ITEM or length == _UNDEFINED:
+                return False
+            pos += length
+    return pos == size

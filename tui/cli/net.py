@@ -10,6 +10,7 @@ import json
 import shutil
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from tui.cli.common import Commands, open_archive, print_json, settings, wait_until_stopped
@@ -302,8 +303,9 @@ def _print_get(transfer: Any) -> None:
         print(f"nothing to retrieve: all {transfer.skipped} instances are already here")
     else:
         print(_progress_line(transfer) + f", {transfer.skipped} already here")
-    for line in transfer.tally.errors + transfer.warnings:
-        print(f"  {line}", file=sys.stderr)
+    # Each reason once, with its count: a PACS refusing 300 instances says why once.
+    for line, count in Counter(transfer.tally.errors + transfer.warnings).items():
+        print(f"  {line}" + (f" ({count} instances)" if count > 1 else ""), file=sys.stderr)
 
 
 def _progress_line(transfer: Any) -> str:

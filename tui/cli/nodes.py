@@ -57,7 +57,9 @@ def _node_options(p: argparse.ArgumentParser) -> None:
         "--timeout", type=float, metavar="S",
         help="seconds to wait for the PACS (to associate, to answer, on the wire)",
     )  # fmt: skip
-    p.add_argument("--max-pdu", type=int, metavar="BYTES", help="largest PDU we take (0: any)")
+    p.add_argument(
+        "--max-pdu", type=int, metavar="BYTES", help="largest PDU we take (0: the most, 16 MiB)"
+    )
 
 
 def _node_changes(args: argparse.Namespace) -> dict[str, Any]:

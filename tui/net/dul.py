@@ -13,9 +13,35 @@ peer's maximum PDU length and reassembled from PDVs, A-RELEASE-RQ/RP and A-ABORT
 or TLS. Every failure, a peer speaking garbage included, becomes a one-line
 :class:`~tui.net.errors.NetError`.
 
-One module of about 800 lines on purpose: the PDU encoding, the association's states and the
-receive buffer that reassembles messages are one protocol, read and fuzzed together (issue
-12 hardens it as a unit); split, each part would lean on the others' private helpers.
+The peer is not trusted (issue 12). The rules of PS3.8 this layer keeps:
+
+* ARTIM (9.1.5): negotiation and release each have one deadline, ``acse_timeout`` from the
+  start, however the peer spaces its bytes (:class:`Deadline`).
+* Maximum length (D.1): we advertise :attr:`Node.pdu_limit`, never 0 ("any"), and a PDU that
+  announces more is a protocol error before a byte of it is read; the receive buffer grows
+  only as bytes arrive. A message is capped too: its command set at 64 KiB, a dataset held in
+  memory at 64 MiB, a dataset written to a sink (a C-GET's image, streamed to a file as it
+  comes) at 2 GiB. A message must keep coming: its deadline starts at the caller's timeout
+  and is renewed only by each 64 KiB received, so a trickle ends as a timeout.
+* A-ASSOCIATE-AC (9.3.3): the protocol version must include version 1, the application
+  context must be DICOM's, a context is taken only with a transfer syntax we proposed for
+  it, and an SCP role is ours only where the role selection reply grants it (D.3.3.4).
+* P-DATA-TF (9.3.5): every PDV names an accepted context, all fragments of a message name
+  the same one, a command comes before its dataset, and a message ends with its last
+  fragment.
+* A-ABORT (9.3.8): the peer's source and reason are reported in words; we abort as the
+  service provider (source 2) with reason 2 (unexpected PDU) or 6 (invalid parameter) when
+  the peer breaks these rules, and as the service user on timeouts and cancels.
+* A-RELEASE (7.2): the release collision of 7.2.2 (both sides ask at once) is answered.
+
+What it skips: the association's state machine is implicit in the order of calls (we are
+always the requestor; an A-ASSOCIATE-RQ from the peer is a protocol error), user identity,
+asynchronous operations and extended negotiation are never proposed, and the AE titles in
+the AC are not checked (PS3.8 9.3.3 says they are not to be tested).
+
+One module of about 900 lines on purpose: the PDU encoding, the association's states and the
+receive buffer that reassembles messages are one protocol, read and fuzzed together;
+split, each part would lean on the others' private helpers.
 """
 
 from __future__ import annotations
@@ -28,9 +54,10 @@ import ssl
 import struct
 import threading
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from io import BytesIO
+from typing import Protocol
 
 from tui import __version__
 from tui.archive.elements import LONG_VRS, RawElements, Unsupported, _Buffer, _walk
@@ -65,9 +92,13 @@ _HEADER = struct.Struct(">BxL")  # PDU type, reserved, length of what follows
 _PDV = struct.Struct(">LBB")  # PDV item length, presentation context ID, message control header
 _ITEM = struct.Struct(">BxH")  # variable item type, reserved, length
 _NEGOTIATION_LIMIT = 1 << 20  # no A-ASSOCIATE-AC is this long; a longer one is garbage
-_NO_LIMIT = 1 << 30  # our max_pdu of 0 means "no limit": still refuse absurd lengths
+_COMMAND_LIMIT = 1 << 16  # a command set is a few hundred bytes
+_DATASET_LIMIT = 1 << 26  # a dataset held in memory (a C-FIND match): 64 MiB is garbage
+_SINK_LIMIT = 1 << 31  # a dataset written to a sink (an image): 2 GiB, what PS3.10 files hold
+_PROGRESS = 1 << 16  # bytes of a message that renew its deadline: a trickle times out
 _CHUNK = 1 << 18  # bytes asked of the socket at a time
 _POLL = 0.1  # seconds between looks at a cancel event while waiting
+CANCEL_GRACE = 5.0  # seconds a PACS gets to end an operation after our C-CANCEL: then A-ABORT
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 # Command set (PS3.7 E.1): the elements a message carries that we act on.
@@ -94,13 +125,65 @@ class Interrupted(Exception):
     """The cancel event was set while :meth:`Association.receive` waited."""
 
 
+class Deadline:
+    """A moment (on the monotonic clock) by which something must be done.
+
+    One deadline runs through a whole phase (negotiation, release, the drain after a
+    C-CANCEL, one message), so a peer that sends a byte now and then cannot stretch it:
+    a timeout that restarted on every byte received could be held open forever.
+
+    Parameters
+    ----------
+    seconds
+        How long from now.
+    renewable
+        Whether :meth:`progress` may push it back: for a message, whose size we cannot know
+        in advance, every 64 KiB received earns another ``seconds``.
+    """
+
+    __slots__ = ("_credit", "end", "renewable", "seconds")
+
+    def __init__(self, seconds: float, renewable: bool = False) -> None:
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.renewable = renewable
+        self._credit = 0
+
+    def left(self) -> float:
+        """Seconds until the deadline (0 or less once it has passed)."""
+        return self.end - time.monotonic()
+
+    def progress(self, received: int) -> None:
+        """Count ``received`` bytes of the message; renew the deadline per 64 KiB."""
+        if self.renewable:
+            self._credit += received
+            if self._credit >= _PROGRESS:
+                self._credit = 0
+                self.end = time.monotonic() + self.seconds
+
+
+class Sink(Protocol):
+    """Where a message's dataset goes as its fragments arrive (:meth:`Association.receive`)."""
+
+    def write(self, data: memoryview) -> None:
+        """Take the next fragment (a view valid only during the call)."""
+
+    def discard(self) -> None:
+        """The message will never be whole (the association failed): drop what was written."""
+
+
+SinkFor = Callable[[int, "Command"], Sink | None]  # (context ID, command) -> a sink, or None
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
-    """An accepted presentation context."""
+    """An accepted presentation context, and whether the peer granted us the SCP role for
+    its SOP class (role selection, PS3.7 D.3.3.4: C-GET's storage contexts need it)."""
 
     id: int
     abstract_syntax: str
     transfer_syntax: str
+    scp_role: bool = False
 
     @property
     def implicit(self) -> bool:
@@ -130,17 +213,24 @@ class Command:
 class Message:
     """A DIMSE message as received: its context, its command (read) and its dataset.
 
-    The dataset comes as ``fragments``, views of the PDUs it arrived in: a caller that
-    writes it out (a C-GET's image into a file) can do so without joining them; ``dataset``
-    joins them once, for a caller that reads it.
+    The dataset comes as ``fragments``, views of the PDUs it arrived in, joined once by
+    ``dataset`` for a caller that reads it; or it went to ``sink`` as it came (a C-GET's
+    image, written to a file), and ``fragments`` is None.
     """
 
-    __slots__ = ("_dataset", "command", "context_id", "fragments")
+    __slots__ = ("_dataset", "command", "context_id", "fragments", "sink")
 
-    def __init__(self, context_id: int, command: Command, fragments: list[memoryview] | None):
+    def __init__(
+        self,
+        context_id: int,
+        command: Command,
+        fragments: list[memoryview] | None,
+        sink: Sink | None = None,
+    ) -> None:
         self.context_id = context_id
         self.command = command
-        self.fragments = fragments  # None: the message has no dataset
+        self.fragments = fragments  # None: no dataset, or it went to the sink
+        self.sink = sink
         self._dataset: bytes | None = None
 
     @property
@@ -328,7 +418,7 @@ def _associate_rq(
     for index, (abstract, syntaxes) in enumerate(contexts):
         sub = _uid_item(0x30, abstract) + b"".join(_uid_item(0x40, ts) for ts in syntaxes)
         items += _ITEM.pack(0x20, 4 + len(sub)) + bytes([2 * index + 1, 0, 0, 0]) + sub
-    user = bytearray(struct.pack(">BxHL", 0x51, 4, node.max_pdu))
+    user = bytearray(struct.pack(">BxHL", 0x51, 4, node.pdu_limit))
     user += _uid_item(0x52, IMPLEMENTATION_CLASS_UID)
     user += _uid_item(0x55, IMPLEMENTATION_VERSION_NAME)
     for uid in roles:
@@ -370,8 +460,12 @@ class Association:
         self._end = 0
         self._timeout: float | None = None
         self._pdvs: list[tuple[int, int, memoryview]] = []  # (context, control, data) unread
-        self._fragments: list[memoryview] = []  # of the message being received
+        # The message being received, kept on self so an interrupted wait loses nothing:
+        self._fragments: list[memoryview] = []  # what came of its command, or its dataset
+        self._size = 0  # bytes of those fragments (or written to the sink)
+        self._context = 0  # the context ID of its first fragment (0: none yet)
         self._command: Command | None = None  # its command, once whole, while its dataset comes
+        self._sink: Sink | None = None  # where its dataset goes, if not into _fragments
         self._message_id = 0
         self._established = False  # A-ASSOCIATE-AC received: the peer speaks DICOM
 
@@ -421,7 +515,7 @@ class Association:
         assoc.during = "association negotiation"
         try:
             assoc._sendall(request)
-            pdu_type, body = assoc._read_pdu(node.acse_timeout, _NEGOTIATION_LIMIT)
+            pdu_type, body = assoc._read_pdu(Deadline(node.acse_timeout), _NEGOTIATION_LIMIT)
             if pdu_type == _ASSOCIATE_RJ:
                 if len(body) < 4:
                     raise assoc.protocol_error("an A-ASSOCIATE-RJ too short to read")
@@ -431,7 +525,7 @@ class Association:
                 raise assoc.protocol_error(
                     f"{_PDU_NAMES.get(pdu_type, 'garbage')} instead of an answer"
                 )
-            assoc.contexts, assoc.peer_max_pdu = _read_ac(body, proposed, assoc)
+            assoc.contexts, assoc.peer_max_pdu = _read_ac(body, proposed, roles, assoc)
         except BaseException:
             assoc._close()
             raise
@@ -489,60 +583,106 @@ class Association:
 
     # -- receiving --------------------------------------------------------------------------
 
-    def receive(self, timeout: float, interrupt: threading.Event | None = None) -> Message:
+    def receive(
+        self,
+        timeout: float | Deadline,
+        interrupt: threading.Event | None = None,
+        sink_for: SinkFor | None = None,
+    ) -> Message:
         """The next whole DIMSE message.
 
         Parameters
         ----------
         timeout
-            Seconds to wait for each PDU before giving up (``timed_out``).
+            Seconds for the message to start coming, renewed by each 64 KiB of it that
+            arrives (:class:`Deadline`); or a deadline of the caller's, kept as it is.
         interrupt
             Looked at every 0.1 s while waiting: when set, :class:`Interrupted` is raised
             and the association stays usable (to send C-CANCEL, for example); the next call
             goes on with the message whose fragments had come so far.
+        sink_for
+            Asked, once a command with a dataset is whole, where its dataset goes: a
+            :class:`Sink` gets each fragment as it arrives (up to 2 GiB), so an image of any
+            size never sits whole in memory; None keeps the dataset in memory (64 MiB at most).
 
         Raises
         ------
         NetError
-            The peer aborted, closed, timed out or sent something that is not DICOM.
+            The peer aborted, closed, timed out, sent too much or sent something that is not
+            DICOM. A sink of the message being received is discarded first.
         Interrupted
             ``interrupt`` was set while waiting.
-
-        Notes
-        -----
-        A dataset of many fragments (a C-GET's image, cut to the PDU length) is not joined
-        here: the message holds views of the received PDUs (:class:`Message`), which are
-        copied once at most, by whoever needs the dataset whole.
         """
-        while True:
-            if not self._pdvs:
-                self._next_pdvs(timeout, interrupt)
-            context_id, control, data = self._pdvs.pop()
-            if bool(control & 0x01) != (self._command is None):  # the command comes first
-                raise self.protocol_error("a dataset fragment before its command, or the reverse")
-            self._fragments.append(data)  # kept on self: an interrupted wait loses nothing
-            if not control & 0x02:
-                continue  # more fragments follow
-            fragments, self._fragments = self._fragments, []
-            command = self._command
-            if command is not None:
-                self._command = None
-                return Message(context_id, command, fragments)
-            whole = bytes(fragments[0]) if len(fragments) == 1 else b"".join(fragments)
-            try:
-                command = read_command(self.node, whole)
-            except errors.NetError:
-                self._abort_quietly(source=2, reason=6)  # invalid PDU parameter value
-                raise
-            if not command.has_dataset:
-                return Message(context_id, command, None)
-            self._command = command
+        deadline = timeout if isinstance(timeout, Deadline) else Deadline(timeout, True)
+        try:
+            while True:
+                message = self._next_fragment(deadline, interrupt, sink_for)
+                if message is not None:
+                    return message
+        except Interrupted:
+            raise
+        except BaseException:
+            self._drop_message()
+            raise
 
-    def _next_pdvs(self, timeout: float, interrupt: threading.Event | None) -> None:
+    def _next_fragment(
+        self, deadline: Deadline, interrupt: threading.Event | None, sink_for: SinkFor | None
+    ) -> Message | None:
+        """Take one PDV into the message being received; the message once it is whole."""
+        if not self._pdvs:
+            self._next_pdvs(deadline, interrupt)
+        context_id, control, data = self._pdvs.pop()
+        is_command = bool(control & 0x01)
+        if is_command != (self._command is None):  # the command comes first
+            raise self.protocol_error("a dataset fragment before its command, or the reverse")
+        if self._context and context_id != self._context:
+            raise self.protocol_error(
+                f"fragments of one message on presentation contexts {self._context} and "
+                f"{context_id}"
+            )
+        self._context = context_id
+        self._size += len(data)
+        if is_command and self._size > _COMMAND_LIMIT:
+            raise self.protocol_error(f"a command set of more than {_COMMAND_LIMIT} bytes")
+        if self._sink is not None:
+            if self._size > _SINK_LIMIT:
+                raise self.protocol_error(f"a dataset of more than {_SINK_LIMIT >> 30} GiB")
+            self._sink.write(data)
+        else:
+            if not is_command and self._size > _DATASET_LIMIT:
+                raise self.protocol_error(f"a dataset of more than {_DATASET_LIMIT >> 20} MiB")
+            self._fragments.append(data)
+        if not control & 0x02:
+            return None  # more fragments follow
+        fragments, command, sink = self._fragments, self._command, self._sink
+        self._fragments, self._size, self._context = [], 0, 0
+        if command is not None:  # the dataset is whole
+            self._command = self._sink = None
+            return Message(context_id, command, None if sink else fragments, sink)
+        whole = bytes(fragments[0]) if len(fragments) == 1 else b"".join(fragments)
+        try:
+            command = read_command(self.node, whole)
+        except errors.NetError:
+            self._abort_quietly(source=2, reason=6)  # invalid PDU parameter value
+            raise
+        if not command.has_dataset:
+            return Message(context_id, command, None)
+        self._command = command
+        self._context = context_id  # the dataset must follow on the command's context
+        self._sink = sink_for(context_id, command) if sink_for is not None else None
+        return None
+
+    def _drop_message(self) -> None:
+        """Forget the message being received (the association failed): discard its sink."""
+        sink, self._sink = self._sink, None
+        self._fragments, self._size, self._context, self._command = [], 0, 0, None
+        if sink is not None:
+            sink.discard()
+
+    def _next_pdvs(self, deadline: Deadline, interrupt: threading.Event | None) -> None:
         """Read PDUs until a P-DATA-TF brings PDVs; queue them (reversed, for ``pop``)."""
-        limit = self.node.max_pdu or _NO_LIMIT
         while True:
-            pdu_type, body = self._read_pdu(timeout, limit, interrupt)
+            pdu_type, body = self._read_pdu(deadline, self.node.pdu_limit, interrupt)
             if pdu_type == _P_DATA:
                 break
             if pdu_type == _RELEASE_RQ:  # the peer ends it while we wait for an answer
@@ -550,6 +690,7 @@ class Association:
                 self._close()
                 raise errors.aborted(self.node, self.during)
             raise self.protocol_error(f"{_PDU_NAMES.get(pdu_type, 'garbage')} during a message")
+        deadline.progress(len(body))
         pdvs = []
         view = memoryview(body)  # fragments stay views of the PDU until joined
         pos, end = 0, len(body)
@@ -560,7 +701,9 @@ class Association:
             if length < 2 or pos + 4 + length > end:
                 raise self.protocol_error(f"a PDV of length {length} in a PDU of {end}")
             if context_id not in self.contexts:
-                raise self.protocol_error("data on a presentation context that was not accepted")
+                raise self.protocol_error(
+                    f"data on presentation context {context_id}, which was not accepted"
+                )
             pdvs.append((context_id, control, view[pos + 6 : pos + 4 + length]))
             pos += 4 + length
         if not pdvs:
@@ -569,66 +712,66 @@ class Association:
         self._pdvs = pdvs
 
     def _read_pdu(
-        self, timeout: float, limit: int, interrupt: threading.Event | None = None
+        self, deadline: Deadline, limit: int, interrupt: threading.Event | None = None
     ) -> tuple[int, bytes]:
         """One PDU: its type and the bytes after its 6-byte header.
 
-        An A-ABORT raises at once; lengths beyond ``limit`` are taken for garbage rather
-        than waited for.
+        An A-ABORT raises at once; a length beyond ``limit`` is a protocol error before any
+        of it is read (PS3.8 D.1: the peer may not send more than we advertised).
         """
-        self._fill(6, timeout, interrupt)
+        self._fill(6, deadline, interrupt)
         pdu_type, length = _HEADER.unpack_from(self._buffer, self._start)
         if pdu_type not in _PDU_NAMES:
             head = bytes(self._buffer[self._start : self._start + 6]).hex(" ")
             raise self.protocol_error(f"bytes that are not a DICOM PDU ({head})")
         if length > limit:
-            raise self.protocol_error(f"a PDU ({_PDU_NAMES[pdu_type]}) of {length} bytes")
-        self._fill(6 + length, timeout, interrupt)
+            raise self.protocol_error(
+                f"a PDU ({_PDU_NAMES[pdu_type]}) of {length} bytes, more than the {limit} we take"
+            )
+        self._fill(6 + length, deadline, interrupt)
         start = self._start + 6
         with memoryview(self._buffer) as view:
             body = view[start : start + length].tobytes()  # one copy, not two
         self._start = start + length
         if pdu_type == _ABORT:
             self._close()
-            raise errors.aborted(self.node, self.during)
+            source, reason = (body[2], body[3]) if len(body) >= 4 else (-1, -1)
+            raise errors.peer_aborted(self.node, self.during, source, reason)
         return pdu_type, body
 
-    def _fill(self, size: int, timeout: float, interrupt: threading.Event | None) -> None:
-        """Make ``size`` unread bytes available in the buffer, receiving as needed."""
-        timeout = max(timeout, 0.001)  # 0 would make the socket non-blocking, not patient
+    def _fill(self, size: int, deadline: Deadline, interrupt: threading.Event | None) -> None:
+        """Make ``size`` unread bytes available in the buffer, receiving by ``deadline``."""
         while self._end - self._start < size:
             if self._sock is None:
                 raise errors.aborted(self.node, self.during)
+            left = deadline.left()
+            if left <= 0:
+                self._abort_quietly()
+                raise errors.timed_out(self.node, self.during, deadline.seconds)
             self._make_room(size)
-            wait = min(timeout, _POLL) if interrupt is not None else timeout
-            if wait != self._timeout:  # settimeout costs a system call: only on change
+            wait = min(left, _POLL) if interrupt is not None else left
+            if wait != self._timeout:
                 self._sock.settimeout(wait)
                 self._timeout = wait
-            waited = 0.0
-            while True:
-                free = memoryview(self._buffer)[self._end :]
-                try:
-                    got = self._sock.recv_into(free)
-                    if _QUICKACK is not None:
-                        # Acknowledge at once, every time (Linux clears the flag as it goes).
-                        # A PACS that leaves Nagle's algorithm on (Orthanc does) holds the
-                        # short tail of each image until the previous segment is acknowledged,
-                        # and a delayed acknowledgement makes that 40 ms: a C-GET of 300
-                        # images spent 1.9 s of its 2.9 s there (benchmarks/bench_get.py).
-                        self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
-                    break
-                except TimeoutError:
-                    waited += wait
-                    if interrupt is not None and interrupt.is_set():
-                        raise Interrupted from None
-                    if waited >= timeout:
-                        self._abort_quietly()
-                        raise errors.timed_out(self.node, self.during, timeout) from None
-                except (OSError, ssl.SSLError):
-                    self._close()
-                    raise errors.aborted(self.node, self.during) from None
-                finally:
-                    free.release()  # the buffer may grow later: no view may outlive this
+            free = memoryview(self._buffer)[self._end :]
+            try:
+                got = self._sock.recv_into(free)
+                if _QUICKACK is not None:
+                    # Acknowledge at once, every time (Linux clears the flag as it goes).
+                    # A PACS that leaves Nagle's algorithm on (Orthanc does) holds the
+                    # short tail of each image until the previous segment is acknowledged,
+                    # and a delayed acknowledgement makes that 40 ms: a C-GET of 300
+                    # images spent 1.9 s of its 2.9 s there (benchmarks/bench_get.py).
+                    self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+            except TimeoutError:
+                if interrupt is not None and interrupt.is_set():
+                    raise Interrupted from None
+                continue  # the deadline is looked at on the next round
+            except (OSError, ssl.SSLError):
+                self._close()
+                raise errors.aborted(self.node, self.during) from None
+            finally:
+                free.release()  # the buffer may grow later: no view may outlive this
             if not got:
                 # In the middle of a PDU: before the association that is a peer speaking
                 # something else; after it, a PACS that died or was stopped mid-transfer.
@@ -641,10 +784,11 @@ class Association:
             self._end += got
 
     def _make_room(self, size: int) -> None:
-        """Leave room for ``size`` unread bytes and a useful receive after the unread ones.
+        """Leave room for a useful receive towards ``size`` unread bytes.
 
-        Unread bytes move to the buffer's start when little room is left behind them;
-        the buffer only grows for a PDU larger than it.
+        Unread bytes move to the buffer's start when little room is left behind them. The
+        buffer grows by a chunk at most beyond the bytes that came, never to a length the
+        peer merely announced.
         """
         unread = self._end - self._start
         tail = len(self._buffer) - self._end
@@ -653,7 +797,8 @@ class Association:
         ):
             self._buffer[:unread] = self._buffer[self._start : self._end]
             self._start, self._end = 0, unread
-        need = max(self._start + size, self._end + _CHUNK // 4)
+        want = min(self._start + size, self._end + _CHUNK)
+        need = max(want, self._end + _CHUNK // 4)
         if need > len(self._buffer):
             self._buffer.extend(bytes(need - len(self._buffer)))
 
@@ -669,12 +814,13 @@ class Association:
         if self._sock is None:
             return
         self.during = "release"
+        self._drop_message()
         released = False
         try:
             self._sendall(_HEADER.pack(_RELEASE_RQ, 4) + bytes(4))
-            deadline = time.monotonic() + self.node.acse_timeout
-            while not released and (left := deadline - time.monotonic()) > 0:
-                pdu_type, _ = self._read_pdu(left, self.node.max_pdu or _NO_LIMIT)
+            deadline = Deadline(self.node.acse_timeout)  # ARTIM: however the peer trickles
+            while not released:
+                pdu_type, _ = self._read_pdu(deadline, self.node.pdu_limit)
                 if pdu_type == _RELEASE_RQ:  # both released at once (PS3.8 7.2.2)
                     self._sendall(_HEADER.pack(_RELEASE_RP, 4) + bytes(4))
                 released = pdu_type in (_RELEASE_RP, _RELEASE_RQ)
@@ -691,6 +837,7 @@ class Association:
 
     def abort(self) -> None:
         """Abort the association (A-ABORT from the service user) and close the socket."""
+        self._drop_message()
         self._abort_quietly()
 
     def _abort_quietly(self, source: int = 0, reason: int = 0) -> None:
@@ -780,28 +927,65 @@ def _connect(node: Node) -> socket.socket:
 
 
 def _read_ac(
-    body: bytes, proposed: Sequence[tuple[str, Sequence[str]]], assoc: Association
+    body: bytes,
+    proposed: Sequence[tuple[str, Sequence[str]]],
+    roles: Collection[str],
+    assoc: Association,
 ) -> tuple[dict[int, Context], int]:
-    """The accepted presentation contexts and the peer's maximum PDU length (0: no limit)."""
+    """The accepted presentation contexts and the peer's maximum PDU length (0: no limit).
+
+    A context is accepted only with a transfer syntax we proposed for it; its ``scp_role``
+    is set only where the peer's role selection reply grants the SCP role we proposed for
+    its SOP class (no reply means the default roles: not granted, PS3.7 D.3.3.4).
+    """
     if len(body) < 68:
         raise assoc.protocol_error("an A-ASSOCIATE-AC too short to read")
-    contexts: dict[int, Context] = {}
+    if not body[1] & 0x01:  # the protocol version is a bit field; bit 0 is version 1
+        raise assoc.protocol_error(f"an A-ASSOCIATE-AC for protocol version {body[:2].hex()}")
+    accepted: list[tuple[int, int, str]] = []  # (context ID, proposal index, transfer syntax)
+    granted: set[str] = set()
+    application_context = ""
     peer_max = 0
     for item_type, item in _items(body, 68, assoc):
-        if item_type == 0x21 and len(item) >= 4:
+        if item_type == 0x10:
+            application_context = _uid_text(item)
+        elif item_type == 0x21 and len(item) >= 4:
             context_id, result = item[0], item[2]
             index = (context_id - 1) // 2
             if result != 0 or context_id % 2 == 0 or not 0 <= index < len(proposed):
                 continue  # refused, or not one we proposed
-            syntaxes = [bytes(s).decode("ascii", "replace").strip("\x00 ")
-                        for t, s in _items(item, 4, assoc) if t == 0x40]  # fmt: skip
+            syntaxes = [_uid_text(s) for t, s in _items(item, 4, assoc) if t == 0x40]
             if syntaxes and syntaxes[0] in proposed[index][1]:
-                contexts[context_id] = Context(context_id, proposed[index][0], syntaxes[0])
+                accepted.append((context_id, index, syntaxes[0]))
         elif item_type == 0x50:
             for sub_type, sub in _items(item, 0, assoc):
-                if sub_type == 0x51 and len(sub) == 4:
+                if sub_type == 0x51:
+                    if len(sub) != 4:
+                        raise assoc.protocol_error(f"a maximum length item of {len(sub)} bytes")
                     peer_max = int.from_bytes(sub, "big")
+                elif sub_type == 0x54:
+                    granted |= _granted_role(sub, roles, assoc)
+    if application_context != APPLICATION_CONTEXT:
+        got = f"application context {application_context!r}" if application_context else "none"
+        raise assoc.protocol_error(f"an A-ASSOCIATE-AC with {got}, not DICOM's")
+    contexts = {
+        context_id: Context(context_id, proposed[index][0], syntax, proposed[index][0] in granted)
+        for context_id, index, syntax in accepted
+    }
     return contexts, peer_max
+
+
+def _granted_role(item: bytes, roles: Collection[str], assoc: Association) -> set[str]:
+    """The SOP class of one SCP/SCU Role Selection reply, if it grants us the SCP role."""
+    if len(item) < 2 or len(item) != 4 + (uid_length := int.from_bytes(item[:2], "big")):
+        raise assoc.protocol_error("a role selection item whose lengths do not add up")
+    uid = _uid_text(item[2 : 2 + uid_length])
+    scp_role = item[3 + uid_length]
+    return {uid} if uid in roles and scp_role == 1 else set()
+
+
+def _uid_text(raw: bytes) -> str:
+    return bytes(raw).decode("ascii", "replace").strip("\x00 ")
 
 
 def _items(data: bytes, pos: int, assoc: Association) -> list[tuple[int, bytes]]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import socket
 import ssl
+from pathlib import Path
 
+from tui.archive.index import ArchiveError
 from tui.errors import UserError
 from tui.net.nodes import Node
 
@@ -67,18 +69,46 @@ def connect_failed(node: Node, exc: BaseException) -> NetError:
 
 
 def aborted(node: Node, during: str) -> NetError:
+    """The connection closed under us (no A-ABORT came, or it was cut)."""
+    return NetError(
+        f"{node.name} ({node.address}) dropped the association during {during}: "
+        f"{_likely_cause(node, during)}"
+    )
+
+
+def _likely_cause(node: Node, during: str) -> str:
     if during == "association negotiation":
-        cause = (
+        return (
             f"it may not accept our AE title {node.calling_aet} (add it there with this "
             "machine's address, or set calling_aet to one it knows) or its TLS settings "
             "differ from the node's; its log says which"
         )
+    return "see the PACS log (a wrong TLS setting or an AE title it does not accept can do this)"
+
+
+# A-ABORT (PS3.8 9.3.8): the source, and the reasons a service provider gives.
+_ABORT_SOURCES = {0: "the PACS itself", 2: "its DICOM layer"}
+_ABORT_REASONS = {
+    0: "no reason given",
+    1: "a PDU it did not recognize",
+    2: "a PDU it did not expect",
+    4: "a PDU parameter it did not recognize",
+    5: "a PDU parameter it did not expect",
+    6: "a PDU parameter with an invalid value",
+}
+
+
+def peer_aborted(node: Node, during: str, source: int, reason: int) -> NetError:
+    """The peer sent an A-ABORT: say who, and why in words where the standard has them."""
+    who = _ABORT_SOURCES.get(source, f"source {source}")
+    if source == 2:
+        why = _ABORT_REASONS.get(reason, f"reason {reason}")
+        because = f"{who} objected to {why}" if reason else f"{who}, {why}"
     else:
-        cause = (
-            "see the PACS log (a wrong TLS setting or an AE title it does not accept can do this)"
-        )
+        because = who  # a service user gives no reason (PS3.8 9.3.8: it is 0)
     return NetError(
-        f"{node.name} ({node.address}) dropped the association during {during}: {cause}"
+        f"{node.name} ({node.address}) aborted the association during {during} "
+        f"(A-ABORT from {because}): {_likely_cause(node, during)}"
     )
 
 
@@ -87,6 +117,23 @@ def timed_out(node: Node, during: str, seconds: float) -> NetError:
         f"{node.name} ({node.address}) did not answer {during} within {seconds:g} s: if the "
         f"PACS is just slow, pacs-tui node edit {node.name} --timeout S gives it longer"
         + ("" if during == "association negotiation" else "; or narrow the query")
+    )
+
+
+def no_storage_role(node: Node) -> NetError:
+    """The PACS took the C-GET but not our SCP role for any storage class (PS3.7 D.3.3.4)."""
+    return NetError(
+        f"{node.name} ({node.address}) accepts C-GET but grants us no storage role (SCP/SCU "
+        "role selection), so it cannot send the images back: retrieve by C-MOVE instead "
+        f"(pacs-tui node edit {node.name} --method move)"
+    )
+
+
+def disk_full(store: Path, why: str, filed: int) -> ArchiveError:
+    """The archive's disk filled up during a retrieve, which was then stopped."""
+    return ArchiveError(
+        f"the archive's disk is full ({why}: {store}): the retrieve stopped after {filed} new "
+        "instances, all whole; free some space and run the same command again: it resumes"
     )
 
 

@@ -17,7 +17,6 @@ import datetime as dt
 import logging
 import struct
 import threading
-import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from tui.archive.elements import LONG_VRS
 from tui.errors import UserError
 from tui.net import errors
 from tui.net.dul import (
+    CANCEL_GRACE,
     COMMAND_FIELD,
     DATASET_TYPE,
     NO_DATASET,
@@ -36,6 +36,7 @@ from tui.net.dul import (
     Association,
     Command,
     Context,
+    Deadline,
     Interrupted,
     encode_command,
     read_elements,
@@ -83,7 +84,6 @@ DEFAULT_KEYS = {
               "InstanceNumber", "NumberOfFrames"),
 }  # fmt: skip
 
-_DRAIN_SECONDS = 5.0  # after a C-CANCEL, how long the PACS gets to send its final response
 _CHARSET_TAG, _LEVEL_TAG = 0x00080005, 0x00080052
 _UTF8 = "ISO_IR 192"
 
@@ -510,22 +510,21 @@ def _cancel(assoc: Association, context: Context, message_id: int) -> None:
     if not assoc.is_open:
         return
     node = assoc.node
-    deadline = time.monotonic() + min(node.dimse_timeout, _DRAIN_SECONDS)
+    deadline = Deadline(min(node.dimse_timeout, CANCEL_GRACE))  # however the PACS trickles
     try:
         # The final response may be here already (a limit equal to the number of matches):
         # then there is nothing to cancel, and a C-CANCEL for a finished query makes some
         # PACS (Orthanc) drop the association.
         if assoc.has_data():
-            command = assoc.receive(deadline - time.monotonic()).command
+            command = assoc.receive(deadline).command
             if command.responded_to == message_id and command.status not in PENDING:
                 return
         fields = [(COMMAND_FIELD, C_CANCEL_RQ), (RESPONDED_TO, message_id),
                   (DATASET_TYPE, NO_DATASET)]  # fmt: skip
         assoc.send(context.id, encode_command(fields))
-        while (left := deadline - time.monotonic()) > 0:
-            command = assoc.receive(left).command
+        while True:  # until the final response, or the deadline aborts the association
+            command = assoc.receive(deadline).command
             if command.responded_to == message_id and command.status not in PENDING:
                 return
-        assoc.abort()
     except errors.NetError:
-        pass  # the association is closed already
+        pass  # the association is closed already: a timeout aborted it

@@ -20,6 +20,7 @@ import struct
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -30,6 +31,7 @@ from tui.net.contexts import UNCOMPRESSED, storage_proposals
 from tui.net.dul import (
     AFFECTED_SOP_CLASS,
     AFFECTED_SOP_INSTANCE,
+    CANCEL_GRACE,
     COMMAND_FIELD,
     DATASET_TYPE,
     HAS_DATASET,
@@ -44,8 +46,10 @@ from tui.net.dul import (
     Association,
     Command,
     Context,
+    Deadline,
     Interrupted,
     Message,
+    Sink,
     encode_command,
 )
 from tui.net.nodes import Node
@@ -74,22 +78,19 @@ _META_VERSION = struct.pack("<HH2sHL", 2, 1, b"OB", 0, 2) + b"\x00\x01"
 
 @dataclass(frozen=True, slots=True)
 class Instance:
-    """One instance a C-STORE request brought: what it says it is, and its bytes as sent.
+    """One instance a C-STORE request announces: what it says it is.
 
     ``transfer_syntax`` is the one accepted for the presentation context it came on, the
-    syntax the dataset is written in. The dataset is ``fragments``, in order, as they came
-    (views of the received PDUs): written one after the other they are the dataset, with no
-    copy made to join them first.
+    syntax its dataset is written in.
     """
 
     sop_class: str
     sop_uid: str
     transfer_syntax: str
-    fragments: list[memoryview]
 
     def file_meta(self) -> bytes:
         """The preamble, ``DICM`` and the File Meta Information (PS3.10 7.1) for this
-        instance: followed by its fragments, a DICOM file's bytes."""
+        instance: followed by its dataset, a DICOM file's bytes."""
         body = bytearray(_META_VERSION)
         for element, vr, value in (
             (0x0002, b"UI", self.sop_class),
@@ -106,7 +107,30 @@ class Instance:
         return _PREAMBLE + group_length + bytes(body)
 
 
-Store = Callable[[Instance], int]  # file one instance; return the C-STORE status to answer
+class Spool(Sink, Protocol):
+    """Where one arriving instance is written as its fragments come (a file in the store):
+    :meth:`finish` files it once whole and returns the C-STORE status to answer with."""
+
+    def finish(self) -> int: ...
+
+
+class _Refused:
+    """The spool of an instance we refuse: its bytes are read off the wire and dropped."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def write(self, data: memoryview) -> None:
+        pass
+
+    def discard(self) -> None:
+        pass
+
+    def finish(self) -> int:
+        return self.status
+
+
+Store = Callable[[Instance], Spool]  # where one instance goes; its file meta comes first
 OnResponse = Callable[[Command], None]  # one C-GET response (pending or final); may raise
 
 
@@ -133,21 +157,26 @@ def c_get(
     model
         study (Study Root) or patient (Patient Root).
     store
-        Called with each instance that arrives; its return is the status of the C-STORE
-        response (0x0000, or a failure such as 0xA700 out of resources). The PACS waits for
-        that answer before it sends the next instance.
+        Called with each instance as its C-STORE request begins: the :class:`Spool` it
+        returns is given the file meta, then each fragment of the dataset as it arrives
+        (so memory stays flat whatever the image size), then asked to ``finish``, which
+        returns the status of the C-STORE response (0x0000, or a failure such as 0xA700 out
+        of resources); the PACS waits for that answer before it sends the next instance.
+        Should the association fail first, the spool is discarded.
     on_response
         Called with each C-GET response, the final one included: it reads the counts and
         the status, and raises (a :class:`~tui.net.errors.NetError`) for a failure.
     cancel
         When set, the C-GET is cancelled (C-CANCEL): instances still coming are filed and
-        answered until the PACS's final response; identifiers after it are not sent.
+        answered until the PACS's final response; identifiers after it are not sent. A PACS
+        that has not ended the C-GET within a few seconds (``CANCEL_GRACE``) is aborted.
 
     Raises
     ------
     NetError
         The association failed (refused, aborted, timed out, garbage), the PACS accepts no
-        C-GET context, or ``on_response`` raised one.
+        C-GET context or grants us the storage role for no SOP class, or ``on_response``
+        raised one.
     """
     sop_class, name = MODELS[model]
     # The query context first, so storage contexts are the ones cut when there are too many.
@@ -157,6 +186,8 @@ def c_get(
     assoc.during = "the retrieve"
     try:
         context = assoc.context_for(sop_class, name)
+        if not any(c.scp_role for c in assoc.contexts.values()):
+            raise errors.no_storage_role(node)
         for identifier in identifiers:
             request = _encode(identifier, context.implicit)
             if not _get(assoc, context, request, store, on_response, cancel):
@@ -197,46 +228,65 @@ def _get(
          (MESSAGE_ID, message_id), (PRIORITY, 0), (DATASET_TYPE, HAS_DATASET)]
     )  # fmt: skip
     assoc.send(context.id, request, identifier)
-    cancelled = False
+
+    def spool_for(context_id: int, command: Command) -> Spool | None:
+        return _spool(assoc, context_id, command, store) if command.field == C_STORE_RQ else None
+
+    grace: Deadline | None = None  # once cancelled, the PACS has until then to end it
     while True:
-        if not cancelled and cancel is not None and cancel.is_set():
-            cancelled = True
+        if grace is None and cancel is not None and cancel.is_set():
+            grace = Deadline(min(node.dimse_timeout, CANCEL_GRACE))
             log.debug("cancelling C-GET %d on %s", message_id, node.name)
             fields = [(COMMAND_FIELD, C_CANCEL_RQ), (RESPONDED_TO, message_id),
                       (DATASET_TYPE, NO_DATASET)]  # fmt: skip
             assoc.send(context.id, encode_command(fields))
         try:
-            # Once cancelled, wait without looking at the event: only the PACS ends it now.
-            message = assoc.receive(node.dimse_timeout, None if cancelled else cancel)
+            if grace is None:
+                message = assoc.receive(node.dimse_timeout, cancel, spool_for)
+            else:  # only the PACS ends it now, by the grace deadline
+                message = assoc.receive(grace, None, spool_for)
         except Interrupted:
             continue  # the C-CANCEL goes out at the top of the loop
+        except errors.NetError:
+            if grace is None:
+                raise
+            log.debug("%s did not end the cancelled C-GET in time: aborted", node.name)
+            return False  # the timeout has aborted the association; the user asked to stop
         command = message.command
         if command.field == C_STORE_RQ:
-            _answer_store(assoc, message, store)
+            _answer_store(assoc, message)
             continue
         status = assoc.response_status(
             command, C_GET_RSP, message_id, "C-GET", instead=" or a C-STORE request"
         )
         on_response(command)
         if status not in PENDING:
-            return not cancelled
+            return grace is None
 
 
-def _answer_store(assoc: Association, message: Message, store: Store) -> None:
-    """Give one C-STORE request's instance to ``store``; answer with the status it returns."""
-    command, fragments = message.command, message.fragments
-    if fragments is None:
-        raise assoc.protocol_error("a C-STORE request without a dataset")
-    context = assoc.contexts[message.context_id]
+def _spool(assoc: Association, context_id: int, command: Command, store: Store) -> Spool:
+    """Where the dataset of one C-STORE request goes: the caller's spool, or a refusal."""
+    context = assoc.contexts[context_id]
     sop_class, sop_uid = command.affected_sop_class, command.affected_sop_instance
     if command.message_id < 0 or not (sop_class + sop_uid).isascii():
         raise assoc.protocol_error("a C-STORE request without a MessageID or with non-UID UIDs")
-    if context.abstract_syntax != sop_class:  # also the query context: not for storage
-        status = SOP_CLASS_NOT_SUPPORTED
-    elif not 0 < len(sop_uid) <= _UID_LENGTH or len(sop_class) > _UID_LENGTH:
-        status = CANNOT_UNDERSTAND
-    else:
-        status = store(Instance(sop_class, sop_uid, context.transfer_syntax, fragments))
+    if context.abstract_syntax != sop_class or not context.scp_role:
+        return _Refused(SOP_CLASS_NOT_SUPPORTED)  # the query context, or a role not granted
+    if not 0 < len(sop_uid) <= _UID_LENGTH or len(sop_class) > _UID_LENGTH:
+        return _Refused(CANNOT_UNDERSTAND)
+    instance = Instance(sop_class, sop_uid, context.transfer_syntax)
+    spool = store(instance)
+    spool.write(memoryview(instance.file_meta()))
+    return spool
+
+
+def _answer_store(assoc: Association, message: Message) -> None:
+    """File one C-STORE request's instance (its spool); answer with the status that gives."""
+    command = message.command
+    if message.sink is None:  # the request has no dataset: spool_for was not asked
+        raise assoc.protocol_error("a C-STORE request without a dataset")
+    status = cast(Spool, message.sink).finish()  # what spool_for gave for a C-STORE request
+    sop_class, sop_uid = command.affected_sop_class, command.affected_sop_instance
     response = encode_command(
         [(AFFECTED_SOP_CLASS, sop_class), (COMMAND_FIELD, C_STORE_RSP),
          (RESPONDED_TO, command.message_id), (DATASET_TYPE, NO_DATASET), (STATUS, status),

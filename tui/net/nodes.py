@@ -28,6 +28,7 @@ from tui.config import load_config
 from tui.errors import UserError
 
 DEFAULT_CALLING_AET = "PACSTUI"
+MAX_PDU = 1 << 24  # the largest PDU we ever take: 16 MiB, 64 times pynetdicom's default
 RECEIVE_PORT = 11112  # DICOM's registered port, and our storage SCP's unless set
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -50,7 +51,13 @@ class Node:
     acse_timeout: float = 30.0  # seconds for association negotiation
     dimse_timeout: float = 120.0  # seconds to wait for a response (a PACS may match slowly)
     network_timeout: float = 120.0  # seconds of silence before the link is taken for dead
-    max_pdu: int = 262144  # the largest PDU we accept (0: no limit)
+    max_pdu: int = 262144  # the largest PDU we accept (0: the most we ever take, MAX_PDU)
+
+    @property
+    def pdu_limit(self) -> int:
+        """The largest PDU we advertise and accept: never "any", which would let a peer
+        announce a gigabyte and have us wait for it (PS3.8 allows 0 to mean no limit)."""
+        return self.max_pdu or MAX_PDU
 
     @property
     def tls(self) -> bool:
@@ -93,8 +100,8 @@ class Node:
         for label in ("connect_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
             if getattr(self, label) <= 0:
                 raise UserError(f"node {self.name}: {label} must be more than 0 seconds")
-        if self.max_pdu < 0:
-            raise UserError(f"node {self.name}: max_pdu must be 0 (no limit) or more")
+        if not 0 <= self.max_pdu <= MAX_PDU:
+            raise UserError(f"node {self.name}: max_pdu must be 0 (the most we take) to {MAX_PDU}")
         return self
 
 

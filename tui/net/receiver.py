@@ -93,7 +93,7 @@ class Receiver:
             self.on_event(line)
 
     def _on_store(self, event: Any) -> int:
-        _, status = self.filer.file(event.encoded_dataset(), self.tally)
+        status = self.filer.file(event.encoded_dataset(), self.tally)
         if self.on_filed is not None:
             self.on_filed(self.tally)
         return status

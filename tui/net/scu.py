@@ -48,7 +48,7 @@ from tui.net.status import (
     category,
     status_text,
 )
-from tui.net.storage import Filer, Tally
+from tui.net.storage import Filer, Incoming, Tally
 from tui.net.tls import client_context, server_context
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def make_ae(node: Node) -> AE:
     ae.acse_timeout = node.acse_timeout
     ae.dimse_timeout = node.dimse_timeout
     ae.network_timeout = node.network_timeout
-    ae.maximum_pdu_size = node.max_pdu
+    ae.maximum_pdu_size = node.pdu_limit
     return ae
 
 
@@ -279,11 +279,10 @@ def _get(
     progress: Progress | None,
     cancel: threading.Event | None,
 ) -> None:
-    def store(instance: Instance) -> int:
-        _, status = filer.file([instance.file_meta(), *instance.fragments], transfer.tally)
-        if progress:
-            progress(transfer)
-        return status
+    def store(_: Instance) -> Incoming:
+        if transfer.tally.full:  # the next instance would fail too: stop the PACS sending
+            raise errors.disk_full(filer.store, transfer.tally.full, transfer.tally.new)
+        return filer.incoming(transfer.tally, (lambda: progress(transfer)) if progress else None)
 
     def on_response(command: Command) -> None:
         assert command.status is not None  # c_get hands on only responses with a status

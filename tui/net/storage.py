@@ -9,16 +9,18 @@ are indexed as they arrive, so the browser shows them at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from tui.archive.elements import Unsupported, ends_whole
 from tui.archive.header import HeaderError, read_record
 from tui.archive.index import Archive, ArchiveError
 from tui.archive.store import store_path
@@ -56,6 +58,7 @@ class Tally:
     bytes: int = 0
     started: float = field(default_factory=time.monotonic)
     errors: list[str] = field(default_factory=list)
+    full: str = ""  # why the archive's disk took no more, once it did not
 
     @property
     def received(self) -> int:
@@ -77,89 +80,151 @@ class Filer:
         if store is None:
             raise ArchiveError("an in-memory archive cannot receive files")
         self.store: Path = store
-        self.incoming = store / "incoming"
-        self.incoming.mkdir(parents=True, exist_ok=True)
+        self.spool_dir = store / "incoming"  # arrivals are written here until whole
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
         self._folders: set[Path] = set()  # store folders known to exist: one mkdir each
         self._lock = threading.Lock()
 
     def close(self) -> None:
         self.archive.close()
 
-    def file(
-        self, encoded: Buffer | Sequence[Buffer], tally: Tally | None = None
-    ) -> tuple[Filed, int]:
-        """File one instance, given as a DICOM file's bytes (preamble and meta included).
+    def file(self, encoded: Buffer | Sequence[Buffer], tally: Tally | None = None) -> int:
+        """File one instance, given whole as a DICOM file's bytes (preamble and meta included).
 
         Parameters
         ----------
         encoded
-            The file's bytes, whole or as parts to write one after the other (a file meta
-            and the fragments of a dataset as they came from the network, unjoined).
+            The file's bytes, whole or as parts to write one after the other.
         tally
             Counts to update.
 
         Returns
         -------
-        tuple
-            What happened, and the C-STORE status to answer with.
+        int
+            The C-STORE status to answer with.
         """
-        tally = tally if tally is not None else Tally()
-        parts = [encoded] if isinstance(encoded, bytes | bytearray | memoryview) else encoded
+        incoming = self.incoming(tally)
+        incoming.write(
+            *([encoded] if isinstance(encoded, bytes | bytearray | memoryview) else encoded)
+        )
+        return incoming.finish()
+
+    def incoming(
+        self, tally: Tally | None = None, filed: Callable[[], None] | None = None
+    ) -> Incoming:
+        """A temporary file in the store for one instance whose bytes are still arriving;
+        ``filed`` is called once :meth:`Incoming.finish` has filed it (or failed to)."""
+        return Incoming(self, tally if tally is not None else Tally(), filed)
+
+    def _place(self, tmp: str, st: os.stat_result) -> Filed:
+        """Index the whole file ``tmp`` and move it into its place in the store."""
+        with open(tmp, "rb") as fp, contextlib.suppress(Unsupported):  # else pydicom reads it
+            if not ends_whole(fp):
+                raise HeaderError("the data ends before its last element: cut short in transfer")
+        record = read_record(tmp)  # the UID comes from the file, never from the peer
+        dest = store_path(self.store, record.sop_uid)
+        if dest.parent not in self._folders:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(dest.parent)
+        with self._lock:
+            if self.archive.indexed_path(record.sop_uid) is not None:
+                return Filed.PRESENT
+            # Atomic: the store name holds a whole file or none. A file left there by a
+            # failed earlier transfer (never indexed) is replaced.
+            os.replace(tmp, dest)
+            record.path, record.size, record.mtime_ns = str(dest), st.st_size, st.st_mtime_ns
+            with self.archive.transaction():
+                self.archive.add([record], managed=True)
+        return Filed.NEW
+
+
+class Incoming:
+    """One instance arriving over the network, written to a temporary file in the store's
+    ``incoming`` folder as its bytes come (so memory stays flat whatever its size), then
+    filed whole by :meth:`finish` or dropped by :meth:`discard`: never indexed in part.
+
+    A write that fails (a full disk) is remembered, not raised: the rest of the instance
+    still has to be read off the wire, and :meth:`finish` answers "out of resources".
+    """
+
+    def __init__(self, filer: Filer, tally: Tally, filed: Callable[[], None] | None) -> None:
+        self._filer = filer
+        self.tally = tally
+        self._filed = filed
+        self._size = 0
+        self._error: OSError | None = None
+        self._fd = -1
+        self._tmp = ""
         try:
-            outcome = self._file(parts)
+            self._fd, self._tmp = tempfile.mkstemp(prefix=".incoming-", dir=filer.spool_dir)
         except OSError as exc:
-            with self._lock:
-                tally.failed += 1
-                tally.errors.append(f"cannot write into the store: {exc.strerror or exc}")
-            return Filed.FAILED, OUT_OF_RESOURCES
+            self._error = exc
+
+    def write(self, *parts: Buffer) -> None:
+        """Append ``parts`` to the file."""
+        if self._error is not None:
+            return
+        try:
+            _write_all(self._fd, parts)
+        except OSError as exc:
+            self._error = exc
+        self._size += sum(len(part) for part in parts)
+
+    def discard(self) -> None:
+        """Drop the file: the instance will never be whole."""
+        self._close()
+        if self._tmp:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._tmp)
+            self._tmp = ""
+
+    def finish(self) -> int:
+        """File the instance, now whole; return the C-STORE status to answer with."""
+        status = self._finish()
+        if self._filed is not None:
+            self._filed()
+        return status
+
+    def _finish(self) -> int:
+        tally, filer = self.tally, self._filer
+        try:
+            if self._error is not None:
+                raise self._error
+            st = os.fstat(self._fd)  # a rename keeps size and mtime: no stat of the placed file
+            self._close()
+            outcome = filer._place(self._tmp, st)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                tally.full = exc.strerror or str(exc)
+            return self._failed(f"cannot write into the store: {exc.strerror or exc}",
+                                OUT_OF_RESOURCES)  # fmt: skip
         except (ArchiveError, sqlite3.Error) as exc:  # locked by an import, or full: not
             # the instance's fault, so "out of resources" (the sender may try again)
-            with self._lock:
-                tally.failed += 1
-                tally.errors.append(f"the archive cannot take it now: {exc}")
-            return Filed.FAILED, OUT_OF_RESOURCES
+            if "full" in str(exc):
+                tally.full = "the index cannot grow"
+            return self._failed(f"the archive cannot take it now: {exc}", OUT_OF_RESOURCES)
         except (HeaderError, ValueError) as exc:
-            with self._lock:
-                tally.failed += 1
-                tally.errors.append(f"not filed: {exc}")
-            return Filed.FAILED, CANNOT_UNDERSTAND
-        with self._lock:
-            tally.bytes += sum(len(part) for part in parts)
+            return self._failed(f"not filed: {exc}", CANNOT_UNDERSTAND)
+        finally:
+            self.discard()  # once placed, the name is gone and this unlinks nothing
+        with filer._lock:
+            tally.bytes += self._size
             if outcome is Filed.NEW:
                 tally.new += 1
             else:
                 tally.present += 1
-        return outcome, SUCCESS
+        return SUCCESS
 
-    def _file(self, parts: Sequence[Buffer]) -> Filed:
-        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.incoming)
-        placed = False
-        try:
-            try:
-                _write_all(fd, parts)
-                st = os.fstat(fd)  # a rename keeps size and mtime: no stat of the placed file
-            finally:
-                os.close(fd)
-            record = read_record(tmp)  # the UID comes from the file, never from the peer
-            dest = store_path(self.store, record.sop_uid)
-            if dest.parent not in self._folders:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                self._folders.add(dest.parent)
-            with self._lock:
-                if self.archive.indexed_path(record.sop_uid) is not None:
-                    return Filed.PRESENT
-                # Atomic: the store name holds a whole file or none. A file left there by a
-                # failed earlier transfer (never indexed) is replaced.
-                os.replace(tmp, dest)
-                placed = True
-                record.path, record.size, record.mtime_ns = str(dest), st.st_size, st.st_mtime_ns
-                with self.archive.transaction():
-                    self.archive.add([record], managed=True)
-            return Filed.NEW
-        finally:
-            if not placed:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+    def _failed(self, why: str, status: int) -> int:
+        with self._filer._lock:
+            self.tally.failed += 1
+            self.tally.errors.append(why)
+        return status
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
