@@ -86,6 +86,7 @@ def test_the_archive_config_and_log_are_private_under_umask_022(tmp_path: Path) 
     assert _mode(log_dir) == 0o700 and _mode(log_dir / "pacs-tui.log") == 0o600
     assert "import: 4 new" in (log_dir / "pacs-tui.log").read_text()
     assert _mode(config_dir) == 0o700  # made private before node add wrote into it
+    assert _mode(config_dir / "config.toml") == 0o600  # and written private by it
     listed = run_cli("ls", archive=archive, umask=0o022)  # the next start closes the rest
     assert "Synthetic^Phantom" in listed.stdout and not listed.stderr
     assert _mode(archive / "store") == 0o700 and _mode(config_dir / "config.toml") == 0o600

@@ -26,6 +26,7 @@ from typing import Any
 
 from tui.config import load_config
 from tui.errors import UserError
+from tui.permissions import private_file, private_folder
 
 DEFAULT_CALLING_AET = "PACSTUI"
 MAX_PDU = 1 << 24  # the largest PDU we ever take: 16 MiB, 64 times pynetdicom's default
@@ -282,9 +283,11 @@ def _rewrite_table(config_file: Path, name: str, table: str) -> None:
             f"{config_file}: node {name} is written in a form pacs-tui cannot edit ({exc}): "
             f"change it by hand, or remove it and add it again"
         ) from None
-    config_file.parent.mkdir(parents=True, exist_ok=True)
     tmp = config_file.with_name(config_file.name + ".tmp")
     try:
+        private_folder(config_file.parent)
+        tmp.unlink(missing_ok=True)  # a leftover may be readable by others: start afresh
+        private_file(tmp)  # config.toml may hold node addresses and secrets' paths: 0600
         tmp.write_text(new, encoding="utf-8")
         tmp.replace(config_file)
     except OSError as exc:
