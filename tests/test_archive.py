@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -188,21 +189,33 @@ def test_a_nested_dirfile_names_its_files_from_the_file_set_root(
     assert [path for path, _ in summary.missing] == [str(images[3])]
 
 
+_NOT_A_UID = (
+    "SOPInstanceUID is not a UID: characters other than digits, letters and dots,"
+    " or an empty component"
+)
+
+
 def test_copy_mode_stores_files_under_hashed_names(
     archive: Archive, shared: Path, tmp_path
 ) -> None:
     source = copy_tree(shared / "neurolabusc_dcm_qa_toshiba", tmp_path / "usb")
     hostile = dcmread(next(source.rglob("*.dcm")))
-    hostile.SOPInstanceUID = "../../../../escape"
+    hostile.SOPInstanceUID = "1.2.826.0.1.3680043.8.498.1"
     hostile.PatientName = "../../evil"
     hostile.save_as(source / "hostile.dcm")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the invalid UID it is given
+        hostile.SOPInstanceUID = "../../../../escape"
+    hostile.save_as(source / "escape.dcm")
     summary = import_paths(archive, [source], copy=True)
     assert summary.new == 41
+    assert (str(source / "escape.dcm"), _NOT_A_UID) in summary.skipped
     store = archive.store
     assert store is not None
     paths = [row[0] for row in archive.conn.execute("SELECT path FROM instance")]
     assert all(Path(p).resolve().is_relative_to(store.resolve()) for p in paths)
     assert not any(".." in Path(p).name or "escape" in p for p in paths)
+    assert not [p for p in store.rglob("*") if "escape" in str(p)]
     shutil.rmtree(source)  # the copies do not depend on the originals
     assert all(Path(p).is_file() for p in paths)
     again = import_paths(archive, [store])
@@ -472,3 +485,128 @@ def test_an_in_memory_archive_is_one_index_for_every_thread(shared: Path) -> Non
     assert _count(archive, "instance") > 0
     with archive.exclusive():  # its one connection: threads take turns
         assert _in_thread(lambda: archive.exclusive().acquire(timeout=0.1)) is False
+
+
+def _ct_small(shared: Path):
+    return dcmread(shared / "pydicom_test_files" / "grayscale_transfer_syntaxes" / "CT_small.dcm")
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "why"),
+    [
+        ("SeriesInstanceUID", "1.2.3\n4", "control characters"),
+        ("StudyInstanceUID", "1.2\x003.4", "control characters"),
+        ("SOPInstanceUID", "1.2.\x1b[2J", "control characters"),
+        ("SeriesInstanceUID", "1.2.3 4", "other than digits"),
+        ("StudyInstanceUID", "1..2", "empty component"),
+        ("SOPInstanceUID", "1." + "2" * 63, "more than 64"),
+    ],
+)
+def test_an_identifier_that_is_not_a_uid_is_skipped_with_the_reason(
+    archive: Archive, shared: Path, tmp_path, keyword: str, value: str, why: str
+) -> None:
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    ds = _ct_small(shared)
+    ds.save_as(folder / "good.dcm")
+    if keyword != "SOPInstanceUID":
+        ds.SOPInstanceUID = "1.2.3.4.5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns of the invalid value it writes
+        setattr(ds, keyword, value)
+    ds.save_as(folder / "bad.dcm")
+    summary = import_paths(archive, [folder])
+    assert summary.new == 1
+    [(path, reason)] = summary.skipped
+    assert path == str(folder / "bad.dcm")
+    assert reason.startswith(f"{keyword} is not a UID: ") and why in reason
+    assert "\n" not in reason and value not in reason
+    # Remembered: an unchanged bad file is not read again.
+    assert import_paths(archive, [folder]).files_read == 0
+
+
+def test_hex_digest_uids_from_anonymisers_are_indexed_as_they_are(
+    archive: Archive, shared: Path
+) -> None:
+    path = shared / "pydicom-data" / "malformed_or_nonconformant" / "bad_sequence.dcm"
+    assert import_paths(archive, [path]).new == 1
+    [(study, series, sop)] = archive.conn.execute(
+        "SELECT study_uid, series_uid, sop_uid FROM instance JOIN series USING (series_pk)"
+        " JOIN study USING (study_pk)"
+    )
+    ds = dcmread(path)
+    assert (study, series, sop) == (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    assert len(sop) == 64 and not sop.isdigit()
+
+
+@pytest.mark.filterwarnings("ignore:Found unknown escape sequence")  # the ESC in the name
+def test_control_characters_in_text_values_are_stored_as_replacement_characters(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    ds = _ct_small(shared)
+    ds.PatientName = "Doe\x1b]0;x\x07^John"
+    ds.StudyDescription = "head\x00\x1b[2J"
+    ds.save_as(folder / "a.dcm")
+    assert import_paths(archive, [folder]).new == 1
+    [(name, description)] = archive.conn.execute(
+        "SELECT patient_name, description FROM patient JOIN study USING (patient_pk)"
+    )
+    assert (name, description) == ("Doe\ufffd]0;x\ufffd^John", "head\ufffd\ufffd[2J")
+
+
+def test_a_series_named_by_two_studies_stays_in_the_first_and_the_other_file_waits(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    ds = _ct_small(shared)
+    ds.save_as(first / "a.dcm")
+    study, series = ds.StudyInstanceUID, ds.SeriesInstanceUID
+    ds.StudyInstanceUID = "1.2.3.4"
+    for number, name in enumerate("bc", 1):
+        ds.SOPInstanceUID = f"1.2.3.4.{number}"
+        ds.save_as(second / f"{name}.dcm")
+
+    def filed() -> set[tuple[str, str, str]]:
+        rows = archive.conn.execute(
+            "SELECT study_uid, series_uid, sop_uid FROM instance JOIN series USING (series_pk)"
+            " JOIN study USING (study_pk)"
+        )
+        return set(rows)
+
+    # Copied: the refused files leave no copy in the store.
+    with Archive(tmp_path / "copied") as copied:
+        summary = import_paths(copied, [first, second], copy=True)
+        assert (summary.new, len(summary.skipped)) == (1, 2)
+        assert copied.store is not None
+        assert len([p for p in copied.store.rglob("*") if p.is_file()]) == 1
+    # In one import (one batch), then again: the study that came first keeps the series.
+    for _ in range(2):
+        summary = import_paths(archive, [first, second])
+        assert sorted(p for p, _ in summary.skipped) == [str(second / f"{n}.dcm") for n in "bc"]
+        assert all("filed under another StudyInstanceUID" in r for _, r in summary.skipped)
+        assert filed() == {(study, series, _ct_small(shared).SOPInstanceUID)}
+    # Once the first study's file is gone, the others are filed under their own study.
+    (first / "a.dcm").unlink()
+    summary = import_paths(archive, [first, second])
+    assert (summary.vanished, summary.new, summary.skipped) == (1, 2, [])
+    assert filed() == {("1.2.3.4", series, "1.2.3.4.1"), ("1.2.3.4", series, "1.2.3.4.2")}
+
+
+def test_a_file_that_moves_its_series_to_another_study_takes_it_along(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    folder = tmp_path / "stick"
+    folder.mkdir()
+    ds = _ct_small(shared)
+    ds.save_as(folder / "a.dcm")
+    import_paths(archive, [folder])
+    ds.StudyInstanceUID = "1.2.3.4"  # edited: the only file of its series names another study
+    ds.save_as(folder / "a.dcm")
+    os.utime(folder / "a.dcm", ns=(1, 1))
+    summary = import_paths(archive, [folder])
+    assert (summary.updated, summary.skipped) == (1, [])
+    assert [row[0] for row in archive.conn.execute("SELECT study_uid FROM study")] == ["1.2.3.4"]

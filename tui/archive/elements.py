@@ -12,6 +12,7 @@ in the shared test data.
 
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -21,6 +22,11 @@ EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UC", b"UR", b"UT"})
+# PS3.5 6.2: a wanted value under any other VR is left to pydicom, which decides what it is.
+VRS = LONG_VRS | {
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
+    b"PN", b"SH", b"SL", b"SS", b"ST", b"SV", b"TM", b"UI", b"UL", b"US", b"UV",
+}  # fmt: skip
 _UNDEFINED = 0xFFFFFFFF
 _ITEM, _ITEM_END, _SEQUENCE_END = 0xFFFEE000, 0xFFFEE00D, 0xFFFEE0DD
 _CHUNK = 65536
@@ -71,15 +77,22 @@ class RawHeader:
 class _Buffer:
     """The start of a file, read on demand in chunks."""
 
-    __slots__ = ("data", "eof", "fp")
+    __slots__ = ("data", "eof", "fp", "size")
 
     def __init__(self, fp: BinaryIO) -> None:
         self.fp = fp
+        start = fp.tell()
+        # What is left of the file: a length that runs past it (a broken one may say
+        # 4 GiB) is answered without asking for that much memory.
+        self.size = fp.seek(0, os.SEEK_END) - start
+        fp.seek(start)
         self.data = fp.read(_CHUNK)
         self.eof = len(self.data) < _CHUNK
 
     def has(self, end: int) -> bool:
         """Make sure ``data[:end]`` is loaded; False if the file is shorter."""
+        if end > self.size:
+            return False
         while end > len(self.data):
             if self.eof:
                 return False
@@ -200,6 +213,8 @@ def _element(
             _sequence(buf, value, value + length, implicit, little, tag, sub, out)
         return value + length
     if tag in wanted:
+        if vr is not None and vr not in VRS:
+            raise Unsupported("unknown VR")
         if not buf.has(value + length):
             raise Truncated()
         out.values[tag] = (vr, buf.data[value : value + length])

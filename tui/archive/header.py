@@ -5,15 +5,26 @@ header is read with pydicom up to the pixel data; the pixel data element itself
 is then located by hand (its value offset and length, and for encapsulated
 transfer syntaxes each fragment's offset) so a viewer can read any frame later
 without parsing the header again.
+
+Identifiers that are not UIDs: a file whose Study, Series or SOP Instance UID is
+not a UID is refused with the reason (:class:`HeaderError`), never indexed under a
+made-up key: the index only holds UIDs that its files carry, as ``send``, ``serve``
+and retrieving compare them with other systems'. PS3.5 9.1 is kept with two
+leniencies real files need: letters (hex digests written by anonymisers) and
+leading zeros (old modalities). Control characters, spaces, other punctuation,
+non-ASCII, empty components and more than 64 characters are refused. Control
+characters in the other text values (never valid in their VRs) are stored as
+U+FFFD, so that nothing in the index can drive a terminal.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import struct
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, BinaryIO, Protocol
 
 from pydicom import config as pydicom_config
@@ -24,7 +35,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
-from pydicom.values import convert_PN, convert_text
+from pydicom.values import convert_PN, convert_string, convert_text
 
 from tui.archive import elements
 from tui.archive.elements import RawElements, Truncated, Unsupported, Wanted
@@ -66,7 +77,14 @@ _GROUP_WANTED: Wanted = {
 _WANTED: Wanted = {
     int(t): _GROUP_WANTED if keyword_for_tag(t) in _FUNCTIONAL_GROUPS else None for t in _TAGS
 }
-_META_WANTED: Wanted = {0x00020002: None, 0x00020010: None}
+# The group length too: pydicom reads it (as the syntax) at once, so a broken one must
+# send the file to pydicom, as unknown VRs of wanted values do.
+_META_WANTED: Wanted = {0x00020000: None, 0x00020002: None, 0x00020010: None}
+_IDENTIFIERS = ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+# PS3.5 9.1's characters and components, with letters and leading zeros let through.
+_LENIENT_UID = re.compile(r"[0-9A-Za-z]+(?:\.[0-9A-Za-z]+)*")
+_UID_LENGTH = 64
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # Unicode's Cc: C0, DEL and C1
 
 
 class HeaderError(Exception):
@@ -133,6 +151,28 @@ class InstanceRecord:
     rescale_intercept: float | None = None
     window_center: str = ""  # backslash-separated, as in the file
     window_width: str = ""
+
+
+# Text the index stores as the file has it, control characters aside (the path is the
+# file system's, needed to open the file).
+_TEXT_FIELDS = tuple(f.name for f in fields(InstanceRecord) if f.type == "str" and f.name != "path")
+
+
+def uid_problem(value: str) -> str | None:
+    """Why ``value`` cannot be indexed as a UID, or None when it can (see the module's
+    docstring for what is accepted)."""
+    if _CONTROL.search(value):
+        return "it holds control characters"
+    if len(value) > _UID_LENGTH:
+        return f"more than {_UID_LENGTH} characters"
+    if not _LENIENT_UID.fullmatch(value):
+        return "characters other than digits, letters and dots, or an empty component"
+    return None
+
+
+def without_controls(text: str) -> str:
+    """``text`` with each control character replaced by U+FFFD, as the index stores it."""
+    return _CONTROL.sub("\ufffd", text)
 
 
 def read_record(path: str) -> InstanceRecord:
@@ -233,10 +273,14 @@ def _record(
     sop_class = h.text("SOPClassUID") or meta.text("MediaStorageSOPClassUID")
     if sop_class == MEDIA_STORAGE_DIRECTORY:
         raise HeaderError("DICOMDIR")
-    uids = {k: h.text(k) for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")}
+    uids = {k: h.text(k) for k in _IDENTIFIERS}
     missing = [k for k, v in uids.items() if not v]
     if missing:
         raise HeaderError(f"no {', '.join(missing)}")
+    for keyword, uid in uids.items():
+        why = uid_problem(uid)
+        if why:
+            raise HeaderError(f"{keyword} is not a UID: {why}")
     geometry = {}
     for sequence, keyword in _GEOMETRY.items():
         value = h.multi(keyword)
@@ -247,7 +291,7 @@ def _record(
             inner = item.item(sequence) if item else None
             value = inner.multi(keyword) if inner else ""
         geometry[keyword] = value
-    return InstanceRecord(
+    record = InstanceRecord(
         path=path,
         size=st.st_size,
         mtime_ns=st.st_mtime_ns,
@@ -290,6 +334,10 @@ def _record(
         window_center=h.multi("WindowCenter"),
         window_width=h.multi("WindowWidth"),
     )
+    if _CONTROL.search("".join(getattr(record, name) for name in _TEXT_FIELDS)):  # rare
+        for name in _TEXT_FIELDS:
+            setattr(record, name, without_controls(getattr(record, name)))
+    return record
 
 
 class _Header(Protocol):
@@ -429,9 +477,13 @@ class _RawView:
 
 
 def _encodings(raw: RawElements) -> list[str]:
+    """The character sets as pydicom reads them (only trailing spaces and NULs go), so that
+    both readers decode names alike whatever the file holds."""
     found = raw.values.get(0x00080005)
-    values = found[1].decode("latin-1").split("\\") if found else []
-    return convert_encodings([v.strip() for v in values] or None)
+    if found and found[0] not in (None, b"CS", b"UN"):
+        raise Unsupported("SpecificCharacterSet is not CS")  # pydicom says what it makes of it
+    value = convert_string(found[1], True) if found else None
+    return convert_encodings([value] if isinstance(value, str) else value)
 
 
 def read_dataset(fp: BinaryIO, specific_tags: list[Any] | None = None) -> Dataset:
@@ -447,14 +499,33 @@ def read_dataset(fp: BinaryIO, specific_tags: list[Any] | None = None) -> Datase
     with warnings.catch_warnings():
         # pydicom warns about each non-conformance it works around; we take the values.
         warnings.simplefilter("ignore")
-        return _read_dataset_quietly(fp, specific_tags)
+        return _read_dataset_quietly(Capped(fp), specific_tags)
+
+
+class Capped:
+    """A file whose reads never ask for more than is left of it, for pydicom: it allocates
+    a value's declared length before reading it, and a broken length may say 4 GiB."""
+
+    def __init__(self, fp: BinaryIO) -> None:
+        self._fp = fp
+        here = fp.tell()
+        self._size = fp.seek(0, os.SEEK_END)
+        fp.seek(here)
+
+    def read(self, size: int = -1) -> bytes:
+        if size > 0:
+            size = min(size, max(0, self._size - self._fp.tell()))
+        return self._fp.read(size)
+
+    def __getattr__(self, name: str) -> Any:  # seek, tell, name: the file's own
+        return getattr(self._fp, name)
 
 
 def _read_dataset(fp: BinaryIO) -> Dataset:
     return read_dataset(fp, _TAGS)
 
 
-def _read_dataset_quietly(fp: BinaryIO, specific_tags: list[Any] | None) -> Dataset:
+def _read_dataset_quietly(fp: Any, specific_tags: list[Any] | None) -> Dataset:
     try:
         return dcmread(fp, stop_before_pixels=True, specific_tags=specific_tags)
     except InvalidDicomError:
@@ -512,7 +583,7 @@ def _locate_fragments(fp: BinaryIO, value: int, file_size: int) -> PixelLocation
             break
         fp.seek(length, os.SEEK_CUR)
     offset_table = b""
-    if items and items[0][1]:
+    if items and items[0][1] and items[0][0] + items[0][1] <= file_size:  # not one cut short
         fp.seek(items[0][0])
         offset_table = struct.pack(
             f"<{items[0][1] // 4}Q", *struct.unpack(f"<{items[0][1] // 4}L", fp.read(items[0][1]))

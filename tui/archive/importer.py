@@ -8,6 +8,14 @@ transaction, so an interruption leaves the index as it was after the last batch.
 Duplicate SOP Instance UIDs: the first file indexed keeps the UID. A later
 file with the same UID is not indexed; it is reported (and listed by
 ``pacs-tui ls --duplicates``) with the path of the file that holds the UID.
+
+A full disk while copying stops the import: the files copied whole before it are
+indexed, and :class:`ArchiveError` says so in one line.
+
+A series belongs to one study: a file whose SeriesInstanceUID the index files
+under another StudyInstanceUID is skipped with the reason, and read again at the
+next import (it is indexed once the other study's series is gone). A file whose
+identifiers are not UIDs is skipped with the reason (``header.uid_problem``).
 """
 
 from __future__ import annotations
@@ -24,9 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from tui.archive.dicomdir import DicomdirError, referenced_files
-from tui.archive.header import HeaderError, InstanceRecord, read_record
-from tui.archive.index import Archive, Duplicate, Known
-from tui.archive.store import Placed, StoreError, place
+from tui.archive.header import HeaderError, InstanceRecord, read_record, without_controls
+from tui.archive.index import Archive, ArchiveError, Duplicate, Known
+from tui.archive.store import Placed, StoreError, StoreFull, place
 from tui.errors import UserError
 from tui.parallel import process_pool
 
@@ -55,6 +63,7 @@ class ImportSummary:
     conflicts: list[str] = field(default_factory=list)  # patient differs from their study's
     seconds: float = 0.0
     interrupted: bool = False
+    full: str = ""  # why a copy failed for lack of space: the import stopped there
 
     @property
     def files_read(self) -> int:
@@ -131,6 +140,8 @@ def import_paths(
     ------
     UserError
         If a path does not exist, or ``copy`` is asked of an ephemeral archive.
+    ArchiveError
+        If the archive's disk fills (what was copied whole before is indexed).
     """
     started = time.perf_counter()
     if copy and archive.store is None:
@@ -146,13 +157,18 @@ def import_paths(
         # DICOMDIRs recognised by content rather than name (DICOMDIR-implicit, dicomdir.dcm)
         # reference files of their own: read those the walk did not cover.
         later = _referenced_by(archive, summary.found_dicomdirs, covered, copy, summary)
-        if later and not summary.interrupted:
+        if later and not summary.interrupted and not summary.full:
             _read_and_index(archive, later, copy, summary, progress, cancel, workers)
     except KeyboardInterrupt:
         summary.interrupted = True
         raise
     finally:
         summary.seconds = time.perf_counter() - started
+    if summary.full:
+        raise ArchiveError(
+            f"archive {archive.root}: disk full ({summary.full}); the {summary.new} new file(s)"
+            " copied before are indexed, the rest are not: free space and import again"
+        )
     return summary
 
 
@@ -278,7 +294,10 @@ def _from_dicomdir(path: str, summary: ImportSummary) -> dict[str, tuple[int, in
     try:
         found = referenced_files(path)
     except DicomdirError as exc:
-        summary.skipped.append((path, str(exc)))
+        summary.skipped.append((path, without_controls(str(exc))))
+        return {}
+    except Exception as exc:  # a value pydicom converts only when asked: never stop here
+        summary.skipped.append((path, f"unreadable DICOMDIR: {_malformed(exc)}"))
         return {}
     summary.followed_dicomdirs.update(found.dicomdirs)
     summary.missing += [(p, path) for p in found.missing]
@@ -296,7 +315,8 @@ def _stat(path: str) -> tuple[int, int]:
 def _read_chunk(chunk: list[_Candidate], store: str | None) -> list[tuple[Any, ...]]:
     """Read a chunk of files. Runs in a worker process: returns plain tuples.
 
-    ('record', record, candidate, placed) or ('seen', candidate, kind, reason).
+    ('record', record, candidate, placed), ('seen', candidate, kind, reason), or, last,
+    ('full', candidate, reason) when the store's disk is full.
     """
     results: list[tuple[Any, ...]] = []
     for candidate in chunk:
@@ -311,14 +331,26 @@ def _read_chunk(chunk: list[_Candidate], store: str | None) -> list[tuple[Any, .
         except HeaderError as exc:
             kind = "dicomdir" if str(exc) == "DICOMDIR" else "skipped"
             results.append(("seen", candidate, kind, str(exc)))
+        except StoreFull as exc:  # the rest would not fit either: read them next time
+            results.append(("full", candidate, str(exc)))
+            break
         except StoreError as exc:
             results.append(("seen", candidate, "skipped", str(exc)))
         except OSError as exc:
-            results.append(("seen", candidate, "skipped", f"unreadable: {exc.strerror or exc}"))
+            if exc.errno is None:  # pydicom's word for a broken file, not the disk's
+                results.append(("seen", candidate, "skipped", _malformed(exc)))
+            else:
+                reason = f"unreadable: {exc.strerror or exc}"
+                results.append(("seen", candidate, "skipped", reason))
         except Exception as exc:  # a malformed file must never stop the import
-            reason = f"malformed: {type(exc).__name__}: {exc}".splitlines()[0][:200]
-            results.append(("seen", candidate, "skipped", reason))
+            results.append(("seen", candidate, "skipped", _malformed(exc)))
     return results
+
+
+def _malformed(exc: Exception) -> str:
+    """One printable line: parsers quote the file's bytes in their messages."""
+    reason = f"malformed: {type(exc).__name__}: {exc}".splitlines()[0][:200]
+    return without_controls(reason)
 
 
 def _read_and_index(
@@ -347,6 +379,8 @@ def _read_and_index(
             done += len(results)
             if progress:
                 progress(done, len(to_read))
+            if summary.full:
+                break  # what the store holds whole is indexed; the rest waits for space
             if cancel is not None and cancel.is_set():
                 summary.interrupted = True
                 break
@@ -361,6 +395,9 @@ def _index(
     seen: list[tuple[str, int, int, str, str, str]] = []
     discard: list[str] = []
     for result in results:
+        if result[0] == "full":
+            summary.full = result[2]
+            continue
         if result[0] == "seen":
             _, c, kind, reason = result
             seen.append((c.path, c.size, c.mtime_ns, kind, reason if kind == "skipped" else "", ""))
@@ -398,6 +435,12 @@ def _index(
                 duplicate = Duplicate(c.path, duplicate.sop_uid, duplicate.indexed_path)
                 seen = [row for row in seen if row[0] != c.path]
             _report_duplicate(duplicate, c, seen, summary)
+        for path, reason in added.refused:  # not remembered: read again next time
+            c = sources[path]
+            if copy:
+                discard.append(path)
+                seen = [row for row in seen if row[0] != c.path]
+            summary.skipped.append((c.path, reason))
         archive.record_seen(seen)
     for path in discard:
         os.unlink(path)

@@ -14,18 +14,24 @@ import sqlite3
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui.archive import matching, schema
 from tui.errors import UserError
+from tui.permissions import private_file, private_folder
 
 if TYPE_CHECKING:  # the header reader pulls in pydicom, which listing does not need
     from tui.archive.header import InstanceRecord
 
 INDEX_NAME = "index.sqlite"
+# Why a file is not indexed whose series the index already files under another study.
+SERIES_OF_ANOTHER_STUDY = (
+    "its SeriesInstanceUID is filed under another StudyInstanceUID: not indexed (tried again"
+    " at the next import)"
+)
 STORE_NAME = "store"
 _BUSY_TIMEOUT_S = 5.0
 
@@ -61,6 +67,8 @@ class Added:
     duplicates: list[Duplicate] = field(default_factory=list)
     # Files filed under a study whose patient (ID, name, birth date) differs from theirs.
     conflicts: list[str] = field(default_factory=list)
+    # Files not indexed, with the reason: (path, reason).
+    refused: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Archive:
@@ -84,9 +92,11 @@ class Archive:
         target = ":memory:"
         if root is not None and (create or (root / INDEX_NAME).exists()):
             try:
-                root.mkdir(parents=True, exist_ok=True)
+                private_folder(root)  # names, IDs and birth dates: for its user only
             except OSError as exc:
                 raise ArchiveError(f"cannot create archive {root}: {exc.strerror}") from None
+            with suppress(OSError):  # a read-only folder: SQLite says so below
+                private_file(root / INDEX_NAME)
             target = str(root / INDEX_NAME)
         # True when the index can only be read (a CD, a read-only mount): writes are refused.
         self.read_only = False
@@ -338,6 +348,11 @@ class Archive:
         A record whose SOP Instance UID is already indexed from another file is not
         indexed: the first file indexed keeps the UID, the later one is returned as
         a duplicate for the caller to report and remember (:meth:`record_seen`).
+
+        A record whose series the index files under another study is not indexed
+        either (a series belongs to one study; filing it under the other would be
+        silently wrong): it is returned as refused, for the caller to report and not
+        remember, so that it is read again once the other study's series is gone.
         """
         by_uid = dict(
             self._select_in(
@@ -350,32 +365,44 @@ class Archive:
         old_series = dict(
             self._select_in("SELECT path, series_pk FROM instance WHERE path IN ({})", old_paths)
         )
+        # The files read again lose their rows first: what they say now decides where they
+        # go (a series whose every file moved to another study moves with them).
+        self._execute_in("DELETE FROM instance WHERE path IN ({})", list(old_series))
+        self._refresh_series(set(old_series.values()))
+        owners = dict(
+            self._select_in(
+                "SELECT series_uid, study_uid FROM series JOIN study USING (study_pk)"
+                " WHERE series_uid IN ({})",
+                [r.series_uid for r in records],
+            )
+        )
         fresh: list[InstanceRecord] = []
         duplicates: list[Duplicate] = []
-        replaced: list[str | None] = []
+        refused: list[tuple[str, str]] = []
         for record in records:
             holder = by_uid.get(record.sop_uid)
             if holder is not None and holder not in (record.path, origins.get(record.path)):
                 duplicates.append(Duplicate(record.path, record.sop_uid, holder))
                 continue
+            if owners.setdefault(record.series_uid, record.study_uid) != record.study_uid:
+                refused.append((record.path, SERIES_OF_ANOTHER_STUDY))
+                continue
             by_uid[record.sop_uid] = record.path
-            replaced += [p for p in (record.path, origins.get(record.path)) if p in old_series]
             fresh.append(record)
         updated = sum(r.path in old_series or origins.get(r.path) in old_series for r in fresh)
-        self._execute_in("DELETE FROM instance WHERE path IN ({})", [p for p in replaced if p])
         self._execute_in("DELETE FROM seen_file WHERE path IN ({})", [r.path for r in fresh])
         self.conn.executemany(
             f"INSERT INTO instance VALUES (NULL, {', '.join('?' * 31)})",
             [self._instance_row(r, managed or self._in_store(r.path)) for r in fresh],
         )
-        touched = {self._series[r.series_uid] for r in fresh} | set(old_series.values())
+        touched = {self._series[r.series_uid] for r in fresh}
         conflicts = [
             r.path
             for r in fresh
             if self._study_patient(r.study_uid) != (r.patient_id, r.patient_name, r.birth_date)
         ]
         self._refresh_series(touched)
-        return Added(len(fresh) - updated, updated, duplicates, conflicts)
+        return Added(len(fresh) - updated, updated, duplicates, conflicts, refused)
 
     def _study_patient(self, study_uid: str) -> tuple[str, str, str]:
         """The patient a study is filed under: the first file of the study decides."""

@@ -144,25 +144,30 @@ def migrate(conn: sqlite3.Connection, read_only: bool = False) -> None:
     """Bring the schema up to :data:`SCHEMA_VERSION`.
 
     A read-only index cannot be brought up: one of an older version is refused.
+    Two processes may open a new index at once (two imports): a migration that fails
+    because the other did it first is not an error.
     """
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    if version > SCHEMA_VERSION:
-        raise UserError(
-            f"the archive index has schema version {version}, newer than this pacs-tui "
-            f"understands ({SCHEMA_VERSION}): upgrade pacs-tui"
-        )
-    if read_only and version < SCHEMA_VERSION:
-        raise UserError(
-            f"the archive is read-only and its index has schema version {version}, older than"
-            f" this pacs-tui's ({SCHEMA_VERSION}): open it once where it can be written"
-        )
-    for number in range(version, SCHEMA_VERSION):
+    while True:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise UserError(
+                f"the archive index has schema version {version}, newer than this pacs-tui "
+                f"understands ({SCHEMA_VERSION}): upgrade pacs-tui"
+            )
+        if read_only and version < SCHEMA_VERSION:
+            raise UserError(
+                f"the archive is read-only and its index has schema version {version}, older"
+                f" than this pacs-tui's ({SCHEMA_VERSION}): open it once where it can be written"
+            )
+        if version == SCHEMA_VERSION:
+            return
         try:
             conn.executescript(
-                f"BEGIN IMMEDIATE; {MIGRATIONS[number]};"
-                f" PRAGMA user_version = {number + 1}; COMMIT;"
+                f"BEGIN IMMEDIATE; {MIGRATIONS[version]};"
+                f" PRAGMA user_version = {version + 1}; COMMIT;"
             )
         except sqlite3.Error:
             if conn.in_transaction:
                 conn.rollback()
-            raise
+            if conn.execute("PRAGMA user_version").fetchone()[0] == version:
+                raise  # not another process's migration: a real failure

@@ -3,11 +3,12 @@
 A stored file's name is a hash of its SOP Instance UID, never the UID or any
 other tag text, so hostile values cannot escape the store. Files arrive as a
 temporary file and are then linked into place, so a partial file never has a
-store name.
+store name (a full disk removes the temporary file and raises :class:`StoreFull`).
 """
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import hashlib
 import os
@@ -19,6 +20,11 @@ from pathlib import Path
 
 class StoreError(Exception):
     """A file could not be written into the store (disk full, permissions)."""
+
+
+class StoreFull(StoreError):
+    """The store's file system is full (or the user's quota used up): the files after
+    this one will not fit either."""
 
 
 class Placed(Enum):
@@ -48,7 +54,8 @@ def place(source: str, store: Path, sop_uid: str, replace: bool = False) -> tupl
     try:
         return _copy(source, dest, replace)
     except OSError as exc:
-        raise StoreError(f"cannot copy into the store: {exc.strerror or exc}") from None
+        error = StoreFull if exc.errno in (errno.ENOSPC, errno.EDQUOT) else StoreError
+        raise error(f"cannot copy into the store: {exc.strerror or exc}") from None
 
 
 def _copy(source: str, dest: Path, replace: bool) -> tuple[Placed, Path]:

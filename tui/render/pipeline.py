@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from pydicom.dataset import Dataset
 
-from tui.render.decode import display_header, read_frame
+from tui.render.decode import DecodeError, display_header, read_frame
 from tui.render.lut import (
     Window,
     auto_window,
@@ -28,6 +28,7 @@ from tui.render.lut import (
 from tui.render.presets import find_preset
 from tui.render.views import MODES, PLANES, View, acquired, orthogonal, orthogonal_count
 from tui.render.volume import Progress, Slice, Stack, Volume, VolumeCache, VolumeError, load
+from tui.tables import printable
 
 PLANE_CHOICES = (*PLANES, "acquired")
 
@@ -118,9 +119,8 @@ def _one_slice(stack: Stack, request: Request, presets: dict[str, dict[str, Wind
     stored = read_frame(chosen.source, chosen.frame)
     description = f"acquired slice {index + 1}/{count}"
     if stored.ndim == 3:  # colour
-        return Rendered(
-            to_display(stored, header, invert=request.invert), None, None, header, description
-        )
+        image = _with_luts(chosen, lambda: to_display(stored, header, invert=request.invert))
+        return Rendered(image, None, None, header, description)
     values = _frame_values(chosen, stored, header)
     window = _window(header, request, presets, chosen.window, lambda: series_window(stack))
     affine = stack.affine
@@ -134,7 +134,17 @@ def _frame_values(chosen: Slice, stored: np.ndarray, header: Dataset) -> np.ndar
     """A grey frame's modality values (HU for CT)."""
     if chosen.slope != 1.0 or chosen.intercept:  # per-frame rescale of enhanced files
         return stored.astype(np.float32) * chosen.slope + chosen.intercept
-    return modality_values(stored, header)
+    return _with_luts(chosen, lambda: modality_values(stored, header))
+
+
+def _with_luts(chosen: Slice, apply: Callable[[], np.ndarray]) -> np.ndarray:
+    """``apply()``, which reads the file's LUTs (modality, palette) as it goes: a broken
+    one is refused in one line."""
+    try:
+        return apply()
+    except Exception as exc:  # pydicom's LUT code raises many types for broken items
+        message = printable(" ".join(str(exc).split())) or type(exc).__name__
+        raise DecodeError(f"{chosen.source.path}: cannot apply its LUT: {message}") from None
 
 
 def plane_count(stack: Stack, request: Request, cache: VolumeCache | None = None) -> int:

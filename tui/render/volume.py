@@ -203,11 +203,11 @@ def _group(groups: list[Dataset], sequence: str, keyword: str, count: int) -> tu
     for group in groups:
         item = _first(group, sequence)
         if item is not None and keyword in item:
-            value = item[keyword].value
-            values = value if isinstance(value, MultiValue | list) else [value]
-            try:
+            try:  # pydicom converts the value now: a broken one (an unknown VR) is absent
+                value = item[keyword].value
+                values = value if isinstance(value, MultiValue | list) else [value]
                 numbers = tuple(float(v) for v in values)
-            except (TypeError, ValueError):
+            except Exception:
                 continue
             if len(numbers) == count:
                 return numbers
