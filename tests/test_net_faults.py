@@ -121,3 +121,27 @@ def test_a_full_disk_during_get_is_one_clear_line_and_nothing_half_written_is_in
         assert (summary["already_present"], summary["new"], summary["failed"]) == (
             kept, 96 - kept, 0)  # fmt: skip
         assert _whole_and_indexed(archive, originals) == 96
+
+
+def test_an_arrival_naming_another_studys_series_is_refused_not_filed(tmp_path: Path) -> None:
+    """The archive refuses a file whose series is filed under another study (issue 12); an
+    instance arriving over the network gets the same answer, and nothing is left in the store."""
+    from tests.synthetic import AXIAL, write_series
+    from tui.net.status import CANNOT_UNDERSTAND, SUCCESS
+    from tui.net.storage import Filer, Tally
+
+    series = write_series(tmp_path / "a", AXIAL, count=2, size=16)
+    first, second = sorted((tmp_path / "a").iterdir())
+    other = pydicom.dcmread(second)
+    other.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.2"  # the same series, another study
+    other.save_as(second, enforce_file_format=True)
+    filer, tally = Filer(tmp_path / "archive"), Tally()
+    try:
+        assert filer.file(first.read_bytes(), tally) == SUCCESS
+        assert filer.file(second.read_bytes(), tally) == CANNOT_UNDERSTAND
+    finally:
+        filer.close()
+    assert (tally.new, tally.failed) == (1, 1) and "another StudyInstanceUID" in tally.errors[0]
+    rows = cli_json("ls", "--level", "instance", archive=tmp_path / "archive")
+    assert [r["SeriesInstanceUID"] for r in rows] == [series]
+    assert len([p for p in (tmp_path / "archive" / "store").rglob("*.dcm")]) == 1

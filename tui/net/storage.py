@@ -134,7 +134,10 @@ class Filer:
             os.replace(tmp, dest)
             record.path, record.size, record.mtime_ns = str(dest), st.st_size, st.st_mtime_ns
             with self.archive.transaction():
-                self.archive.add([record], managed=True)
+                added = self.archive.add([record], managed=True)
+            if added.refused:  # its series is filed under another study: not silently there
+                os.unlink(dest)
+                raise HeaderError("its SeriesInstanceUID is filed under another StudyInstanceUID")
         return Filed.NEW
 
 
