@@ -388,6 +388,20 @@ def test_a_hostile_dicomdir_cannot_lead_outside_its_folder(
     )
 
 
+def test_a_dicomdir_whose_file_id_cannot_be_read_is_skipped_with_the_reason(
+    archive: Archive, shared: Path, tmp_path
+) -> None:
+    """pydicom converts a value only when asked: a ReferencedFileID whose VR was garbled
+    (CS to FD, found by the fuzzer) raised outside the DICOMDIR reader's error handling."""
+    tree = copy_tree(shared / "pydicom_test_files" / "dicomdir", tmp_path / "cd")
+    raw = (tree / "DICOMDIR").read_bytes()
+    at = raw.index(b"\x04\x00\x00\x15CS")  # the first ReferencedFileID
+    (tree / "DICOMDIR").write_bytes(raw[:at] + b"\x04\x00\x00\x15FD" + raw[at + 6 :])
+    summary = import_paths(archive, [tree / "DICOMDIR"])
+    [reason] = [why for path, why in summary.skipped if path.endswith("DICOMDIR")]
+    assert reason.startswith("unreadable DICOMDIR") and "\n" not in reason
+
+
 def test_an_empty_path_is_refused_not_the_current_folder(archive: Archive) -> None:
     with pytest.raises(UserError, match="empty path"):
         import_paths(archive, [""])

@@ -52,22 +52,30 @@ def referenced_files(path: str) -> References:
     return found
 
 
-def _records(path: str) -> list[Dataset]:
+def _records(path: str) -> list[tuple[Dataset, list[str]]]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             records = dcmread(path).DirectoryRecordSequence
-            return [r for r in records if "ReferencedFileID" in r]
+            # Each file ID read here, in the try: pydicom converts a value only when asked,
+            # and a broken one raises then.
+            return [(r, _file_id(r)) for r in records if "ReferencedFileID" in r]
     except Exception as exc:  # pydicom raises many types for malformed files
         raise DicomdirError(f"unreadable DICOMDIR: {exc}") from None
 
 
-def _follow(path: str, root: str, found: References, records: list[Dataset]) -> None:
+def _file_id(record: Dataset) -> list[str]:
+    """A record's ReferencedFileID as its path components."""
+    file_id = record.ReferencedFileID
+    return [file_id] if isinstance(file_id, str) else [str(part) for part in file_id]
+
+
+def _follow(
+    path: str, root: str, found: References, records: list[tuple[Dataset, list[str]]]
+) -> None:
     found.dicomdirs.append(path)
     folder = os.path.dirname(path)
-    for record in records:
-        file_id = record.ReferencedFileID
-        parts = [file_id] if isinstance(file_id, str) else list(file_id)
+    for record, parts in records:
         where = _locate(root, folder, parts)
         if where is None:
             found.missing.append(_missing_path(root, folder, parts))

@@ -59,7 +59,9 @@ class ImportSummary:
     duplicates: list[Duplicate] = field(default_factory=list)
     missing: list[tuple[str, str]] = field(default_factory=list)  # (path, DICOMDIR)
     found_dicomdirs: list[str] = field(default_factory=list)
-    followed_dicomdirs: set[str] = field(default_factory=set)  # whose references were read
+    followed_dicomdirs: set[str] = field(
+        default_factory=set
+    )  # whose references were read, or tried
     conflicts: list[str] = field(default_factory=list)  # patient differs from their study's
     seconds: float = 0.0
     interrupted: bool = False
@@ -295,9 +297,7 @@ def _from_dicomdir(path: str, summary: ImportSummary) -> dict[str, tuple[int, in
         found = referenced_files(path)
     except DicomdirError as exc:
         summary.skipped.append((path, without_controls(str(exc))))
-        return {}
-    except Exception as exc:  # a value pydicom converts only when asked: never stop here
-        summary.skipped.append((path, f"unreadable DICOMDIR: {_malformed(exc)}"))
+        summary.followed_dicomdirs.add(path)  # tried: not again, and reported once
         return {}
     summary.followed_dicomdirs.update(found.dicomdirs)
     summary.missing += [(p, path) for p in found.missing]
