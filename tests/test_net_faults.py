@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +146,18 @@ def test_an_arrival_naming_another_studys_series_is_refused_not_filed(tmp_path: 
     rows = cli_json("ls", "--level", "instance", archive=tmp_path / "archive")
     assert [r["SeriesInstanceUID"] for r in rows] == [series]
     assert len([p for p in (tmp_path / "archive" / "store").rglob("*.dcm")]) == 1
+
+
+def test_a_half_written_arrival_left_by_a_killed_process_is_cleaned_up(tmp_path: Path) -> None:
+    """kill -9 in the middle of an arrival leaves its spool file; the next transfer removes
+    it once it is clearly nobody's (untouched for an hour), and leaves a fresh one alone."""
+    from tui.net.storage import Filer
+
+    Filer(tmp_path / "archive").close()
+    spool = tmp_path / "archive" / "store" / "incoming"
+    old, fresh = spool / ".incoming-old", spool / ".incoming-fresh"
+    old.write_bytes(b"DICM half")
+    fresh.write_bytes(b"DICM being written")
+    os.utime(old, (0, time.time() - 7200))
+    Filer(tmp_path / "archive").close()
+    assert sorted(p.name for p in spool.iterdir()) == [".incoming-fresh"]

@@ -82,6 +82,7 @@ class Filer:
         self.store: Path = store
         self.spool_dir = store / "incoming"  # arrivals are written here until whole
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        _drop_stale(self.spool_dir)
         self._folders: set[Path] = set()  # store folders known to exist: one mkdir each
         self._lock = threading.Lock()
 
@@ -228,6 +229,19 @@ class Incoming:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+_STALE = 3600.0  # seconds: a spool file untouched this long belongs to no live transfer
+
+
+def _drop_stale(spool_dir: Path) -> None:
+    """Remove arrivals a killed process left half-written (a live one writes as bytes come,
+    so its file is never an hour old; another process's fresh file is left alone)."""
+    now = time.time()
+    for leftover in spool_dir.glob(".incoming-*"):
+        with contextlib.suppress(OSError):
+            if now - leftover.stat().st_mtime > _STALE:
+                leftover.unlink()
 
 
 def _write_all(fd: int, parts: Sequence[Buffer]) -> None:
