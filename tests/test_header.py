@@ -113,3 +113,32 @@ def test_pixel_location_points_at_the_pixel_data() -> None:
             assert ours == theirs, path
             checked_encapsulated += 1
     assert checked_native > 100 and checked_encapsulated > 50
+
+
+def test_a_file_without_pixel_data_longer_than_the_first_read_is_whole(tmp_path: Path) -> None:
+    """An encapsulated PDF or a large SR has no pixel data: the walk ends at the file's end,
+    which it need not have loaded (a 100 KB document was once refused as cut short)."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    from tui.archive.elements import ends_whole
+    from tui.archive.header import read_record, truncation
+
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"  # Encapsulated PDF Storage
+    ds.SOPInstanceUID, ds.StudyInstanceUID, ds.SeriesInstanceUID = (generate_uid() for _ in "abc")
+    ds.PatientID, ds.Modality = "DOC1", "DOC"
+    ds.EncapsulatedDocument = b"%PDF" + bytes(100_000)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    path = tmp_path / "doc.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    with path.open("rb") as fp:
+        assert ends_whole(fp)
+    assert truncation(str(path)) is None and read_record(str(path)).sop_uid == ds.SOPInstanceUID
+    path.write_bytes(path.read_bytes()[:-10])
+    with path.open("rb") as fp:
+        assert not ends_whole(fp)
+    assert truncation(str(path)) is not None

@@ -21,7 +21,9 @@ IMPLICIT_LE = "1.2.840.10008.1.2"
 EXPLICIT_BE = "1.2.840.10008.1.2.2"
 DEFLATED = "1.2.840.10008.1.2.1.99"
 PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
-LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"UN", b"SQ", b"UC", b"UR", b"UT"})
+# VRs with a 4-byte length in explicit VR (PS3.5 7.1.2, Table 7.1-1)
+LONG_VRS = frozenset({b"OB", b"OW", b"OF", b"OD", b"OL", b"OV", b"SV", b"UV", b"UN", b"SQ", b"UC",
+                      b"UR", b"UT"})  # fmt: skip
 # PS3.5 6.2: a wanted value under any other VR is left to pydicom, which decides what it is.
 VRS = LONG_VRS | {
     b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT",
@@ -167,7 +169,7 @@ def _walk(
     endian = "<HH" if little else ">HH"
     while end is None or pos < end:
         if not buf.has(pos + 8):
-            if top and pos == len(buf.data):
+            if top and pos == buf.size:  # the file's end (its values need not be loaded)
                 return pos
             raise Truncated()
         group, element = struct.unpack_from(endian, buf.data, pos)

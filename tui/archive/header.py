@@ -208,30 +208,31 @@ def read_record(path: str) -> InstanceRecord:
 def truncation(path: str) -> str | None:
     """Why ``path`` is cut short, or None when it is whole as far as can be told.
 
-    The header is walked to its end (a file that ends on an element boundary
-    cannot be told from a whole one) and the pixel data's length is checked
-    against the file's size. Encodings the walker does not follow are not checked.
+    Whole is :func:`elements.ends_whole`'s test (every element, the pixel data's fragments
+    and delimiter included, lies inside the file, which ends where the last one does); the
+    reason names how far the pixel data runs past the end where it does. Encodings the
+    walker does not follow are not checked.
     """
     with open(path, "rb") as fp:
         size = os.fstat(fp.fileno()).st_size
         try:
             pixels = _walked(fp, size)[2]
+            whole = elements.ends_whole(fp)
         except Truncated as exc:
             return str(exc)
         except Unsupported:
             return None
-    if pixels is None:
+    if whole:
         return None
-    if pixels.length >= 0:
+    end = -1
+    if pixels is not None and pixels.length >= 0:
         end = pixels.offset + pixels.length
-    elif pixels.fragments:
+    elif pixels is not None and pixels.fragments:
         offset, length = struct.unpack_from("<QQ", pixels.fragments, len(pixels.fragments) - 16)
         end = offset + length
-    else:
-        return None
-    if end <= size:
-        return None
-    return f"the pixel data ends {end - size} bytes past the end of the file"
+    if end > size:
+        return f"the pixel data ends {end - size} bytes past the end of the file"
+    return "the file ends inside its data (its last element or delimiter is missing)"
 
 
 def read_record_with_pydicom(path: str) -> InstanceRecord:

@@ -96,6 +96,7 @@ _COMMAND_LIMIT = 1 << 16  # a command set is a few hundred bytes
 _DATASET_LIMIT = 1 << 26  # a dataset held in memory (a C-FIND match): 64 MiB is garbage
 _SINK_LIMIT = 1 << 31  # a dataset written to a sink (an image): 2 GiB, what PS3.10 files hold
 _PROGRESS = 1 << 16  # bytes of a message that renew its deadline: a trickle times out
+_FRAGMENT_COST = 256  # bytes a fragment counts for against the caps beyond its data
 _CHUNK = 1 << 18  # bytes asked of the socket at a time
 _POLL = 0.1  # seconds between looks at a cancel event while waiting
 CANCEL_GRACE = 5.0  # seconds a PACS gets to end an operation after our C-CANCEL: then A-ABORT
@@ -619,8 +620,8 @@ class Association:
                 message = self._next_fragment(deadline, interrupt, sink_for)
                 if message is not None:
                     return message
-        except Interrupted:
-            raise
+        except (Interrupted, KeyboardInterrupt):
+            raise  # the association stays usable: a C-CANCEL may follow
         except BaseException:
             self._drop_message()
             raise
@@ -641,7 +642,10 @@ class Association:
                 f"{context_id}"
             )
         self._context = context_id
-        self._size += len(data)
+        # Each fragment is counted with what it costs to hold, not only its bytes: a peer
+        # sending empty PDVs by the million would otherwise grow the list past any cap.
+        self._size += len(data) + _FRAGMENT_COST
+        deadline.progress(len(data))  # data renews the deadline, headers do not
         if is_command and self._size > _COMMAND_LIMIT:
             raise self.protocol_error(f"a command set of more than {_COMMAND_LIMIT} bytes")
         if self._sink is not None:
@@ -690,7 +694,6 @@ class Association:
                 self._close()
                 raise errors.aborted(self.node, self.during)
             raise self.protocol_error(f"{_PDU_NAMES.get(pdu_type, 'garbage')} during a message")
-        deadline.progress(len(body))
         pdvs = []
         view = memoryview(body)  # fragments stay views of the PDU until joined
         pos, end = 0, len(body)
@@ -811,10 +814,10 @@ class Association:
         within ``acse_timeout`` the association is aborted instead: a release never raises,
         the work is done by then.
         """
+        self._drop_message()  # a half-received image's file goes, whatever state we are in
         if self._sock is None:
             return
         self.during = "release"
-        self._drop_message()
         released = False
         try:
             self._sendall(_HEADER.pack(_RELEASE_RQ, 4) + bytes(4))

@@ -226,7 +226,18 @@ def _element(key: Key, implicit: bool) -> bytes:
 def _python_encodings(raw: bytes) -> list[str]:
     """Python codecs for a SpecificCharacterSet value, by pydicom's rules (default: Latin-1)."""
     terms = [t.strip(" \x00") for t in raw.decode("ascii", "replace").split("\\")]
-    return convert_encodings(terms if any(terms) else None)
+    encodings = [e for e in convert_encodings(terms if any(terms) else None) if _is_text(e)]
+    return encodings or convert_encodings(None)
+
+
+def _is_text(encoding: str) -> bool:
+    """Whether ``encoding`` decodes bytes to text: pydicom passes an unknown term on as a
+    Python codec name, and a peer may name one that is not (rot13, base64)."""
+    try:
+        b"a".decode(encoding)  # (empty bytes are decoded without asking the codec)
+    except LookupError:
+        return False
+    return True
 
 
 def _decoder(vr: str) -> Decoder:

@@ -209,6 +209,9 @@ class Incoming:
             return self._failed(f"the archive cannot take it now: {exc}", OUT_OF_RESOURCES)
         except (HeaderError, ValueError) as exc:
             return self._failed(f"not filed: {exc}", CANNOT_UNDERSTAND)
+        except Exception as exc:  # what else a peer's bytes provoke in a reader (a deflated
+            # stream cut short, sequences nested a thousand deep): the instance's fault
+            return self._failed(f"not filed: unreadable ({type(exc).__name__})", CANNOT_UNDERSTAND)
         finally:
             self.discard()  # once placed, the name is gone and this unlinks nothing
         with filer._lock:
