@@ -189,6 +189,8 @@ def c_get(
         if not any(c.scp_role for c in assoc.contexts.values()):
             raise errors.no_storage_role(node)
         for identifier in identifiers:
+            if cancel is not None and cancel.is_set():
+                break  # cancelled between two requests: the next is not sent
             request = _encode(identifier, context.implicit)
             if not _get(assoc, context, request, store, on_response, cancel):
                 break  # cancelled: what the identifiers after it name is not asked for
