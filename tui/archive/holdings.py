@@ -6,6 +6,7 @@ retrieve's already-here check and ``send``'s files. Every query here is an index
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 from tui.archive.index import Archive
 from tui.archive.query import check_uid
@@ -89,3 +90,54 @@ def files_of(archive: Archive, uids: list[str]) -> list[tuple[str, str, str]]:
             raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
         files += [(str(p), str(c), str(t)) for p, c, t in rows]
     return files
+
+
+# What an export needs of each instance: where its file is and how it was when indexed
+# (a file changed since is refused), and the UIDs its copy must carry.
+_EXPORT_COLUMNS = (
+    "i.path, i.size, i.mtime_ns, i.sop_uid, i.sop_class, i.transfer_syntax,"
+    " s.series_uid, t.study_uid, p.patient_id"
+)
+_EXPORT_ORDER = (
+    "p.name_key, p.patient_id, t.study_date, t.study_uid, s.series_number, s.series_uid,"
+    " i.instance_number, i.sop_uid"
+)
+
+
+def export_rows(archive: Archive, uids: list[str]) -> list[dict[str, Any]]:
+    """The instances that Study, Series or SOP Instance UIDs name, each once, by patient,
+    study, series and instance: dicts with ``path``, ``size``, ``mtime_ns``,
+    ``SOPInstanceUID``, ``SOPClassUID``, ``TransferSyntaxUID``, ``SeriesInstanceUID``,
+    ``StudyInstanceUID`` and ``PatientID``.
+
+    Raises
+    ------
+    UserError
+        For a value that is not a UID, or a UID the archive does not hold.
+    """
+    keys = ("path", "size", "mtime_ns", "SOPInstanceUID", "SOPClassUID", "TransferSyntaxUID",
+            "SeriesInstanceUID", "StudyInstanceUID", "PatientID")  # fmt: skip
+    found: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+    for uid in uids:
+        try:
+            check_uid(uid, "uid")
+        except UserError:
+            raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
+        try:
+            rows = archive.conn.execute(
+                f"SELECT {_EXPORT_COLUMNS}, {_EXPORT_ORDER} FROM instance i"
+                " JOIN series s USING (series_pk) JOIN study t USING (study_pk)"
+                " JOIN patient p USING (patient_pk)"
+                " WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1",
+                (uid,),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise archive.error(exc) from None
+        if not rows:
+            raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
+        for row in rows:
+            item = dict(zip(keys, row[: len(keys)], strict=True))
+            # None sorts first, as SQLite orders NULL: a series without a number leads
+            order = tuple((v is not None, v if v is not None else 0) for v in row[len(keys) :])
+            found[item["SOPInstanceUID"]] = (order, item)
+    return [item for _, item in sorted(found.values(), key=lambda pair: pair[0])]

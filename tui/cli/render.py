@@ -1,5 +1,6 @@
 """The image commands: ``render`` (a slice, projection or MPR view to an image file or
-the terminal) and ``export`` (a cine loop or a contact sheet)."""
+the terminal) and ``export`` (a cine loop or a contact sheet; ``--dicom``, the files
+themselves, is handled in :mod:`tui.cli.share`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tui.cli import share
 from tui.cli.common import Commands, done, open_archive, settings, tty
 from tui.config import Locations
 from tui.errors import UserError
@@ -30,22 +32,37 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("-o", "--output", metavar="OUT", help=".png, .jpg or .tif")
     p.set_defaults(handler=cmd_render)
 
-    p = commands.add_parser("export", help="export a series as a cine loop or a contact sheet")
-    _view_options(p)
+    p = commands.add_parser(
+        "export",
+        help="export a series as a cine loop or a contact sheet, or studies as DICOM files",
+    )
+    p.add_argument(
+        "uids", nargs="*", metavar="UID",
+        help="--cine/--sheet: one SeriesInstanceUID; --dicom: Study, Series or SOP Instance UIDs",
+    )  # fmt: skip
+    _view_options(p, series=False)
     kind = p.add_mutually_exclusive_group(required=True)
     kind.add_argument("--cine", action="store_true", help="animated through the slices")
     kind.add_argument("--sheet", action="store_true", help="a contact sheet laid out like film")
+    kind.add_argument(
+        "--dicom", action="store_true", help="the DICOM files: to a folder, a .zip or media"
+    )
     p.add_argument("--rotate", action="store_true", help="with --cine: a rotating MIP")
     p.add_argument("--fps", type=float, default=10.0, help="cine frames per second")
     p.add_argument("--columns", type=int, default=6, help="sheet columns")
     p.add_argument("--size", metavar="WxH", type=_size, help="cine frame size in pixels")
     p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
-    p.add_argument("-o", "--output", metavar="OUT", required=True, help=".gif/.webp or .pdf/.png")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", required=True,
+        help=".gif/.webp or .pdf/.png; with --dicom a new (or empty) folder or a new .zip",
+    )  # fmt: skip
+    share.add_export_options(p)
     p.set_defaults(handler=cmd_export)
 
 
-def _view_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("series", metavar="SERIES_UID")
+def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
+    if series:
+        p.add_argument("series", metavar="SERIES_UID")
     p.add_argument("--stack", type=int, default=0, help="which stack of the series (time point)")
     p.add_argument("--mode", choices=("slice", "mip", "minip", "avg"), default="slice")
     p.add_argument("--plane", choices=("axial", "coronal", "sagittal", "acquired"))
@@ -154,7 +171,40 @@ def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locati
     sys.stdout.flush()
 
 
+# What the image exports take and ``--dicom`` does not: (option, its default).
+_IMAGE_ONLY = [
+    ("--stack", "stack", 0), ("--mode", "mode", "slice"), ("--plane", "plane", None),
+    ("--index", "index", None), ("--position", "position", None), ("--slab", "slab", None),
+    ("--window", "window", None), ("--preset", "preset", None),
+    ("--file-window", "file_window", None), ("--invert", "invert", False),
+    ("--rotate", "rotate", False), ("--fps", "fps", 10.0), ("--columns", "columns", 6),
+    ("--size", "size", None), ("--no-phi", "no_phi", False),
+]  # fmt: skip
+
+
 def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
+    if args.dicom:
+        given = [option for option, dest, default in _IMAGE_ONLY if getattr(args, dest) != default]
+        if given:
+            raise UserError(f"{given[0]} goes with --cine or --sheet, not --dicom")
+        return share.cmd_export_dicom(args, locations)
+    dicom_only = share.given_filters(args) + [
+        option
+        for option, given in [
+            ("--dicomdir", args.dicomdir), ("--json", args.json),
+            ("--anonymize", args.anonymize is not None),
+        ]
+        if given
+    ]  # fmt: skip
+    if dicom_only:
+        raise UserError(f"{dicom_only[0]} goes with --dicom")
+    if len(args.uids) != 1:
+        raise UserError("--cine and --sheet export one series: give one SeriesInstanceUID")
+    args.series = args.uids[0]
+    return _export_images(args, locations)
+
+
+def _export_images(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render import export
     from tui.render.pipeline import pick_stack
     from tui.render.presets import load_presets
