@@ -310,14 +310,14 @@ def _actions(options: Options) -> dict[int, str]:
         vr, keyword = entry[0], entry[4]
         if vr == "SQ":
             actions[tag] = "S"
-        elif vr == "UI" and not options.retain_uids and not _names_a_kind(keyword):
+        elif vr == "UI" and not options.retain_uids and not names_a_kind(keyword):
             actions[tag] = "Q"
         elif vr in ("DA", "DT") and options.dates != "full":
             actions[tag] = "T" if options.dates == "shifted" else "X"
     return actions
 
 
-def _names_a_kind(keyword: str) -> bool:
+def names_a_kind(keyword: str) -> bool:
     """Whether a UID attribute's values name a kind of thing (a class, a syntax, a coding
     scheme, a creator of definitions), not an instance."""
     if keyword == "InstanceCreatorUID":  # the table's: an instance's creator is identity
