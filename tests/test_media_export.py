@@ -318,9 +318,9 @@ def test_transform_hook_applies_refuses_and_is_checked(
     # an audit's hits fail the export once every file is looked at, and leave nothing
     def audit(source: Any) -> Any:
         name = str(source.PatientName)
-        return lambda path: (
+        return lambda data: (
             [{"attribute": "PatientName", "identifier": "PatientName"}]
-            if name.encode() in Path(path).read_bytes()
+            if name.encode() in data
             else []
         )
 

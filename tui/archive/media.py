@@ -25,8 +25,9 @@ import tempfile
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -46,8 +47,9 @@ KINDS: tuple[Kind, ...] = ("folder", "zip", "media")
 # A per-instance change made before writing (the de-identifier's apply); it may raise an
 # exception with a ``reason`` attribute to refuse the instance (skipped and reported).
 Transform = Callable[["Dataset"], None]
-# Looks for what must not be in a written file: problems found, each a dict of strings.
-Check = Callable[[str], list[dict[str, str]]]
+# Looks for what must not be in a written file (given its bytes): problems found, each a
+# dict of strings.
+Check = Callable[[bytes], list[dict[str, str]]]
 # Given a source dataset before its transform, the check its written file must pass.
 Audit = Callable[["Dataset"], Check]
 Progress = Callable[[int, int, int], None]  # instances done, of total, bytes written
@@ -263,8 +265,10 @@ class _Written:
     study_uid: str
     series_uid: str
     patient_id: str | None  # checked when the file was written from a dataset
-    size: int | None  # checked for byte copies
+    size: int | None  # the file's size (a byte copy's, its source's)
     at: tuple[int, int, int, int]  # (patient, study, series, instance) positions
+    header: Dataset | None = None  # read back by the worker that wrote it (not for a ZIP)
+    read_size: int = -1  # the size it was read back with
 
 
 class _Layout:
@@ -322,14 +326,12 @@ class _Writer:
 
     root: Path
 
-    def copy(self, source: str, file_id: tuple[str, ...], native: bool) -> None:
+    def destination(self, file_id: tuple[str, ...]) -> Path | None:
+        """The path a worker writes this file to itself; None: hand the bytes to :meth:`add`."""
         raise NotImplementedError
 
-    def scratch(self, file_id: tuple[str, ...]) -> Path:
-        """Where a dataset is saved (then :meth:`commit`)."""
-        raise NotImplementedError
-
-    def commit(self, file_id: tuple[str, ...], native: bool) -> None:
+    def add(self, file_id: tuple[str, ...], data: bytes | str, native: bool) -> None:
+        """Add a file: its bytes, or the path of a source to copy as it is."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -349,23 +351,9 @@ class _Writer:
 class _FolderWriter(_Writer):
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.made: set[Path] = set()
 
-    def _path(self, file_id: tuple[str, ...]) -> Path:
-        folder = self.root.joinpath(*file_id[:-1])
-        if folder not in self.made:
-            folder.mkdir(parents=True, exist_ok=True)
-            self.made.add(folder)
-        return folder / file_id[-1]
-
-    def copy(self, source: str, file_id: tuple[str, ...], native: bool) -> None:
-        shutil.copyfile(source, self._path(file_id))  # sendfile/copy_file_range on Linux
-
-    def scratch(self, file_id: tuple[str, ...]) -> Path:
-        return self._path(file_id)
-
-    def commit(self, file_id: tuple[str, ...], native: bool) -> None:
-        pass
+    def destination(self, file_id: tuple[str, ...]) -> Path:
+        return self.root.joinpath(*file_id)
 
     def names(self) -> set[str]:
         found: set[str] = set()
@@ -391,21 +379,18 @@ class _ZipWriter(_Writer):
         self.zip = zipfile.ZipFile(root / self.NAME, "x", allowZip64=True)
         self.reader: zipfile.ZipFile | None = None
 
-    def _add(self, source: Path | str, file_id: tuple[str, ...], native: bool) -> None:
+    def destination(self, file_id: tuple[str, ...]) -> None:
+        return None
+
+    def add(self, file_id: tuple[str, ...], data: bytes | str, native: bool) -> None:
         # Deflate what it shrinks (uncompressed pixels), at its fastest level; store what
         # is compressed already.
         method = zipfile.ZIP_DEFLATED if native else zipfile.ZIP_STORED
-        self.zip.write(source, "/".join(file_id), compress_type=method, compresslevel=1)
-
-    def copy(self, source: str, file_id: tuple[str, ...], native: bool) -> None:
-        self._add(source, file_id, native)
-
-    def scratch(self, file_id: tuple[str, ...]) -> Path:
-        return self.root / "instance.dcm"
-
-    def commit(self, file_id: tuple[str, ...], native: bool) -> None:
-        self._add(self.scratch(file_id), file_id, native)
-        self.scratch(file_id).unlink()
+        name = "/".join(file_id)
+        if isinstance(data, str):
+            self.zip.write(data, name, compress_type=method, compresslevel=1)
+        else:
+            self.zip.writestr(name, data, compress_type=method, compresslevel=1)
 
     def close(self) -> None:
         self.zip.close()
@@ -423,6 +408,146 @@ class _ZipWriter(_Writer):
             yield fp, info.file_size  # type: ignore[misc]
 
 
+# -- one instance, in a worker process -------------------------------------------------
+
+
+@dataclass
+class _Task:
+    source: str
+    sop_uid: str
+    destination: str | None  # None: the bytes come back (a ZIP is written by one writer)
+
+
+@dataclass
+class _Outcome:
+    data: bytes | None = None  # written from a dataset, for a ZIP
+    length: int = 0  # of the bytes written from a dataset
+    refused: str | None = None
+    hits: list[dict[str, str]] = field(default_factory=list)
+    meant: tuple[str, str, str, str] = ("", "", "", "")  # SOP, study, series UIDs, patient ID
+    header: Dataset | None = None  # the written file read back, up to its pixel data
+    size: int = -1  # the written file's size, read back
+
+
+# What every task of one export does to its instance: set before the worker processes
+# fork, so the de-identifier and the audit reach them without being pickled.
+_job: tuple[Transform | None, Audit | None] = (None, None)
+
+
+def _export_one(task: _Task) -> _Outcome:
+    """Write one instance (copied, or read, transformed and encoded), then read its file
+    back up to the pixel data for the self-check; an instance refused by the transform
+    is not written."""
+    transform, audit = _job
+    outcome = _Outcome()
+    if transform is None:
+        if task.destination is None:
+            return outcome  # copied into the ZIP by the writer
+        _mkdir(task.destination)
+        shutil.copyfile(task.source, task.destination)  # sendfile/copy_file_range on Linux
+        outcome.header, outcome.size = _read_back(task.destination)
+        return outcome
+    from tui.archive.encode import encode
+
+    ds = _read_source(task)
+    check = audit(ds) if audit is not None else None
+    try:
+        transform(ds)
+    except Exception as exc:
+        reason = getattr(exc, "reason", None)
+        if reason is None:
+            raise
+        outcome.refused = str(reason)
+        return outcome
+    data = encode(ds)
+    if check is not None:
+        outcome.hits = check(data)
+    outcome.length = len(data)
+    outcome.meant = tuple(  # type: ignore[assignment]
+        str(ds.get(k, ""))
+        for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")
+    )
+    if task.destination is None:
+        outcome.data = data
+        return outcome
+    _mkdir(task.destination)
+    with open(task.destination, "wb") as out:
+        out.write(data)
+    outcome.header, outcome.size = _read_back(task.destination)
+    return outcome
+
+
+def _read_source(task: _Task) -> Dataset:
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(task.source)
+    except Exception as exc:  # pydicom raises many types for a damaged file
+        raise MediaError(
+            f"{task.source}: unreadable ({type(exc).__name__}): import again"
+        ) from None
+    if str(ds.get("SOPInstanceUID", "")) != task.sop_uid:
+        raise MediaError(f"{task.source} changed since it was indexed: import it again")
+    return ds
+
+
+def _read_back(path: str) -> tuple[Dataset | None, int]:
+    """The written file's header (None if it does not parse) and its size."""
+    with open(path, "rb") as fp:
+        return _header_of(fp), os.fstat(fp.fileno()).st_size
+
+
+def _header_of(fp: BinaryIO) -> Dataset | None:
+    from pydicom import dcmread
+
+    try:
+        ds = dcmread(fp, stop_before_pixels=True)
+        ds.file_meta  # noqa: B018 (parsed now: a broken meta fails here, not later)
+        return ds
+    except Exception:  # pydicom raises many types for a damaged file
+        return None
+
+
+def _mkdir(path: str) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def _outcomes(
+    tasks: list[_Task], transform: Transform | None, audit: Audit | None,
+    cancel: threading.Event | None,
+) -> Generator[_Outcome, None, None]:  # fmt: skip
+    """Each task's outcome, in order: in worker processes (one per core) when this process
+    may fork (the command line), else here (the app's threads)."""
+    global _job
+    _job = (transform, audit)
+    workers = min(os.cpu_count() or 1, 4)
+    try:
+        if workers < 2 or len(tasks) < 8 or threading.active_count() > 1:
+            for task in tasks:
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("export cancelled: nothing was written")
+                yield _export_one(task)
+            return
+        from tui.parallel import process_pool
+
+        pool = process_pool(workers, __name__)
+        try:
+            ahead = 4 * workers  # bounded: a ZIP's bytes come back through memory
+            pending = [pool.submit(_export_one, task) for task in tasks[:ahead]]
+            for i in range(len(tasks)):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("export cancelled: nothing was written")
+                outcome = pending[i].result()
+                if i + ahead < len(tasks):
+                    pending.append(pool.submit(_export_one, tasks[i + ahead]))
+                pending[i] = None  # type: ignore[call-overload]
+                yield outcome
+        finally:  # also when the caller stops (Ctrl-C): no worker writes after this
+            pool.shutdown(wait=True, cancel_futures=True)
+    finally:
+        _job = (None, None)
+
+
 def _write(
     rows: list[dict[str, Any]],
     writer: _Writer,
@@ -432,66 +557,60 @@ def _write(
     cancel: threading.Event | None,
     report: Report,
 ) -> tuple[list[_Written], _Layout]:
-    from pydicom import dcmread
-
-    layout = _Layout()
+    # Workers write to the places planned here; an instance refused leaves a gap, which
+    # the files after it in its series close (pydicom names the records by position).
+    planned, layout = _Layout(), _Layout()
+    destinations: list[Path | None] = []
+    tasks: list[_Task] = []
+    for row in rows:
+        _check_unchanged(row)
+        at = planned.place(row["PatientID"], row["StudyInstanceUID"], row["SeriesInstanceUID"])
+        destination = writer.destination(_file_id(at))
+        destinations.append(destination)
+        tasks.append(_Task(str(row["path"]), str(row["SOPInstanceUID"]),
+                           str(destination) if destination is not None else None))  # fmt: skip
     written: list[_Written] = []
     total = len(rows)
-    for done, row in enumerate(rows, 1):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled("export cancelled: nothing was written")
-        source = str(row["path"])
-        _check_unchanged(row)
-        native = str(row["TransferSyntaxUID"]) in _NATIVE
-        if transform is None:
-            at = layout.place(row["PatientID"], row["StudyInstanceUID"], row["SeriesInstanceUID"])
-            writer.copy(source, _file_id(at), native)
-            item = _Written(
-                _file_id(at), row["SOPInstanceUID"], row["StudyInstanceUID"],
-                row["SeriesInstanceUID"], None, int(row["size"]), at,
-            )  # fmt: skip
-            report.bytes += int(row["size"])
-        else:
-            try:
-                ds = dcmread(source)
-            except Exception as exc:  # pydicom raises many types for a damaged file
-                raise MediaError(
-                    f"{source}: unreadable ({type(exc).__name__}): import again"
-                ) from None
-            if str(ds.get("SOPInstanceUID", "")) != row["SOPInstanceUID"]:
-                raise MediaError(f"{source} changed since it was indexed: import it again")
-            check = audit(ds) if audit is not None else None
-            try:
-                transform(ds)
-            except Exception as exc:
-                reason = getattr(exc, "reason", None)
-                if reason is None:
-                    raise
-                report.refused.append((row["SOPInstanceUID"], str(reason)))
+    outcomes = contextlib.closing(_outcomes(tasks, transform, audit, cancel))
+    with outcomes as each:
+        for done, (row, was, outcome) in enumerate(zip(rows, destinations, each, strict=True), 1):
+            if outcome.refused is not None:
+                report.refused.append((row["SOPInstanceUID"], outcome.refused))
                 continue
-            item = _saved(ds, writer, layout)
-            path = writer.scratch(item.file_id)
-            if check is not None:
-                for hit in check(str(path)):
-                    report.hits.append({"file": "/".join(item.file_id), **hit})
-            report.bytes += path.stat().st_size
-            writer.commit(item.file_id, str(ds.file_meta.TransferSyntaxUID) in _NATIVE)
-        written.append(item)
-        if progress is not None:
-            progress(done, total, report.bytes)
+            at = layout.place(row["PatientID"], row["StudyInstanceUID"], row["SeriesInstanceUID"])
+            file_id = _file_id(at)
+            if was is not None and was != writer.destination(file_id):
+                os.makedirs(writer.root.joinpath(*file_id[:-1]), exist_ok=True)
+                os.rename(was, writer.root.joinpath(*file_id))
+            if transform is None:
+                if writer.destination(file_id) is None:
+                    writer.add(file_id, str(row["path"]), str(row["TransferSyntaxUID"]) in _NATIVE)
+                item = _Written(
+                    file_id, row["SOPInstanceUID"], row["StudyInstanceUID"],
+                    row["SeriesInstanceUID"], None, int(row["size"]), at,
+                )  # fmt: skip
+            else:
+                if outcome.data is not None:
+                    native = _syntax(_header_of(BytesIO(outcome.data))) in _NATIVE
+                    writer.add(file_id, outcome.data, native)
+                item = _Written(file_id, *outcome.meant, outcome.length, at)
+                report.hits += [{"file": "/".join(file_id), **hit} for hit in outcome.hits]
+            item.header, item.read_size = outcome.header, outcome.size
+            report.bytes += item.size or 0
+            written.append(item)
+            if progress is not None:
+                progress(done, total, report.bytes)
+    if report.refused and writer.destination(("x",)) is not None:
+        for folder, _dirs, _files in os.walk(writer.root, topdown=False):
+            if folder != str(writer.root):
+                with contextlib.suppress(OSError):  # only empty ones go: left by moved files
+                    os.rmdir(folder)
     return written, layout
 
 
-def _saved(ds: Dataset, writer: _Writer, layout: _Layout) -> _Written:
-    """Save a transformed dataset where ``writer`` wants it; what its file must carry."""
-    sop, study, series, patient = (
-        str(ds.get(k, ""))
-        for k in ("SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID", "PatientID")
-    )
-    at = layout.place(patient, study, series)
-    item = _Written(_file_id(at), sop, study, series, patient, None, at)
-    ds.save_as(writer.scratch(item.file_id), enforce_file_format=True)
-    return item
+def _syntax(header: Dataset | None) -> str:
+    meta = getattr(header, "file_meta", None)
+    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
 
 
 def _check_unchanged(row: dict[str, Any]) -> None:
@@ -511,12 +630,11 @@ def _check_unchanged(row: dict[str, Any]) -> None:
 
 
 def _self_check(writer: _Writer, written: list[_Written], records: _Layout | None) -> None:
-    """Read every written file back whole: it parses, carries the UIDs (and, written from
-    a dataset, the patient) it should, and a byte copy has its source's size; the output
-    holds these files and no other. With ``records`` (media), the DICOMDIR's records are
-    made from what was read back, into that layout."""
-    from pydicom import dcmread
-
+    """Every written file read back (by the worker that wrote it; a ZIP's here) parses up
+    to its pixel data, carries the UIDs (and, written from a dataset, the patient) it
+    should, and has the size written (a byte copy, its source's: so nothing is cut
+    short); the output holds these files and no other. With ``records`` (media), the
+    DICOMDIR's records are made from what was read back, into that layout."""
     expected = {"/".join(item.file_id) for item in written}
     found = writer.names()
     if found != expected:
@@ -525,13 +643,12 @@ def _self_check(writer: _Writer, written: list[_Written], records: _Layout | Non
                           f"{len(expected)} (e.g. {extra[0]}); nothing was written")  # fmt: skip
     for item in written:
         name = "/".join(item.file_id)
-        try:
+        ds, size = item.header, item.read_size
+        if ds is None and writer.destination(item.file_id) is None:
             with writer.opened(item.file_id) as (fp, size):
-                ds = dcmread(fp)
-        except Exception as exc:  # pydicom raises many types for a damaged file
-            raise CheckFailed(
-                f"self-check: {name} does not read back ({exc}); nothing was written"
-            ) from None
+                ds = _header_of(fp)
+        if ds is None:
+            raise CheckFailed(f"self-check: {name} does not read back; nothing was written")
         if item.size is not None and size != item.size:
             raise CheckFailed(f"self-check: {name} has {size} bytes, its source {item.size}")
         wanted = [
@@ -637,7 +754,7 @@ def _check_dicomdir(root: Path, written: list[_Written], layout: _Layout) -> Non
                 levels[depth].add(id(node))
     if listed != at:
         raise CheckFailed(
-            f"self-check: the DICOMDIR lists {len(listed)} instances, {len(at)} were "
+            f"self-check: the DICOMDIR lists {len(listed)} instances, {len(at)} were"
             "written, or lists one at another file; nothing was written"
         )
     counts = tuple(len(level) for level in levels)

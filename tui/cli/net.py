@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Any
 
 from tui.cli.common import Commands, open_archive, print_json, settings, wait_until_stopped
+from tui.cli.share import add_anonymize_options, anonymize_options, checked, deidentifier
 from tui.config import Locations
 from tui.errors import UserError
 from tui.tables import cell_width, clip, printable
@@ -59,6 +60,7 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("node", metavar="NODE")
     p.add_argument("uids", nargs="+", metavar="UID", help="Study, Series or SOP Instance UIDs")
     p.add_argument("--json", action="store_true", help="the summary as JSON")
+    add_anonymize_options(p)
     p.set_defaults(handler=cmd_send)
 
     p = commands.add_parser("receive", help="a storage SCP: file what is sent to us")
@@ -324,9 +326,12 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
     from tui.net.nodes import get_node
     from tui.net.scu import Sent, send
 
+    options = anonymize_options(args)
+    deid = deidentifier(args, locations)
     node = get_node(locations.config_file, args.node)
     archive = open_archive(locations, create=False)
     files = files_of(archive, args.uids)
+    transform = checked(deid, options) if deid is not None and options is not None else None
     live = sys.stderr.isatty()
 
     def progress(sent: Sent, total: int) -> None:
@@ -336,7 +341,7 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
 
     started = time.monotonic()
     try:
-        result = send(node, files, progress)
+        result = send(node, files, progress, transform=transform)
     except KeyboardInterrupt:
         print("\npacs-tui: interrupted: some instances may have been sent", file=sys.stderr)
         return 130
@@ -344,7 +349,7 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
         sys.stderr.write("\r\x1b[K")
     summary = {
         "node": node.name, "sent": result.sent, "transcoded": result.transcoded,
-        "failed": result.failed, "bytes": result.bytes,
+        "failed": result.failed, "refused": result.refused, "bytes": result.bytes,
         "seconds": round(time.monotonic() - started, 3),
     }  # fmt: skip
     if args.json:
@@ -356,7 +361,9 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
         print(f"{result.sent}/{len(files)} instances sent to {node.name}{extra}")
         for line in result.failed:
             print(f"  {line}", file=sys.stderr)
-    return 1 if result.failed else 0
+        for line in result.refused:
+            print(f"  refused {line}", file=sys.stderr)
+    return 1 if result.failed or result.refused else 0
 
 
 # -- receive and serve -------------------------------------------------------------------

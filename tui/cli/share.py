@@ -17,6 +17,10 @@ from tui.config import Locations
 from tui.errors import UserError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pydicom.dataset import Dataset
+
     from tui.archive.deid.options import Options
     from tui.archive.deid.profile import Deidentifier
     from tui.archive.media import Audit
@@ -153,20 +157,41 @@ def deidentifier(args: argparse.Namespace, locations: Locations) -> Deidentifier
 
 def verification(options: Options) -> Audit:
     """The verification pass: each source's identifying values under ``options``, looked
-    for in the file written from it."""
-    from pydicom.dataset import Dataset
+    for in the bytes of the file written from it."""
 
     from tui.archive.deid import verify
 
     def audit(source: Dataset) -> Any:
         values = verify.identifying_values(source, options)
 
-        def check(path: str) -> list[dict[str, str]]:
-            return [_hit(hit) for hit in verify.search(path, values)]
+        def check(data: bytes) -> list[dict[str, str]]:
+            return [_hit(hit) for hit in verify.search(data, values)]
 
         return check
 
     return audit
+
+
+def checked(deid: Deidentifier, options: Options) -> Callable[[Dataset], None]:
+    """``deid.apply`` followed by the verification pass on the bytes that will be sent:
+    an instance in which an identifying value survives raises :class:`LeftIdentifying`
+    (so ``send`` leaves it out as failed)."""
+    from tui.archive.deid import verify
+    from tui.archive.encode import encode
+
+    def transform(ds: Dataset) -> None:
+        values = verify.identifying_values(ds, options)
+        deid.apply(ds)
+        hits = verify.search(encode(ds), values)
+        if hits:
+            where = ", ".join(sorted({hit.path for hit in hits}))
+            raise LeftIdentifying(f"identifying values left in {where}: not sent")
+
+    return transform
+
+
+class LeftIdentifying(Exception):
+    """The verification pass found an identifying value in a de-identified instance."""
 
 
 def _hit(hit: Any) -> dict[str, str]:

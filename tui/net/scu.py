@@ -450,6 +450,7 @@ class Sent:
     sent: int = 0
     transcoded: int = 0
     failed: list[str] = field(default_factory=list)  # one line per instance that failed
+    refused: list[str] = field(default_factory=list)  # left out by the transform, and why
     bytes: int = 0
 
 
@@ -458,12 +459,18 @@ def send(
     files: list[tuple[str, str, str]],
     progress: Callable[[Sent, int], None] | None = None,
     cancel: threading.Event | None = None,
+    transform: Callable[[Dataset], None] | None = None,
 ) -> Sent:
     """C-STORE ``files`` (path, SOP class, transfer syntax) to ``node``.
 
     Each SOP class is offered in its stored transfer syntax and, separately,
     uncompressed: a peer that refuses the stored (compressed) syntax gets the instance
     decoded to one it accepts.
+
+    ``transform`` (the de-identifier) changes each instance before it goes; an
+    exception with a ``reason`` from it (an image refused for burned-in text) leaves
+    that instance out, listed in ``refused``; any other leaves it out as failed: an
+    instance the transform could not make safe never goes out as it is.
     """
     from pydicom import dcmread
 
@@ -482,14 +489,25 @@ def send(
             if cancel is not None and cancel.is_set():
                 break
             try:
+                ds = _transformed(path, transform) if transform else None
+            except Exception as exc:  # unreadable, refused or not made safe: it does not go
+                reason = getattr(exc, "reason", None)  # pixels.Refused: burned-in text
+                if isinstance(reason, str):
+                    result.refused.append(f"{path}: {reason}")
+                else:
+                    result.failed.append(f"{path}: {type(exc).__name__}: {exc}".splitlines()[0])
+                continue
+            if ds is not None:
+                syntax = str(ds.file_meta.TransferSyntaxUID)  # blanking may decode it
+            try:
                 if (sop_class, syntax) in accepted:
-                    status = assoc.send_c_store(Path(path))
+                    status = assoc.send_c_store(ds if ds is not None else Path(path))
                 else:
                     target = next((s for s in UNCOMPRESSED if (sop_class, s) in accepted), None)
                     if target is None:
                         result.failed.append(f"{path}: {node.name} accepts no {sop_class}")
                         continue
-                    ds = dcmread(path)
+                    ds = ds if ds is not None else dcmread(path)
                     # to Explicit VR Little Endian, which every peer takes; the same instance,
                     # so the same UID (pydicom would make a new one)
                     ds.decompress(generate_instance_uid=False)
@@ -512,3 +530,12 @@ def send(
             if progress:
                 progress(result, len(files))
     return result
+
+
+def _transformed(path: str, transform: Callable[[Dataset], None]) -> Dataset:
+    """``path`` read whole and passed through ``transform``."""
+    from pydicom import dcmread
+
+    ds = dcmread(path)
+    transform(ds)
+    return ds
