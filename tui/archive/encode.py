@@ -11,10 +11,11 @@ changed since it was read, pydicom writes it all, as it must re-encode every val
 
 from __future__ import annotations
 
+import copy
 import struct
 
 from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element, write_file_meta_info
 from pydicom.tag import Tag
@@ -50,7 +51,7 @@ def encode(ds: Dataset) -> bytes:
         return fp.getvalue()
     fp = DicomBytesIO()
     fp.write(bytes(ds.preamble or b"\x00" * 128) + b"DICM")
-    meta = FileMetaDataset(ds.file_meta)  # as dcmwrite does: the meta names this instance
+    meta = copy.deepcopy(ds.file_meta)  # as dcmwrite does: the meta names this instance
     for keyword, value in (("MediaStorageSOPClassUID", "SOPClassUID"),
                            ("MediaStorageSOPInstanceUID", "SOPInstanceUID")):  # fmt: skip
         if value in ds:
