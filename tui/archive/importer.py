@@ -394,6 +394,7 @@ def _index(
     sources: dict[str, _Candidate] = {}
     seen: list[tuple[str, int, int, str, str, str]] = []
     discard: list[str] = []
+    placements: dict[str, Placed] = {}  # what placing each store file did
     for result in results:
         if result[0] == "full":
             summary.full = result[2]
@@ -415,6 +416,7 @@ def _index(
             seen.append((c.path, c.size, c.mtime_ns, "copied", "", record.sop_uid))
             continue
         sources[record.path] = c
+        placements[record.path] = placed
         if copy:
             seen.append((c.path, c.size, c.mtime_ns, "copied", "", record.sop_uid))
             if placed is Placed.DIFFERENT:
@@ -430,15 +432,17 @@ def _index(
         added = archive.add(records, managed=copy, origins=origins)
         for duplicate in added.duplicates:
             c = sources[duplicate.path]
-            if copy:  # the copy in the store is not indexed: remove it
-                discard.append(duplicate.path)
+            if copy:  # the copy in the store is not indexed: remove it if this import made it
+                if placements.get(duplicate.path) is Placed.COPIED:  # (an edit's original stays)
+                    discard.append(duplicate.path)
                 duplicate = Duplicate(c.path, duplicate.sop_uid, duplicate.indexed_path)
                 seen = [row for row in seen if row[0] != c.path]
             _report_duplicate(duplicate, c, seen, summary)
         for path, reason in added.refused:  # not remembered: read again next time
             c = sources[path]
             if copy:
-                discard.append(path)
+                if placements.get(path) is Placed.COPIED:
+                    discard.append(path)
                 seen = [row for row in seen if row[0] != c.path]
             summary.skipped.append((c.path, reason))
         archive.record_seen(seen)

@@ -136,7 +136,40 @@ UPDATE study SET num_images =
     (SELECT coalesce(sum(num_images), 0) FROM series s WHERE s.study_pk = study.study_pk);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# Version 5: the record of edits (``pacs-tui edit``): when, who, what was asked, each
+# attribute's old and new values, and each instance's file before and after, so that an edit
+# can be undone. The files themselves are never deleted by an edit or its undo. (IF NOT
+# EXISTS: a test makes an index look older by lowering user_version alone.)
+_V5 = """
+CREATE TABLE IF NOT EXISTS edit (
+    edit_id  INTEGER PRIMARY KEY,
+    at       TEXT NOT NULL,              -- UTC, ISO 8601
+    os_user  TEXT NOT NULL,
+    level    TEXT NOT NULL,              -- 'patient', 'study' or 'series'
+    target   TEXT NOT NULL,              -- the PatientID or UID edited
+    command  TEXT NOT NULL,              -- what was asked, as edit's options
+    undoes   INTEGER                     -- for an undo: the edit whose files it restored
+);
+-- Per attribute: one row per distinct (old, new) pair, with how many instances had it.
+CREATE TABLE IF NOT EXISTS edit_change (
+    edit_id   INTEGER NOT NULL REFERENCES edit ON DELETE CASCADE,
+    keyword   TEXT NOT NULL,
+    old       TEXT,                      -- NULL: the attribute was absent
+    new       TEXT,
+    instances INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS edit_change_by_edit ON edit_change (edit_id);
+CREATE TABLE IF NOT EXISTS edit_file (
+    edit_id       INTEGER NOT NULL REFERENCES edit ON DELETE CASCADE,
+    sop_uid       TEXT NOT NULL,
+    previous_path TEXT NOT NULL,
+    new_path      TEXT NOT NULL,
+    PRIMARY KEY (edit_id, sop_uid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS edit_file_by_uid ON edit_file (sop_uid);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from tui import __version__
-from tui.cli import archive, demo, net, nodes, render, triage
+from tui.cli import archive, demo, edit, net, nodes, render, triage
 from tui.cli.app import run_app
 from tui.cli.common import fail, keep_private, open_archive
 from tui.config import Locations, locate
@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="colours, image size and frame rate (default: config.toml, else auto)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # In this order in --help: the archive, the demo, images, triage, then the network.
-    for group in (archive, demo, render, triage, nodes, net):
+    # In this order in --help: the archive, editing it, the demo, images, triage, the network.
+    for group in (archive, edit, demo, render, triage, nodes, net):
         group.add_commands(commands)
     return parser
 
