@@ -215,7 +215,8 @@ def export(
 
 
 def _described(hit: dict[str, str]) -> str:
-    return ", ".join(f"{key} {value}" for key, value in hit.items())
+    """Where a hit is, never the identifying value itself (that is for ``--json`` only)."""
+    return f"{hit.get('file', '?')}: {hit.get('path', 'an attribute')}"
 
 
 def _check_target(target: Path, kind: Kind) -> None:
@@ -662,7 +663,7 @@ def _self_check(writer: _Writer, written: list[_Written], records: _Layout | Non
                     " written there; nothing was written"
                 )
         meta = str(ds.file_meta.get("MediaStorageSOPInstanceUID", ""))
-        if meta != item.sop_uid:
+        if meta != item.sop_uid and item.patient_id is not None:  # a copy keeps its source's
             raise CheckFailed(f"self-check: {name}'s file meta names another instance")
         if records is not None:
             _add_records(records, ds, item)
@@ -748,7 +749,10 @@ def _check_dicomdir(root: Path, written: list[_Written], layout: _Layout) -> Non
     listed: dict[str, str] = {}
     levels: list[set[int]] = [set(), set(), set()]
     for instance in fs:
-        listed[Path(instance.FileID).as_posix()] = str(instance.SOPInstanceUID)
+        file_id = instance.ReferencedFileID  # the record's own (FileID is pydicom's name)
+        listed["/".join([file_id] if isinstance(file_id, str) else file_id)] = str(
+            instance.SOPInstanceUID
+        )
         for depth, node in enumerate(reversed(instance.node.ancestors)):
             if depth < 3:
                 levels[depth].add(id(node))

@@ -195,12 +195,14 @@ class LeftIdentifying(Exception):
 
 
 def _hit(hit: Any) -> dict[str, str]:
-    """A verification hit as strings (its fields if it has any)."""
-    import dataclasses
-
-    if dataclasses.is_dataclass(hit) and not isinstance(hit, type):
-        return {key: str(value) for key, value in dataclasses.asdict(hit).items()}
-    return {"hit": str(hit)}
+    """A verification hit for the report: where it is in the output, and which value of
+    the source it is (``identifier``, the value; ``source``, where the source held it)."""
+    return {
+        "path": hit.path,
+        "identifier": hit.identifier.value,
+        "kind": hit.identifier.kind,
+        "source": hit.identifier.path,
+    }
 
 
 def filters_of(args: argparse.Namespace) -> Filters | None:

@@ -317,6 +317,12 @@ def _actions(options: Options) -> dict[int, str]:
     return actions
 
 
+def well_known(uid: str) -> bool:
+    """A UID the standard defines (a SOP class, a transfer syntax, a context group: all in
+    the DICOM root): it names a kind of thing, never a patient's, so it is kept."""
+    return uid in UID_dictionary or uid.startswith("1.2.840.10008.")
+
+
 def names_a_kind(keyword: str) -> bool:
     """Whether a UID attribute's values name a kind of thing (a class, a syntax, a coding
     scheme, a creator of definitions), not an instance."""
@@ -438,7 +444,7 @@ class Deidentifier:
             vr = _vr(elem, tag)
             if action in ("U", "Q") and vr == "UI":
                 values = [
-                    value if action == "Q" and value in UID_dictionary else self._pseudonym(value)
+                    value if action == "Q" and well_known(value) else self._pseudonym(value)
                     for value in _strings(ds, tag, vr, elem)
                 ]
                 _set(ds, tag, "UI", values, encoding)
@@ -531,7 +537,7 @@ class Deidentifier:
             )
         elif vr == "UI" and not self.options.retain_uids:
             elem.value = _map_values(
-                elem.value, lambda v: v if v in UID_dictionary else self._pseudonym(str(v))
+                elem.value, lambda v: v if well_known(str(v)) else self._pseudonym(str(v))
             )
         else:
             self._clean_text(elem)

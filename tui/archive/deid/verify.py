@@ -61,9 +61,8 @@ from pydicom.datadict import DicomDictionary, keyword_for_tag
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
-from pydicom.uid import UID_dictionary
 
-from tui.archive.deid.profile import effective_action, names_a_kind
+from tui.archive.deid.profile import effective_action, names_a_kind, well_known
 
 if TYPE_CHECKING:
     from pydicom.dataset import Dataset
@@ -244,7 +243,7 @@ class _Collector:
         if vr in ("DA", "DT"):
             return self.options.dates != "full"
         if vr == "UI" and not self.options.retain_uids and isinstance(values, list):
-            known = any(v in UID_dictionary for v in values)
+            known = any(well_known(v) for v in values)
             return not names_a_kind(keyword_for_tag(tag)) and not known
         return False
 
