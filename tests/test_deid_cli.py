@@ -624,9 +624,9 @@ def test_a_name_left_in_a_kept_attribute_fails_the_export(key_file: Path, tmp_pa
 
 
 def test_the_audit_fails_an_export_whose_transform_did_nothing(tmp_path: Path) -> None:
+    from tui.archive.deid.verify import audit
     from tui.archive.index import Archive
     from tui.archive.media import VerificationFailed, export, select
-    from tui.cli.share import verification
 
     archive = tmp_path / "archive"
     _import(archive, need_shared() / CT)
@@ -634,7 +634,7 @@ def test_the_audit_fails_an_export_whose_transform_did_nothing(tmp_path: Path) -
         rows = select(opened, _studies(archive))
     target = tmp_path / "out.zip"
     with pytest.raises(VerificationFailed, match="identifying values survived") as failed:
-        export(rows, target, "zip", transform=lambda ds: None, audit=verification(Options()))
+        export(rows, target, "zip", transform=lambda ds: None, audit=audit(Options()))
     paths = {hit["path"] for hit in failed.value.report.hits}
     assert {"PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID"} <= paths
     assert "MediaStorageSOPInstanceUID" in paths  # the file meta is read too

@@ -22,7 +22,16 @@ from textual.worker import WorkerFailed
 from tui.app.browser import BrowserScreen
 from tui.app.image_view import ImagePanel, ImageView
 from tui.app.labels import plain
-from tui.app.messages import ArchiveChanged, OpenImport, OpenMpr, OpenRemote, OpenTags, OpenViewer
+from tui.app.messages import (
+    ArchiveChanged,
+    OpenEdit,
+    OpenImport,
+    OpenMpr,
+    OpenRemote,
+    OpenShare,
+    OpenTags,
+    OpenViewer,
+)
 from tui.app.themes import DEFAULT, load_themes
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
@@ -136,6 +145,22 @@ class PacsApp(App[None]):
                 self.archive_changed()
 
         self.push_screen(ImportScreen(), done)
+
+    @on(OpenShare)
+    def open_share(self, message: OpenShare) -> None:
+        from tui.app.share import ShareScreen
+
+        self.push_screen(ShareScreen(message.level, message.row, message.label, message.filters))
+
+    @on(OpenEdit)
+    def open_edit(self, message: OpenEdit) -> None:
+        from tui.app.edit import EditScreen
+
+        def done(saved: bool | None) -> None:
+            if saved:
+                self.archive_changed()
+
+        self.push_screen(EditScreen(message.level, message.row, message.label), done)
 
     @on(ArchiveChanged)
     def archive_changed(self) -> None:

@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import replace
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,7 +29,7 @@ from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.keys import OrderedInput, type_into
 from tui.app.labels import FittedTree, line, patient_label, plural
-from tui.app.messages import OpenImport, OpenRemote, OpenTags, OpenViewer
+from tui.app.messages import OpenEdit, OpenImport, OpenRemote, OpenShare, OpenTags, OpenViewer
 from tui.app.rows import (
     FILTER_HELP,
     Key,
@@ -79,6 +80,22 @@ class BrowserScreen(Screen[None]):
         ),
         Binding(
             "left_square_bracket", "unreviewed(-1)", "Previous unreviewed", False, id="browser.prev"
+        ),
+        Binding(
+            "S",
+            "share",
+            "Share",
+            show=False,
+            id="browser.share",
+            tooltip="Share: export as DICOM (folder, ZIP, DICOMDIR) or send; de-identify",
+        ),
+        Binding(
+            "e",
+            "edit",
+            "Edit",
+            show=False,
+            id="browser.edit",
+            tooltip="Edit attributes (the diff before saving; history and undo)",
         ),
     ]
 
@@ -426,6 +443,35 @@ class BrowserScreen(Screen[None]):
             self.notify("choose a series to view")
             return
         self.app.post_message(OpenViewer(data["row"]))
+
+    def _subject(self, what: str) -> tuple[str, dict[str, Any], Text] | None:
+        """The highlighted patient, study or series (level, row, label), or None after
+        saying what to choose."""
+        node = self.archive_tree.cursor_node
+        data = (node.data or {}) if node is not None else {}
+        if node is None or data.get("level") not in ("patient", "study", "series"):
+            self.notify(f"choose a patient, a study or a series to {what}")
+            return None
+        return (
+            data["level"],
+            dict(data["row"]),
+            Text(node.label) if isinstance(node.label, str) else node.label.copy(),
+        )
+
+    def action_share(self) -> None:
+        """Export or send the highlighted patient, study or series (the share dialog)."""
+        subject = self._subject("share")
+        node = self.archive_tree.cursor_node
+        if subject is not None and node is not None:
+            # a patient: its studies as the tree shows them, under the filter
+            self.app.post_message(OpenShare(*subject, filters=(node.data or {}).get("filters")))
+
+    def action_edit(self) -> None:
+        """Edit the highlighted patient's, study's or series' attributes; the app reloads
+        the browser after a save."""
+        subject = self._subject("edit")
+        if subject is not None:
+            self.app.post_message(OpenEdit(*subject))
 
     # -- triage: shown at once, written in the order of the key presses ----------------------
 

@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:  # numpy and pydicom load when a series is first viewed, not at start
+    from rich.text import Text
+
+    from tui.archive.query import Filters
     from tui.render.lut import Window
 
 
@@ -44,6 +47,26 @@ class OpenImport(Message):
     """Ask for files to import; the browser shows them when the import is over."""
 
 
+class OpenShare(Message):
+    """Export or send a patient, study or series (``level``, its archive row as the browser
+    lists it, and its label as the tree shows it: what the dialog's title names). A
+    patient's ``filters`` are the browser's: its studies as the tree shows them."""
+
+    def __init__(
+        self, level: str, row: dict[str, Any], label: Text, filters: Filters | None = None
+    ) -> None:
+        super().__init__()
+        self.level, self.row, self.label, self.filters = level, row, label, filters
+
+
+class OpenEdit(Message):
+    """Edit a patient's, study's or series' attributes (as :class:`OpenShare`)."""
+
+    def __init__(self, level: str, row: dict[str, Any], label: Text) -> None:
+        super().__init__()
+        self.level, self.row, self.label = level, row, label
+
+
 class ArchiveChanged(Message):
-    """The archive holds more than it did (a retrieve, an import): the browser reloads,
-    under its current filter."""
+    """The archive holds more than it did (a retrieve, an import) or other values (an
+    edit): the browser reloads, under its current filter."""

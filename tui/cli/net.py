@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any
 
 from tui.cli.common import Commands, open_archive, print_json, settings, wait_until_stopped
-from tui.cli.share import add_anonymize_options, anonymize_options, checked, deidentifier
+from tui.cli.share import add_anonymize_options, anonymize_options, deidentifier
 from tui.config import Locations
 from tui.errors import UserError
 from tui.tables import cell_width, clip, printable
@@ -331,7 +331,11 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
     node = get_node(locations.config_file, args.node)
     archive = open_archive(locations, create=False)
     files = files_of(archive, args.uids)
-    transform = checked(deid, options) if deid is not None and options is not None else None
+    transform = None
+    if deid is not None and options is not None:
+        from tui.archive.deid.verify import checked
+
+        transform = checked(deid.apply, options)
     live = sys.stderr.isatty()
 
     def progress(sent: Sent, total: int) -> None:

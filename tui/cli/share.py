@@ -17,13 +17,8 @@ from tui.config import Locations
 from tui.errors import UserError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from pydicom.dataset import Dataset
-
     from tui.archive.deid.options import Options
     from tui.archive.deid.profile import Deidentifier
-    from tui.archive.media import Audit
     from tui.archive.query import Filters
 
 # The ``ls`` filters an export takes: (option, Filters field, metavar, help).
@@ -155,56 +150,6 @@ def deidentifier(args: argparse.Namespace, locations: Locations) -> Deidentifier
     return Deidentifier(options, key, mapping)
 
 
-def verification(options: Options) -> Audit:
-    """The verification pass: each source's identifying values under ``options``, looked
-    for in the bytes of the file written from it."""
-
-    from tui.archive.deid import verify
-
-    def audit(source: Dataset) -> Any:
-        values = verify.identifying_values(source, options)
-
-        def check(data: bytes) -> list[dict[str, str]]:
-            return [_hit(hit) for hit in verify.search(data, values)]
-
-        return check
-
-    return audit
-
-
-def checked(deid: Deidentifier, options: Options) -> Callable[[Dataset], None]:
-    """``deid.apply`` followed by the verification pass on the bytes that will be sent:
-    an instance in which an identifying value survives raises :class:`LeftIdentifying`
-    (so ``send`` leaves it out as failed)."""
-    from tui.archive.deid import verify
-    from tui.archive.encode import encode
-
-    def transform(ds: Dataset) -> None:
-        values = verify.identifying_values(ds, options)
-        deid.apply(ds)
-        hits = verify.search(encode(ds), values)
-        if hits:
-            where = ", ".join(sorted({hit.path for hit in hits}))
-            raise LeftIdentifying(f"identifying values left in {where}: not sent")
-
-    return transform
-
-
-class LeftIdentifying(Exception):
-    """The verification pass found an identifying value in a de-identified instance."""
-
-
-def _hit(hit: Any) -> dict[str, str]:
-    """A verification hit for the report: where it is in the output, and which value of
-    the source it is (``identifier``, the value; ``source``, where the source held it)."""
-    return {
-        "path": hit.path,
-        "identifier": hit.identifier.value,
-        "kind": hit.identifier.kind,
-        "source": hit.identifier.path,
-    }
-
-
 def filters_of(args: argparse.Namespace) -> Filters | None:
     """The ``ls`` filters given (checked before the archive opens); None for none."""
     from tui.archive.query import Filters
@@ -222,6 +167,7 @@ def given_filters(args: argparse.Namespace) -> list[str]:
 
 def cmd_export_dicom(args: argparse.Namespace, locations: Locations) -> int:
     """``export UID... --dicom -o DIR|FILE.zip [--dicomdir] [--anonymize ...]``."""
+    from tui.archive.deid import verify
     from tui.archive.media import VerificationFailed, export, kind_of, select
 
     if not args.output:
@@ -241,7 +187,7 @@ def cmd_export_dicom(args: argparse.Namespace, locations: Locations) -> int:
         report = export(
             rows, target, kind,
             transform=deid.apply if deid is not None else None,
-            audit=verification(options) if options is not None else None,
+            audit=verify.audit(options) if options is not None else None,
             progress=(lambda done, total, _bytes: bar(done, total)) if bar else None,
         )  # fmt: skip
     except KeyboardInterrupt:

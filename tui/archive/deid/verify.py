@@ -48,7 +48,7 @@ from __future__ import annotations
 import contextlib
 import re
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from io import BytesIO
@@ -142,6 +142,12 @@ class Hit:
 
     path: str
     identifier: Identifier
+
+    def report(self) -> dict[str, str]:
+        """As strings, for a report: where, the value found, its kind, where the source had it."""
+        ident = self.identifier
+        return {"path": self.path, "identifier": ident.value, "kind": ident.kind,
+                "source": ident.path}  # fmt: skip
 
 
 @lru_cache(maxsize=65536)
@@ -743,3 +749,40 @@ def _is_number(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# -- the pass as export and send run it --------------------------------------------------
+
+
+def audit(options: Options) -> Callable[[Dataset], Callable[[bytes], list[dict[str, str]]]]:
+    """The verification pass for :func:`tui.archive.media.export`: given a source before
+    its de-identification, the check of the bytes written from it (each hit as strings:
+    ``path`` in the output, ``identifier`` the value, ``kind``, ``source`` its path in
+    the source)."""
+
+    def prepare(source: Dataset) -> Callable[[bytes], list[dict[str, str]]]:
+        values = identifying_values(source, options)
+        return lambda data: [hit.report() for hit in search(data, values)]
+
+    return prepare
+
+
+class LeftIdentifying(Exception):
+    """The verification pass found an identifying value in an instance about to be sent."""
+
+
+def checked(apply: Callable[[Dataset], None], options: Options) -> Callable[[Dataset], None]:
+    """``apply`` (a de-identifier's) followed by the verification pass on the instance's
+    encoding: one in which an identifying value survives raises :class:`LeftIdentifying`
+    (naming the attributes, never the values), so ``send`` leaves it out."""
+    from tui.archive.encode import encode
+
+    def transform(ds: Dataset) -> None:
+        values = identifying_values(ds, options)
+        apply(ds)
+        hits = search(encode(ds), values)
+        if hits:
+            where = ", ".join(sorted({hit.path for hit in hits}))
+            raise LeftIdentifying(f"identifying values left in {where}: not sent")
+
+    return transform
