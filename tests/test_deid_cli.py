@@ -456,8 +456,12 @@ def test_burned_in_ultrasound_refused_then_blanked_or_allowed(
     assert refused["instances"] == 1 and [*_by_source(tmp_path / "a", [ct])] == [ct]
     text = run_cli("export", us_study, "--dicom", "-o", str(tmp_path / "b"), "--anonymize",
                    archive=archive, check=False)  # fmt: skip
-    assert text.returncode == 1 and f"refused {us_uid}: BurnedInAnnotation is YES" in text.stderr
-    assert "0 instances" in text.stdout
+    assert text.returncode == 1 and text.stdout == ""  # all refused: nothing is written
+    assert text.stderr == (
+        f"pacs-tui: error: nothing written: every instance was refused ({us_uid}:"
+        " BurnedInAnnotation is YES)\n"
+    )
+    assert not (tmp_path / "b").exists()
     # blanked: the banner is zero, the rest of the image as it was
     blanked = _export(archive, [us_study], tmp_path / "c", key_file, "",
                       "--blank", ",".join(map(str, BANNER)))  # fmt: skip

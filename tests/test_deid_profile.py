@@ -489,3 +489,38 @@ def test_every_transfer_syntax_round_trips_with_the_same_pixels(tmp_path: Path):
         after = {str(e.value) for e in again.iterall() if e.VR == "UI" and e.value}
         assert listed and not listed & after, path.name
         assert str(again.PatientName).startswith("ANON"), path.name
+
+
+def test_a_cleaned_descriptor_loses_dates_written_as_text() -> None:
+    """Clean Descriptors keeps the text but not a date in it, in any usual writing, unless
+    full dates are kept; the verification pass looks for those writings too."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    from tui.archive.deid.verify import identifying_values, search
+    from tui.archive.encode import encode
+
+    def source() -> Dataset:
+        ds = Dataset()
+        ds.file_meta = FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4"
+        ds.PatientID, ds.StudyDate = "PID-1234", "20230105"
+        ds.ImageComments = "prior 2023-01-05, also 05/01/2023 and 5 Jan 2023; lesion stable"
+        return ds
+
+    for dates, kept in (("remove", False), ("shifted", False), ("full", True)):
+        options = Options(clean_descriptors=True, dates=dates)  # type: ignore[arg-type]
+        ds = source()
+        values = identifying_values(ds, options)
+        Deidentifier(options, b"k" * 32).apply(ds)
+        text = str(ds.ImageComments)
+        assert "lesion stable" in text
+        assert ("2023-01-05" in text) is kept and ("Jan 2023" in text) is kept, text
+        assert not [h for h in search(encode(ds), values) if h.identifier.kind == "date"]
+    # a date left as text is found by the verification pass
+    ds = source()
+    values = identifying_values(ds, Options())
+    Deidentifier(Options(), b"k" * 32).apply(ds)
+    ds.ImageComments = "prior 05.01.2023"
+    assert [h.path for h in search(encode(ds), values)] == ["ImageComments"]

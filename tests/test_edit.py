@@ -427,6 +427,8 @@ _REFUSALS = [
     ("PatientSex=X", "one of M, F, O"),
     ("PatientName=A\\B", "takes one value"),
     ("PatientID=" + "1" * 65, "exceeds the maximum length"),
+    ("PatientName=Evil\x1b[31m^Red", "holds control characters"),
+    ("StudyDescription=two\nlines", "holds control characters"),
 ]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.tree import generate
-from tests.conftest import IN_CI, ROOT, copy_tree, need_shared, run_cli
+from tests.conftest import ROOT, copy_tree, need_shared, run_cli, tmpfs
 
 # Columns that say what the index holds, not the order it was written in (no row ids).
 _ROWS = {
@@ -173,21 +173,8 @@ def test_two_imports_into_one_archive_at_once_lose_nothing(shared: Path, tmp_pat
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 3 MB tmpfs, mounted for the test (root only; CI runs as root)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if mounted.returncode:
-        reason = f"cannot mount a small tmpfs here: {mounted.stderr.strip()}"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
+    with tmpfs(tmp_path / "disk", "3m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def test_a_full_disk_during_import_copy_is_one_line_and_nothing_partial_is_indexed(

@@ -19,7 +19,7 @@ import pydicom
 import pytest
 from pydicom.fileset import FileSet
 
-from tests.conftest import cli_json, need_shared, run_cli
+from tests.conftest import cli_json, need_shared, run_cli, tmpfs
 from tests.servers import need_dcmtk
 from tests.synthetic import AXIAL, write_series
 from tests.test_cli import _one_line_error
@@ -368,3 +368,45 @@ def test_json_summary_and_options_that_do_not_mix(
                   check=False)  # fmt: skip
     _one_line_error(two, "one SeriesInstanceUID")
     assert not (tmp_path / "x").exists()
+
+
+def test_a_mount_point_is_filled_in_place_and_a_full_disk_is_one_line(
+    synthetic: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """A USB stick's mount point is another file system than its parent's: the export is
+    written inside it, and the folder (its mode too) stays. A full disk is one line, with
+    nothing left and no traceback from the half-written ZIP."""
+    archive, _, uid = synthetic
+    with tmpfs(tmp_path / "usb", "8m") as usb:
+        usb.chmod(0o755)
+        cli_json("export", uid, "--dicom", "--dicomdir", "-o", str(usb), archive=archive)
+        assert (usb / "DICOMDIR").is_file() and len(_names(usb)) == 13
+        assert usb.stat().st_mode & 0o777 == 0o755
+        assert not [p for p in usb.iterdir() if ".partial-" in p.name]
+    with tmpfs(tmp_path / "small", "4k") as small:
+        result = run_cli(
+            "export", uid, "--dicom", "-o", str(small / "out.zip"), archive=archive, check=False
+        )
+        _one_line_error(result, "cannot write there")
+        assert "out.zip" in result.stderr and "Exception ignored" not in result.stderr
+        assert list(small.iterdir()) == []
+
+
+def test_an_export_whose_every_instance_is_refused_fails_and_leaves_nothing(
+    synthetic: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    from tui.archive.media import MediaError, export
+
+    archive, _, uid = synthetic
+
+    class Refused(Exception):
+        reason = "burned-in text"
+
+    def refuse(ds: Any) -> None:
+        raise Refused
+
+    for kind, out in (("zip", tmp_path / "out.zip"), ("folder", tmp_path / "out")):
+        with pytest.raises(MediaError, match="nothing written: every instance was refused"):
+            export(_rows(archive, uid), out, kind, transform=refuse)  # type: ignore[arg-type]
+        assert not out.exists()
+    _no_partial(tmp_path)

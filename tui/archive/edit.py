@@ -259,6 +259,11 @@ def parse_assignment(text: str) -> Assignment:
         raise EditError(f"--set {text!r}: write Keyword=Value, e.g. PatientName=DOE^JANE")
     tag = _tag(key.strip())
     keyword, vr = _editable(tag)
+    # Control characters (an ESC of a terminal sequence) are no text: the long text VRs
+    # take line breaks and tabs, nothing else does.
+    allowed = "\r\n\t\f" if vr in ("LT", "ST", "UT") else ""
+    if any((ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0) and c not in allowed for c in value):
+        raise EditError(f"{keyword}: the value holds control characters")
     _check_value(keyword, tag, vr, value)
     return Assignment(keyword, tag, vr, value, LEVELS[keyword])
 

@@ -187,11 +187,30 @@ def export(
     target = Path(os.path.abspath(target))
     _check_target(target, kind)
     report = Report(output=str(target), kind=kind, transformed=transform is not None)
-    partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    # Written beside the target, or inside it when it is an empty folder already (a USB
+    # stick's mount point: another file system than its parent's, and not to be replaced).
+    inside = kind != "zip" and target.is_dir()
+    try:
+        partial = Path(
+            tempfile.mkdtemp(prefix=".partial-", dir=target)
+            if inside
+            else tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent)
+        )
+    except OSError as exc:
+        raise MediaError(f"{target}: cannot write there ({exc.strerror or exc})") from None
+    writer: _Writer | None = None
     try:
         writer = _ZipWriter(partial) if kind == "zip" else _FolderWriter(partial)
         written, layout = _write(rows, writer, transform, audit, progress, cancel, report)
         writer.close()
+        if not written:
+            uid, why = report.refused[0] if report.refused else ("", "")
+            raise MediaError(
+                f"nothing written: every instance was refused ({uid}: {why}"
+                + (f"; and {len(report.refused) - 1} more)" if len(report.refused) > 1 else ")")
+                if report.refused
+                else "nothing to write"
+            )
         if cancel is not None and cancel.is_set():
             raise Cancelled("export cancelled: nothing was written")
         _self_check(writer, written, layout if kind == "media" else None)
@@ -207,9 +226,12 @@ def export(
                 + ": identifying values survived; nothing was written",
                 report,
             )
-        _into_place(partial, writer, target, kind)
+        _into_place(partial, writer, target, kind, inside)
+    except OSError as exc:  # a full disk, a folder made read-only meanwhile
+        _discard(partial, writer)
+        raise MediaError(f"{target}: cannot write there ({exc.strerror or exc})") from None
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        _discard(partial, writer)
         raise
     report.seconds = time.monotonic() - started
     return report
@@ -233,11 +255,28 @@ def _check_target(target: Path, kind: Kind) -> None:
         raise MediaError(f"{target} exists and is not a folder")
 
 
-def _into_place(partial: Path, writer: _Writer, target: Path, kind: Kind) -> None:
+def _discard(partial: Path, writer: _Writer | None) -> None:
+    """Remove a partial output (a ZIP closed first: its file handle would otherwise try to
+    finish the archive when collected, on a full disk too)."""
+    if isinstance(writer, _ZipWriter):
+        with contextlib.suppress(Exception):
+            writer.zip.close()
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def _into_place(partial: Path, writer: _Writer, target: Path, kind: Kind, inside: bool) -> None:
     """Rename the checked output to ``target``, never over something that appeared there
     meanwhile: a folder only replaces an empty folder (rename(2) refuses a full one), a
-    ZIP is linked (which refuses any existing name) where links exist."""
+    ZIP is linked (which refuses any existing name) where links exist; written inside the
+    target, its files move up into it, each only where nothing is."""
     try:
+        if inside:
+            for entry in sorted(os.listdir(partial)):
+                if os.path.lexists(target / entry):
+                    raise FileExistsError(target / entry)
+                os.rename(partial / entry, target / entry)
+            os.rmdir(partial)
+            return
         if kind == "zip":
             made = writer.root / _ZipWriter.NAME
             try:
@@ -534,6 +573,7 @@ def _outcomes(
 
         _warm_up(tasks[0].source)
         pool = process_pool(workers, __name__)
+        finished = False
         try:
             ahead = 4 * workers  # bounded: a ZIP's bytes come back through memory
             pending = [pool.submit(_export_one, task) for task in tasks[:ahead]]
@@ -545,7 +585,15 @@ def _outcomes(
                     pending.append(pool.submit(_export_one, tasks[i + ahead]))
                 pending[i] = None  # type: ignore[call-overload]
                 yield outcome
+            finished = True
         finally:  # also when the caller stops (Ctrl-C): no worker writes after this
+            if not finished:
+                # Their work is thrown away. Killed rather than waited for: a Ctrl-C that
+                # lands inside the executor's queue handling can leave a worker waiting
+                # on its pipe for ever.
+                processes = getattr(pool, "_processes", None) or {}
+                for process in list(processes.values()):
+                    process.kill()
             pool.shutdown(wait=True, cancel_futures=True)
     finally:
         _job = (None, None)

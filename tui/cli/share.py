@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from tui.cli.common import ProgressBar, open_archive, print_json
 from tui.config import Locations
 from tui.errors import UserError
+from tui.tables import printable
 
 if TYPE_CHECKING:
     from tui.archive.deid.options import Options
@@ -218,5 +219,5 @@ def _summary(report: Any) -> str:
     return (
         f"{report.instances} instances ({report.patients} patients, {report.studies} studies,"
         f" {report.series} series, {report.bytes / 1e6:.1f} MB) to {kind} in"
-        f" {report.seconds:.1f} s{refused}, checked: {report.output}"
+        f" {report.seconds:.1f} s{refused}, checked: {printable(report.output)}"
     )

@@ -378,7 +378,11 @@ class Deidentifier:
         if reason is not None and not options.blank and not options.allow_burned_in:
             raise pixels.Refused(reason)
         if options.blank and "PixelData" in ds:
-            pixels.blank(ds, options.blank)
+            said = ds.get("BurnedInAnnotation")
+            pixels.blank(ds, options.blank)  # says NO: the text was where it blanked
+            if options.allow_burned_in and reason is not None:
+                # let through as it is: the rectangles may not cover all the text
+                ds.BurnedInAnnotation = said if said is not None else "YES"
         original_id = _text(ds, 0x00100020)
         identity = original_id or f"name:{_text(ds, 0x00100010)}|{_text(ds, 0x00100030)}"
         if original_id in self._mapping:
@@ -460,10 +464,10 @@ class Deidentifier:
                 values = [shift_date(v, offset) for v in _strings(ds, tag, vr, elem)]
                 _set(ds, tag, vr, values, encoding)
             elif action == "C" and vr in _TEXT_VRS:
-                if self._scrub is not None:
-                    scrub = self._scrub
-                    values = [scrub.sub("", v) for v in _strings(ds, tag, vr, elem)]
-                    _set(ds, tag, vr, values, encoding)
+                scrub = self._scrub
+                dates = _FREE_TEXT_DATE if self.options.dates != "full" else None
+                values = [_cleaned(v, scrub, dates) for v in _strings(ds, tag, vr, elem)]
+                _set(ds, tag, vr, values, encoding)
             elif action == "C" and vr == "AE":
                 secret = self._key
                 values = [
@@ -543,12 +547,13 @@ class Deidentifier:
             self._clean_text(elem)
 
     def _clean_text(self, elem: DataElement) -> None:
-        if elem.VR not in _TEXT_VRS or self._scrub is None or not elem.value:
+        if elem.VR not in _TEXT_VRS or not elem.value:
             if elem.VR == "SQ":
                 self._recurse(elem, clean=True)
             return
         scrub = self._scrub
-        elem.value = _map_values(elem.value, lambda v: scrub.sub("", str(v)))
+        dates = _FREE_TEXT_DATE if self.options.dates != "full" else None
+        elem.value = _map_values(elem.value, lambda v: _cleaned(str(v), scrub, dates))
 
     def _shift(self, elem: DataElement) -> None:
         offset = self._offset
@@ -720,6 +725,23 @@ def _encode_codes(codes: tuple[tuple[str, str], ...], implicit: bool, little: bo
             body += data
         out += struct.pack(order + "HHI", 0xFFFE, 0xE000, len(body)) + body
     return out
+
+
+# A date as free text writes it (2023-01-05, 05/01/2023, 5.1.2023, 20230105, 5 Jan 2023): a
+# cleaned descriptor loses it unless full dates are kept (shifting text is guesswork).
+_FREE_TEXT_DATE = re.compile(
+    r"\b(?:(?:19|20)\d\d[-/.](?:0?[1-9]|1[0-2])[-/.](?:0?[1-9]|[12]\d|3[01])"
+    r"|(?:0?[1-9]|[12]\d|3[01])[-/.](?:0?[1-9]|[12]\d|3[01])[-/.](?:19|20)\d\d"
+    r"|(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+    r"|\d{1,2}\.?\s*(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?,?\s*(?:19|20)\d\d)\b",
+    re.IGNORECASE,
+)
+
+
+def _cleaned(text: str, scrub: re.Pattern[str] | None, dates: re.Pattern[str] | None) -> str:
+    """``text`` without the instance's identifying values (and dates as text)."""
+    text = scrub.sub("", text) if scrub is not None else text
+    return dates.sub("", text) if dates is not None else text
 
 
 def _put(ds: Dataset, tag: int, vr: str, value: object) -> None:

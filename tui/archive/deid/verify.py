@@ -278,7 +278,10 @@ class _Collector:
         elif vr == "DA" or vr == "DT":
             for v in values:
                 if _is_date(v[:8]):
-                    self._add(path, v[:8], "date")
+                    y, m, d = v[:4], v[4:6], v[6:8]  # and as free text writes dates
+                    for form in (v[:8], f"{y}-{m}-{d}", f"{d}/{m}/{y}", f"{m}/{d}/{y}",
+                                 f"{d}.{m}.{y}"):  # fmt: skip
+                        self._add(path, form, "date")
         elif vr == "UI":
             for v in values:
                 if v and not v.startswith(_STANDARD_UID):
