@@ -410,3 +410,32 @@ def test_an_export_whose_every_instance_is_refused_fails_and_leaves_nothing(
             export(_rows(archive, uid), out, kind, transform=refuse)  # type: ignore[arg-type]
         assert not out.exists()
     _no_partial(tmp_path)
+
+
+def test_ctrl_c_stops_an_anonymized_export_at_once_and_leaves_nothing(tmp_path: Path) -> None:
+    """SIGINT while worker processes de-identify: exit 130 within seconds, however it
+    lands (it once left a worker waiting on its pipe for ever), and no partial output."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    files = tmp_path / "files"
+    uid = write_series(files, AXIAL, size=256, count=150)
+    archive = tmp_path / "archive"
+    run_cli("import", str(files), archive=archive)
+    for after in (0.0, 0.15, 0.4):
+        out = tmp_path / "out"
+        cmd = [sys.executable, "-m", "tui", "--archive", str(archive), "export", uid,
+               "--dicom", "--anonymize", "-o", str(out)]  # fmt: skip
+        process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while not any(p.rglob("IM*") for p in tmp_path.glob(".out.partial-*")):
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(after)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)  # a hang fails here
+        assert process.returncode == 130 and "Traceback" not in err, err
+        assert not out.exists()
+        _no_partial(tmp_path)
