@@ -132,7 +132,9 @@ def test_dicomdir_read_by_pydicom_our_import_and_dcmtk(
         "export", *studies, "--dicom", "--dicomdir", "-o", str(media), archive=archive
     )
     fs = FileSet(media / "DICOMDIR")
-    assert len(fs) == summary["instances"]
+    assert len(fs) == summary["instances"] and fs.ID == "PACS_TUI"
+    meta = pydicom.dcmread(media / "DICOMDIR").file_meta  # written by us, not "pydicom"
+    assert meta.ImplementationVersionName.startswith("PACS_TUI_")
     for instance in fs:
         assert Path(instance.path).is_file()
         assert pydicom.dcmread(instance.path).SOPInstanceUID == instance.SOPInstanceUID

@@ -787,8 +787,16 @@ def _write_dicomdir(root: Path, layout: _Layout) -> None:
     folder, which ``write`` copies again; the files are already where they belong.
     """
     from pydicom.filebase import DicomFileLike
+    from pydicom.uid import UID
+
+    from tui import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 
     fs = layout.file_set
+    fs.ID = "PACS_TUI"  # the File-set ID a reader shows for the disc
+    dicomdir = fs._create_dicomdir()  # what _write_dicomdir would make, naming us as writer
+    dicomdir.file_meta.ImplementationClassUID = UID(IMPLEMENTATION_CLASS_UID)
+    dicomdir.file_meta.ImplementationVersionName = IMPLEMENTATION_VERSION_NAME
+    fs._ds = dicomdir
     for key, node in layout.nodes.items():
         if len(key) == 1:
             node.parent = fs._tree

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Protocol
 
-from tui import __version__
+from tui import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tui.archive.elements import LONG_VRS, RawElements, Unsupported, _Buffer, _walk
 from tui.net import errors
 from tui.net.nodes import Node
@@ -71,10 +71,6 @@ log = logging.getLogger(__name__)
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
 EXPLICIT_VR_LE = "1.2.840.10008.1.2.1"
 APPLICATION_CONTEXT = "1.2.840.10008.3.1.1.1"  # the DICOM application context name
-# pacs-tui's UID root: a UUID-derived OID (PS3.5 B.2), ours alone; everything we mint sits under it.
-UID_ROOT = "2.25.106776260111778404018079692849839762313"
-IMPLEMENTATION_CLASS_UID = UID_ROOT + ".1"
-IMPLEMENTATION_VERSION_NAME = f"PACS_TUI_{__version__}"[:16]
 
 # PDU types (PS3.8 9.3).
 _ASSOCIATE_RQ, _ASSOCIATE_AC, _ASSOCIATE_RJ = 0x01, 0x02, 0x03

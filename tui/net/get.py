@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 
+from tui import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tui.net import errors
 from tui.net.contexts import UNCOMPRESSED, storage_proposals
 from tui.net.dul import (
@@ -35,8 +36,6 @@ from tui.net.dul import (
     COMMAND_FIELD,
     DATASET_TYPE,
     HAS_DATASET,
-    IMPLEMENTATION_CLASS_UID,
-    IMPLEMENTATION_VERSION_NAME,
     MAX_CONTEXTS,
     MESSAGE_ID,
     NO_DATASET,

@@ -81,13 +81,9 @@ from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import UID_dictionary
 
-from tui import __version__
+from tui import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tui.archive.deid import pixels, pseudonyms, table
 from tui.archive.deid.options import Options
-
-# The same root as tui/net/dul.py's implementation UID (the archive may not import tui.net).
-IMPLEMENTATION_CLASS_UID = "2.25.106776260111778404018079692849839762313.1"
-IMPLEMENTATION_VERSION_NAME = f"PACS_TUI_{__version__}"[:16]
 
 # The attributes with a combination code whose Type is known for the modules every image IOD
 # has (PS3.3 C.7.1.1 Patient, C.7.2.1 General Study, C.7.3.1 General Series, C.7.5.1 General
