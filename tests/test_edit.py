@@ -21,7 +21,7 @@ import pytest
 from pydicom import dcmread
 from pydicom.uid import generate_uid
 
-from tests.conftest import IN_CI, cli_json, copy_tree, run_cli
+from tests.conftest import cli_json, copy_tree, run_cli, tmpfs
 from tests.synthetic import AXIAL, write_series
 from tui.archive import edit
 from tui.archive.edit import LEVELS
@@ -582,21 +582,8 @@ def test_a_vanished_source_is_one_line_and_changes_nothing(
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A real 2 MB tmpfs, mounted for the test (root only; CI runs as root)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if mounted.returncode:
-        reason = f"cannot mount a small tmpfs here: {mounted.stderr.strip()}"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    try:
+    with tmpfs(tmp_path / "disk", "2m") as disk:
         yield disk
-    finally:
-        subprocess.run(["umount", "--lazy", str(disk)], check=True)
 
 
 def test_a_full_disk_while_writing_leaves_the_index_and_no_partial_file(

@@ -72,22 +72,13 @@ def files_of(archive: Archive, uids: list[str]) -> list[tuple[str, str, str]]:
     """
     files: list[tuple[str, str, str]] = []
     for uid in uids:
-        try:
-            check_uid(uid, "uid")
-        except UserError:
-            raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
-        try:
-            rows = archive.conn.execute(
-                "SELECT i.path, i.sop_class, i.transfer_syntax FROM instance i"
-                " JOIN series s USING (series_pk) JOIN study t USING (study_pk)"
-                " WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1"
-                " ORDER BY s.series_number, i.instance_number",
-                (uid,),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise archive.error(exc) from None
-        if not rows:
-            raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
+        rows = _named_by(
+            archive, uid,
+            "SELECT i.path, i.sop_class, i.transfer_syntax FROM instance i"
+            " JOIN series s USING (series_pk) JOIN study t USING (study_pk)"
+            " WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1"
+            " ORDER BY s.series_number, i.instance_number",
+        )  # fmt: skip
         files += [(str(p), str(c), str(t)) for p, c, t in rows]
     return files
 
@@ -119,25 +110,37 @@ def export_rows(archive: Archive, uids: list[str]) -> list[dict[str, Any]]:
             "SeriesInstanceUID", "StudyInstanceUID", "PatientID")  # fmt: skip
     found: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
     for uid in uids:
-        try:
-            check_uid(uid, "uid")
-        except UserError:
-            raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
-        try:
-            rows = archive.conn.execute(
-                f"SELECT {_EXPORT_COLUMNS}, {_EXPORT_ORDER} FROM instance i"
-                " JOIN series s USING (series_pk) JOIN study t USING (study_pk)"
-                " JOIN patient p USING (patient_pk)"
-                " WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1",
-                (uid,),
-            ).fetchall()
-        except sqlite3.Error as exc:
-            raise archive.error(exc) from None
-        if not rows:
-            raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
+        rows = _named_by(
+            archive, uid,
+            f"SELECT {_EXPORT_COLUMNS}, {_EXPORT_ORDER} FROM instance i"
+            " JOIN series s USING (series_pk) JOIN study t USING (study_pk)"
+            " JOIN patient p USING (patient_pk)"
+            " WHERE i.sop_uid = ?1 OR s.series_uid = ?1 OR t.study_uid = ?1",
+        )  # fmt: skip
         for row in rows:
             item = dict(zip(keys, row[: len(keys)], strict=True))
             # None sorts first, as SQLite orders NULL: a series without a number leads
             order = tuple((v is not None, v if v is not None else 0) for v in row[len(keys) :])
             found[item["SOPInstanceUID"]] = (order, item)
     return [item for _, item in sorted(found.values(), key=lambda pair: pair[0])]
+
+
+def _named_by(archive: Archive, uid: str, sql: str) -> list[tuple[Any, ...]]:
+    """The rows ``sql`` selects for the Study, Series or SOP Instance UID ``uid`` (``?1``).
+
+    Raises
+    ------
+    UserError
+        For a value that is not a UID, or a UID the archive does not hold.
+    """
+    try:
+        check_uid(uid, "uid")
+    except UserError:
+        raise UserError(f"{uid!r}: not a UID (no wildcards or spaces)") from None
+    try:
+        rows = archive.conn.execute(sql, (uid,)).fetchall()
+    except sqlite3.Error as exc:
+        raise archive.error(exc) from None
+    if not rows:
+        raise UserError(f"{uid}: no study, series or instance with this UID in the archive")
+    return rows
