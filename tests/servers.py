@@ -51,6 +51,19 @@ def need_binary(name: str) -> str:
     return found
 
 
+ORTHANC_PLUGINS = Path("/usr/share/orthanc/plugins")
+
+
+def need_plugin(name: str) -> str:
+    """The path of an Orthanc plugin the Debian packages install: ``OrthancDicomWeb``
+    (package orthanc-dicomweb) or ``ModalityWorklists`` (package orthanc)."""
+    path = ORTHANC_PLUGINS / f"lib{name}.so"
+    if not path.exists():
+        package = "orthanc-dicomweb" if name == "OrthancDicomWeb" else "orthanc"
+        _missing(f"Orthanc's plugin {path} (Debian package {package})")
+    return str(path)
+
+
 def need_dcmtk(tool: str) -> str:
     """A dcmtk program, not one of pynetdicom's same-named Python scripts (first on PATH here)."""
     for folder in os.environ.get("PATH", "").split(os.pathsep):
@@ -328,12 +341,15 @@ def start_orthanc(
     tls: TlsFiles | None = None,
     aet: str = "ORTHANC",
     extra_config: Mapping[str, Any] | None = None,
+    plugins: Iterable[str] = (),
     verbose: bool = False,
     timeout: float = START_TIMEOUT,
 ) -> Orthanc:
     """Start Orthanc in ``workdir`` and wait until both DICOM and REST answer (~0.2 s here).
 
-    ``extra_config`` overrides top-level keys of ``orthanc_config``. A start that loses a port to
+    ``plugins`` names Orthanc plugins to load (see ``need_plugin``: ``OrthancDicomWeb``,
+    ``ModalityWorklists``); ``extra_config`` overrides top-level keys of ``orthanc_config``
+    (a plugin's own section, ``"DicomWeb"`` or ``"Worklists"``, goes there). A start that loses a port to
     another process ("already in use" in its log) is retried with new ones.
     """
     binary = need_binary("Orthanc")
@@ -347,6 +363,7 @@ def start_orthanc(
             aet=aet,
             tls=tls,
         )
+        config["Plugins"] = [need_plugin(name) for name in plugins]
         config |= dict(extra_config or {})
         config_path = workdir / "orthanc.json"
         config_path.write_text(json.dumps(config, indent=2))
