@@ -349,8 +349,8 @@ def start_orthanc(
 
     ``plugins`` names Orthanc plugins to load (see ``need_plugin``: ``OrthancDicomWeb``,
     ``ModalityWorklists``); ``extra_config`` overrides top-level keys of ``orthanc_config``
-    (a plugin's own section, ``"DicomWeb"`` or ``"Worklists"``, goes there). A start that loses a port to
-    another process ("already in use" in its log) is retried with new ones.
+    (a plugin's own section, ``"DicomWeb"`` or ``"Worklists"``, goes there). A start that
+    loses a port to another process ("already in use" in its log) is retried with new ones.
     """
     binary = need_binary("Orthanc")
     workdir.mkdir(parents=True, exist_ok=True)

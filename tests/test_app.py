@@ -413,3 +413,42 @@ async def test_editing_keys_keep_their_place_in_a_burst(filled: Archive) -> None
             app.post_message(events.Key(key, character))
         await _settle(app, pilot)
         assert app.screen.query_one("#filter", Input).value == "bcd"
+
+
+async def test_warnings_become_notices_not_text_over_the_screen(tmp_path: Path, capfd) -> None:
+    """A warning logged while the app owns the terminal (a worker's, as a QIDO-RS paging
+    warning) is a notice, its text as text; nothing is written to the terminal under it.
+    Outside the app, the console prints it as the command's one line."""
+    import logging
+    import sys
+    import threading
+
+    from tui.cli.app import _warnings_as_notices
+    from tui.cli.parser import _OneLine
+
+    root = logging.getLogger()
+    console = logging.StreamHandler(sys.stderr)
+    console.setFormatter(_OneLine())
+    root.addHandler(console)
+    try:
+        app = PacsApp(Archive(tmp_path / "archive"), BANDWIDTH["normal"])
+        with _warnings_as_notices(app):
+            assert console not in root.handlers
+            async with app.run_test() as pilot:
+                await _settle(app, pilot)
+                capfd.readouterr()
+                worker = threading.Thread(
+                    target=logging.getLogger("tui.net.dicomweb.qido").warning,
+                    args=("web ignores offset [b]bold?[/b]",),
+                )
+                worker.start()
+                worker.join()
+                await _settle(app, pilot)
+                shown = [(str(n.message), n.severity, n.markup) for n in app._notifications]
+                assert ("web ignores offset [b]bold?[/b]", "warning", False) in shown
+                assert "ignores offset" not in capfd.readouterr().err
+        assert console in root.handlers
+        logging.getLogger("tui").warning("after the app")
+        assert "pacs-tui: warning: after the app" in capfd.readouterr().err
+    finally:
+        root.removeHandler(console)

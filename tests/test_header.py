@@ -142,3 +142,40 @@ def test_a_file_without_pixel_data_longer_than_the_first_read_is_whole(tmp_path:
     with path.open("rb") as fp:
         assert not ends_whole(fp)
     assert truncation(str(path)) is not None
+
+
+def test_the_walkers_dictionary_is_pydicoms() -> None:
+    """tui.archive.record reads without pydicom, so it carries the tags and VRs it reads."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    from tui.archive.record import DICTIONARY, KEYWORDS, WANTED
+
+    assert {k: (tag_for_keyword(k), dictionary_VR(tag_for_keyword(k))) for k in DICTIONARY} == (
+        DICTIONARY
+    )
+    assert "PerFrameFunctionalGroupsSequence" in KEYWORDS and "TransferSyntaxUID" not in KEYWORDS
+    assert set(WANTED) == {DICTIONARY[k][0] for k in KEYWORDS}
+
+
+def test_ascii_text_decodes_as_pydicom_decodes_it_without_pydicom() -> None:
+    """Text in ASCII under the usual character sets is decoded by hand (a C-GET's filing
+    never loads pydicom); whatever pydicom would make of it, so does the hand."""
+    import random
+
+    from pydicom.values import convert_PN, convert_text
+
+    from tui.archive.record import _Charset, joined
+
+    rng = random.Random(14)
+    values = [b"", b" ", b"\x00", b"Doe^John", b"Doe^John ", b"A\\B ", b"\\", b" A \\ B\x00",
+              b"Doe^John=", b"x=y=z ", b"\x1b$B", b"caf\xc3\xa9"]  # fmt: skip
+    values += [bytes(rng.choice(b"AB^= \\\x00.-1z\t\n\x7f\x01") for _ in range(rng.randint(0, 14)))
+               for _ in range(3000)]  # fmt: skip
+    for charset in (None, b"ISO_IR 100", b"ISO_IR 192 ", b"ISO_IR 6"):
+        held = _Charset(charset)
+        for data in values:
+            for vr in ("PN", "LO", "SH", "LT"):
+                encodings = held.encodings()
+                expected = convert_PN(data, encodings) if vr == "PN" else convert_text(
+                    data, encodings, vr)  # fmt: skip
+                assert held.decoded(data, vr) == joined(expected), (charset, data, vr)

@@ -513,9 +513,11 @@ def test_receive_over_tls_takes_only_callers_with_a_trusted_certificate(
         receiver.communicate(timeout=30)
 
 
-def test_a_broken_node_stops_only_itself_and_can_be_mended_or_removed(tmp_path: Path) -> None:
+def test_a_broken_node_stops_only_itself_and_can_be_mended_or_removed(
+    tls_files, tmp_path: Path
+) -> None:
     ca = tmp_path / "ca.pem"
-    ca.write_text("not really a CA")
+    ca.write_bytes(tls_files.ca.read_bytes())  # a real CA: node add loads it
     run_cli("node", "add", "good", "GOOD", "127.0.0.1", "104")
     run_cli("node", "add", "secure", "SECURE", "127.0.0.1", "2762", "--tls-ca", str(ca))
     ca.unlink()  # the file went away after the node was added

@@ -24,6 +24,7 @@ from tui.app.image_view import ImagePanel, ImageView
 from tui.app.labels import plain
 from tui.app.messages import (
     ArchiveChanged,
+    Notice,
     OpenEdit,
     OpenImport,
     OpenMpr,
@@ -161,6 +162,10 @@ class PacsApp(App[None]):
                 self.archive_changed()
 
         self.push_screen(EditScreen(message.level, message.row, message.label), done)
+
+    @on(Notice)
+    def _notice(self, message: Notice) -> None:
+        self.notify(message.text, severity="error" if message.error else "warning", markup=False)
 
     @on(ArchiveChanged)
     def archive_changed(self) -> None:

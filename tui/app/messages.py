@@ -70,3 +70,12 @@ class OpenEdit(Message):
 class ArchiveChanged(Message):
     """The archive holds more than it did (a retrieve, an import) or other values (an
     edit): the browser reloads, under its current filter."""
+
+
+class Notice(Message):
+    """A warning logged by the domain layers while the app owns the terminal (posted from
+    any thread, by the log handler ``tui.cli.app`` installs): shown as a notice, as text."""
+
+    def __init__(self, text: str, error: bool = False) -> None:
+        super().__init__()
+        self.text, self.error = text, error

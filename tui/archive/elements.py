@@ -280,6 +280,13 @@ def ends_whole(fp: BinaryIO) -> bool:
         header = walk(fp, {}, {0x00020010: None})  # the syntax, which it needs
     except Truncated:
         return False
+    return ends_after(fp, header)
+
+
+def ends_after(fp: BinaryIO, header: RawHeader) -> bool:
+    """:func:`ends_whole` once the header is walked (``header``, from :func:`walk` of
+    ``fp`` with any wanted elements): the pixel data and what follows it lie inside the file,
+    which ends where they do."""
     if header.pixel_tag_offset is None:
         return True  # the walk reached the end of the file exactly
     size = fp.seek(0, 2)

@@ -343,6 +343,14 @@ class Archive:
         ).fetchone()
         return row[0] if row else None
 
+    def study_of_series(self, series_uid: str) -> str | None:
+        """The StudyInstanceUID the index files ``series_uid`` under (None: not indexed)."""
+        row = self.conn.execute(
+            "SELECT study_uid FROM series JOIN study USING (study_pk) WHERE series_uid = ?",
+            (series_uid,),
+        ).fetchone()
+        return row[0] if row else None
+
     # -- adding instances --------------------------------------------------------------
 
     def add(

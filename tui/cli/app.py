@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +42,49 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
         cell=cell_size(tty()) if graphics in PROTOCOLS else None,
         tmux="TMUX" in os.environ,
     )
-    app.run()
+    with _warnings_as_notices(app):
+        app.run()
     if app.crashed is None:
         return 0
     return crashed(app.crashed, locations.log_file)
+
+
+class _Notices(logging.Handler):
+    """Our warnings posted to the app as notices: ``post_message`` is thread-safe and never
+    waits, so a worker that logs cannot be held up by the app (nor the app by it)."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(logging.WARNING)
+        self.app = app
+        self.addFilter(logging.Filter("tui"))
+        self.addFilter(lambda record: not getattr(record, "log_only", False))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tui.app.messages import Notice
+
+        try:
+            self.app.post_message(Notice(record.getMessage(), record.levelno >= logging.ERROR))
+        except Exception:  # a notice that cannot be shown must not break the worker
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _warnings_as_notices(app: Any) -> Iterator[None]:
+    """While the app owns the terminal, a warning written to stderr would land on top of its
+    screen: the console handler steps aside and warnings become notices (the log file still
+    gets them)."""
+    root = logging.getLogger()
+    console = [h for h in root.handlers if type(h) is logging.StreamHandler]
+    notices = _Notices(app)
+    for handler in console:
+        root.removeHandler(handler)
+    root.addHandler(notices)
+    try:
+        yield
+    finally:
+        root.removeHandler(notices)
+        for handler in console:
+            root.addHandler(handler)
 
 
 def crashed(error: BaseException, log_file: Path) -> int:

@@ -25,15 +25,24 @@ LEVELS = ("patient", "study", "series", "image")
 def add_commands(commands: Commands) -> None:
     """Register ``find``, ``get``, ``send``, ``receive`` and ``serve`` on ``commands``."""
 
-    p = commands.add_parser("find", help="query a node (C-FIND); results print as they come")
+    p = commands.add_parser(
+        "find", help="query a node (C-FIND, or QIDO-RS on a DICOMweb node); results print as "
+        "they come",
+    )  # fmt: skip
     p.add_argument("node", metavar="NODE")
     p.add_argument("--level", choices=LEVELS, default="study")
     p.add_argument(
         "-k", "--key", action="append", default=[], metavar="KEYWORD=VALUE",
         help="match (wildcards * ?, date ranges A-B) or, without a value, return a key",
     )  # fmt: skip
-    p.add_argument("--model", choices=("study", "patient"), default="study")
-    p.add_argument("--limit", type=int, metavar="N", help="stop after N results (C-CANCEL)")
+    p.add_argument(
+        "--model", choices=("study", "patient"), default="study",
+        help="the query model (DIMSE nodes; DICOMweb has the study model only)",
+    )  # fmt: skip
+    p.add_argument(
+        "--limit", type=int, metavar="N",
+        help="stop after N results (C-CANCEL; QIDO-RS: asked as its limit)",
+    )  # fmt: skip
     p.add_argument(
         "--split-days", type=int, metavar="DAYS",
         help="query a StudyDate range DAYS at a time, for PACS that cut long answers short",
@@ -41,22 +50,34 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--json", action="store_true", help="a JSON array, keyed by DICOM keyword")
     p.set_defaults(handler=cmd_find)
 
-    p = commands.add_parser("get", help="retrieve a study or series into the archive")
+    p = commands.add_parser(
+        "get", help="retrieve a study or series into the archive (C-GET or C-MOVE; WADO-RS on "
+        "a DICOMweb node); resumes, asking only what is missing",
+    )  # fmt: skip
     p.add_argument("node", metavar="NODE")
     p.add_argument(
         "--study", required=True, action="append", metavar="UID",
         help="a study to retrieve (repeat for several)",
     )  # fmt: skip
     p.add_argument("--series", metavar="UID", help="only this series (of one --study)")
-    p.add_argument("--method", choices=("get", "move"), help="default: the node's method")
-    p.add_argument("--model", choices=("study", "patient"), default="study")
     p.add_argument(
-        "--port", type=int, help="our storage port for C-MOVE (default: config, else 11112)"
-    )
+        "--method", choices=("get", "move"),
+        help="C-GET or C-MOVE, DIMSE nodes only (default: the node's method)",
+    )  # fmt: skip
+    p.add_argument(
+        "--model", choices=("study", "patient"), default="study",
+        help="the query/retrieve model, DIMSE nodes only",
+    )  # fmt: skip
+    p.add_argument(
+        "--port", type=int,
+        help="our storage port for C-MOVE, DIMSE nodes only (default: config, else 11112)",
+    )  # fmt: skip
     p.add_argument("--json", action="store_true", help="the summary as JSON")
     p.set_defaults(handler=cmd_get)
 
-    p = commands.add_parser("send", help="send studies, series or instances (C-STORE)")
+    p = commands.add_parser(
+        "send", help="send studies, series or instances (C-STORE, or STOW-RS to a DICOMweb node)"
+    )
     p.add_argument("node", metavar="NODE")
     p.add_argument("uids", nargs="+", metavar="UID", help="Study, Series or SOP Instance UIDs")
     p.add_argument("--json", action="store_true", help="the summary as JSON")
@@ -109,7 +130,7 @@ HEADINGS = {
 }  # fmt: skip
 
 
-def _parse_keys(pairs: list[str]) -> dict[str, str]:
+def parse_keys(pairs: list[str]) -> dict[str, str]:
     """``-k`` options as C-FIND keys: dates as people type them (2024, 7d, today, ranges)
     become DICOM date ranges, and UIDs are checked, before anything goes to the PACS."""
     from pydicom.datadict import dictionary_VR, tag_for_keyword
@@ -146,7 +167,7 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     from tui.privacy import masked
 
     node = get_node(locations.config_file, args.node)
-    keys = _parse_keys(args.key)
+    keys = parse_keys(args.key)
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be 1 or more")
     columns = COLUMNS[args.level]
@@ -160,7 +181,7 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     else:
         results = find(node, args.level, keys, model=args.model, limit=args.limit)
     widths = dict(columns) | {k: 16 for k in keys if k not in dict(columns)}
-    table = _StreamTable(widths, sys.stdout.isatty() and shutil.get_terminal_size().columns)
+    table = StreamTable(widths, sys.stdout.isatty() and shutil.get_terminal_size().columns)
     count = 0
     started = time.monotonic()
     out = sys.stdout
@@ -186,20 +207,27 @@ def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     return 0
 
 
-class _StreamTable:
+class StreamTable:
     """Results as fixed-width columns, printed as they arrive (so widths cannot be fitted
     to the data): fitted to the terminal instead. UIDs are never cut: when they do not
-    fit on the line, they go on their own line below it."""
+    fit on the line, they go on their own line below it. ``headings``: keyword to column
+    heading (default :data:`HEADINGS`; a keyword without one is its own heading)."""
 
     MIN_WIDTH = 6
 
-    def __init__(self, widths: dict[str, int], terminal_columns: int | bool) -> None:
+    def __init__(
+        self,
+        widths: dict[str, int],
+        terminal_columns: int | bool,
+        headings: dict[str, str] | None = None,
+    ) -> None:
         from pydicom.datadict import dictionary_VR, tag_for_keyword
 
         def is_uid(keyword: str) -> bool:
             tag = tag_for_keyword(keyword)
             return tag is not None and dictionary_VR(tag) == "UI" and keyword != "SOPClassUID"
 
+        self.headings = HEADINGS if headings is None else headings
         self.uids = [k for k in widths if is_uid(k)]
         self.widths = {k: w or 16 for k, w in widths.items() if k not in self.uids}
         self.uids_below = False
@@ -221,7 +249,7 @@ class _StreamTable:
     def lines(self, values: dict[str, str], header: bool = False) -> str:
         text = ""
         if header:
-            text = self.lines({k: HEADINGS.get(k, k) for k in [*self.widths, *self.uids]})
+            text = self.lines({k: self.headings.get(k, k) for k in [*self.widths, *self.uids]})
         cells = []
         for key, width in self.widths.items():
             cell = clip(printable(str(values.get(key, ""))), width)
@@ -354,7 +382,7 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
     summary = {
         "node": node.name, "sent": result.sent, "transcoded": result.transcoded,
         "failed": result.failed, "refused": result.refused, "bytes": result.bytes,
-        "seconds": round(time.monotonic() - started, 3),
+        "seconds": round(time.monotonic() - started, 3), "deidentified": transform is not None,
     }  # fmt: skip
     if args.json:
         print_json(summary)
@@ -362,7 +390,8 @@ def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
         extra = (
             f" ({result.transcoded} decoded to a syntax it accepts)" if result.transcoded else ""
         )
-        print(f"{result.sent}/{len(files)} instances sent to {node.name}{extra}")
+        deidentified = ", de-identified" if transform is not None else ""
+        print(f"{result.sent}/{len(files)} instances sent to {node.name}{deidentified}{extra}")
         for line in result.failed:
             print(f"  {line}", file=sys.stderr)
         for line in result.refused:
@@ -451,7 +480,8 @@ def _until_stopped(service: Any, doing: str, settings: dict[str, Any]) -> None:
 
 
 def move_destinations(locations: Locations) -> dict[str, tuple[str, int]]:
-    """Where C-MOVE may send: every configured node, by its AE title."""
+    """Where C-MOVE may send: every configured DIMSE node, by its AE title."""
     from tui.net.nodes import load_nodes
 
-    return {n.aet: (n.host, n.port) for n in load_nodes(locations.config_file).values()}
+    nodes = load_nodes(locations.config_file).values()
+    return {n.aet: (n.host, n.port) for n in nodes if not n.dicomweb}

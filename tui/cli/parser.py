@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from tui import __version__
-from tui.cli import archive, demo, edit, net, nodes, render, triage
+from tui.cli import archive, demo, edit, net, nodes, render, triage, worklist
 from tui.cli.app import run_app
 from tui.cli.common import fail, keep_private, open_archive
 from tui.config import Locations, locate
@@ -133,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     # In this order in --help: the archive, editing it, the demo, images, triage, the network.
-    for group in (archive, edit, demo, render, triage, nodes, net):
+    for group in (archive, edit, demo, render, triage, nodes, net, worklist):
         group.add_commands(commands)
     return parser
 
@@ -197,6 +197,8 @@ def _setup_logging(locations: Locations, verbose: bool) -> None:
     formatter = _Printable("%(asctime)s %(levelname)s %(name)s: %(message)s")
     for handler in handlers:
         handler.setFormatter(formatter)
+    if not verbose:  # the terminal gets a command's usual one line, the file its timestamp
+        console.setFormatter(_OneLine())
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=handlers)
 
 
@@ -205,3 +207,10 @@ class _Printable(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         return "\n".join(printable(line) for line in super().format(record).split("\n"))
+
+
+class _OneLine(_Printable):
+    """``pacs-tui: warning: ...``, as the command's own one-line errors read."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"pacs-tui: {record.levelname.lower()}: {record.message}"

@@ -17,12 +17,9 @@ import datetime as dt
 import logging
 import struct
 import threading
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-
-from pydicom.charset import TEXT_VR_DELIMS, convert_encodings, decode_bytes
-from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.valuerep import PN_DELIMS, PersonName
+from typing import Any, Protocol
 
 from tui.archive.elements import LONG_VRS
 from tui.errors import UserError
@@ -96,6 +93,9 @@ _BINARY_VRS = {"US": "H", "SS": "h", "UL": "L", "SL": "l", "FL": "f", "FD": "d",
 
 Result = dict[str, str]
 Decoder = Callable[[bytes, list[str]], str]
+# The keys a retrieve lists a study's instances with, known without pydicom's dictionary.
+_UID_KEYS = {"StudyInstanceUID": 0x0020000D, "SeriesInstanceUID": 0x0020000E,
+             "SOPInstanceUID": 0x00080018, "SOPClassUID": 0x00080016}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +126,17 @@ def make_key(keyword: str, value: str) -> Key:
     """A :class:`Key` for a DICOM keyword, or a :class:`UserError` saying why not."""
     if keyword in ("QueryRetrieveLevel", "SpecificCharacterSet"):
         raise UserError(f"{keyword} is set by pacs-tui: leave it out of the keys")
-    tag = tag_for_keyword(keyword)
+    tag: int | None = _UID_KEYS.get(keyword)
+    vr = "UI"
     if tag is None:
-        raise UserError(f"{keyword!r} is not a DICOM keyword (for example PatientName, StudyDate)")
-    vr = str(dictionary_VR(tag)).split(" or ")[0]  # "US or SS": pixel tags, match as the first
+        from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+        tag = tag_for_keyword(keyword)
+        if tag is None:
+            raise UserError(
+                f"{keyword!r} is not a DICOM keyword (for example PatientName, StudyDate)"
+            )
+        vr = str(dictionary_VR(tag)).split(" or ")[0]  # "US or SS": pixel tags, as the first
     if vr not in _CHARSET_VRS and vr not in _ASCII_VRS and vr not in _BINARY_VRS:
         raise UserError(f"{keyword} ({vr}) cannot be a C-FIND key here: sequences and binary data")
     if value and vr in _BINARY_VRS:
@@ -169,12 +176,16 @@ class Query:
             given = {**default_keys(level), **given}
         self.keys = [make_key(keyword, str(value)) for keyword, value in given.items()]
         self._wanted = frozenset([_CHARSET_TAG, *(k.tag for k in self.keys)])
-        self._decoders = [(k.keyword, k.tag, _decoder(k.vr)) for k in self.keys]
+        self._decoders = [(k.keyword, k.tag, decoder(k.vr)) for k in self.keys]
         self._encodings: dict[bytes, list[str]] = {}
 
     @property
     def sop_class(self) -> str:
         return MODELS[self.model][0]
+
+    def context(self, assoc: Association) -> Context:
+        """The presentation context the PACS accepted for this query's model."""
+        return assoc.context_for(self.sop_class, MODELS[self.model][1])
 
     def identifier(self, implicit: bool) -> bytes:
         """The request identifier in Implicit or Explicit VR Little Endian.
@@ -195,13 +206,33 @@ class Query:
         found = read_elements(node, data, implicit, self._wanted)
         raw_charset = found.get(_CHARSET_TAG, b"")
         encodings = self._encodings.get(raw_charset)
-        if encodings is None:
-            encodings = self._encodings[raw_charset] = _python_encodings(raw_charset)
+        if encodings is None:  # [] where no key is text: UIDs need no codec (nor pydicom)
+            text = any(k.vr in _CHARSET_VRS for k in self.keys)
+            encodings = python_encodings(raw_charset) if text else []
+            self._encodings[raw_charset] = encodings
         result = {}
         for keyword, tag, decode in self._decoders:
             raw = found.get(tag)
             result[keyword] = decode(raw, encodings) if raw else ""
         return result
+
+
+class Request(Protocol):
+    """What :func:`run` needs of a prepared C-FIND: a :class:`Query`, or a query of another
+    information model (the modality worklist's :class:`tui.net.worklist.WorklistQuery`)."""
+
+    level: str
+    keys: list[Key]
+
+    @property
+    def sop_class(self) -> str: ...
+
+    def context(self, assoc: Association) -> Context:
+        """The accepted context to query in, or a :class:`NetError` saying the PACS has none."""
+
+    def identifier(self, implicit: bool) -> bytes: ...
+
+    def decode(self, node: Node, data: bytes, implicit: bool) -> Result: ...
 
 
 def _element(key: Key, implicit: bool) -> bytes:
@@ -223,8 +254,24 @@ def _element(key: Key, implicit: bool) -> bytes:
 # -- decoding values -------------------------------------------------------------------------
 
 
-def _python_encodings(raw: bytes) -> list[str]:
+class _Pydicom:
+    """pydicom's text codecs, imported on first use: a query of UIDs alone (a retrieve's
+    list of instances) never loads pydicom, a third of a second of start-up."""
+
+    def __getattr__(self, name: str) -> Any:
+        from pydicom import charset, valuerep
+
+        value = getattr(charset, name, None) or getattr(valuerep, name)
+        setattr(self, name, value)  # found on the instance from now on
+        return value
+
+
+_pydicom = _Pydicom()
+
+
+def python_encodings(raw: bytes) -> list[str]:
     """Python codecs for a SpecificCharacterSet value, by pydicom's rules (default: Latin-1)."""
+    convert_encodings = _pydicom.convert_encodings
     terms = [t.strip(" \x00") for t in raw.decode("ascii", "replace").split("\\")]
     encodings = [e for e in convert_encodings(terms if any(terms) else None) if _is_text(e)]
     return encodings or convert_encodings(None)
@@ -240,7 +287,7 @@ def _is_text(encoding: str) -> bool:
     return True
 
 
-def _decoder(vr: str) -> Decoder:
+def decoder(vr: str) -> Decoder:
     """The function that turns a raw value of ``vr`` into text."""
     if vr == "PN":
         return _person_name
@@ -267,19 +314,19 @@ def _ascii(value: bytes, encodings: list[str]) -> str:
 
 
 def _short_text(value: bytes, encodings: list[str]) -> str:
-    text = decode_bytes(value, encodings, TEXT_VR_DELIMS).strip(" \x00")
+    text = _pydicom.decode_bytes(value, encodings, _pydicom.TEXT_VR_DELIMS).strip(" \x00")
     return _tidy(text) if "\\" in text else text
 
 
 def _long_text(value: bytes, encodings: list[str]) -> str:
-    return decode_bytes(value, encodings, TEXT_VR_DELIMS).rstrip(" \x00")
+    return _pydicom.decode_bytes(value, encodings, _pydicom.TEXT_VR_DELIMS).rstrip(" \x00")
 
 
 def _person_name(value: bytes, encodings: list[str]) -> str:
     """A person name's text form, ``Family^Given=Ideographic=Phonetic`` (trailing groups off)."""
     if b"=" in value:  # several component groups, each may switch character set: pydicom's way
-        return _tidy(str(PersonName(value.rstrip(b" \x00"), encodings)))
-    text = decode_bytes(value, encodings, PN_DELIMS).strip(" \x00")
+        return _tidy(str(_pydicom.PersonName(value.rstrip(b" \x00"), encodings)))
+    text = _pydicom.decode_bytes(value, encodings, _pydicom.PN_DELIMS).strip(" \x00")
     return _tidy(text) if "\\" in text else text
 
 
@@ -393,6 +440,17 @@ def find_split(
     return _run(node, queries, _limit(limit), cancel, unique=(unique, hide))
 
 
+def run(
+    node: Node,
+    query: Request,
+    limit: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Generator[Result, None, None]:
+    """:func:`find` with a prepared query, of any information model (:class:`Request`):
+    the same streaming, limit, cancelling and release."""
+    return _run(node, [query], _limit(limit), cancel, unique=None)
+
+
 def _limit(limit: int | None) -> int | None:
     if limit is not None and limit < 1:
         raise UserError(f"limit {limit}: at least 1, or no limit")
@@ -418,18 +476,23 @@ def _date_range(text: str) -> tuple[dt.date, dt.date]:
 
 def _run(
     node: Node,
-    queries: list[Query],
+    queries: Sequence[Request],
     limit: int | None,
     cancel: threading.Event | None,
     unique: tuple[str, bool] | None,
 ) -> Generator[Result, None, None]:
     """Open one association, run ``queries`` in turn, release it whatever happens."""
-    sop_class, name = queries[0].sop_class, MODELS[queries[0].model][1]  # one model for all
+    if node.dicomweb:  # QIDO-RS: the same queries over HTTP
+        from tui.net.dicomweb.qido import run as qido
+
+        yield from qido(node, queries, limit, cancel, unique)
+        return
+    sop_class = queries[0].sop_class  # one model for all
     assoc = Association.open(node, [sop_class])
     seen: set[str] = set()
     count = 0
     try:
-        context = assoc.context_for(sop_class, name)
+        context = queries[0].context(assoc)
         for query in queries:
             results = _exchange(assoc, context, query, cancel)
             try:
@@ -454,7 +517,7 @@ def _run(
 
 
 def _exchange(
-    assoc: Association, context: Context, query: Query, cancel: threading.Event | None
+    assoc: Association, context: Context, query: Request, cancel: threading.Event | None
 ) -> Generator[Result, None, None]:
     """Send one C-FIND-RQ and yield its matches; cancel it when stopped early."""
     node = assoc.node
@@ -491,7 +554,7 @@ def _exchange(
         raise
 
 
-def _check_final(node: Node, command: Command, status: int, query: Query) -> None:
+def _check_final(node: Node, command: Command, status: int, query: Request) -> None:
     """Raise for a failure status, naming what it means; warnings go to the log."""
     if status == 0 or status == CANCELLED:
         return

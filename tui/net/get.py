@@ -20,15 +20,10 @@ import struct
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Protocol, cast
-
-from pydicom.dataset import Dataset
-from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
+from typing import TYPE_CHECKING, Protocol, cast
 
 from tui import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
 from tui.net import errors
-from tui.net.contexts import UNCOMPRESSED, storage_proposals
 from tui.net.dul import (
     AFFECTED_SOP_CLASS,
     AFFECTED_SOP_INSTANCE,
@@ -62,6 +57,10 @@ from tui.net.status import (
     PENDING,
     SOP_CLASS_NOT_SUPPORTED,
 )
+from tui.net.syntaxes import UNCOMPRESSED, storage_proposals
+
+if TYPE_CHECKING:  # an identifier of ours needs no pydicom: a retrieve never loads it
+    from pydicom.dataset import Dataset
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +72,51 @@ MODELS = {
 _UID_LENGTH = 64  # PS3.5 9.1: a UID longer than this is not one
 _PREAMBLE = bytes(128) + b"DICM"
 _META_VERSION = struct.pack("<HH2sHL", 2, 1, b"OB", 0, 2) + b"\x00\x01"
+
+
+@dataclass(frozen=True, slots=True)
+class Identifier:
+    """What a C-GET (or C-MOVE) asks for: a study, a series, or instances of one series.
+
+    Encoded here, as C-FIND requests are (:mod:`tui.net.find`): pydicom's dataset and
+    writer were a third of a second of a retrieve's start-up (``benchmarks/bench_get.py``).
+    """
+
+    level: str  # STUDY, SERIES or IMAGE
+    study: str
+    series: str = ""
+    instances: tuple[str, ...] = ()  # SOPInstanceUIDs, at IMAGE level
+
+    def encode(self, implicit: bool) -> bytes:
+        """The identifier in Implicit or Explicit VR Little Endian, as pydicom writes it."""
+        elements = [(0x00080052, b"CS", self.level), (0x0020000D, b"UI", self.study)]
+        if self.instances:
+            elements.insert(0, (0x00080018, b"UI", "\\".join(self.instances)))
+        if self.series:
+            elements.append((0x0020000E, b"UI", self.series))
+        out = bytearray()
+        for tag, vr, value in elements:
+            raw = value.encode("ascii")
+            if len(raw) % 2:
+                raw += b"\x00" if vr == b"UI" else b" "
+            if implicit:
+                out += struct.pack("<HHL", tag >> 16, tag & 0xFFFF, len(raw)) + raw
+            else:
+                out += struct.pack("<HH2sH", tag >> 16, tag & 0xFFFF, vr, len(raw)) + raw
+        return bytes(out)
+
+    def dataset(self) -> Dataset:
+        """The identifier as a pydicom dataset, for pynetdicom (C-MOVE)."""
+        from pydicom.dataset import Dataset
+
+        ident = Dataset()
+        ident.QueryRetrieveLevel = self.level
+        ident.StudyInstanceUID = self.study
+        if self.series:
+            ident.SeriesInstanceUID = self.series
+        if self.instances:
+            ident.SOPInstanceUID = list(self.instances)
+        return ident
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +179,7 @@ OnResponse = Callable[[Command], None]  # one C-GET response (pending or final);
 
 def c_get(
     node: Node,
-    identifiers: Sequence[Dataset],
+    identifiers: Sequence[Identifier | Dataset],
     classes: Collection[str],
     model: str,
     store: Store,
@@ -149,10 +193,11 @@ def c_get(
     node
         The PACS.
     identifiers
-        The C-GET identifiers (QueryRetrieveLevel and the UIDs), sent in turn.
+        The C-GET identifiers (QueryRetrieveLevel and the UIDs), sent in turn: ours, or
+        pydicom datasets.
     classes
         The SOP classes coming (empty: unknown), for the storage contexts proposed
-        (:func:`~tui.net.contexts.storage_proposals`).
+        (:func:`~tui.net.syntaxes.storage_proposals`).
     model
         study (Study Root) or patient (Patient Root).
     store
@@ -204,8 +249,13 @@ def c_get(
     assoc.release()
 
 
-def _encode(identifier: Dataset, implicit: bool) -> bytes:
+def _encode(identifier: Identifier | Dataset, implicit: bool) -> bytes:
     """The identifier in (Implicit or Explicit VR) Little Endian, as the context wants."""
+    if isinstance(identifier, Identifier):
+        return identifier.encode(implicit)
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset
+
     fp = DicomBytesIO()
     fp.is_little_endian = True
     fp.is_implicit_VR = implicit

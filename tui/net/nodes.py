@@ -11,6 +11,19 @@ Each node is a ``[nodes.NAME]`` table::
     move_destination = "PACSTUI"  # the AE title C-MOVE sends to (our receiver)
     tls_ca = "/etc/pacs/ca.pem"   # TLS when set; with tls_cert/tls_key for mutual TLS
 
+A DICOMweb node has a base URL instead of an AE title, host and port::
+
+    [nodes.web]
+    dicomweb = "https://pacs.example.org/dicom-web"
+    auth = "basic"                # or "bearer", or "none" (the default)
+    username = "radiology"
+    secret_file = "~/.config/pacs-tui/web.secret"  # or secret_env = "PACS_WEB_PASSWORD"
+    tls_ca = "/etc/pacs/ca.pem"   # the CA that signed its certificate (else the system's)
+
+(``qido_url``, ``wado_url`` and ``stow_url`` set separate roots where a server needs them.)
+The password or token is never in config.toml: it is read from ``secret_file`` or from the
+environment variable ``secret_env`` when the node is used.
+
 Adding, editing or removing a node rewrites only its own table: the rest of the file,
 comments included, is kept as the user wrote it.
 """
@@ -39,9 +52,9 @@ class Node:
     """How to reach one remote application entity."""
 
     name: str
-    aet: str
-    host: str
-    port: int
+    aet: str = ""  # aet, host and port: a DIMSE node's (a DICOMweb node has a URL instead)
+    host: str = ""
+    port: int = 0
     calling_aet: str = DEFAULT_CALLING_AET
     method: str = "get"  # how to retrieve: C-GET, or C-MOVE to move_destination
     move_destination: str = ""  # empty: our calling AE title
@@ -53,6 +66,15 @@ class Node:
     dimse_timeout: float = 120.0  # seconds to wait for a response (a PACS may match slowly)
     network_timeout: float = 120.0  # seconds of silence before the link is taken for dead
     max_pdu: int = 262144  # the largest PDU we accept (0: the most we ever take, MAX_PDU)
+    dicomweb: str = ""  # a DICOMweb node's base URL (https://host/dicom-web)
+    qido_url: str = ""  # separate QIDO-RS, WADO-RS and STOW-RS roots (default: dicomweb)
+    wado_url: str = ""
+    stow_url: str = ""
+    auth: str = "none"  # none, basic (username and secret) or bearer (a token as secret)
+    username: str = ""
+    secret_file: str = ""  # the password or token: read from this file when used
+    secret_env: str = ""  # ... or from this environment variable
+    fuzzymatching: bool = False  # QIDO-RS fuzzy matching of person names, where offered
 
     @property
     def pdu_limit(self) -> int:
@@ -62,7 +84,17 @@ class Node:
 
     @property
     def tls(self) -> bool:
+        if self.dicomweb:
+            return any(url.lower().startswith("https:") for url in self.web_roots.values())
         return bool(self.tls_ca or self.tls_cert or self.tls_key)
+
+    @property
+    def web_roots(self) -> dict[str, str]:
+        """A DICOMweb node's QIDO-RS, WADO-RS and STOW-RS roots, without a trailing slash."""
+        return {
+            service: (getattr(self, f"{service}_url") or self.dicomweb).rstrip("/")
+            for service in ("qido", "wado", "stow")
+        }
 
     @property
     def destination(self) -> str:
@@ -70,6 +102,8 @@ class Node:
 
     @property
     def address(self) -> str:
+        if self.dicomweb:
+            return self.dicomweb
         return f"{self.aet}@{self.host}:{self.port}"
 
     def checked(self, check_files: bool = True) -> Node:
@@ -80,6 +114,14 @@ class Node:
         """
         if not _NAME.match(self.name):
             raise UserError(f"node name {self.name!r}: use letters, digits, - and _")
+        if self.dicomweb:
+            return self._checked_web(check_files)
+        web = [label for label in WEB_ONLY if getattr(self, label) != _FIELDS[label].default]
+        if web:
+            raise UserError(
+                f"node {self.name}: {', '.join(web)} are a DICOMweb node's settings, and it is a "
+                "DIMSE node (AET HOST PORT): leave them out, or give it --dicomweb URL"
+            )
         for label, title in (
             ("aet", self.aet),
             ("calling_aet", self.calling_aet),
@@ -94,16 +136,88 @@ class Node:
             raise UserError(f"node {self.name}: method must be get or move, not {self.method!r}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise UserError(f"node {self.name}: tls_cert and tls_key go together")
-        for label in ("tls_ca", "tls_cert", "tls_key"):
-            path = getattr(self, label)
-            if check_files and path and not Path(path).expanduser().is_file():
-                raise UserError(f"node {self.name}: {label} {path} is not a file")
+        if check_files:
+            self._check_files(("tls_ca", "tls_cert", "tls_key"))
         for label in ("connect_timeout", "acse_timeout", "dimse_timeout", "network_timeout"):
             if getattr(self, label) <= 0:
                 raise UserError(f"node {self.name}: {label} must be more than 0 seconds")
         if not 0 <= self.max_pdu <= MAX_PDU:
             raise UserError(f"node {self.name}: max_pdu must be 0 (the most we take) to {MAX_PDU}")
         return self
+
+    def _checked_web(self, check_files: bool) -> Node:
+        """A DICOMweb node's checks: its URLs, its auth, the files it names."""
+        from urllib.parse import urlsplit
+
+        for label in ("dicomweb", "qido_url", "wado_url", "stow_url"):
+            url = getattr(self, label)
+            if not url:
+                continue
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise UserError(f"node {self.name}: {label} {url!r} is not an http(s) URL")
+            if parts.username is not None or parts.password is not None:
+                raise UserError(
+                    f"node {self.name}: {label} holds a user name or password: give the user "
+                    "as username and the password in secret_file or secret_env, never in the URL"
+                )
+            if parts.query or parts.fragment:
+                raise UserError(f"node {self.name}: {label} {url!r}: a base URL has no ? or #")
+        if self.method != "get":
+            raise UserError(f"node {self.name}: DICOMweb retrieves by WADO-RS: no method move")
+        dimse = [label for label in DIMSE_ONLY if getattr(self, label) != _FIELDS[label].default]
+        if dimse:
+            raise UserError(
+                f"node {self.name}: {', '.join(dimse)} are a DIMSE node's settings, and it is a "
+                f"DICOMweb node: leave them out (node add --replace {self.name} AET HOST PORT "
+                "makes it a DIMSE node)"
+            )
+        if self.auth not in ("none", "basic", "bearer"):
+            raise UserError(f"node {self.name}: auth must be none, basic or bearer")
+        if self.auth == "basic" and not self.username:
+            raise UserError(f"node {self.name}: auth basic needs a username")
+        if self.auth == "none" and (self.username or self.secret_file or self.secret_env):
+            raise UserError(
+                f"node {self.name}: username, secret_file and secret_env do nothing with auth "
+                "none: set auth basic (or bearer), or leave them out"
+            )
+        if self.auth != "none" and not (self.secret_file or self.secret_env):
+            what = "password" if self.auth == "basic" else "token"
+            raise UserError(
+                f"node {self.name}: auth {self.auth} needs its {what} in a file (secret_file) "
+                "or an environment variable (secret_env)"
+            )
+        if self.secret_file and self.secret_env:
+            raise UserError(f"node {self.name}: secret_file or secret_env, not both")
+        if self.secret_env and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", self.secret_env):
+            raise UserError(f"node {self.name}: secret_env {self.secret_env!r} is not a name")
+        if check_files:
+            self._check_files(("tls_ca", "tls_cert", "tls_key", "secret_file"))
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise UserError(f"node {self.name}: tls_cert and tls_key go together")
+        for label in ("connect_timeout", "network_timeout"):
+            if getattr(self, label) <= 0:
+                raise UserError(f"node {self.name}: {label} must be more than 0 seconds")
+        return self
+
+    def _check_files(self, labels: tuple[str, ...]) -> None:
+        """The files named by ``labels`` exist; tls_ca is loaded as ssl will load it, so a
+        file that is no PEM certificate is said now, not at the first connection."""
+        import ssl
+
+        for label in labels:
+            path = getattr(self, label)
+            if path and not Path(path).expanduser().is_file():
+                raise UserError(f"node {self.name}: {label} {path} is not a file")
+        if self.tls_ca:
+            try:
+                ssl.create_default_context(cafile=str(Path(self.tls_ca).expanduser()))
+            except (OSError, ssl.SSLError) as exc:
+                why = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+                raise UserError(
+                    f"node {self.name}: tls_ca {self.tls_ca} is not a CA certificate in PEM "
+                    f"form that can be read ({why})"
+                ) from None
 
 
 def check_aet(title: str, label: str = "AE title") -> str:
@@ -116,12 +230,25 @@ def check_aet(title: str, label: str = "AE title") -> str:
 
 
 _FIELDS = {f.name: f for f in fields(Node)}
-_TYPES: dict[str, type] = {"str": str, "int": int, "float": float}
-_KIND_NAMES = {str: "text, in quotes", int: "a whole number", float: "a number"}
+# Settings only one kind of node uses: the other kind refuses them (they would do nothing).
+WEB_ONLY = ("qido_url", "wado_url", "stow_url", "auth", "username", "secret_file",
+            "secret_env", "fuzzymatching")  # fmt: skip
+DIMSE_ONLY = ("aet", "host", "port", "calling_aet", "method", "move_destination", "max_pdu")
+_TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
+_KIND_NAMES = {str: "text, in quotes", int: "a whole number", float: "a number",
+               bool: "true or false"}  # fmt: skip
+# Keys that would hold a secret in config.toml: refused, with where the secret goes instead.
+_SECRETS = ("password", "token", "secret", "bearer", "api_key")
 
 
 def from_table(name: str, table: dict[str, Any], source: Path | str = "config.toml") -> Node:
     """A node from its ``[nodes.NAME]`` table, checked."""
+    secrets = [key for key in table if key.lower() in _SECRETS]
+    if secrets:
+        raise UserError(
+            f"{source}: [nodes.{name}] holds a secret ({', '.join(secrets)}): config.toml "
+            "must not; put it in a file (secret_file) or an environment variable (secret_env)"
+        )
     unknown = sorted(set(table) - set(_FIELDS) - {"name"})
     if unknown:
         raise UserError(f"{source}: [nodes.{name}] has unknown keys: {', '.join(unknown)}")
@@ -132,12 +259,12 @@ def from_table(name: str, table: dict[str, Any], source: Path | str = "config.to
         kind = _TYPES[str(_FIELDS[key].type)]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise UserError(f"{source}: [nodes.{name}] {key} must be {_KIND_NAMES[kind]}")
         values[key] = value
-    for required in ("aet", "host", "port"):
+    for required in () if values.get("dicomweb") else ("aet", "host", "port"):
         if required not in values:
-            raise UserError(f"{source}: [nodes.{name}] needs {required}")
+            raise UserError(f"{source}: [nodes.{name}] needs {required} (or a dicomweb URL)")
     return Node(**values).checked(check_files=False)
 
 
@@ -210,7 +337,8 @@ def save_node(config_file: Path, node: Node) -> None:
     """Add or replace ``node``'s table in ``config_file``, keeping everything else."""
     node.checked()
     values = {k: v for k, v in asdict(node).items() if k != "name" and v != _FIELDS[k].default}
-    values = {"aet": node.aet, "host": node.host, "port": node.port, **values}
+    if not node.dicomweb:
+        values = {"aet": node.aet, "host": node.host, "port": node.port, **values}
     lines = [f"[nodes.{node.name}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
     _rewrite_table(config_file, node.name, "\n".join(lines) + "\n")
 
@@ -233,18 +361,45 @@ def add_node(config_file: Path, node: Node, replace: bool = False) -> None:
     save_node(config_file, node)
 
 
-def edit_node(config_file: Path, name: str, changes: dict[str, Any]) -> Node:
+def edit_node(
+    config_file: Path, name: str, changes: dict[str, Any], dropped: list[str] | None = None
+) -> Node:
     """The node ``name`` with ``changes`` applied and saved (a broken node too: editing
-    is how it gets mended)."""
+    is how it gets mended). A DIMSE node given a ``dicomweb`` URL loses its DIMSE settings
+    (their names are added to ``dropped``); ``auth`` none clears the user and the secret;
+    without ``auth`` among the changes it is inferred (:func:`with_auth_inferred`)."""
     tables = load_config(config_file).get("nodes", {})
     table = tables.get(name) if isinstance(tables, dict) else None
     if not isinstance(table, dict):
         get_node(config_file, name)  # says there is no such node
         table = {}
+    if changes.get("dicomweb") and not table.get("dicomweb"):
+        # A DIMSE node becomes a DICOMweb node: its DIMSE settings would do nothing.
+        gone = [key for key in DIMSE_ONLY if key in table and key not in changes]
+        if dropped is not None:
+            dropped += gone
+        table = {k: v for k, v in table.items() if k not in gone}
+    if changes.get("auth") == "none":  # no auth: no user, no secret
+        table = {k: v for k, v in table.items() if k not in ("username", "secret_file",
+                                                              "secret_env")}  # fmt: skip
     table = {**table, **changes}
+    if "auth" not in changes:
+        table = with_auth_inferred(table)
     edited = from_table(name, table, config_file)
     save_node(config_file, edited)
     return edited
+
+
+def with_auth_inferred(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` (a DICOMweb node's) with ``auth`` set when it is not and the rest says
+    which: basic when a username is given, bearer when only a secret is."""
+    if not values.get("dicomweb") or values.get("auth", "none") != "none":
+        return values
+    if values.get("username"):
+        return {**values, "auth": "basic"}
+    if values.get("secret_file") or values.get("secret_env"):
+        return {**values, "auth": "bearer"}
+    return values
 
 
 def _toml_value(value: object) -> str:

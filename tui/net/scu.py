@@ -16,23 +16,12 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydicom.dataset import Dataset
-from pydicom.uid import UID
-from pynetdicom import AE
-from pynetdicom.association import Association
-from pynetdicom.presentation import PresentationContext
-from pynetdicom.sop_class import (  # type: ignore[attr-defined]
-    PatientRootQueryRetrieveInformationModelMove,
-    StudyRootQueryRetrieveInformationModelMove,
-    Verification,
-)
+from typing import TYPE_CHECKING
 
 from tui.archive.holdings import study_instances
 from tui.net import errors
-from tui.net.contexts import UNCOMPRESSED, context
 from tui.net.dul import Command
-from tui.net.get import Instance, c_get
+from tui.net.get import Identifier, Instance, c_get
 from tui.net.nodes import RECEIVE_PORT, Node
 from tui.net.status import (
     CANCELLED,
@@ -51,6 +40,12 @@ from tui.net.status import (
 from tui.net.storage import Filer, Incoming, Tally
 from tui.net.tls import client_context, server_context
 
+if TYPE_CHECKING:  # pydicom and pynetdicom are imported where used: a C-GET loads neither
+    from pydicom.dataset import Dataset
+    from pynetdicom import AE
+    from pynetdicom.association import Association
+    from pynetdicom.presentation import PresentationContext
+
 log = logging.getLogger(__name__)
 
 _MOVE_HINT = {
@@ -67,6 +62,10 @@ _MOVE_HINT = {
 
 
 def make_ae(node: Node) -> AE:
+    from pynetdicom import AE
+
+    import tui.net.contexts  # noqa: F401  (sets pynetdicom up: no identifiers in its logs)
+
     ae = AE(ae_title=node.calling_aet)
     ae.connection_timeout = node.connect_timeout
     ae.acse_timeout = node.acse_timeout
@@ -136,7 +135,16 @@ def connection_failure(node: Node) -> errors.NetError | None:
 
 
 def echo(node: Node) -> tuple[float, float]:
-    """C-ECHO ``node``: seconds for the whole exchange and for the C-ECHO alone."""
+    """C-ECHO ``node``: seconds for the whole exchange and for the C-ECHO alone (for a
+    DICOMweb node, a QIDO-RS of one study: with the connection, and alone)."""
+    if node.dicomweb:
+        from tui.net.dicomweb.qido import echo as qido_echo
+
+        return qido_echo(node)
+    from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
+
+    from tui.net.contexts import UNCOMPRESSED, context
+
     started = time.perf_counter()
     with associate(node, [context(Verification, UNCOMPRESSED)]) as assoc:
         sent = time.perf_counter()
@@ -200,9 +208,20 @@ def retrieve(
     """
     if not study:
         raise errors.NetError("which study? a retrieve needs its StudyInstanceUID")
+    if node.dicomweb:  # WADO-RS, with the same counts and progress
+        if method == "move":
+            raise errors.NetError(
+                f"{node.name} is a DICOMweb node: it has no C-MOVE (leave out --method move: "
+                "WADO-RS brings the images on its own)"
+            )
+        from tui.net.dicomweb.wado import retrieve as wado_retrieve
+
+        return wado_retrieve(node, archive_root, study, series, Transfer(), progress, cancel)
     method = method or node.method
     transfer = Transfer()
-    filer = Filer(archive_root)
+    # A C-GET's arrivals come on this thread, one after another: indexed in batches of
+    # 50 ms. C-MOVE's come on the receiver's threads, each indexed on its own.
+    filer = Filer(archive_root, batch=0.05 if method == "get" else 0.0)
     try:
         wanted, classes = _what_to_ask(node, filer, study, series, transfer)
         if not wanted:
@@ -218,7 +237,7 @@ def retrieve(
 
 def _what_to_ask(
     node: Node, filer: Filer, study: str, series: str | None, transfer: Transfer
-) -> tuple[list[Dataset], set[str]]:
+) -> tuple[list[Identifier], set[str]]:
     """The identifiers to retrieve with, and the SOP classes coming.
 
     The PACS is asked which instances it holds (a C-FIND at IMAGE level): those the
@@ -254,25 +273,20 @@ def _what_to_ask(
     identifiers = []
     for series_uid, uids in by_series.items():
         for start in range(0, len(uids), 500):  # a UID list of sane length per request
-            ident = _identifier("IMAGE", study, series_uid)
-            ident.SOPInstanceUID = uids[start : start + 500]
-            identifiers.append(ident)
+            identifiers.append(
+                Identifier("IMAGE", study, series_uid, tuple(uids[start : start + 500]))
+            )
     return identifiers, classes
 
 
-def _identifier(level: str, study: str, series: str | None) -> Dataset:
-    ident = Dataset()
-    ident.QueryRetrieveLevel = level
-    ident.StudyInstanceUID = study
-    if series:
-        ident.SeriesInstanceUID = series
-    return ident
+def _identifier(level: str, study: str, series: str | None) -> Identifier:
+    return Identifier(level, study, series or "")
 
 
 def _get(
     node: Node,
     filer: Filer,
-    identifiers: list[Dataset],
+    identifiers: list[Identifier],
     classes: set[str],
     model: str,
     transfer: Transfer,
@@ -297,13 +311,20 @@ def _get(
 def _move(
     node: Node,
     filer: Filer,
-    identifiers: list[Dataset],
+    identifiers: list[Identifier],
     model: str,
     transfer: Transfer,
     progress: Progress | None,
     cancel: threading.Event | None,
     receive_port: int,
 ) -> None:
+    from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+        PatientRootQueryRetrieveInformationModelMove,
+        StudyRootQueryRetrieveInformationModelMove,
+    )
+
+    from tui.net.contexts import UNCOMPRESSED, context
+
     move_model = (
         PatientRootQueryRetrieveInformationModelMove
         if model == "patient"
@@ -338,7 +359,9 @@ def _move(
             for identifier in identifiers:
                 if cancel is not None and cancel.is_set():
                     break  # stopped: the identifiers after it are not asked for
-                responses = assoc.send_c_move(identifier, node.destination, move_model, msg_id=1)
+                responses = assoc.send_c_move(
+                    identifier.dataset(), node.destination, move_model, msg_id=1
+                )
                 _follow(
                     node, assoc, responses, move_model, transfer, MOVE,
                     cancel, node.destination, progress if receiver is None else None,
@@ -473,8 +496,15 @@ def send(
     instance the transform could not make safe never goes out as it is.
     """
     from pydicom import dcmread
+    from pydicom.uid import UID
+
+    from tui.net.contexts import UNCOMPRESSED, context
 
     result = Sent()
+    if node.dicomweb:  # STOW-RS in bounded requests, with the same counts
+        from tui.net.dicomweb.stow import send as stow
+
+        return stow(node, files, result, progress, cancel, transform)
     pairs = sorted({(sop_class, syntax) for _, sop_class, syntax in files})
     contexts = [context(c, [s]) for c, s in pairs]
     contexts += [context(c, UNCOMPRESSED) for c in sorted({c for c, _ in pairs})]

@@ -1,4 +1,5 @@
-"""The node list: the PACS of config.toml, the highlighted one's address and its echo."""
+"""The node list: the PACS of config.toml, the highlighted one's address and its echo; ``t``
+tests the highlighted node step by step (:mod:`tui.app.remote.diagnose`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from rich.cells import cell_len
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
@@ -25,6 +27,10 @@ _NODES_WIDTH = 18  # the node pane at least: an IPv4 address fits its detail box
 class NodePane(Vertical):
     """The nodes by name; below them, the highlighted one's AE title, address, how it
     retrieves, and its last echo. Queries go to the highlighted node."""
+
+    BINDINGS = [
+        Binding("t", "test", "Test", tooltip="Test the node step by step", id="remote.test"),
+    ]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -70,7 +76,7 @@ class NodePane(Vertical):
         # beside a host in the box below: a padding of 1, the bar and the rule.
         needed = max(
             [cell_len(name) + 4 for name in self.nodes]
-            + [cell_len(node.host) + 3 for node in self.nodes.values()],
+            + [cell_len(node.host) + 3 for node in self.nodes.values() if not node.dicomweb],
             default=0,
         )
         widest = max(_NODES_WIDTH, self.screen.size.width // 4)
@@ -92,6 +98,12 @@ class NodePane(Vertical):
         if node is None:
             status.update("")
             return
+        echo = "\n" + self.echoes.get(node.name, "e: echo")
+        if node.dicomweb:  # the URL alone on its line: a long one wraps whole
+            auth = "" if node.auth == "none" else f" · {node.auth} auth"
+            status.update(Text.assemble(("DICOMweb", "bold"), f"\n{node.dicomweb}\n",
+                                        "WADO-RS" + auth, echo))  # fmt: skip
+            return
         how = "C-GET" if node.method == "get" else f"C-MOVE to {node.destination}"
         # The host alone on its line: a long one wraps whole, not cut at its port.
         status.update(
@@ -99,9 +111,23 @@ class NodePane(Vertical):
                 (node.aet, "bold"),
                 f"\n{node.host}\nport {node.port}\n",
                 how + (" · TLS" if node.tls else ""),
-                "\n" + self.echoes.get(node.name, "e: echo"),
+                echo,
             )
         )
+
+    # -- test ---------------------------------------------------------------------------------
+
+    def action_test(self) -> None:
+        """The highlighted node tested step by step, in a panel showing each step live."""
+        from tui.app.remote.diagnose import DiagnoseScreen
+
+        node = self.node
+        if node is None:
+            self.notify("no node to test: pacs-tui node add NAME AET HOST PORT", severity="warning")
+            return
+        config_dir = getattr(self.app, "config_dir", None)
+        config_file = config_dir / "config.toml" if config_dir else None
+        self.app.push_screen(DiagnoseScreen(node, config_file))
 
     # -- echo ---------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """The remote screen: nodes on the left; the query form, its results and the transfer queue
 on the right. Its parts live beside it: :mod:`.nodes`, :mod:`.form`, :mod:`.results`,
-:mod:`.transfers`; this module runs the query and puts the parts together.
+:mod:`.transfers`, :mod:`.worklist` (``w``: the node's worklist in place of the query); this
+module runs the query and puts the parts together.
 
 A query's results are collected by its worker and drawn by a 20 Hz timer, so 10,000 answers
 arrive as a few hundred tree updates, not 10,000 messages. Each batch drawn is looked up in
@@ -36,6 +37,7 @@ from tui.app.remote.form import HELP, QueryForm, query_keys
 from tui.app.remote.nodes import NodePane
 from tui.app.remote.results import ResultTree, series_label, study_label
 from tui.app.remote.transfers import Job, Retrieved, TransferQueue
+from tui.app.remote.worklist import WorklistView
 from tui.archive.holdings import held_series, held_studies
 from tui.errors import UserError
 from tui.net.nodes import Node
@@ -122,6 +124,9 @@ class RemoteScreen(Screen[None]):
         ),
         Binding("a", "mark_all", "Mark all", id="remote.mark_all"),
         Binding("c", "clear_finished", "Clear", tooltip="Clear finished", id="remote.clear"),
+        # Not in the footer, full at 80 columns: F1 lists it.
+        Binding("w", "worklist", "Today's worklist", show=False, id="remote.worklist"),
+        Binding("v", "preview", "Server preview of a series", show=False, id="remote.preview"),
         Binding("ctrl+r", "query", "Run query", show=False, id="remote.query"),
         Binding("X", "stop_all", "Stop all transfers", show=False, id="remote.stop_all"),
         # `?` types a wildcard in a field: F1 shows the help from anywhere.
@@ -150,6 +155,7 @@ class RemoteScreen(Screen[None]):
                 tree.show_root = False
                 tree.guide_depth = 3  # not 4: a column more for the description of each level
                 yield tree
+                yield WorklistView(id="worklist")  # hidden until ``w``
                 yield TransferQueue(id="queue")
         yield Footer(compact=True, show_command_palette=False)
 
@@ -204,6 +210,34 @@ class RemoteScreen(Screen[None]):
 
     def action_echo(self) -> None:
         self.nodes_pane.echo()
+
+    def action_preview(self) -> None:
+        """``v``: a DICOMweb node's rendering and tags of the highlighted series, without
+        retrieving it (:mod:`.preview`)."""
+        from tui.app.remote.preview import open_preview
+
+        open_preview(self, self.query_one(ResultTree).cursor_node, self.private)
+
+    def action_worklist(self) -> None:
+        """``w``: the highlighted node's worklist of today in place of the query, or back."""
+        view = self.query_one(WorklistView)
+        view.display = showing = not view.display
+        for part in ("#form", "#count", "#results"):
+            if showing:
+                self.query_one(part).display = False
+            else:
+                self.query_one(part).styles.clear_rule("display")  # the stylesheet's again
+        if showing:
+            view.show(self.node)
+            view.query_one("#worklist-table").focus()
+        else:
+            self.query_one(ResultTree).focus()
+
+    @on(OptionList.OptionHighlighted, "#nodes")
+    def _node_highlighted(self) -> None:
+        view = self.query_one(WorklistView)
+        if view.display:
+            view.follow(self.node)  # what the view shows is the highlighted node's
 
     # -- querying ------------------------------------------------------------------------------
 
@@ -357,7 +391,11 @@ class RemoteScreen(Screen[None]):
         """Esc, one step at a time: out of a form field (to the results, or the nodes if there
         are none); else it stops a running query or echo, at once on screen (C-CANCEL; a
         PACS that never answers is left to time out unseen); else back to the browser.
-        Transfers go on in the background (``x`` stops one)."""
+        Transfers go on in the background (``x`` stops one). From the worklist: back to the
+        query."""
+        if self.query_one(WorklistView).display:
+            self.action_worklist()
+            return
         if isinstance(self.focused, Input):
             tree = self.query_one(ResultTree)
             if tree.root.children:
