@@ -15,7 +15,7 @@ import pytest
 from textual.widgets import Input, OptionList, Tree
 
 from tests.conftest import need_shared
-from tests.servers import clear, upload
+from tests.servers import clear, rest, upload
 from tests.test_app import _settle
 from tui.app.app import PacsApp
 from tui.app.browser import BrowserScreen
@@ -174,7 +174,8 @@ async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Pa
         statements: list[str] = []
         app.archive.conn.set_trace_callback(statements.append)
         others = [f"1.2.3.{n}" for n in range(300)]
-        assert app.read(held_studies, [*others, uid]) == {uid: 40}
+        patient = studies[0].data["row"]["PatientID"]
+        assert app.read(held_studies, [*others, uid]) == {uid: (40, patient)}
         app.archive.conn.set_trace_callback(None)
         assert len(statements) == 1  # one look-up for a batch of 301 results
 
@@ -198,6 +199,38 @@ async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Pa
         await pilot.press("c")  # clears what is finished: the queue goes
         await _settle(app, pilot)
         assert not screen.jobs and not screen.query_one("#queue").has_class("shown")
+
+
+async def test_a_study_filed_under_two_patients_is_here_only_under_ours(
+    loaded, tmp_path: Path
+) -> None:
+    """The PACS holds one StudyInstanceUID under two patients (a mix-up a sysadmin is hunting
+    for); the archive holds it under one. Only that patient's row says "here"."""
+    from tui.archive.importer import import_paths
+
+    source = _files(TOSHIBA)[0]  # the study `loaded` holds
+    other = pydicom.dcmread(source)
+    other.PatientID, other.PatientName = "OTHER-ID", "OTHER^PATIENT"
+    other.SOPInstanceUID = pydicom.uid.generate_uid()
+    other.file_meta.MediaStorageSOPInstanceUID = other.SOPInstanceUID
+    copy = tmp_path / "other.dcm"
+    other.save_as(copy)
+    added = upload(loaded, [copy])
+    try:
+        import_paths(Archive(tmp_path / "archive"), [source])
+        ours = pydicom.dcmread(source, stop_before_pixels=True).PatientID
+        config = _config(tmp_path, Node("pacs", loaded.aet, loaded.host, loaded.port))
+        app = _app(tmp_path, config)
+        async with app.run_test(size=(100, 30)) as pilot:
+            screen = await _query(app, pilot)
+            tree = screen.query_one(Tree)
+            rows = {p.data["row"]["PatientID"]: p.children[0] for p in tree.root.children}
+            assert set(rows) == {ours, "OTHER-ID"}
+            await _wait(app, pilot, lambda: "here" in str(rows[ours].label), "the badge")
+            assert "here" not in str(rows["OTHER-ID"].label)
+    finally:
+        for instance in added:  # `loaded` as it was, for the tests after this one
+            rest(loaded, f"/instances/{instance}", method="DELETE")
 
 
 async def test_filters_narrow_the_query(loaded, tmp_path: Path) -> None:

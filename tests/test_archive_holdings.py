@@ -29,9 +29,10 @@ def two_series(archive: Archive, tmp_path: Path) -> Archive:
 def test_held_counts_and_instances(two_series: Archive) -> None:
     studies = search(two_series, "study")
     uid = studies[0]["StudyInstanceUID"]
-    assert held_studies(two_series, [uid, "1.2.3.4"]) == {uid: 8}
+    patient = studies[0]["PatientID"]
+    assert held_studies(two_series, [uid, "1.2.3.4"]) == {uid: (8, patient)}
     many = [f"1.2.3.{n}" for n in range(1200)] + [uid]  # more than one statement's worth
-    assert held_studies(two_series, many) == {uid: 8}
+    assert held_studies(two_series, many) == {uid: (8, patient)}
     assert held_series(two_series, uid) == {
         "1.2.826.0.1.3680043.10.1": 5,
         "1.2.826.0.1.3680043.10.2": 3,

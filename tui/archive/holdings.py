@@ -15,20 +15,21 @@ from tui.errors import UserError
 _UIDS_PER_STATEMENT = 500  # under SQLite's oldest limit of 999 variables per statement
 
 
-def held_studies(archive: Archive, studies: list[str]) -> dict[str, int]:
-    """How many instances of each of ``studies`` the archive holds, for those it holds at
-    all: one statement per 500 UIDs, so a page of results costs one query, not one a row."""
-    found: dict[str, int] = {}
+def held_studies(archive: Archive, studies: list[str]) -> dict[str, tuple[int, str]]:
+    """How many instances of each of ``studies`` the archive holds, and the Patient ID it
+    holds them under, for those it holds at all: one statement per 500 UIDs, so a page of
+    results costs one query, not one a row. (A PACS may file one study UID under two
+    patients: only the row of the archive's patient is the one held here.)"""
+    found: dict[str, tuple[int, str]] = {}
     try:
         for start in range(0, len(studies), _UIDS_PER_STATEMENT):
             chunk = studies[start : start + _UIDS_PER_STATEMENT]
-            found.update(
-                archive.conn.execute(
-                    "SELECT study_uid, num_instances FROM study"
-                    f" WHERE study_uid IN ({', '.join('?' * len(chunk))})",
-                    chunk,
-                )
+            rows = archive.conn.execute(
+                "SELECT study_uid, num_instances, patient_id FROM study JOIN patient"
+                f" USING (patient_pk) WHERE study_uid IN ({', '.join('?' * len(chunk))})",
+                chunk,
             )
+            found.update((uid, (count, patient)) for uid, count, patient in rows)
     except sqlite3.Error as exc:
         raise archive.error(exc) from None
     return found

@@ -99,7 +99,7 @@ class LocalFound(Message):
     def __init__(
         self,
         run: Run,
-        studies: dict[str, int],
+        studies: dict[str, tuple[int, str]],  # UID: (instances here, under which PatientID)
         study: str = "",
         series: dict[str, int] | None = None,
     ) -> None:
@@ -137,7 +137,8 @@ class RemoteScreen(Screen[None]):
         super().__init__()
         self.run: Run | None = None
         self._patients: dict[tuple[str, str], TreeNode[dict[str, Any]]] = {}
-        self._by_uid: dict[str, TreeNode[dict[str, Any]]] = {}  # StudyInstanceUID: study
+        # StudyInstanceUID: its rows (a PACS may file one study under two patients)
+        self._by_uid: dict[str, list[TreeNode[dict[str, Any]]]] = {}
         self._here: set[str] = set()  # studies the archive holds some of
         self._studies = 0
         self._hold_until = 0.0  # no drawing of results before then (see _drain)
@@ -339,7 +340,7 @@ class RemoteScreen(Screen[None]):
                 data = {"level": "study", "row": row, "node": run.node, "marked": False}
                 study = patient.add(study_label(data, private), data)
                 if uid := row.get("StudyInstanceUID", ""):
-                    self._by_uid[uid] = study
+                    self._by_uid.setdefault(uid, []).append(study)
                     uids.append(uid)
                 self._studies += 1
             for key in grown:
@@ -429,7 +430,7 @@ class RemoteScreen(Screen[None]):
             log.debug("local look-up failed", exc_info=True)
             return
         self.post_message(
-            LocalFound(run, {uid: found.get(uid, 0) for uid in studies}, series_of, series)
+            LocalFound(run, {uid: found.get(uid, (0, "")) for uid in studies}, series_of, series)
         )
 
     @on(LocalFound)
@@ -437,30 +438,41 @@ class RemoteScreen(Screen[None]):
         if event.run is not self.run:
             return
         changed = []
-        for uid, here in event.studies.items():
-            study = self._by_uid.get(uid)
-            if study is None or study.data is None:
-                continue
-            if here:
+        for uid, (count, patient) in event.studies.items():
+            for study in self._by_uid.get(uid, []):
+                if study.data is None:
+                    continue
+                # The same study UID under another patient at the PACS is not what is here.
+                here = count if study.data["row"].get("PatientID", patient) == patient else 0
+                if study.data.get("here", 0) != here:
+                    study.data["here"] = here
+                    changed.append(study)
+                if uid == event.study and event.series is not None and here:
+                    changed += self._series_here(study, event.series)
+            if count:
                 self._here.add(uid)
             else:
                 self._here.discard(uid)
-            if study.data.get("here", 0) != here:
-                study.data["here"] = here
-                changed.append(study)
-            if uid == event.study and event.series is not None:
-                for series in study.children:
-                    data = series.data or {}
-                    if data.get("level") == "series":
-                        here = event.series.get(data["row"].get("SeriesInstanceUID", ""), 0)
-                        if data.get("here", 0) != here:
-                            data["here"] = here
-                            changed.append(series)
         if changed:
             with self.query_one(ResultTree).adding():  # the widths change: one layout
                 for node in changed:
                     self.query_one(ResultTree).relabel(node)
         self._show_count()
+
+    @staticmethod
+    def _series_here(
+        study: TreeNode[dict[str, Any]], held: dict[str, int]
+    ) -> list[TreeNode[dict[str, Any]]]:
+        """The series of ``study`` whose count here changed, set to ``held``'s."""
+        changed = []
+        for series in study.children:
+            data = series.data or {}
+            if data.get("level") == "series":
+                here = held.get(data["row"].get("SeriesInstanceUID", ""), 0)
+                if data.get("here", 0) != here:
+                    data["here"] = here
+                    changed.append(series)
+        return changed
 
     # -- series, on demand ------------------------------------------------------------------------
 
