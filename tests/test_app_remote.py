@@ -150,7 +150,7 @@ async def test_query_mark_retrieve_and_the_browser_shows_it(loaded, tmp_path: Pa
         tree = screen.query_one(Tree)
         assert [p.data["level"] for p in tree.root.children] == ["patient"]
         studies = tree.root.children[0].children
-        assert len(studies) == 1 and "1 study" in str(screen.query_one("#count").render())
+        assert len(studies) == 1 and "1 study from pacs" in _count(screen)
 
         await pilot.press("down")  # the study: its series come on demand
         await pilot.press("enter")
@@ -368,6 +368,12 @@ async def test_no_node_says_how_to_add_one(tmp_path: Path) -> None:
         await pilot.press("ctrl+r")  # a query has nowhere to go: the notice says what to do
         await _settle(app, pilot)
         assert any("pacs-tui node add" in m for m in _messages(app))
+        await pilot.press("question_mark")  # the keys panel: Esc closes it, and only it
+        await _settle(app, pilot)
+        assert screen.query("HelpPanel")
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert app.screen is screen and not screen.query("HelpPanel")
         await pilot.press("escape")
         await _settle(app, pilot)
         assert isinstance(app.screen, BrowserScreen)

@@ -55,7 +55,10 @@ class PacsApp(App[None]):
     BINDINGS = [
         Binding("question_mark", "toggle_help", "Keys", id="app.help"),
         Binding("ctrl+q", "quit", "Quit", show=False, id="app.quit"),
-    ]
+        # Before any screen's Esc: the keys panel open is what Esc closes first.
+        Binding("escape", "close_help", "Close keys", show=False, priority=True,
+                id="app.close_help"),
+    ]  # fmt: skip
 
     def __init__(
         self,
@@ -224,6 +227,16 @@ class PacsApp(App[None]):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Esc closes the keys panel only while it is open; otherwise the binding is not
+        there at all, so Esc goes on to the screen and its footer shows the screen's."""
+        if action == "close_help":
+            return bool(self.screen.query("HelpPanel"))
+        return True
+
+    def action_close_help(self) -> None:
+        self.action_hide_help_panel()
 
     def action_show_help_panel(self) -> None:
         from tui.app.keys import KeysHelp

@@ -373,7 +373,8 @@ class RemoteScreen(Screen[None]):
         if run is None:
             count.update("Enter in a field runs the query · F1 explains the fields")
             return
-        text = plural(self._studies + pending, "study", "studies")
+        # Which node answered: another may be highlighted by now (names are [A-Za-z0-9_-]).
+        text = plural(self._studies + pending, "study", "studies") + f" from {run.node.name}"
         if not pending:
             text += " · " + plural(len(self._patients), "patient")
         if self._here:
