@@ -8,6 +8,7 @@ independent implementation, so a test of our client never checks it against itse
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -121,10 +122,11 @@ def listens(pid: int, port: int) -> bool | None:
     return False
 
 
-def http_json(url: str) -> Any:
+def http_json(url: str, headers: Mapping[str, str] | None = None) -> Any:
     """The JSON at the URL, or None while nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as response:
+        request = urllib.request.Request(url, headers=dict(headers or {}))
+        with urllib.request.urlopen(request, timeout=2) as response:
             return json.load(response)
     except OSError:
         return None
@@ -218,9 +220,19 @@ class Orthanc(Server):
     def url(self) -> str:
         return f"http://{self.host}:{self.http_port}"
 
+    @property
+    def basic_auth(self) -> dict[str, str]:
+        """The Authorization header of its first registered user (``"AuthenticationEnabled"``
+        and ``"RegisteredUsers"`` in ``extra_config``), or none."""
+        users = self.config.get("RegisteredUsers") or {}
+        if not self.config.get("AuthenticationEnabled") or not users:
+            return {}
+        pair = "{}:{}".format(*next(iter(users.items())))
+        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
+
     def rest_ready(self) -> bool:
         """Whether the REST API answers with our name (not another server's on the port)."""
-        answer = http_json(f"{self.url}/system")
+        answer = http_json(f"{self.url}/system", self.basic_auth)
         return isinstance(answer, dict) and answer.get("Name") == self.config["Name"]
 
 

@@ -30,13 +30,8 @@ from tests.servers import (
     PACSTUI,
     PACSTUI_TLS,
     Orthanc,
-    _spawn,
-    _wait,
     clear,
     free_port,
-    need_binary,
-    need_plugin,
-    orthanc_config,
     start_orthanc,
     store_scu,
     upload,
@@ -299,35 +294,12 @@ def test_the_worklist_step_counts_what_is_scheduled(
 
 
 def _start_web_orthanc(workdir: Path, move_port: int) -> Orthanc:
-    """Orthanc with its DICOMweb plugin behind basic auth (start_orthanc waits on its REST API
-    without a password, so this waits with one)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = orthanc_config(workdir, port=free_port(), http_port=free_port(), move_port=move_port)
-    config |= {
-        "Plugins": [need_plugin("OrthancDicomWeb")],
-        "DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {USER: PASSWORD},
-    }
-    path = workdir / "orthanc.json"
-    path.write_text(json.dumps(config))
-    log = workdir / "orthanc.log"
-    server = Orthanc(
-        aet="ORTHANC", port=config["DicomPort"], http_port=config["HttpPort"], workdir=workdir,
-        process=_spawn([need_binary("Orthanc"), str(path)], workdir, log), log=log,
-        config=config,
+    """Orthanc with its DICOMweb plugin behind basic auth."""
+    return start_orthanc(
+        workdir, move_port=move_port, plugins=["OrthancDicomWeb"],
+        extra_config={"DicomWeb": {"Enable": True, "Root": "/dicom-web/"},
+                      "AuthenticationEnabled": True, "RegisteredUsers": {USER: PASSWORD}},
     )  # fmt: skip
-
-    def ready() -> bool:
-        request = urllib.request.Request(f"{server.url}/system", headers=_auth())
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return json.load(response).get("Name") == config["Name"]
-        except OSError:
-            return False
-
-    _wait(server, ready, 30)
-    return server
 
 
 def _auth() -> dict[str, str]:

@@ -31,12 +31,7 @@ from tests.servers import (
     HOST,
     Orthanc,
     TlsFiles,
-    _spawn,
-    _wait,
-    free_port,
     need_binary,
-    need_plugin,
-    orthanc_config,
     rest,
     start_orthanc,
     upload,
@@ -105,39 +100,12 @@ def nodes(web: Orthanc) -> Orthanc:
 
 
 def _start_orthanc_with_auth(workdir: Path, move_port: int) -> Orthanc:
-    """Orthanc with DICOMweb and basic auth (start_orthanc waits on an unauthenticated
-    request, so this waits on an authenticated one instead)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    config = orthanc_config(workdir, port=free_port(), http_port=free_port(), move_port=move_port)
-    config |= DICOMWEB | {
-        "Plugins": [need_plugin("OrthancDicomWeb")],
-        "AuthenticationEnabled": True,
-        "RegisteredUsers": {USER: PASSWORD},
-    }
-    path = workdir / "orthanc.json"
-    path.write_text(json.dumps(config, indent=2))
-    log = workdir / "orthanc.log"
-    server = Orthanc(
-        aet="ORTHANC", port=config["DicomPort"], http_port=config["HttpPort"], workdir=workdir,
-        process=_spawn([need_binary("Orthanc"), str(path)], workdir, log), log=log,
-        config=config,
+    """Orthanc with DICOMweb and basic auth."""
+    return start_orthanc(
+        workdir, move_port=move_port, plugins=["OrthancDicomWeb"],
+        extra_config=DICOMWEB | {"AuthenticationEnabled": True,
+                                 "RegisteredUsers": {USER: PASSWORD}},
     )  # fmt: skip
-
-    def ready() -> bool:
-        import base64
-        import urllib.request
-
-        request = urllib.request.Request(f"{server.url}/system")
-        pair = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-        request.add_header("Authorization", f"Basic {pair}")
-        try:
-            with urllib.request.urlopen(request, timeout=2) as response:
-                return json.load(response).get("Name") == config["Name"]
-        except OSError:
-            return False
-
-    _wait(server, ready, 30)
-    return server
 
 
 @contextlib.contextmanager
