@@ -525,8 +525,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def study_options(description: str) -> argparse.ArgumentParser:
+    """The options of a benchmark on the generated study (``bench_wado.py`` shares them)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each (default 3)")
     parser.add_argument(
         "--data", type=Path, help="reuse the study in this folder, else generate it there (kept)"
@@ -534,14 +535,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=300, help="instances to generate")
     parser.add_argument("--size", type=int, default=512, help="rows and columns to generate")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder (Orthanc...)")
+    return parser
+
+
+def parse_study_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> Any:
+    """``argv`` parsed by ``parser``, the counts checked."""
+    args = parser.parse_args(argv)
+    if args.repeat < 1 or args.count < 1 or args.size < 1:
+        parser.error("--repeat, --count and --size must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = study_options(__doc__.split("\n\n")[0])
     parser.add_argument(
         "--baseline", type=Path, metavar="CHECKOUT",
         help="also run ours from this checkout of pacs-tui (a git worktree of an older commit)",
     )  # fmt: skip
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.count < 1 or args.size < 1:
-        parser.error("--repeat, --count and --size must be at least 1")
-    result = run(args)
+    result = run(parse_study_args(parser, argv))
     print(json.dumps(result, indent=1))
     return 0
 

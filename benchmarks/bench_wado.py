@@ -56,10 +56,12 @@ from bench_get import (  # noqa: E402
     figures,
     files_under,
     load,
+    parse_study_args,
     prepare_data,
     ratio,
     run_ours,
     study_of,
+    study_options,
     timed,
 )
 
@@ -320,18 +322,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeat", type=int, default=3, help="best of N runs of each (default 3)")
-    parser.add_argument(
-        "--data", type=Path, help="reuse the study in this folder, else generate it there (kept)"
-    )
-    parser.add_argument("--count", type=int, default=300, help="instances to generate")
-    parser.add_argument("--size", type=int, default=512, help="rows and columns to generate")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch folder (Orthanc...)")
-    args = parser.parse_args(argv)
-    if args.repeat < 1 or args.count < 1 or args.size < 1:
-        parser.error("--repeat, --count and --size must be at least 1")
-    print(json.dumps(run(args), indent=1))
+    parser = study_options(__doc__.split("\n\n")[0])
+    print(json.dumps(run(parse_study_args(parser, argv)), indent=1))
     return 0
 
 
