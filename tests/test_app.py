@@ -377,8 +377,27 @@ async def test_instances_on_demand_and_their_tags(filled: Archive) -> None:
 
 
 async def test_a_refused_view_keeps_the_one_on_screen(tmp_path: Path) -> None:
-    """A tilted stack refuses the patient planes; the viewer says why and stays in the
-    acquired plane: the next keys step and project there (they were refused as well)."""
+    """A single slice refuses the patient planes; the viewer says why and stays in the
+    acquired plane: the next keys project there (they were refused as well)."""
+    archive = Archive(tmp_path / "archive")
+    write_series(tmp_path / "one", AXIAL, count=1)
+    import_paths(archive, [tmp_path / "one"])
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("p")  # axial: refused, one slice has no volume
+        await _settle(app, pilot)
+        assert any("cannot show an axial view" in str(n.message) for n in app._notifications)
+        assert viewer.request.plane in (None, "acquired")
+        await pilot.press("m")  # the MIP in the acquired plane
+        await _settle(app, pilot)
+        assert viewer._shown_request.mode == "mip"
+    archive.close()
+
+
+async def test_a_tilted_stack_is_resliced_and_says_so(tmp_path: Path) -> None:
+    """A gantry-tilted stack shows its patient planes, resampled, with a note on screen."""
     archive = Archive(tmp_path / "archive")
     write_series(tmp_path / "tilt", AXIAL, count=20, shear=(0.0, 0.35, 0.0))
     import_paths(archive, [tmp_path / "tilt"])
@@ -386,16 +405,12 @@ async def test_a_refused_view_keeps_the_one_on_screen(tmp_path: Path) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await _open_viewer(app, pilot)
         viewer = app.screen
-        await pilot.press("p")  # axial: refused for the tilt
+        assert "gantry tilt" not in str(viewer.query_one("#overlay-bottom").render())
+        await pilot.press("p", "p")  # coronal
         await _settle(app, pilot)
-        assert any("cannot show an axial view" in str(n.message) for n in app._notifications)
-        assert viewer.request.plane in (None, "acquired")
-        await pilot.press("j")
-        await _settle(app, pilot)
-        assert viewer.request.index == 11 and viewer._shown_request.index == 11
-        await pilot.press("m")  # the MIP in the acquired plane
-        await _settle(app, pilot)
-        assert viewer._shown_request.mode == "mip"
+        assert viewer._shown_request.plane == "coronal"
+        bottom = str(viewer.query_one("#overlay-bottom").render())
+        assert "coronal slice" in bottom and "gantry tilt 9.9° resampled" in bottom
     archive.close()
 
 

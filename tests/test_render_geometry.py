@@ -1,20 +1,31 @@
 """Geometry: one phantom written as axial, sagittal, coronal and oblique acquisitions lands
-at the same patient coordinates in every view; time points split into stacks; a tilted
-stack is refused for MPR, as documented."""
+at the same patient coordinates in every view; oblique planes cut where the geometry says;
+a gantry-tilted stack is resampled to match the untilted one; time points split into
+stacks, play in order, and reduce to a MIP over time."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.synthetic import AXIAL, CORONAL, MARKER, OBLIQUE, SAGITTAL, SPHERE, write_series
+from tests.synthetic import (
+    AXIAL,
+    CORONAL,
+    MARKER,
+    OBLIQUE,
+    SAGITTAL,
+    SPHERE,
+    phantom,
+    write_series,
+)
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
 from tui.render.views import acquired, oblique, orthogonal
-from tui.render.volume import VolumeError, assemble, load, slices_of
+from tui.render.volume import assemble, load, slices_of
 
 
 def _volume(archive: Archive, folder: Path, **kwargs):
@@ -22,6 +33,14 @@ def _volume(archive: Archive, folder: Path, **kwargs):
     import_paths(archive, [folder])
     stacks = assemble(slices_of(series_instances(archive, uid)))
     return stacks, load(stacks[0])
+
+
+def _pixel(view, point: np.ndarray) -> tuple[int, int]:
+    """The view's pixel nearest a patient point in its plane."""
+    offset = point - view.origin
+    steps = (view.row_step, view.column_step)
+    row, column = (round(float(offset @ s) / float(s @ s)) for s in steps)
+    return row, column
 
 
 def _centroid(view, threshold: float) -> np.ndarray:
@@ -111,20 +130,63 @@ def test_repeated_positions_without_time_ids_split_too(archive: Archive, tmp_pat
     assert [len(s.slices) for s in stacks] == [8, 8]
 
 
-def test_a_tilted_stack_is_shown_as_acquired_and_refused_for_mpr(
+TILT = np.radians(15)
+# A gantry tilted 15°: slices tipped about patient x, stepping straight along z as the
+# table moves (so the step is not along the slice normal: a sheared stack).
+TILTED = (1.0, 0.0, 0.0, 0.0, float(np.cos(TILT)), float(np.sin(TILT)))
+
+
+def test_a_tilted_stack_is_resampled_for_reslices_and_matches_the_untilted_one(
     archive: Archive, tmp_path: Path
 ) -> None:
-    stacks, volume = _volume(
-        archive, tmp_path / "tilt", orientation=AXIAL, count=30, shear=(0.0, 0.35, 0.0)
-    )
+    step = 2.0
+    stacks, tilted = _volume(
+        archive, tmp_path / "tilt", orientation=TILTED, step=step,
+        shear=(0.0, float(np.sin(TILT)) * step, 0.0),
+    )  # fmt: skip
     stack = stacks[0]
-    assert stack.tilt > 5 and any("tilt" in p for p in stack.problems)
-    with pytest.raises(VolumeError, match="gantry tilt"):
-        orthogonal(volume, "coronal")
-    assert acquired(volume, 10).values.shape == (64, 64)
+    assert stack.tilt == pytest.approx(15, abs=0.1) and any("tilt" in p for p in stack.problems)
     # The affine is the true, sheared geometry: slice k is where the file says it is.
     k = 20
     assert np.allclose(stack.affine[:3, 3] + k * stack.affine[:3, 2], stack.slices[k].position)
+    assert acquired(tilted, 10).values.shape == (64, 64)  # the acquired plane, as stored
+    _, straight = _volume(archive, tmp_path / "straight", orientation=AXIAL)
+    voxel = 2.0
+    for plane, axis in (("axial", 2), ("coronal", 1), ("sagittal", 0)):
+        view = orthogonal(tilted, plane, position=float(SPHERE[axis]))
+        assert view.description.endswith("(gantry tilt 15.0° resampled)")
+        reference = orthogonal(straight, plane, position=float(SPHERE[axis]))
+        found, expected = _centroid(view, 150), _centroid(reference, 150)
+        assert np.allclose(found, expected, atol=voxel), (plane, found, expected)
+        if plane == "axial":  # the box's right edge (air to 40 HU) where it should be
+            edges = [
+                v.patient_at(0, np.nonzero(v.values > -500)[1].min()) for v in (view, reference)
+            ]
+            assert abs(edges[0][0] - edges[1][0]) <= voxel
+    mip = orthogonal(tilted, "coronal", "mip")
+    assert np.allclose(_centroid(mip, 1000)[[0, 2]], MARKER[[0, 2]], atol=voxel)
+
+
+@pytest.mark.parametrize("tilt_x, turn_z", [(30.0, 20.0), (-45.0, 60.0), (10.0, -75.0)])
+def test_an_oblique_plane_cuts_the_marker_where_the_geometry_says(
+    archive: Archive, tmp_path: Path, tilt_x: float, turn_z: float
+) -> None:
+    _, volume = _volume(archive, tmp_path / "axial", orientation=AXIAL)
+    a, b = np.radians(tilt_x), np.radians(turn_z)
+    turn = np.array([[np.cos(b), -np.sin(b), 0], [np.sin(b), np.cos(b), 0], [0, 0, 1]])
+    tip = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    frame = turn @ tip  # columns: the plane's column, row and normal directions
+    column, row, normal = frame[:, 0], frame[:, 1], frame[:, 2]
+    through = oblique(volume, MARKER, normal, spacing=1.0, axes=(row, column))
+    assert np.allclose(through.column_step, column) and np.allclose(through.row_step, row)
+    assert np.allclose(_centroid(through, 1000), MARKER, atol=1.0)
+    # 10 mm along the normal the plane misses the 8 mm cube; a 24 mm MIP slab holds it.
+    beside = MARKER + 10 * normal
+    assert oblique(volume, beside, normal, spacing=1.0).values.max() < 1000
+    slab = oblique(volume, beside, normal, spacing=1.0, mode="mip", slab=24.0, axes=(row, column))
+    assert "MIP" in slab.description
+    # Projected onto the slab's plane: the marker moved 10 mm along the normal.
+    assert np.allclose(_centroid(slab, 1000), MARKER + 10 * normal, atol=1.0)
 
 
 def test_gaps_are_reported(archive: Archive, tmp_path: Path) -> None:
@@ -157,3 +219,44 @@ def test_obliqueness_is_known_from_the_affine() -> None:
     turned = np.eye(4)
     turned[:3, 0], turned[:3, 1] = [np.cos(0.3), np.sin(0.3), 0], [-np.sin(0.3), np.cos(0.3), 0]
     assert is_oblique(turned) and not is_oblique(np.diag([-1.0, 1, 2, 1]))
+
+
+def test_a_4d_series_plays_in_time_order_and_reduces_to_a_mip_over_time(
+    archive: Archive, tmp_path: Path
+) -> None:
+    from tui.render.pipeline import Request, render, time_points
+
+    series = "1.2.826.0.1.3680043.8.498.79"
+    # The sphere brightens over time, peaking at t=3 of 5 (contrast arriving and leaving).
+    peak = {1: 100.0, 2: 400.0, 3: 900.0, 4: 500.0, 5: 200.0}
+
+    def at(t: int):
+        def values(points: np.ndarray) -> np.ndarray:
+            hu = phantom(points)
+            return np.where(np.linalg.norm(points - SPHERE, axis=-1) < 12, peak[t], hu)
+
+        return values
+
+    for t in (4, 1, 5, 3, 2):  # written out of order
+        write_series(
+            tmp_path / f"t{t}", AXIAL, count=16, step=5.0, temporal=t, series_uid=series,
+            values=at(t),
+        )  # fmt: skip
+    import_paths(archive, [tmp_path])
+    stacks = assemble(slices_of(series_instances(archive, series)))
+    timeline = time_points(stacks, 2)
+    assert len(timeline) == 5
+    request = Request(plane="axial", position=float(SPHERE[2]))
+    centre = []
+    for stack in timeline:
+        view = render(stack, request, {}).view
+        assert view is not None
+        centre.append(view.values[_pixel(view, SPHERE)])
+    assert centre == [peak[t] for t in (1, 2, 3, 4, 5)]
+    over = render(timeline[0], replace(request, over_time=True), {}, time_points=timeline)
+    assert over.view is not None and over.description.startswith("time MIP of 5")
+    assert np.array_equal(over.view.origin, view.origin)  # the same plane, reduced over time
+    assert over.view.values[_pixel(over.view, SPHERE)] == 900.0
+    # One time point: no timeline to play.
+    _, plain = _volume(archive, tmp_path / "still", orientation=AXIAL, count=8)
+    assert len(time_points([plain.stack], 0)) == 1

@@ -83,6 +83,7 @@ class PacsApp(App[None]):
         self._lock = threading.Lock()  # the stacks cache and the volume cache's creation
         self._cache: VolumeCache | None = None
         self._presets: dict[str, Any] | None = None
+        self._transfers: dict[str, Any] | None = None
         self._stacks: dict[str, list[Stack]] = {}
         self.crashed: BaseException | None = None  # the unhandled exception that ended the app
         themes = load_themes(config_dir / "themes" if config_dir else None)
@@ -260,6 +261,15 @@ class PacsApp(App[None]):
         return self._presets
 
     @property
+    def transfers(self) -> dict[str, Any]:
+        """Volume rendering presets: ours and the user's ``transfer.toml``."""
+        if self._transfers is None:
+            from tui.render.transfer import load_transfers
+
+            self._transfers = load_transfers(self.config_dir)
+        return self._transfers
+
+    @property
     def cache(self) -> VolumeCache:
         from tui.render.volume import VolumeCache
 
@@ -298,11 +308,15 @@ class PacsApp(App[None]):
     ) -> Any:
         """Render a series (in a worker thread); optionally with the plane count. A volume
         loaded on the way reports ``progress`` and stops on ``cancel``."""
-        from tui.render.pipeline import Request, pick_stack, plane_count, render
+        from tui.render.pipeline import Request, pick_stack, plane_count, render, time_points
 
         request = request or Request()
         stack = pick_stack(self.stacks(series_uid), request.stack)
-        rendered: Rendered = render(stack, request, self.presets, self.cache, progress, cancel)
+        stacks = self.stacks(series_uid)
+        over = time_points(stacks, request.stack) if request.over_time else ()
+        rendered: Rendered = render(
+            stack, request, self.presets, self.cache, progress, cancel, over, self.transfers
+        )
         if with_count:
             return rendered, plane_count(stack, request, self.cache)
         return rendered

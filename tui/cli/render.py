@@ -47,7 +47,14 @@ def add_commands(commands: Commands) -> None:
     kind.add_argument(
         "--dicom", action="store_true", help="the DICOM files: to a folder, a .zip or media"
     )
-    p.add_argument("--rotate", action="store_true", help="with --cine: a rotating MIP")
+    p.add_argument(
+        "--rotate", action="store_true",
+        help="with --cine: turned a full circle (a MIP; with --mode vr or smip, rendered)",
+    )  # fmt: skip
+    p.add_argument(
+        "--time", action="store_true",
+        help="with --cine: through the time points (4D) at this slice or view",
+    )  # fmt: skip
     p.add_argument("--fps", type=float, default=10.0, help="cine frames per second")
     p.add_argument("--columns", type=int, default=6, help="sheet columns")
     p.add_argument("--size", metavar="WxH", type=_size, help="cine frame size in pixels")
@@ -64,17 +71,37 @@ def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
     if series:
         p.add_argument("series", metavar="SERIES_UID")
     p.add_argument("--stack", type=int, default=0, help="which stack of the series (time point)")
-    p.add_argument("--mode", choices=("slice", "mip", "minip", "avg"), default="slice")
+    p.add_argument(
+        "--mode", choices=("slice", "mip", "minip", "avg", "vr", "smip"), default="slice",
+        help="vr: volume rendering; smip: shaded MIP (with --azimuth, --elevation, --zoom)",
+    )  # fmt: skip
     p.add_argument("--plane", choices=("axial", "coronal", "sagittal", "acquired"))
     where = p.add_mutually_exclusive_group()
     where.add_argument("--index", type=int, metavar="N", help="slice number, from 1")
     where.add_argument("--position", type=float, metavar="MM", help="position along the normal")
     p.add_argument("--slab", type=float, metavar="MM", help="projection thickness (default: all)")
+    p.add_argument(
+        "--normal", type=_vector, metavar="X,Y,Z",
+        help="an oblique plane across this patient direction (LPS), with --point",
+    )  # fmt: skip
+    p.add_argument(
+        "--point", type=_vector, metavar="X,Y,Z",
+        help="the oblique plane's point, patient mm (default: the volume's centre)",
+    )  # fmt: skip
+    p.add_argument("--azimuth", type=float, default=0.0, help="vr/smip: degrees toward the left")
+    p.add_argument("--elevation", type=float, default=0.0, help="vr/smip: degrees toward the head")
+    p.add_argument("--zoom", type=float, default=1.0, help="vr/smip: camera zoom")
+    p.add_argument(
+        "--over-time", action="store_true",
+        help="the maximum over the series' time points (4D: fMRI, perfusion, cardiac)",
+    )  # fmt: skip
     window = p.add_mutually_exclusive_group()
     window.add_argument("--window", type=_window, metavar="C,W", help="window centre,width")
     window.add_argument(
-        "--preset", metavar="NAME", help="a window preset (CT: brain, lung, bone...)"
-    )
+        "--preset", metavar="NAME",
+        help="a window preset (CT: brain, lung, bone...); with --mode vr a rendering preset"
+        " (CT: bone, skin, vessels, lung; MR: default)",
+    )  # fmt: skip
     window.add_argument("--file-window", type=int, metavar="N", help="the file's own window N")
     p.add_argument("--invert", action="store_true")
 
@@ -87,6 +114,14 @@ def _size(text: str) -> tuple[int, int]:
     if not (0 < width <= 16384 and 0 < height <= 16384):
         raise argparse.ArgumentTypeError(f"{text!r}: each side from 1 to 16384")
     return width, height
+
+
+def _vector(text: str) -> tuple[float, float, float]:
+    try:
+        x, y, z = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected X,Y,Z, e.g. 0,0.5,1") from None
+    return x, y, z
 
 
 def _window(text: str) -> Any:
@@ -102,8 +137,24 @@ def _window(text: str) -> Any:
 
 
 def _request(args: argparse.Namespace) -> Any:
-    from tui.render.pipeline import Request
+    from tui.render.pipeline import VR_MODES, Request
 
+    volume_rendering = args.mode in VR_MODES
+    if args.point is not None and args.normal is None:
+        raise UserError("--point goes with --normal (an oblique plane)")
+    if args.normal is not None:
+        if args.plane or args.index is not None or args.position is not None:
+            raise UserError(
+                "--normal is a plane of its own: leave out --plane, --index, --position"
+            )
+        if volume_rendering:
+            raise UserError(f"--normal is for slices and projections, not --mode {args.mode}")
+    camera = {"--azimuth": args.azimuth, "--elevation": args.elevation, "--zoom": args.zoom != 1}
+    if not volume_rendering and any(camera.values()):
+        given = next(option for option, value in camera.items() if value)
+        raise UserError(f"{given} goes with --mode vr or smip")
+    if args.zoom <= 0:
+        raise UserError("--zoom must be positive")
     return Request(
         stack=args.stack,
         mode=args.mode,
@@ -115,6 +166,13 @@ def _request(args: argparse.Namespace) -> Any:
         preset=args.preset,
         file_window=None if args.file_window is None else args.file_window - 1,
         invert=args.invert,
+        azimuth=args.azimuth,
+        elevation=args.elevation,
+        zoom=args.zoom,
+        size=args.size if volume_rendering else None,
+        normal=args.normal,
+        point=args.point,
+        over_time=args.over_time,
     )
 
 
@@ -128,14 +186,20 @@ def _stacks(args: argparse.Namespace, locations: Locations) -> list[Any]:
 
 def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render import export
-    from tui.render.pipeline import pick_stack, render
+    from tui.render.pipeline import pick_stack, render, time_points
     from tui.render.presets import load_presets
     from tui.render.series_export import picture
+    from tui.render.transfer import load_transfers
 
     if not args.output and not args.term:
         raise UserError("render needs -o OUT (a .png, .jpg or .tif file) or --term")
-    stack = pick_stack(_stacks(args, locations), args.stack)
-    rendered = render(stack, _request(args), load_presets(locations.config_dir))
+    request = _request(args)
+    stacks = _stacks(args, locations)
+    stack = pick_stack(stacks, args.stack)
+    over = time_points(stacks, args.stack) if request.over_time else ()
+    transfers = load_transfers(locations.config_dir) if request.mode == "vr" else None
+    presets = load_presets(locations.config_dir)
+    rendered = render(stack, request, presets, time_points=over, transfers=transfers)
     if args.raw:
         if rendered.view is None or not args.output:
             raise UserError("--raw needs a grey image and -o OUT.png")
@@ -177,7 +241,10 @@ _IMAGE_ONLY = [
     ("--index", "index", None), ("--position", "position", None), ("--slab", "slab", None),
     ("--window", "window", None), ("--preset", "preset", None),
     ("--file-window", "file_window", None), ("--invert", "invert", False),
-    ("--rotate", "rotate", False), ("--fps", "fps", 10.0), ("--columns", "columns", 6),
+    ("--rotate", "rotate", False), ("--time", "time", False), ("--fps", "fps", 10.0),
+    ("--columns", "columns", 6), ("--normal", "normal", None), ("--point", "point", None),
+    ("--azimuth", "azimuth", 0.0), ("--elevation", "elevation", 0.0), ("--zoom", "zoom", 1.0),
+    ("--over-time", "over_time", False),
     ("--size", "size", None), ("--no-phi", "no_phi", False),
 ]  # fmt: skip
 
@@ -206,24 +273,48 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
 
 def _export_images(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render import export
-    from tui.render.pipeline import pick_stack
+    from tui.render.pipeline import VR_MODES, pick_stack, time_points
     from tui.render.presets import load_presets
-    from tui.render.series_export import write_cine, write_sheet
+    from tui.render.series_export import picture, time_pictures, write_cine, write_sheet
+    from tui.render.transfer import load_transfers
     from tui.render.volume import VolumeCache
 
-    stack = pick_stack(_stacks(args, locations), args.stack)
-    presets = load_presets(locations.config_dir)
     request = _request(args)
+    if (args.rotate or args.time) and not args.cine:
+        raise UserError(f"{'--rotate' if args.rotate else '--time'} goes with --cine")
+    if args.rotate and args.time:
+        raise UserError("--rotate and --time are two different loops: choose one")
+    stacks = _stacks(args, locations)
+    stack = pick_stack(stacks, args.stack)
+    presets = load_presets(locations.config_dir)
     output = Path(args.output)
+    cache = VolumeCache(settings(args, locations).cache_mb)
+    if args.rotate and request.mode in VR_MODES:
+        from tui.render.rotate import rotating_render
+
+        transfers = load_transfers(locations.config_dir)
+        turns = rotating_render(stack, request, presets, cache, transfers)
+        frames = [picture(r, args.size, annotate=True, no_phi=args.no_phi) for r in turns]
+        export.save_animation(frames, output, args.fps)
+        return done(args.output)
     if args.rotate:
-        if not args.cine:
-            raise UserError("--rotate goes with --cine")
         from tui.render.rotate import rotating_mip
 
         frames = rotating_mip(stack, request, presets)
         export.save_animation([export.fit(f, args.size) for f in frames], output, args.fps)
         return done(args.output)
-    cache = VolumeCache(settings(args, locations).cache_mb)
+    if args.time:
+        timeline = time_points(stacks, args.stack)
+        if len(timeline) < 2:
+            raise UserError("the series has one time point: no loop through time")
+        transfers = load_transfers(locations.config_dir) if request.mode == "vr" else None
+        _, frames = time_pictures(
+            timeline, request, presets, cache, args.size, True, args.no_phi, transfers
+        )
+        export.save_animation(frames, output, args.fps)
+        return done(args.output)
+    if request.over_time or request.mode in VR_MODES:
+        raise UserError("--cine and --sheet step through a plane: use render for this view")
     if args.cine:
         write_cine(stack, request, presets, cache, output, args.fps, args.size)
     else:

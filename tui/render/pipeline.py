@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -26,11 +26,26 @@ from tui.render.lut import (
     values_to_display,
 )
 from tui.render.presets import find_preset
-from tui.render.views import MODES, PLANES, View, acquired, orthogonal, orthogonal_count
+from tui.render.views import (
+    MODES,
+    PLANES,
+    View,
+    acquired,
+    letters,
+    oblique,
+    orthogonal,
+    orthogonal_count,
+    tilt_note,
+    volume_centre,
+)
 from tui.render.volume import Progress, Slice, Stack, Volume, VolumeCache, VolumeError, load
 from tui.tables import printable
 
+if TYPE_CHECKING:
+    from tui.render.transfer import Transfer
+
 PLANE_CHOICES = (*PLANES, "acquired")
+VR_MODES = ("vr", "smip")  # volume rendering and shaded MIP (tui.render.vr)
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,19 @@ class Request:
     preset: str | None = None
     file_window: int | None = None  # the file's own window number (0-based)
     invert: bool = False
+    # Volume rendering (mode "vr", with ``preset`` a transfer preset; or "smip"): the
+    # camera, and ``coarse`` for the quick first frame of a progressive redraw.
+    azimuth: float = 0.0
+    elevation: float = 0.0
+    zoom: float = 1.0
+    coarse: bool = False
+    size: tuple[int, int] | None = None  # VR output (width, height), an oblique's side
+    # An oblique plane through ``point`` across ``normal`` (patient mm), with the image's
+    # (row, column) directions if given: ``mode`` and ``slab`` apply as in other planes.
+    normal: tuple[float, float, float] | None = None
+    point: tuple[float, float, float] | None = None
+    axes: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    over_time: bool = False  # the maximum over the series' time points (``time_points``)
 
 
 @dataclass
@@ -54,10 +82,15 @@ class Rendered:
     """An 8-bit image (grey or RGB) and what it shows."""
 
     image: np.ndarray
-    view: View | None  # geometry, labels and values; None for colour frames
+    view: View | None  # geometry, labels and values; None for colour frames and VR
     window: Window | None
     header: Dataset
     description: str
+    labels: dict[str, str] = field(default_factory=dict)  # orientation letters by edge
+
+    def __post_init__(self) -> None:
+        if not self.labels and self.view is not None:
+            self.labels = self.view.labels
 
 
 def pick_stack(stacks: list[Stack], number: int) -> Stack:
@@ -78,16 +111,25 @@ def render(
     cache: VolumeCache | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    time_points: Sequence[Stack] = (),
+    transfers: dict[str, dict[str, Transfer]] | None = None,
 ) -> Rendered:
     """Render ``request`` from ``stack``; a single acquired slice reads only its frame.
 
     A volume that must be loaded first reports ``progress`` and stops on ``cancel``.
+    ``time_points`` are the stacks a MIP over time reduces (see :func:`time_points`);
+    ``transfers`` the volume rendering presets (default: the shipped ones).
     """
+    if request.mode in VR_MODES:
+        return _volume_rendering(stack, request, presets, transfers, cache, progress, cancel)
     if request.mode not in MODES:
-        raise VolumeError(f"unknown mode {request.mode!r}: choose one of {', '.join(MODES)}")
-    plane = request.plane or ("acquired" if request.mode == "slice" else "axial")
-    if plane not in PLANE_CHOICES:
+        modes = ", ".join((*MODES, *VR_MODES))
+        raise VolumeError(f"unknown mode {request.mode!r}: choose one of {modes}")
+    plane = _plane(request)
+    if plane not in (*PLANE_CHOICES, "oblique"):
         raise VolumeError(f"unknown plane {plane!r}: choose one of {', '.join(PLANE_CHOICES)}")
+    if request.over_time:
+        return _over_time(time_points or [stack], request, presets, cache, progress, cancel)
     if plane == "acquired" and request.mode == "slice":
         return _one_slice(stack, request, presets)
     volume = volume_of(stack, cache, progress, cancel)
@@ -101,10 +143,114 @@ def render(
     return Rendered(image, view, window, volume.header, view.description)
 
 
+def _plane(request: Request) -> str:
+    if request.normal is not None:
+        return "oblique"
+    return request.plane or ("acquired" if request.mode == "slice" else "axial")
+
+
 def _view(volume: Volume, plane: str, request: Request) -> View:
+    if plane == "oblique":
+        assert request.normal is not None
+        point = request.point if request.point is not None else volume_centre(volume)
+        size = max(request.size) if request.size else None
+        return oblique(
+            volume, np.asarray(point, float), np.asarray(request.normal, float), size,
+            mode=request.mode, slab=request.slab, axes=request.axes,
+        )  # fmt: skip
     if plane == "acquired":
         return acquired(volume, request.index, request.mode, request.slab)
     return orthogonal(volume, plane, request.mode, request.position, request.index, request.slab)
+
+
+def time_points(stacks: list[Stack], number: int) -> list[Stack]:
+    """The stacks at the same places as stack ``number``: the time points of a 4D series
+    (fMRI, perfusion, cardiac phases), in time order (one stack: no time)."""
+    chosen = pick_stack(stacks, number)
+    same = [
+        s for s in stacks
+        if s.shape == chosen.shape and np.allclose(s.affine, chosen.affine, atol=0.01)
+    ]  # fmt: skip
+    return sorted(same, key=lambda s: s.slices[0].temporal)  # stable: else as assembled
+
+
+def _over_time(
+    stacks: Sequence[Stack],
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache | None,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> Rendered:
+    """The maximum of one view over every time point (where contrast arrives, what moves)."""
+    # Each time point's values only: a fixed window skips working one out per stack.
+    one = replace(request, over_time=False, window=Window(0, 1), preset=None, file_window=None)
+    views: list[View] = []
+    header: Dataset | None = None
+    for stack in stacks:
+        rendered = render(stack, one, presets, cache, progress, cancel)
+        if rendered.view is None:
+            raise VolumeError("a MIP over time needs grey images")
+        if views and rendered.view.values.shape != views[0].values.shape:
+            raise VolumeError("the time points differ in size: no MIP over time")
+        views.append(rendered.view)
+        header = header or rendered.header
+    assert header is not None
+    values = np.maximum.reduce([v.values for v in views])
+    first = views[0]
+    view = replace(
+        first, values=values, description=f"time MIP of {len(views)}, {first.description}"
+    )
+    window = _window(
+        header, request, presets, None,
+        lambda: replace(auto_window(values), name="time MIP"),
+    )  # fmt: skip
+    image = values_to_display(values, header, window, request.invert)
+    return Rendered(image, view, window, header, view.description)
+
+
+def _volume_rendering(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    transfers: dict[str, dict[str, Transfer]] | None,
+    cache: VolumeCache | None,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> Rendered:
+    """A volume rendering (``vr``, coloured by a transfer preset) or a shaded MIP (``smip``,
+    greyed by a window) seen by the request's camera."""
+    from tui.render import vr  # its kernel is loaded only when a volume is rendered
+    from tui.render.transfer import find_transfer, load_transfers
+
+    if request.over_time:
+        raise VolumeError("a MIP over time is for slices and projections, not volume rendering")
+    volume = volume_of(stack, cache, progress, cancel)
+    modality = str(volume.header.get("Modality", ""))
+    transfers = transfers if transfers is not None else load_transfers()
+    window = None
+    if request.mode == "vr":
+        transfer = find_transfer(transfers, modality, request.preset)
+    else:
+        transfer = find_transfer(transfers, modality, None)  # its shading only
+        mip = Request(mode="mip", plane="coronal")
+        window = _window(
+            volume.header, request, presets, None,
+            lambda: projection_window(volume, "coronal", mip),
+        )  # fmt: skip
+    camera = vr.Camera(request.azimuth, request.elevation, request.zoom)
+    picture = vr.render_volume(
+        volume, transfer, camera, request.size or (256, 256), request.coarse, request.mode,
+        window, cancel,
+    )  # fmt: skip
+    labels = {
+        "left": letters(-picture.right),
+        "right": letters(picture.right),
+        "top": letters(-picture.down),
+        "bottom": letters(picture.down),
+    }
+    description = picture.description + tilt_note(stack)
+    return Rendered(picture.image, None, window, volume.header, description, labels)
 
 
 def _one_slice(stack: Stack, request: Request, presets: dict[str, dict[str, Window]]) -> Rendered:
@@ -148,8 +294,11 @@ def _with_luts(chosen: Slice, apply: Callable[[], np.ndarray]) -> np.ndarray:
 
 
 def plane_count(stack: Stack, request: Request, cache: VolumeCache | None = None) -> int:
-    """How many planes ``request``'s plane has (slices to step through in a cine)."""
-    plane = request.plane or "acquired"
+    """How many planes ``request``'s plane has (slices to step through in a cine); one
+    for an oblique plane and a volume rendering, which move by their point and camera."""
+    plane = _plane(request)
+    if request.mode in VR_MODES or plane == "oblique":
+        return 1
     if plane == "acquired":
         return len(stack.slices)
     return orthogonal_count(volume_of(stack, cache), plane)
@@ -232,7 +381,10 @@ def projection_window(volume: Volume, plane: str, request: Request) -> Window:
         window = auto_window(_view(volume, plane, middle).values)
         return replace(window, name=request.mode.upper())
 
-    key = ("projection", *_stack_key(volume.stack), plane, request.mode, request.slab)
+    key = (
+        "projection", *_stack_key(volume.stack), plane, request.mode, request.slab,
+        request.normal, request.axes,
+    )  # fmt: skip
     return _remembered(key, compute)
 
 

@@ -46,8 +46,7 @@ def picture(
     if annotate:
         if size is None:
             out = export.enlarge_for_text(out)
-        edges = view.labels if view is not None else None
-        out = export.annotate(out, corner_text(rendered, no_phi), edges)
+        out = export.annotate(out, corner_text(rendered, no_phi), rendered.labels or None)
     return out
 
 
@@ -69,6 +68,29 @@ def plane_pictures(
     for index in range(0, count, step):
         one = replace(request, index=index, position=None, window=first.window, preset=None)
         pictures.append(picture(render(stack, one, presets, cache), size, annotate, no_phi))
+    return first, pictures
+
+
+def time_pictures(
+    timeline: list[Stack],
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    size: tuple[int, int] | None = None,
+    annotate: bool = False,
+    no_phi: bool = False,
+    transfers: dict[str, Any] | None = None,
+) -> tuple[Rendered, list[Image.Image]]:
+    """The request's view at every time point (``pipeline.time_points``), in time order and
+    all in the middle one's window; annotated frames say which time point they are."""
+    first = render(timeline[len(timeline) // 2], request, presets, cache, transfers=transfers)
+    if first.window is not None:  # a volume rendering keeps its transfer preset instead
+        request = replace(request, window=first.window, preset=None)
+    pictures = []
+    for number, stack in enumerate(timeline, 1):
+        rendered = render(stack, request, presets, cache, transfers=transfers)
+        rendered.description = f"t {number}/{len(timeline)}, {rendered.description}"
+        pictures.append(picture(rendered, size, annotate, no_phi))
     return first, pictures
 
 

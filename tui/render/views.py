@@ -8,10 +8,11 @@ an exporter stretches them to square. Every view can say where a pixel is in the
 patient (mm) and the modality value there (HU for CT).
 
 A volume whose axes run along the patient axes is cut by indexing (no interpolation,
-no copy of the volume). An oblique acquisition is resampled once (trilinear) onto the
+no copy of the volume). An oblique acquisition, or a gantry-tilted (sheared) one, is
+resampled once (trilinear, through its true affine, which removes the shear) onto the
 patient-aligned grid the orthogonal planes use, and then cut the same way: ``prepare``
 does it, and a projection does it on first use; until then a single orthogonal slice
-is sampled on its own. Oblique planes are always sampled trilinearly.
+is sampled on its own. Oblique planes (and their slabs) are always sampled trilinearly.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tui.render.volume import Volume, VolumeError
+from tui.render.volume import Stack, Volume, VolumeError
 
 PLANES = ("axial", "coronal", "sagittal")
 RESAMPLED_MAX_BYTES = 1 << 30  # a larger resampled copy is not kept: planes are sampled
@@ -105,7 +106,7 @@ def orthogonal(
     ------
     VolumeError
         For an unknown plane or mode, a position outside the volume, or a stack that
-        cannot be resliced (a single slice, a gantry tilt: see ``Stack.mpr_refusal``).
+        cannot be resliced (a single slice: see ``Stack.mpr_refusal``).
     """
     if plane not in PLANES:
         raise VolumeError(f"unknown plane {plane!r}: choose one of {', '.join(PLANES)}")
@@ -138,15 +139,28 @@ def orthogonal(
     else:
         values = _project_sampled(volume, grid, low, high, mode)
     centre = first + (low + high - 1) / 2 * step
-    what = mode.upper() if mode != "slice" else "slice"
-    thickness = f" {(high - low) * step:.3g} mm" if mode != "slice" else ""
     return View(
         values=values,
         origin=grid.origin + grid.normal_step * index,
         row_step=grid.row_step,
         column_step=grid.column_step,
-        description=f"{plane} {what}{thickness} at {centre:.1f} mm",
+        description=f"{plane} {_what(mode, (high - low) * step)} at {centre:.1f} mm"
+        + tilt_note(volume.stack),
     )
+
+
+def _what(mode: str, thickness: float) -> str:
+    return "slice" if mode == "slice" else f"{mode.upper()} {thickness:.3g} mm"
+
+
+def tilt_note(stack: Stack) -> str:
+    """Said in every resliced view of a sheared stack: its pixels are resampled."""
+    return f" (gantry tilt {stack.tilt:.1f}° resampled)" if stack.tilted else ""
+
+
+def volume_centre(volume: Volume) -> np.ndarray:
+    """The patient position (mm) of the middle of the volume."""
+    return _corners(volume).mean(axis=0)
 
 
 def orthogonal_count(volume: Volume, plane: str) -> int:
@@ -158,30 +172,86 @@ def oblique(
     volume: Volume,
     point: np.ndarray,
     normal: np.ndarray,
-    size: int = 512,
+    size: int | None = None,
     spacing: float | None = None,
+    mode: str = "slice",
+    slab: float | None = None,
+    axes: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> View:
-    """A slice through ``point`` perpendicular to ``normal`` (patient mm), ``size`` pixels
-    square, sampled trilinearly."""
+    """A plane through ``point`` perpendicular to ``normal`` (patient mm), ``size`` pixels
+    square (None: enough to cover the volume), sampled trilinearly; a slice, or a slab
+    projection ``slab`` mm thick (None: through the whole volume) centred on the plane.
+
+    ``axes`` (row, column) are the image's down and right directions; they are made
+    perpendicular to ``normal`` and kept (a double-oblique MPR turns them with its
+    planes). Without them, columns run as close to patient left as the plane allows and
+    rows toward the feet.
+
+    Raises
+    ------
+    VolumeError
+        For an unknown mode, a zero normal, or a stack that cannot be resliced.
+    """
+    if mode not in MODES:
+        raise VolumeError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
     refusal = volume.stack.mpr_refusal
     if refusal:
         raise VolumeError(f"cannot show an oblique view: {refusal}")
     n = np.array(normal, dtype=float)  # a copy: the caller's array stays as it was
+    if not np.linalg.norm(n) > 1e-9:
+        raise VolumeError("an oblique plane needs a normal that is not zero")
     n /= np.linalg.norm(n)
-    # In-plane axes: the column axis as close to patient left as the plane allows.
-    helper = np.array([0.0, 0.0, 1.0]) if abs(n[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    column = np.cross(helper, n)
+    row, column = _in_plane_axes(n, axes)
+    spacing = spacing or float(min(np.linalg.norm(volume.affine[:3, :3], axis=0)))
+    corners = _corners(volume)
+    if size is None:  # the volume's extent across the plane, wherever the point is
+        extent = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))
+        size = max(2, min(2048, int(np.ceil(extent / spacing)) + 1))
+    point = np.asarray(point, float)
+    corner = point - (size - 1) / 2 * spacing * (row + column)  # pixel (0, 0) in the plane
+    half = 0  # planes each side of this one, ``spacing`` apart along the normal
+    if mode != "slice":
+        reach = np.abs((corners - point) @ n).max() if slab is None else slab / 2
+        half = int(reach / spacing)
+    grid = _Grid(
+        corner - half * spacing * n, row * spacing, column * spacing, n * spacing,
+        (2 * half + 1, size, size),
+    )  # fmt: skip
+    values = _project(volume, resample(volume, grid), mode)
+    centre = float(point @ n)
+    description = (
+        f"oblique {_what(mode, (2 * half + 1) * spacing)} at {centre:.1f} mm along"
+        f" ({n[0]:.3f}, {n[1]:.3f}, {n[2]:.3f})"
+    )
+    return View(
+        values, corner, row * spacing, column * spacing, description + tilt_note(volume.stack)
+    )
+
+
+def _in_plane_axes(
+    normal: np.ndarray, axes: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Unit (row, column) directions in the plane of ``normal``: ``axes`` made
+    perpendicular to it, or columns toward patient left and rows toward the feet."""
+    if axes is not None:
+        column = np.asarray(axes[1], float)
+        column = column - (column @ normal) * normal
+        if np.linalg.norm(column) < 1e-6:
+            raise VolumeError("the oblique plane's column axis lies along its normal")
+        column /= np.linalg.norm(column)
+        row = np.cross(normal, column)
+        if row @ np.asarray(axes[0], float) < 0:
+            row = -row  # the caller's row side, whichever hand the frame is
+        return row, column
+    helper = np.array([0.0, 0.0, 1.0]) if abs(normal[2]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    column = np.cross(helper, normal)
     column /= np.linalg.norm(column)
     if column[0] < 0:
         column = -column
-    row = np.cross(n, column)
+    row = np.cross(normal, column)
     if row[2] > 0:
         row = -row  # rows run down (toward the feet) when they can
-    spacing = spacing or float(min(np.linalg.norm(volume.affine[:3, :3], axis=0)))
-    origin = np.asarray(point, float) - (size - 1) / 2 * spacing * (row + column)
-    grid = _Grid(origin, row * spacing, column * spacing, n * spacing, (1, size, size))
-    values = _project_sampled(volume, grid, 0, 1, "slice")
-    return View(values, origin, row * spacing, column * spacing, "oblique slice")
+    return row, column
 
 
 def acquired(
@@ -220,13 +290,9 @@ def _slab_range(
 
 def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
     """The patient-aligned grid covering the volume, planes stacked along ``plane``'s normal."""
-    affine = volume.affine
-    k, j, i = volume.data.shape
-    corners = np.array(
-        [affine @ [c, r, s, 1] for c in (0, i - 1) for r in (0, j - 1) for s in (0, k - 1)]
-    )[:, :3]
+    corners = _corners(volume)
     low, high = corners.min(axis=0), corners.max(axis=0)
-    spacing = _axis_spacing(volume)
+    spacing = axis_spacing(volume)
     counts = np.maximum(np.rint((high - low) / spacing).astype(int) + 1, 1)
     high = low + (counts - 1) * spacing  # the far planes on the grid, as the resampled copy has
     x, y, z = np.eye(3) * spacing
@@ -238,7 +304,16 @@ def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
     return _Grid(top, -z, y, x, (counts[0], counts[2], counts[1]))  # sagittal: along +x
 
 
-def _axis_spacing(volume: Volume) -> np.ndarray:
+def _corners(volume: Volume) -> np.ndarray:
+    """The patient positions (8, 3) of the volume's corner voxels' centres."""
+    affine = volume.affine
+    k, j, i = volume.data.shape
+    return np.array(
+        [affine @ [c, r, s, 1] for c in (0, i - 1) for r in (0, j - 1) for s in (0, k - 1)]
+    )[:, :3]
+
+
+def axis_spacing(volume: Volume) -> np.ndarray:
     """Grid spacing along patient x, y, z: the voxel size along each, when aligned; the
     finest voxel size otherwise."""
     axes = volume.affine[:3, :3]

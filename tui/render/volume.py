@@ -7,8 +7,9 @@ become several stacks. Geometry is an affine from voxel indices (column, row,
 slice) to patient coordinates (LPS, mm).
 
 Gantry tilt: a stack whose slices are sheared (the step between slices is not along
-the normal) is loaded and shown in its acquired plane, with its true sheared affine,
-but refused for MPR and projections in other planes, with the reason.
+the normal) keeps its true sheared affine. Its acquired plane is shown as stored; views
+in other planes resample it onto an orthogonal patient grid through that affine, which
+removes the shear (as dcm2niix does), and say so.
 """
 
 from __future__ import annotations
@@ -119,12 +120,12 @@ class Stack:
             return "a single slice has no volume to reslice"
         if self.spacing <= 0:
             return "the slices share one position (a cine or time series, not a volume)"
-        if self.tilt > _TILT_DEGREES:
-            return (
-                f"gantry tilt of {self.tilt:.1f}°: the slices are sheared; view the acquired"
-                " plane (reslicing tilted stacks is not supported)"
-            )
         return None
+
+    @property
+    def tilted(self) -> bool:
+        """Are the slices sheared (a gantry tilt), so reslices are resampled?"""
+        return self.tilt > _TILT_DEGREES
 
 
 def slices_of(rows: list[dict[str, Any]]) -> list[Slice]:
@@ -279,8 +280,8 @@ def _problems(stack: Stack) -> list[str]:
                 problems.append(f"{gaps} gap(s) between slices (median spacing {median:.3g} mm)")
             if float(steps.max() - steps.min()) > 0.01 * median + 1e-3:
                 problems.append(f"non-uniform spacing: {steps.min():.3g} to {steps.max():.3g} mm")
-    if stack.tilt > _TILT_DEGREES:
-        problems.append(f"gantry tilt {stack.tilt:.1f}°")
+    if stack.tilted:
+        problems.append(f"gantry tilt {stack.tilt:.1f}° (resampled for reslices)")
     return problems
 
 
