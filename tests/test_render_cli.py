@@ -115,6 +115,13 @@ def test_term_prints_half_blocks(series) -> None:
         (["--file-window", "2", "-o", "x.png"], "no window 2 in the file"),
         (["--size", "0x10", "-o", "x.png"], "each side from 1"),
         ([], "needs -o OUT"),
+        (["--normal", "0,0,0", "-o", "x.png"], "normal that is not zero"),
+        (["--normal", "1,2", "-o", "x.png"], "expected X,Y,Z"),
+        (["--point", "0,0,0", "-o", "x.png"], "--point goes with --normal"),
+        (["--normal", "0,0,1", "--plane", "axial", "-o", "x.png"], "a plane of its own"),
+        (["--azimuth", "30", "-o", "x.png"], "--azimuth goes with --mode vr"),
+        (["--mode", "vr", "--preset", "brain", "-o", "x.png"], "no transfer preset"),
+        (["--mode", "vr", "--over-time", "-o", "x.png"], "not volume rendering"),
     ],
 )
 def test_render_errors_are_one_line(series, tmp_path: Path, options, fragment) -> None:
@@ -128,3 +135,88 @@ def test_an_unknown_series_is_one_line(series) -> None:
     _one_line_error(
         run_cli("render", "1.2.3", "-o", "x.png", archive=archive, check=False), "no series"
     )
+
+
+def test_an_oblique_plane_from_the_command_line(series, tmp_path: Path) -> None:
+    """``--normal``/``--point`` cut the plane asked for: through the marker (1500 HU at
+    -35, 25, 0) it shows, 20 mm beside it it does not; a MIP slab over it does."""
+    archive, uid = series
+    normal = "0.3,0.2,0.93"
+    through = tmp_path / "through.png"
+    run_cli(
+        "render", uid, "--normal", normal, "--point", "-35,25,0", "--raw", "-o", str(through),
+        archive=archive,
+    )  # fmt: skip
+    beside = tmp_path / "beside.png"
+    run_cli(
+        "render", uid, "--normal", normal, "--point", "-29,29,19", "--raw", "-o", str(beside),
+        archive=archive,
+    )  # fmt: skip
+    slab = tmp_path / "slab.png"
+    run_cli(
+        "render", uid, "--normal", normal, "--point", "-29,29,19", "--mode", "mip",
+        "--slab", "50", "--raw", "-o", str(slab), archive=archive,
+    )  # fmt: skip
+    peaks = []
+    for path in (through, beside, slab):
+        with Image.open(path) as image:
+            peaks.append(int(np.asarray(image).max()) - int(image.text["pacs-tui:offset"]))
+    assert peaks[0] > 1000 and peaks[1] < 1000 and peaks[2] > 1000
+
+
+def test_volume_rendering_from_the_command_line(series, tmp_path: Path) -> None:
+    archive, uid = series
+    front = tmp_path / "front.png"
+    run_cli("render", uid, "--mode", "vr", "--preset", "bone", "--size", "96x96", "-o",
+            str(front), archive=archive)  # fmt: skip
+    side = tmp_path / "side.png"
+    run_cli("render", uid, "--mode", "vr", "--preset", "bone", "--azimuth", "90",
+            "--elevation", "15", "--size", "96x96", "--annotate", "-o", str(side),
+            archive=archive)  # fmt: skip
+    shaded = tmp_path / "smip.png"
+    run_cli("render", uid, "--mode", "smip", "--size", "96x96", "-o", str(shaded),
+            archive=archive)  # fmt: skip
+    images = []
+    for path in (front, side, shaded):
+        with Image.open(path) as image:
+            assert image.mode == "RGB" and image.size == (96, 96)
+            images.append(np.asarray(image).astype(int))
+    assert images[0].max() > 100 and images[2].max() > 100  # the bone and marker show
+    assert np.abs(images[0] - images[1]).mean() > 2  # another side, another picture
+    loop = tmp_path / "turn.gif"
+    run_cli("export", uid, "--cine", "--rotate", "--mode", "vr", "--size", "64x64", "-o",
+            str(loop), archive=archive)  # fmt: skip
+    with Image.open(loop) as image:
+        assert image.n_frames == 36 and image.size == (64, 64)
+
+
+def test_time_points_from_the_command_line(tmp_path: Path) -> None:
+    """A 4D series: a loop through its time points in order, and their MIP."""
+    series = "1.2.826.0.1.3680043.8.498.81"
+    level = {1: 100.0, 2: 600.0, 3: 300.0}
+    for t in (3, 1, 2):
+        write_series(
+            tmp_path / "files" / f"t{t}", AXIAL, count=8, step=4.0, temporal=t, series_uid=series,
+            values=lambda p, t=t: np.where(np.abs(p).max(axis=-1) < 60, level[t], -1000.0),
+        )  # fmt: skip
+    archive = tmp_path / "archive"
+    run_cli("import", str(tmp_path / "files"), archive=archive)
+    loop = tmp_path / "time.gif"
+    run_cli("export", series, "--cine", "--time", "--window", "300,1000", "-o", str(loop),
+            archive=archive)  # fmt: skip
+    middles = []
+    with Image.open(loop) as image:
+        assert image.n_frames == 3
+        for n in range(3):
+            image.seek(n)
+            frame = np.asarray(image.convert("L"))
+            middles.append(int(frame[frame.shape[0] // 2, frame.shape[1] // 2]))
+    assert middles[0] < middles[2] < middles[1]  # t1, t2, t3 in order: 100, 600, 300 HU
+    over = tmp_path / "over.png"
+    run_cli("render", series, "--over-time", "--raw", "-o", str(over), archive=archive)
+    with Image.open(over) as image:
+        values = np.asarray(image).astype(int) - int(image.text["pacs-tui:offset"])
+    assert values.max() == 600
+    result = run_cli("export", series, "--cine", "--time", "--rotate", "-o", "x.gif",
+                     archive=archive, check=False, cwd=tmp_path)  # fmt: skip
+    _one_line_error(result, "choose one")

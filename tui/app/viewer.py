@@ -1,4 +1,9 @@
-"""The viewer: one series, slice by slice or projected, in any plane, windowed by keys."""
+"""The viewer: one series, slice by slice or projected, in any plane, windowed by keys;
+volume rendered (``v``) and turned by keys; a 4-D series stepped and played through time.
+
+One module past 600 lines: every key changes the one request the viewer shows, and the
+VR and time keys are modes of the same keys (arrows turn, numbers pick a transfer preset),
+so splitting them would split the request's state."""
 
 from __future__ import annotations
 
@@ -27,6 +32,11 @@ from tui.render.pipeline import Request
 
 PLANES = ("acquired", "axial", "coronal", "sagittal")
 MODES = ("slice", "mip", "minip", "avg")
+VR_MODES = ("vr", "smip")  # volume rendering, shaded MIP: ``m`` switches in VR
+TURN, FINE = 15.0, 5.0  # degrees a VR turn key (arrows, h/j/k/l) and shift+arrow turn
+SPIN = 10.0  # degrees a cine frame in VR turns the volume
+# Keys that mean nothing in VR (their footer entries go while it is on).
+_FLAT_ONLY = {"plane", "slab", "first", "last", "own_window", "over_time"}
 
 
 class ViewerScreen(Screen[None]):
@@ -49,6 +59,13 @@ class ViewerScreen(Screen[None]):
         Binding("space", "cine", "Cine", tooltip="Play/pause", id="viewer.cine"),
         Binding("z", "zoom(1.5)", "Zoom", tooltip="Zoom in", id="viewer.zoom_in"),
         Binding("o", "overlay", "Overlay", id="viewer.overlay"),
+        Binding("v", "vr", "VR", tooltip="Volume rendering on/off", id="viewer.vr"),
+        Binding("h,left", "turn(-1)", "VR: turn left", show=False, id="viewer.turn_left"),
+        Binding("l,right", "turn(1)", "VR: turn right", show=False, id="viewer.turn_right"),
+        Binding("full_stop", "time(1)", "Next time point", show=False, id="viewer.time_next"),
+        Binding("comma", "time(-1)", "Previous time point", show=False, id="viewer.time_prev"),
+        Binding("T", "time_cine", "Cine through time", show=False, id="viewer.time_cine"),
+        Binding("M", "over_time", "MIP over time", show=False, id="viewer.time_mip"),
         Binding("pagedown", "step(10)", "+10", show=False, id="viewer.next10"),
         Binding("pageup", "step(-10)", "-10", show=False, id="viewer.previous10"),
         Binding("home", "first", "First", show=False, id="viewer.first"),
@@ -90,6 +107,16 @@ class ViewerScreen(Screen[None]):
         self.count = 1  # planes in the current plane (slices, or reslices)
         self._early_steps = 0
         self.window: Window | None = None
+        # The newest request's frame token: the next request sets it, so a VR frame still
+        # rendering for an older key stops, and a late one is never shown.
+        self._frame = threading.Event()
+        self._flat: Request | None = None  # the 2-D request to come back to from VR
+        self._camera = Request(mode="vr")  # VR's last camera and preset, kept across toggles
+        self._transfers: dict[str, Any] | None = None  # VR presets, read in a worker
+        # VR's transfer preset and shaded MIP's window, kept while the other mode is on
+        self._presets_kept: dict[str, tuple[str | None, Window | None]] = {}
+        self._times: list[int] | None = None  # the stack numbers of the time points, in order
+        self._cine_time = False  # the cine plays through time, not through the slices
 
     def compose(self) -> ComposeResult:
         yield ProgressBar(total=None, id="loading", show_eta=False)
@@ -119,9 +146,10 @@ class ViewerScreen(Screen[None]):
             return  # the viewer says why when the user asks for the view
 
     @contextmanager
-    def _load(self) -> Iterator[threading.Event]:
-        """A cancel token for one load, set by :meth:`stop_loads` while the load runs."""
-        cancel = threading.Event()
+    def _load(self, cancel: threading.Event | None = None) -> Iterator[threading.Event]:
+        """A cancel token for one load (or ``cancel``), set by :meth:`stop_loads` while the
+        load runs."""
+        cancel = cancel or threading.Event()
         with self._loads_lock:
             self._loads.add(cancel)
         try:
@@ -136,8 +164,20 @@ class ViewerScreen(Screen[None]):
             for cancel in self._loads:
                 cancel.set()
 
-    @work(thread=True, exclusive=True, group="view")
     def redraw(self) -> None:
+        """Render the current request in a worker; the request before it is superseded:
+        its VR frame stops rendering, and whatever of it comes late is not shown."""
+        self._frame.set()
+        self._frame = threading.Event()
+        size = None
+        if self.request.mode in VR_MODES:
+            from tui.app.camera import panel_pixels
+
+            size = panel_pixels(self.query_one(ImagePanel).view)
+        self.draw_request(self.request, self._frame, size)
+
+    def _progress(self) -> tuple[Any, Any]:
+        """A progress callback for a volume load (from a worker) and what hides the bar."""
         bar = self.query_one("#loading", ProgressBar)
         shown = False
 
@@ -148,7 +188,16 @@ class ViewerScreen(Screen[None]):
                 shown = True
                 self.app.call_from_thread(bar.add_class, "shown")
 
-        request = self.request
+        return progress, lambda: self.app.call_from_thread(bar.remove_class, "shown")
+
+    @work(thread=True, exclusive=True, group="view")
+    def draw_request(
+        self, request: Request, frame: threading.Event, size: tuple[int, int] | None
+    ) -> None:
+        if request.mode in VR_MODES:
+            self._render_volume(request, frame, size)
+            return
+        progress, hide = self._progress()
         try:
             with self._load() as cancel:
                 rendered, count = pacs(self).render_series(
@@ -158,14 +207,60 @@ class ViewerScreen(Screen[None]):
                     progress=progress,
                     cancel=cancel,
                 )
+            times = self._time_stacks(request)
         except UserError as exc:
             self.app.call_from_thread(self._refused, request, str(exc))
             return
         finally:
-            self.app.call_from_thread(bar.remove_class, "shown")
+            hide()
         if get_current_worker().is_cancelled:
             return
-        self.app.call_from_thread(self._show, rendered, count, request)
+        self.app.call_from_thread(self._show, rendered, count, request, times)
+
+    def _render_volume(
+        self, request: Request, frame: threading.Event, size: tuple[int, int] | None
+    ) -> None:
+        """Progressive VR: the volume loaded (with the bar, stopped by Esc), then a coarse
+        frame shown at once and the full one after, each dropped once a newer key came."""
+        from tui.render.pipeline import pick_stack, volume_of
+
+        app, uid = pacs(self), self.series["SeriesInstanceUID"]
+        progress, hide = self._progress()
+        try:
+            with self._load() as cancel:
+                volume_of(pick_stack(app.stacks(uid), request.stack), app.cache, progress, cancel)
+            self._transfers = app.transfers  # for the number keys (read here: a file)
+            times = self._time_stacks(request)
+        except UserError as exc:
+            self.app.call_from_thread(self._refused, request, str(exc))
+            return
+        finally:
+            hide()
+        for coarse in (True, False):
+            try:
+                with self._load(frame):
+                    rendered = app.render_series(
+                        uid, replace(request, coarse=coarse, size=size), cancel=frame
+                    )
+            except UserError as exc:
+                if not frame.is_set():  # a superseded frame stops quietly
+                    self.app.call_from_thread(self._refused, request, str(exc))
+                return
+            if frame.is_set() or get_current_worker().is_cancelled:
+                return
+            self.app.call_from_thread(self._show, rendered, self.count, request, times, frame)
+
+    def _time_stacks(self, request: Request) -> list[int]:
+        """The numbers of the stacks at the time points of ``request``'s stack (same
+        geometry), in time order (in a worker: the series' stacks may be read)."""
+        if self._times is not None:
+            return self._times
+        from tui.render.pipeline import time_points
+
+        stacks = pacs(self).stacks(self.series["SeriesInstanceUID"])
+        group = time_points(stacks, request.stack)
+        numbers = {id(stack): n for n, stack in enumerate(stacks)}
+        return [numbers[id(stack)] for stack in group if id(stack) in numbers]
 
     def _refused(self, request: Request, reason: str) -> None:
         """Say why the view cannot be shown and keep the one on screen: the next key
@@ -174,21 +269,37 @@ class ViewerScreen(Screen[None]):
         self.notify(reason, severity="warning")
         if self.request is request and self._shown_request is not None:
             self.request = self._shown_request
+            self.refresh_bindings()  # back from a refused VR: the arrows step again
 
-    def _show(self, rendered: Any, count: int, request: Request | None = None) -> None:
+    def _show(
+        self,
+        rendered: Any,
+        count: int,
+        request: Request | None = None,
+        times: list[int] | None = None,
+        frame: threading.Event | None = None,
+    ) -> None:
+        """Show ``rendered``, made for ``request``: only while that is still the current
+        request (a frame of an older key, coarse or full, arriving late is dropped);
+        without one, what is shown again (zoom, pan)."""
+        if request is not None and (request is not self.request or (frame and frame.is_set())):
+            return
         first = self._shown is None
         self._shown = rendered
         if request is not None:
             self._shown_request = request
+        if times is not None:
+            self._times = times
         self.count = count
         if first and self._early_steps:
             steps, self._early_steps = self._early_steps, 0
             self.action_step(steps)
         self.window = rendered.window
         view = rendered.view
-        labels = view.labels if view is not None else {}
+        volume = self._vr(self._shown_request)
         aspect = view.pixel_spacing[0] / view.pixel_spacing[1] if view is not None else 1.0
-        self.query_one(ImagePanel).show(self._zoomed(rendered.image), labels, aspect)
+        image = rendered.image if volume else self._zoomed(rendered.image)  # VR zooms its camera
+        self.query_one(ImagePanel).show(image, rendered.labels, aspect)
         private = pacs(self).privacy
         ds = rendered.header
         top = [
@@ -199,10 +310,32 @@ class ViewerScreen(Screen[None]):
             f" {self.series.get('SeriesDescription', '')}",
         ]
         self.query_one("#overlay-top", Static).update(line("  ".join(t for t in top if t)))
-        bottom = [rendered.description, str(rendered.window or "")]
-        if self.request.slab and self.request.mode != "slice":
-            bottom.append(f"slab {self.request.slab:g} mm")
-        self.query_one("#overlay-bottom", Static).update(line("  ".join(b for b in bottom if b)))
+        self.query_one("#overlay-bottom", Static).update(line("  ".join(self._bottom(rendered))))
+
+    def _bottom(self, rendered: Any) -> list[str]:
+        """The bottom overlay: what the view is, its window, slab, camera and time point."""
+        request = self._shown_request or self.request
+        bottom = [rendered.description]
+        if self._vr(request):
+            if "azimuth" not in rendered.description:
+                bottom.append(f"azimuth {request.azimuth:g}° elevation {request.elevation:g}°")
+            if request.zoom != 1:
+                bottom.append(f"zoom {request.zoom:.3g}")
+        if request.mode != "vr":
+            bottom.append(str(rendered.window or ""))
+        if request.slab and request.mode in MODES[1:]:
+            bottom.append(f"slab {request.slab:g} mm")
+        times = self._times or []
+        if len(times) > 1:
+            if request.over_time:
+                bottom.append(f"MIP over {len(times)} time points")
+            elif request.stack in times:
+                bottom.append(f"t {times.index(request.stack) + 1}/{len(times)}")
+        return [b for b in bottom if b]
+
+    @staticmethod
+    def _vr(request: Request | None) -> bool:
+        return request is not None and request.mode in VR_MODES
 
     def _update(self, **changes: Any) -> None:
         self.request = replace(self.request, **changes)
@@ -212,6 +345,9 @@ class ViewerScreen(Screen[None]):
         return self.count // 2 if self.request.index is None else self.request.index
 
     def action_step(self, delta: int) -> None:
+        if self._vr(self.request):  # up/k turns the camera up toward the head
+            self._turn(0.0, -delta * TURN)
+            return
         if self._shown is None:  # keys pressed before the first frame count once it is here
             self._early_steps += delta
             return
@@ -224,10 +360,16 @@ class ViewerScreen(Screen[None]):
         self._update(index=self.count - 1, position=None)
 
     def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
-        self.action_step(1)
+        if self._vr(self.request):  # in VR the wheel zooms the camera
+            self.action_zoom(0.8)
+        else:
+            self.action_step(1)
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        self.action_step(-1)
+        if self._vr(self.request):
+            self.action_zoom(1.25)
+        else:
+            self.action_step(-1)
 
     def _current_window(self) -> Window:
         return self.request.window or self.window or Window(40, 400)
@@ -241,12 +383,14 @@ class ViewerScreen(Screen[None]):
         self._update(window=Window(w.center + fraction * w.width, w.width, w.function), preset=None)
 
     def action_preset(self, number: int) -> None:
+        """A window preset by number; in VR a transfer preset (shaded MIP: a window)."""
         modality = str(self.series.get("Modality", "")).upper()
-        presets = pacs(self).presets.get(modality, {})
-        names = list(presets)
+        vr = self.request.mode == "vr"
+        presets = (self._transfers or {}) if vr else pacs(self).presets
+        names = list(presets.get(modality, {}) or (presets.get("MR", {}) if vr else {}))
         if number < len(names):
             self._update(preset=names[number], window=None)
-            self.notify(f"window: {names[number]}", timeout=1.5)
+            self.notify(f"{'transfer' if vr else 'window'}: {names[number]}", timeout=1.5)
         elif names:
             offered = ", ".join(f"{n + 1} {name}" for n, name in enumerate(names))
             self.notify(f"no preset {number + 1} for {modality}: {offered}", severity="warning")
@@ -266,6 +410,13 @@ class ViewerScreen(Screen[None]):
         self._update(invert=not self.request.invert)
 
     def action_mode(self) -> None:
+        if self._vr(self.request):  # VR and shaded MIP: each keeps its kind of preset
+            request = self.request
+            mode = VR_MODES[1 - VR_MODES.index(request.mode)]
+            self._presets_kept[request.mode] = (request.preset, request.window)
+            preset, window = self._presets_kept.get(mode, (None, None))
+            self._update(mode=mode, preset=preset, window=window)
+            return
         mode = MODES[(MODES.index(self.request.mode) + 1) % len(MODES)]
         plane = self.request.plane
         if mode != "slice" and plane in (None, "acquired"):
@@ -305,11 +456,17 @@ class ViewerScreen(Screen[None]):
         return image[r0 : r0 + ch, c0 : c0 + cw]
 
     def action_zoom(self, factor: float) -> None:
+        if self._vr(self.request):  # the camera zooms: a sharper picture, not a crop
+            self._update(zoom=max(0.5, min(8.0, self.request.zoom * factor)))
+            return
         self.zoom = max(1.0, min(8.0, self.zoom * factor))
         if self._shown is not None:
             self._show(self._shown, self.count)
 
     def action_pan(self, down: int, right: int) -> None:
+        if self._vr(self.request):  # shift+arrows: fine turns
+            self._turn(right * FINE, -down * FINE)
+            return
         step = 0.1 / self.zoom
         row = min(1.0, max(0.0, self.centre[0] + down * step))
         column = min(1.0, max(0.0, self.centre[1] + right * step))
@@ -336,8 +493,8 @@ class ViewerScreen(Screen[None]):
 
     def _drag_window(self, event: events.MouseMove) -> bool:
         """Dragging with a button down sets the window: right wider, down brighter."""
-        if not event.button or self._drag is None:
-            return False
+        if not event.button or self._drag is None or self.request.mode == "vr":
+            return False  # a rendering has no window (its transfer preset colours it)
         x, y, start = self._drag
         width = max(1.0, start.width * (1.02 ** (event.screen_x - x)))
         centre = start.center - (event.screen_y - y) * start.width / 100
@@ -359,24 +516,98 @@ class ViewerScreen(Screen[None]):
         window = self.request.window or (self.window if self.request.preset else None)
         self.app.post_message(OpenMpr(self.series, window))
 
-    def action_cine(self) -> None:
-        """Play through the slices (wrapping), at most at the bandwidth's frame rate."""
+    def action_cine(self, time: bool = False) -> None:
+        """Play through the slices (wrapping; in VR: turn the volume round), or through the
+        time points with ``time``, at most at the bandwidth's frame rate; while one plays,
+        either key stops it."""
         if self._cine is not None:
             self._cine.stop()
             self._cine = None
             return
+        self._cine_time = time
         limit = pacs(self).bandwidth.fps
         self._cine = self.set_interval(1 / min(self.fps, limit), self._next_frame)
 
     def _next_frame(self) -> None:
-        self._update(index=(self._index() + 1) % max(self.count, 1), position=None)
+        if self._cine_time:
+            self.action_time(1)
+        elif self._vr(self.request):
+            self._turn(SPIN, 0.0)
+        else:
+            self._update(index=(self._index() + 1) % max(self.count, 1), position=None)
+
+    # -- volume rendering ---------------------------------------------------------------------
+
+    def action_vr(self) -> None:
+        """Volume rendering of the series' volume (this time point), or back to the view
+        that was shown before it; the camera and preset are kept for the next time."""
+        if self._vr(self.request):
+            self._camera = self.request
+            flat = self._flat or Request()
+            self.request = replace(flat, stack=self.request.stack)
+        else:
+            self._flat = self.request
+            self.request = replace(self._camera, stack=self.request.stack, over_time=False)
+        self.refresh_bindings()
+        self.redraw()
+
+    def action_turn(self, steps: int) -> None:
+        self._turn(steps * TURN, 0.0)
+
+    def _turn(self, azimuth: float, elevation: float) -> None:
+        """Turn the VR camera: azimuth round the head-foot axis (wrapping), elevation
+        toward the head (from the feet at -90 to above the head at +90)."""
+        request = self.request
+        self._update(
+            azimuth=(request.azimuth + azimuth) % 360.0,
+            elevation=max(-90.0, min(90.0, request.elevation + elevation)),
+        )
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Turn keys only in VR (elsewhere arrows step); plane and slab keys only outside."""
+        if action == "turn":
+            return self._vr(self.request)
+        if action in _FLAT_ONLY:
+            return not self._vr(self.request)
+        return True
+
+    # -- time ---------------------------------------------------------------------------------
+
+    def _time_points(self) -> list[int] | None:
+        """The stack numbers of the time points, or None (and why) with fewer than two."""
+        times = self._times or []
+        if len(times) > 1:
+            return times
+        known = self._times is not None
+        self.notify(
+            "one time point: no time keys" if known else "wait for the first image",
+            timeout=2,
+        )
+        return None
+
+    def action_time(self, delta: int) -> None:
+        """The next or previous time point at the same slice (or camera), wrapping."""
+        times = self._time_points()
+        if times is None:
+            return
+        now = times.index(self.request.stack) if self.request.stack in times else 0
+        self._update(stack=times[(now + delta) % len(times)], over_time=False)
+
+    def action_time_cine(self) -> None:
+        if self._time_points() is not None:
+            self.action_cine(time=True)
+
+    def action_over_time(self) -> None:
+        """The maximum over every time point at this view (on/off)."""
+        if self._time_points() is not None:
+            self._update(over_time=not self.request.over_time)
 
     def action_fps(self, factor: float) -> None:
         self.fps = max(1.0, min(60.0, self.fps * factor))
         self.notify(f"cine: {self.fps:.0f} frames per second", timeout=1.5)
-        if self._cine is not None:
-            self.action_cine()
-            self.action_cine()
+        if self._cine is not None:  # stop, and start again at the new rate
+            self.action_cine(self._cine_time)
+            self.action_cine(self._cine_time)
 
     def action_export(self) -> None:
         """Save what is shown: a file name's extension picks a still (.png .jpg .tif), a

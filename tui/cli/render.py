@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ def add_commands(commands: Commands) -> None:
     """Register ``render`` and ``export`` on ``commands``."""
     p = commands.add_parser(
         "render",
-        help="render a slice, MIP/MinIP/average or MPR view of a series to an image file",
+        help="render a slice, MIP/MinIP/average, MPR or oblique view, or a volume rendering,"
+        " of a series to an image file",
     )
     _view_options(p)
     p.add_argument("--size", metavar="WxH", type=_size, help="output size in pixels")
@@ -68,6 +70,9 @@ def add_commands(commands: Commands) -> None:
 
 
 def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
+    # Let "--point -35,25,0" read as a value, as argparse reads "-35" (its own pattern,
+    # which leaves out commas); this parser has no options that look like numbers.
+    p._negative_number_matcher = re.compile(r"^-\d[\d.,eE+-]*$|^-\.\d")
     if series:
         p.add_argument("series", metavar="SERIES_UID")
     p.add_argument("--stack", type=int, default=0, help="which stack of the series (time point)")
@@ -186,7 +191,7 @@ def _stacks(args: argparse.Namespace, locations: Locations) -> list[Any]:
 
 def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render import export
-    from tui.render.pipeline import pick_stack, render, time_points
+    from tui.render.pipeline import VR_MODES, pick_stack, render, time_points
     from tui.render.presets import load_presets
     from tui.render.series_export import picture
     from tui.render.transfer import load_transfers
@@ -197,7 +202,7 @@ def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
     stacks = _stacks(args, locations)
     stack = pick_stack(stacks, args.stack)
     over = time_points(stacks, args.stack) if request.over_time else ()
-    transfers = load_transfers(locations.config_dir) if request.mode == "vr" else None
+    transfers = load_transfers(locations.config_dir) if request.mode in VR_MODES else None
     presets = load_presets(locations.config_dir)
     rendered = render(stack, request, presets, time_points=over, transfers=transfers)
     if args.raw:
@@ -289,10 +294,10 @@ def _export_images(args: argparse.Namespace, locations: Locations) -> int:
     presets = load_presets(locations.config_dir)
     output = Path(args.output)
     cache = VolumeCache(settings(args, locations).cache_mb)
+    transfers = load_transfers(locations.config_dir) if request.mode in VR_MODES else None
     if args.rotate and request.mode in VR_MODES:
         from tui.render.rotate import rotating_render
 
-        transfers = load_transfers(locations.config_dir)
         turns = rotating_render(stack, request, presets, cache, transfers)
         frames = [picture(r, args.size, annotate=True, no_phi=args.no_phi) for r in turns]
         export.save_animation(frames, output, args.fps)
@@ -307,7 +312,6 @@ def _export_images(args: argparse.Namespace, locations: Locations) -> int:
         timeline = time_points(stacks, args.stack)
         if len(timeline) < 2:
             raise UserError("the series has one time point: no loop through time")
-        transfers = load_transfers(locations.config_dir) if request.mode == "vr" else None
         _, frames = time_pictures(
             timeline, request, presets, cache, args.size, True, args.no_phi, transfers
         )

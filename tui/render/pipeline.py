@@ -68,7 +68,8 @@ class Request:
     elevation: float = 0.0
     zoom: float = 1.0
     coarse: bool = False
-    size: tuple[int, int] | None = None  # VR output (width, height), an oblique's side
+    # VR output (width, height); for an oblique plane, the pixels across the volume.
+    size: tuple[int, int] | None = None
     # An oblique plane through ``point`` across ``normal`` (patient mm), with the image's
     # (row, column) directions if given: ``mode`` and ``slab`` apply as in other planes.
     normal: tuple[float, float, float] | None = None

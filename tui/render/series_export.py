@@ -12,7 +12,7 @@ from PIL import Image
 
 from tui.render import export
 from tui.render.lut import Window
-from tui.render.pipeline import Rendered, Request, plane_count, render
+from tui.render.pipeline import VR_MODES, Rendered, Request, plane_count, render
 from tui.render.volume import Stack, VolumeCache
 
 SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced
@@ -148,13 +148,21 @@ def write_any(
     presets: dict[str, dict[str, Window]],
     cache: VolumeCache,
     no_phi: bool = False,
+    transfers: dict[str, Any] | None = None,
 ) -> Any:
-    """By the file's extension: a still of the view or a cine loop, annotated, or a
-    contact sheet under its header."""
+    """By the file's extension: a still of the view or a cine loop (through the plane; a
+    volume rendering turns a full circle), annotated, or a contact sheet under its header."""
     suffix = path.suffix.lower()
-    if suffix in export.ANIMATED:
+    volume_rendering = request.mode in VR_MODES
+    if suffix in export.ANIMATED and volume_rendering:
+        from tui.render.rotate import rotating_render
+
+        turns = rotating_render(stack, request, presets, cache, transfers)
+        frames = [picture(r, annotate=True, no_phi=no_phi) for r in turns]
+        export.save_animation(frames, path, 10.0)
+    elif suffix in export.ANIMATED:
         write_cine(stack, request, presets, cache, path, annotate=True, no_phi=no_phi)
-    elif suffix == ".pdf":
+    elif suffix == ".pdf" and not volume_rendering:
         write_sheet(stack, request, presets, cache, path, no_phi=no_phi)
     else:
         export.save_still(picture(rendered, annotate=True, no_phi=no_phi), path)

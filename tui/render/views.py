@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from tui.render.volume import Stack, Volume, VolumeError
 
@@ -176,11 +177,15 @@ def oblique(
     spacing: float | None = None,
     mode: str = "slice",
     slab: float | None = None,
-    axes: tuple[np.ndarray, np.ndarray] | None = None,
+    axes: tuple[ArrayLike, ArrayLike] | None = None,
 ) -> View:
-    """A plane through ``point`` perpendicular to ``normal`` (patient mm), ``size`` pixels
-    square (None: enough to cover the volume), sampled trilinearly; a slice, or a slab
-    projection ``slab`` mm thick (None: through the whole volume) centred on the plane.
+    """A plane through ``point`` perpendicular to ``normal`` (patient mm), sampled
+    trilinearly; a slice, or a slab projection ``slab`` mm thick (None: through the whole
+    volume) centred on the plane, its planes ``spacing`` apart.
+
+    The image is ``size`` pixels square, ``spacing`` mm apart. Give either: the other is
+    chosen so the image covers the volume whichever way the plane turns (a small ``size``
+    is a quick, coarse view); neither: the finest voxel size, covering the volume.
 
     ``axes`` (row, column) are the image's down and right directions; they are made
     perpendicular to ``normal`` and kept (a double-oblique MPR turns them with its
@@ -202,10 +207,12 @@ def oblique(
         raise VolumeError("an oblique plane needs a normal that is not zero")
     n /= np.linalg.norm(n)
     row, column = _in_plane_axes(n, axes)
-    spacing = spacing or float(min(np.linalg.norm(volume.affine[:3, :3], axis=0)))
     corners = _corners(volume)
-    if size is None:  # the volume's extent across the plane, wherever the point is
-        extent = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))
+    extent = float(np.linalg.norm(corners.max(axis=0) - corners.min(axis=0)))  # any turn
+    if spacing is None:
+        finest = float(min(np.linalg.norm(volume.affine[:3, :3], axis=0)))
+        spacing = max(finest, extent / (size - 1)) if size and size > 1 else finest
+    if size is None:
         size = max(2, min(2048, int(np.ceil(extent / spacing)) + 1))
     point = np.asarray(point, float)
     corner = point - (size - 1) / 2 * spacing * (row + column)  # pixel (0, 0) in the plane
@@ -229,7 +236,7 @@ def oblique(
 
 
 def _in_plane_axes(
-    normal: np.ndarray, axes: tuple[np.ndarray, np.ndarray] | None
+    normal: np.ndarray, axes: tuple[ArrayLike, ArrayLike] | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Unit (row, column) directions in the plane of ``normal``: ``axes`` made
     perpendicular to it, or columns toward patient left and rows toward the feet."""
