@@ -264,6 +264,28 @@ def test_demo_is_deterministic_and_has_a_real_ct_volume(tmp_path: Path) -> None:
     before = one[0].stat().st_mtime_ns
     run_cli("demo", archive=tmp_path / "one")
     assert one[0].stat().st_mtime_ns == before
+    _demo_has_time_points_and_a_tilted_stack(tmp_path / "one")
+
+
+def _demo_has_time_points_and_a_tilted_stack(root: Path) -> None:
+    """Something to try the 3-D features on: a perfusion series of 30 time points, and a
+    head CT acquired with 12° of gantry tilt."""
+    from tui.archive.index import Archive
+    from tui.archive.query import series_instances
+    from tui.render.pipeline import time_points
+    from tui.render.volume import assemble, slices_of
+
+    series = {s["SeriesDescription"]: s for s in cli_json("ls", "--level", "series", archive=root)}
+    with Archive(root) as archive:
+        stacks = {
+            name: assemble(slices_of(series_instances(archive, series[name]["SeriesInstanceUID"])))
+            for name in ("Perfusion DSC 30 phases", "Head 5mm brain")
+        }
+    timeline = time_points(stacks["Perfusion DSC 30 phases"], 0)
+    assert len(timeline) == 30 and [len(s.slices) for s in timeline] == [12] * 30
+    assert [s.slices[0].temporal for s in timeline] == list(range(1, 31))
+    [head] = stacks["Head 5mm brain"]
+    assert head.tilted and round(head.tilt) == 12
 
 
 def test_demo_refuses_a_real_archive(shared: Path, archive_dir: Path) -> None:

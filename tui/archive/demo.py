@@ -2,8 +2,9 @@
 
 Three patients with CT and MR studies, among them a contrast CT of the chest,
 abdomen and pelvis with 240 slices of 512 x 512 (air, fat, soft tissue,
-contrast-filled vessels, organs and bone in HU), so that MIP and MPR show
-something meaningful. UIDs, noise and dates are fixed, so two builds give the
+contrast-filled vessels, organs and bone in HU), so that MIP, MPR and volume
+rendering show something meaningful; a head CT acquired with gantry tilt; an MR
+perfusion series of 30 time points. UIDs, noise and dates are fixed, so two builds give the
 same files. Files are written into the archive's managed store and indexed.
 """
 
@@ -26,7 +27,7 @@ from tui.archive.index import INDEX_NAME, Archive
 from tui.archive.store import store_path
 from tui.errors import UserError
 
-DEMO_VERSION = 1
+DEMO_VERSION = 2  # 2: the head CT is tilted, a perfusion series (time points) added
 MARKER = "demo.json"
 CT_IMAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_IMAGE = "1.2.840.10008.5.1.4.1.1.4"
@@ -134,6 +135,7 @@ def build_demo(root: Path, rebuild: bool = False, progress: Progress | None = No
         lambda: _mr_head(ALICE_MR, archive.store),
         lambda: _ct_head(JURGEN_CT, archive.store),
         lambda: _mr_head(JURGEN_MR, archive.store),
+        lambda: _mr_perfusion(JURGEN_MR, archive.store),
         lambda: _chest_low_dose(HANAKO_CT, archive.store),
     ]
     total, done = _TOTAL_FILES, 0
@@ -337,17 +339,70 @@ def _cap_ct(study: _Study, store: Path) -> Iterator[None]:
 
 
 def _ct_head(study: _Study, store: Path) -> Iterator[None]:
-    size, pixel, step, count = 512, 0.45, 5.0, 32
-    x, y = phantom.grid(size, pixel)
+    """32 slices of a head, acquired as head CTs often are: with the gantry tilted (12°,
+    along the skull base), the table moving straight, so the stack is sheared."""
+    size, pixel, step, count, tilt = 512, 0.45, 5.0, 32, np.radians(12.0)
+    x, y = phantom.grid(size, pixel)  # y: along the tilted rows, from the image centre
     first = -(size - 1) / 2 * pixel
     extra = _ct_extra("H31s", [40, 80, 600], [80, 200, 2800], ["BRAIN", "SUBDURAL", "BONE"])
+    extra["GantryDetectorTilt"] = 12.0
     series = _SeriesWriter(store, study, 2, "Head 5mm brain", CT_IMAGE, extra)
     rng = np.random.default_rng(20250120)
+    tilted = [1.0, 0.0, 0.0, 0.0, float(np.cos(tilt)), float(np.sin(tilt))]
     for k in range(count):
         z = -60.0 + k * step
-        hu = phantom.head(x, y, np.full_like(x, z), rng)
-        series.write(_stored_ct(hu), [first, first, z], AXIAL, [pixel, pixel], step)
+        hu = phantom.head(x, y * np.cos(tilt), z + y * np.sin(tilt), rng)
+        corner = [first, first * np.cos(tilt), z + first * np.sin(tilt)]
+        series.write(_stored_ct(hu), corner, tilted, [pixel, pixel], step)
         yield
+
+
+def _mr_perfusion(study: _Study, store: Path) -> Iterator[None]:
+    """A DSC perfusion series: 12 axial slices imaged at 30 time points 1.5 s apart while a
+    contrast bolus passes (the signal dips, later and less in a left MCA territory)."""
+    size, pixel, step, slices, phases = 128, 1.8, 5.0, 12, 30
+    x, y = phantom.grid(size, pixel)
+    first = -(size - 1) / 2 * pixel
+    rng = np.random.default_rng(int(study.date) + 5)
+    extra = {
+        "MagneticFieldStrength": 3, "ScanningSequence": "EP", "SequenceVariant": "NONE",
+        "RepetitionTime": 1500, "EchoTime": 30, "NumberOfTemporalPositions": phases,
+        "WindowCenter": 700, "WindowWidth": 1400,
+    }  # fmt: skip
+    series = _SeriesWriter(store, study, 5, "Perfusion DSC 30 phases", MR_IMAGE, extra)
+    baseline = [
+        phantom.head(x, y, np.full_like(x, -10.0 + k * step), rng, phantom.HEAD_T2)
+        for k in range(slices)
+    ]
+    brain = np.sqrt((x / 62) ** 2 + (y / 82) ** 2) <= 1.0
+    deficit = brain & (x > 15) & (y > -40) & (y < 30)  # patient left (+x), mid-brain
+
+    def bolus(seconds: np.ndarray | float, arrival: float, depth: float) -> np.ndarray:
+        after = np.clip(np.asarray(seconds) - arrival, 0, None)  # a gamma variate
+        return depth * (after / 4.0) ** 3 * np.exp(3 * (1 - after / 4.0))
+
+    start = dt.datetime.strptime(series.ds.SeriesTime, "%H%M%S")
+    for t in range(phases):
+        seconds = t * 1.5
+        drop = np.where(
+            deficit, bolus(seconds, 12.0, 0.2), np.where(brain, bolus(seconds, 9.0, 0.5), 0)
+        )
+        series.ds.TemporalPositionIdentifier = t + 1
+        series.ds.AcquisitionTime = (start + dt.timedelta(seconds=seconds)).strftime("%H%M%S.%f")[
+            :13
+        ]
+        for k in range(slices):
+            signal = baseline[k] * (1 - np.clip(drop, 0, 0.9))
+            signal += rng.normal(0, 6, signal.shape)
+            position = [first, first, -10.0 + k * step]
+            series.write(
+                np.rint(np.clip(signal, 0, 4095)).astype(np.uint16),
+                position,
+                AXIAL,
+                [pixel, pixel],
+                step,
+            )
+            yield
 
 
 def _mr_head(study: _Study, store: Path) -> Iterator[None]:
@@ -397,4 +452,4 @@ def _chest_low_dose(study: _Study, store: Path) -> Iterator[None]:
         yield
 
 
-_TOTAL_FILES = (240 + 60 + 1) + (120 + 24) * 2 + 32 + 38
+_TOTAL_FILES = (240 + 60 + 1) + (120 + 24) * 2 + 12 * 30 + 32 + 38
