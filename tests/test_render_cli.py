@@ -217,6 +217,18 @@ def test_time_points_from_the_command_line(tmp_path: Path) -> None:
     with Image.open(over) as image:
         values = np.asarray(image).astype(int) - int(image.text["pacs-tui:offset"])
     assert values.max() == 600
+    # A loop through the slices of the MIP over time: every frame is the brightest phase.
+    slices = tmp_path / "over.gif"
+    run_cli("export", series, "--cine", "--over-time", "--window", "300,1000", "-o",
+            str(slices), archive=archive)  # fmt: skip
+    with Image.open(slices) as image:
+        total = 0
+        for n in range(image.n_frames):  # the same frames are merged: count their time
+            image.seek(n)
+            total += image.info["duration"]
+        assert total == 8 * 100  # 8 slices at 10 frames per second
+        frame = np.asarray(image.convert("L"))
+        assert abs(int(frame[frame.shape[0] // 2, frame.shape[1] // 2]) - middles[1]) <= 2
     result = run_cli("export", series, "--cine", "--time", "--rotate", "-o", "x.gif",
                      archive=archive, check=False, cwd=tmp_path)  # fmt: skip
     _one_line_error(result, "choose one")

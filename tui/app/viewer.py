@@ -634,11 +634,16 @@ class ViewerScreen(Screen[None]):
 
         path = Path(name).expanduser()
         path = path if path.is_absolute() else Path.cwd() / path
-        stack = pacs(self).stacks(self.series["SeriesInstanceUID"])[self.request.stack]
+        from tui.render.pipeline import time_points
+
+        app = pacs(self)
+        request = self.request
         try:
+            stacks = app.stacks(self.series["SeriesInstanceUID"])
+            over = time_points(stacks, request.stack) if request.over_time else ()
             write_any(
-                path, rendered, stack, self.request, pacs(self).presets, pacs(self).cache,
-                no_phi=pacs(self).privacy,
+                path, rendered, stacks[request.stack], request, app.presets, app.cache,
+                no_phi=app.privacy, transfers=app.transfers, time_points=over,
             )  # fmt: skip
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")

@@ -317,10 +317,11 @@ def _export_images(args: argparse.Namespace, locations: Locations) -> int:
         )
         export.save_animation(frames, output, args.fps)
         return done(args.output)
-    if request.over_time or request.mode in VR_MODES:
-        raise UserError("--cine and --sheet step through a plane: use render for this view")
+    if request.mode in VR_MODES:
+        raise UserError(f"--mode {request.mode} goes with --cine --rotate (or render, one view)")
+    over = time_points(stacks, args.stack) if request.over_time else ()
     if args.cine:
-        write_cine(stack, request, presets, cache, output, args.fps, args.size)
+        write_cine(stack, request, presets, cache, output, args.fps, args.size, time_points=over)
     else:
-        write_sheet(stack, request, presets, cache, output, args.columns, args.no_phi)
+        write_sheet(stack, request, presets, cache, output, args.columns, args.no_phi, over)
     return done(args.output)

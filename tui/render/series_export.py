@@ -4,6 +4,7 @@ export key both come through here."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -59,15 +60,19 @@ def plane_pictures(
     size: tuple[int, int] | None = None,
     annotate: bool = False,
     no_phi: bool = False,
+    time_points: Sequence[Stack] = (),
 ) -> tuple[Rendered, list[Image.Image]]:
     """Every ``step``-th plane of the request's plane, all in the middle one's window
-    (annotated if asked: a cine loop's frames carry their text)."""
+    (annotated if asked: a cine loop's frames carry their text); ``time_points`` for a
+    MIP over time."""
     count = plane_count(stack, request, cache)
-    first = render(stack, replace(request, index=count // 2, position=None), presets, cache)
+    middle = replace(request, index=count // 2, position=None)
+    first = render(stack, middle, presets, cache, time_points=time_points)
     pictures = []
     for index in range(0, count, step):
         one = replace(request, index=index, position=None, window=first.window, preset=None)
-        pictures.append(picture(render(stack, one, presets, cache), size, annotate, no_phi))
+        rendered = render(stack, one, presets, cache, time_points=time_points)
+        pictures.append(picture(rendered, size, annotate, no_phi))
     return first, pictures
 
 
@@ -104,8 +109,11 @@ def write_cine(
     size: tuple[int, int] | None = None,
     annotate: bool = False,
     no_phi: bool = False,
+    time_points: Sequence[Stack] = (),
 ) -> None:
-    _, pictures = plane_pictures(stack, request, presets, cache, 1, size, annotate, no_phi)
+    _, pictures = plane_pictures(
+        stack, request, presets, cache, 1, size, annotate, no_phi, time_points
+    )
     export.save_animation(pictures, path, fps)
 
 
@@ -117,8 +125,9 @@ def write_sheet(
     path: Path,
     columns: int = 6,
     no_phi: bool = False,
+    time_points: Sequence[Stack] = (),
 ) -> None:
-    export.save_sheet(sheet(stack, request, presets, cache, columns, no_phi), path)
+    export.save_sheet(sheet(stack, request, presets, cache, columns, no_phi, time_points), path)
 
 
 def sheet(
@@ -128,11 +137,12 @@ def sheet(
     cache: VolumeCache,
     columns: int = 6,
     no_phi: bool = False,
+    time_points: Sequence[Stack] = (),
 ) -> Image.Image:
     """A contact sheet of the request's plane under a header: patient, series, what."""
     count = plane_count(stack, request, cache)
     step = max(1, -(-count // SHEET_TILES))
-    first, pictures = plane_pictures(stack, request, presets, cache, step)
+    first, pictures = plane_pictures(stack, request, presets, cache, step, time_points=time_points)
     corners = corner_text(first, no_phi)
     title = [" ".join(corners["top-left"]), " ".join(corners["top-right"])]
     what = first.description.split(" at ")[0]
@@ -149,9 +159,11 @@ def write_any(
     cache: VolumeCache,
     no_phi: bool = False,
     transfers: dict[str, Any] | None = None,
+    time_points: Sequence[Stack] = (),
 ) -> Any:
     """By the file's extension: a still of the view or a cine loop (through the plane; a
-    volume rendering turns a full circle), annotated, or a contact sheet under its header."""
+    volume rendering turns a full circle), annotated, or a contact sheet under its header.
+    ``time_points``: the series' (``pipeline.time_points``), for a MIP over time."""
     suffix = path.suffix.lower()
     volume_rendering = request.mode in VR_MODES
     if suffix in export.ANIMATED and volume_rendering:
@@ -161,8 +173,11 @@ def write_any(
         frames = [picture(r, annotate=True, no_phi=no_phi) for r in turns]
         export.save_animation(frames, path, 10.0)
     elif suffix in export.ANIMATED:
-        write_cine(stack, request, presets, cache, path, annotate=True, no_phi=no_phi)
+        write_cine(
+            stack, request, presets, cache, path, annotate=True, no_phi=no_phi,
+            time_points=time_points,
+        )  # fmt: skip
     elif suffix == ".pdf" and not volume_rendering:
-        write_sheet(stack, request, presets, cache, path, no_phi=no_phi)
+        write_sheet(stack, request, presets, cache, path, no_phi=no_phi, time_points=time_points)
     else:
         export.save_still(picture(rendered, annotate=True, no_phi=no_phi), path)
