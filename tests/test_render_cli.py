@@ -122,6 +122,12 @@ def test_term_prints_half_blocks(series) -> None:
         (["--azimuth", "30", "-o", "x.png"], "--azimuth goes with --mode vr"),
         (["--mode", "vr", "--preset", "brain", "-o", "x.png"], "no transfer preset"),
         (["--mode", "vr", "--over-time", "-o", "x.png"], "not volume rendering"),
+        (["--normal", "inf,0,1", "-o", "x.png"], "expected finite numbers"),
+        (["--mode", "vr", "--azimuth", "nan", "-o", "x.png"], "expected a finite number"),
+        (["--normal", "0,0,1", "--point", "0,0,99999", "-o", "x.png"], "outside the volume"),
+        (["--over-time", "-o", "x.png"], "one time point"),
+        (["--mode", "vr", "--slab", "10", "-o", "x.png"], "--slab does not go with --mode vr"),
+        (["--mode", "vr", "--elevation", "400", "-o", "x.png"], "--elevation is from -90"),
     ],
 )
 def test_render_errors_are_one_line(series, tmp_path: Path, options, fragment) -> None:

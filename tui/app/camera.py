@@ -1,16 +1,19 @@
 """What the viewer's and the MPR's 3-D keys compute: the pixel size a panel shows, the VR
-camera that looks the way a plane is seen, and the turns of the MPR's oblique frame.
+camera that looks the way a plane is seen, and the turns of the MPR's oblique frame; and
+the notice both give while the compiled renderer loads.
 
 Plain numpy, no Textual beyond reading a widget's size, so both screens share it (screens
 never import each other)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:
+    from textual.screen import Screen
+
     from tui.app.image_view import ImageView
 
 VR_SIDE = (64, 512)  # a VR frame's smallest and largest side, pixels
@@ -61,3 +64,22 @@ def orthonormal(frame: np.ndarray) -> np.ndarray:
     turns leave rounding behind that would skew the planes."""
     u, _, vt = np.linalg.svd(frame)
     return np.asarray(u @ vt)
+
+
+_said: list[bool] = []  # the loading notice, once a process
+
+
+def starting(screen: Screen[Any]) -> None:
+    """Before a volume rendering, from a worker: while the compiled renderer is not loaded
+    yet, say once why the first frame takes a while."""
+    from tui.render.vr import loaded
+
+    if loaded() or _said:
+        return
+    _said.append(True)
+    screen.app.call_from_thread(
+        screen.notify,
+        "loading the volume renderer: a second, or up to half a minute the first time on"
+        " this machine (it is compiled once)",
+        timeout=8,
+    )

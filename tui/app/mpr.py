@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from tui.app.camera import camera_towards, orthonormal, panel_pixels, rotation
+from tui.app.camera import camera_towards, orthonormal, panel_pixels, rotation, starting
 from tui.app.context import pacs
 from tui.app.image_view import ImagePanel
 from tui.app.labels import line
@@ -205,14 +205,16 @@ class MPRScreen(Screen[None]):
         cancel: threading.Event,
     ) -> None:
         """The panes, each rendered as every view is (pipeline.render), or ``kept`` as shown;
-        a volume rendering comes coarse with the planes, then full."""
+        the planes first, then a volume rendering coarse, then full."""
         app, uid = pacs(self), self.series["SeriesInstanceUID"]
         worker = get_current_worker()
         vr = requests["volume"].mode == "vr" and "volume" not in kept
-        passes = [False, True] if vr else [False]  # the full VR frame after the rest is shown
+        # The planes first, then the rendering coarse, then full: each shown as it comes.
+        planes = [name for name in requests if not (vr and name == "volume")]
+        passes = [planes, ["volume"], ["volume"]] if vr else [planes]
         window = None  # the planes' (from the first pass), for the status
-        for full in passes:
-            names = ["volume"] if full else list(requests)
+        for number, names in enumerate(passes):
+            full = number == 2
             try:
                 rendered = {}
                 for name in names:
@@ -222,6 +224,7 @@ class MPRScreen(Screen[None]):
                         continue
                     if name == "volume" and vr:
                         request = replace(request, coarse=not full)
+                        starting(self)
                     rendered[name] = app.render_series(uid, request, cancel=cancel)
             except UserError as exc:
                 if not cancel.is_set():
@@ -235,7 +238,7 @@ class MPRScreen(Screen[None]):
             }
             window = rendered["axial"].window if "axial" in rendered else window
             made = {name: requests[name] for name in rendered}
-            if vr and not full:
+            if vr and number == 1:
                 made.pop("volume")  # a coarse frame: not kept for the next redraw
             self.app.call_from_thread(
                 self._show, generation, rendered, made, images, status, window

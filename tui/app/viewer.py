@@ -222,6 +222,7 @@ class ViewerScreen(Screen[None]):
     ) -> None:
         """Progressive VR: the volume loaded (with the bar, stopped by Esc), then a coarse
         frame shown at once and the full one after, each dropped once a newer key came."""
+        from tui.app.camera import starting
         from tui.render.pipeline import pick_stack, volume_of
 
         app, uid = pacs(self), self.series["SeriesInstanceUID"]
@@ -236,6 +237,7 @@ class ViewerScreen(Screen[None]):
             return
         finally:
             hide()
+        starting(self)
         for coarse in (True, False):
             try:
                 with self._load(frame):
@@ -529,6 +531,8 @@ class ViewerScreen(Screen[None]):
         self._cine = self.set_interval(1 / min(self.fps, limit), self._next_frame)
 
     def _next_frame(self) -> None:
+        if self._shown_request is not self.request:
+            return  # the last frame is not on screen yet: wait for it, never skip one
         if self._cine_time:
             self.action_time(1)
         elif self._vr(self.request):

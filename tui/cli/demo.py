@@ -64,6 +64,12 @@ def cmd_demo(args: argparse.Namespace, locations: Locations) -> int:
     else:
         print(f"demo archive: {root}")
         print_rows("study", rows)
+    # Compile the volume renderer now (about 25 s the first time on a machine, then
+    # cached; 1 to 2 s after that), so the viewer's first 3D view does not wait for it.
+    from tui.render.vr import warm_up
+
+    sys.stdout.flush()
+    warm_up()
     return 0
 
 

@@ -5,6 +5,7 @@ themselves, is handled in :mod:`tui.cli.share`)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -75,7 +76,9 @@ def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
     p._negative_number_matcher = re.compile(r"^-\d[\d.,eE+-]*$|^-\.\d")
     if series:
         p.add_argument("series", metavar="SERIES_UID")
-    p.add_argument("--stack", type=int, default=0, help="which stack of the series (time point)")
+    p.add_argument(
+        "--stack", type=int, default=0, help="which stack of the series (a time point), from 0"
+    )
     p.add_argument(
         "--mode", choices=("slice", "mip", "minip", "avg", "vr", "smip"), default="slice",
         help="vr: volume rendering; smip: shaded MIP (with --azimuth, --elevation, --zoom)",
@@ -93,9 +96,11 @@ def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
         "--point", type=_vector, metavar="X,Y,Z",
         help="the oblique plane's point, patient mm (default: the volume's centre)",
     )  # fmt: skip
-    p.add_argument("--azimuth", type=float, default=0.0, help="vr/smip: degrees toward the left")
-    p.add_argument("--elevation", type=float, default=0.0, help="vr/smip: degrees toward the head")
-    p.add_argument("--zoom", type=float, default=1.0, help="vr/smip: camera zoom")
+    p.add_argument("--azimuth", type=_finite, default=0.0, help="vr/smip: degrees toward the left")
+    p.add_argument(
+        "--elevation", type=_finite, default=0.0, help="vr/smip: degrees toward the head, -90 to 90"
+    )
+    p.add_argument("--zoom", type=_finite, default=1.0, help="vr/smip: camera zoom")
     p.add_argument(
         "--over-time", action="store_true",
         help="the maximum over the series' time points (4D: fMRI, perfusion, cardiac)",
@@ -126,7 +131,19 @@ def _vector(text: str) -> tuple[float, float, float]:
         x, y, z = (float(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected X,Y,Z, e.g. 0,0.5,1") from None
+    if not all(math.isfinite(v) for v in (x, y, z)):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected finite numbers")
     return x, y, z
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number")
+    return value
 
 
 def _window(text: str) -> Any:
@@ -158,6 +175,18 @@ def _request(args: argparse.Namespace) -> Any:
     if not volume_rendering and any(camera.values()):
         given = next(option for option, value in camera.items() if value)
         raise UserError(f"{given} goes with --mode vr or smip")
+    if volume_rendering:  # the camera sees the whole volume: no plane, place or slab
+        planar = {
+            "--plane": args.plane, "--index": args.index is not None,
+            "--position": args.position is not None, "--slab": args.slab is not None,
+            "--file-window": args.file_window is not None, "--invert": args.invert,
+            "--window": args.window is not None and args.mode == "vr",
+        }  # fmt: skip
+        planes = [option for option, value in planar.items() if value]
+        if planes:
+            raise UserError(f"{planes[0]} does not go with --mode {args.mode}")
+    if not -90 <= args.elevation <= 90:
+        raise UserError("--elevation is from -90 (from the feet) to 90 (from above the head)")
     if args.zoom <= 0:
         raise UserError("--zoom must be positive")
     return Request(

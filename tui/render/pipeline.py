@@ -98,9 +98,14 @@ def pick_stack(stacks: list[Stack], number: int) -> Stack:
     if not stacks:
         raise VolumeError("the series has no images")
     if not 0 <= number < len(stacks):
-        listing = "; ".join(
-            f"{n}: {len(s.slices)} slices {s.label}".strip() for n, s in enumerate(stacks)
-        )
+        if len(stacks) > 6:  # time points: say how many, not each one
+            sizes = sorted({len(s.slices) for s in stacks})
+            each = " or ".join(str(n) for n in sizes[:3])
+            listing = f"{len(stacks)} stacks, 0 to {len(stacks) - 1}, of {each} slices"
+        else:
+            listing = "; ".join(
+                f"{n}: {len(s.slices)} slices {s.label}".strip() for n, s in enumerate(stacks)
+            )
         raise VolumeError(f"no stack {number}: the series has {listing}")
     return stacks[number]
 
@@ -130,7 +135,9 @@ def render(
     if plane not in (*PLANE_CHOICES, "oblique"):
         raise VolumeError(f"unknown plane {plane!r}: choose one of {', '.join(PLANE_CHOICES)}")
     if request.over_time:
-        return _over_time(time_points or [stack], request, presets, cache, progress, cancel)
+        if len(time_points) < 2:
+            raise VolumeError("the series has one time point: no MIP over time")
+        return _over_time(time_points, request, presets, cache, progress, cancel)
     if plane == "acquired" and request.mode == "slice":
         return _one_slice(stack, request, presets)
     volume = volume_of(stack, cache, progress, cancel)

@@ -203,8 +203,8 @@ def oblique(
     if refusal:
         raise VolumeError(f"cannot show an oblique view: {refusal}")
     n = np.array(normal, dtype=float)  # a copy: the caller's array stays as it was
-    if not np.linalg.norm(n) > 1e-9:
-        raise VolumeError("an oblique plane needs a normal that is not zero")
+    if not (np.all(np.isfinite(n)) and np.linalg.norm(n) > 1e-9):
+        raise VolumeError("an oblique plane needs a normal that is not zero (nor infinite)")
     n /= np.linalg.norm(n)
     row, column = _in_plane_axes(n, axes)
     corners = _corners(volume)
@@ -215,6 +215,17 @@ def oblique(
     if size is None:
         size = max(2, min(2048, int(np.ceil(extent / spacing)) + 1))
     point = np.asarray(point, float)
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    if (
+        not np.all(np.isfinite(point))
+        or np.any(point < low - spacing)
+        or np.any(point > high + spacing)
+    ):
+        box = ", ".join(
+            f"{a} {lo:.0f} to {hi:.0f}" for a, lo, hi in zip("xyz", low, high, strict=True)
+        )
+        where = ", ".join(f"{v:g}" for v in point)
+        raise VolumeError(f"the point ({where}) mm is outside the volume ({box} mm)")
     corner = point - (size - 1) / 2 * spacing * (row + column)  # pixel (0, 0) in the plane
     half = 0  # planes each side of this one, ``spacing`` apart along the normal
     if mode != "slice":
