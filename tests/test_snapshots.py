@@ -75,6 +75,10 @@ def test_tags(snap_compare, archive: Archive) -> None:
 
 
 def test_mpr(snap_compare, archive: Archive) -> None:
+    from tui.render.vr import warm_up
+
+    warm_up()  # loaded before, as after any other rendering: no "loading the renderer" notice
+
     async def mpr(pilot) -> None:
         await _open_viewer(pilot.app, pilot)
         await pilot.press("g")
