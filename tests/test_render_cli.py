@@ -238,3 +238,31 @@ def test_time_points_from_the_command_line(tmp_path: Path) -> None:
     result = run_cli("export", series, "--cine", "--time", "--rotate", "-o", "x.gif",
                      archive=archive, check=False, cwd=tmp_path)  # fmt: skip
     _one_line_error(result, "choose one")
+
+
+def test_a_volume_rendering_saved_from_a_small_pane_is_rendered_again_sharp(
+    series, tmp_path: Path
+) -> None:
+    """The viewer's export of a VR view: not the pane's few pixels blown up, a new
+    rendering of the same camera at a still's size."""
+    from tui.archive.index import Archive
+    from tui.archive.query import series_instances
+    from tui.render.pipeline import Request, render
+    from tui.render.series_export import STILL_SIDE, write_any
+    from tui.render.volume import VolumeCache, assemble, slices_of
+
+    archive, uid = series
+    with Archive(archive) as opened:
+        [stack] = assemble(slices_of(series_instances(opened, uid)))
+    cache = VolumeCache()
+    request = Request(mode="vr", preset="bone", azimuth=30, size=(60, 40))
+    small = render(stack, request, {}, cache)
+    assert small.image.shape[:2] == (40, 60)
+    out = tmp_path / "vr.png"
+    write_any(out, small, stack, request, {}, cache)
+    with Image.open(out) as image:
+        assert image.size == (STILL_SIDE, round(40 * STILL_SIDE / 60))
+        pixels = np.asarray(image.convert("L")).astype(int)
+    # Sharp: neighbouring pixels differ as a real rendering's do, not in 13-pixel blocks.
+    lit = (pixels[:, 1:] > 10) & (pixels[:, :-1] > 10)
+    assert lit.sum() > 1000 and (np.diff(pixels, axis=1)[lit] != 0).mean() > 0.2

@@ -308,14 +308,23 @@ class PacsApp(App[None]):
     ) -> Any:
         """Render a series (in a worker thread); optionally with the plane count. A volume
         loaded on the way reports ``progress`` and stops on ``cancel``."""
-        from tui.render.pipeline import Request, pick_stack, plane_count, render, time_points
+        from tui.render.pipeline import (
+            VR_MODES,
+            Request,
+            pick_stack,
+            plane_count,
+            render,
+            time_points,
+        )
 
         request = request or Request()
         stack = pick_stack(self.stacks(series_uid), request.stack)
         stacks = self.stacks(series_uid)
         over = time_points(stacks, request.stack) if request.over_time else ()
+        # Only a rendering reads transfer.toml: a mistake in it never stops a slice view.
+        transfers = self.transfers if request.mode in VR_MODES else None
         rendered: Rendered = render(
-            stack, request, self.presets, self.cache, progress, cancel, over, self.transfers
+            stack, request, self.presets, self.cache, progress, cancel, over, transfers
         )
         if with_count:
             return rendered, plane_count(stack, request, self.cache)

@@ -77,7 +77,10 @@ def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
     if series:
         p.add_argument("series", metavar="SERIES_UID")
     p.add_argument(
-        "--stack", type=int, default=0, help="which stack of the series (a time point), from 0"
+        "--stack",
+        type=int,
+        default=0,
+        help="which stack of the series, from 0 (4D: the time points in order; the app's t 1)",
     )
     p.add_argument(
         "--mode", choices=("slice", "mip", "minip", "avg", "vr", "smip"), default="slice",

@@ -17,6 +17,7 @@ from tui.render.pipeline import VR_MODES, Rendered, Request, plane_count, render
 from tui.render.volume import Stack, VolumeCache
 
 SHEET_TILES = 60  # a contact sheet shows at most this many images, evenly spaced
+STILL_SIDE = 768  # a volume rendering saved as a still: its longer side, pixels
 
 
 def corner_text(rendered: Rendered, no_phi: bool) -> dict[str, list[str]]:
@@ -180,4 +181,11 @@ def write_any(
     elif suffix == ".pdf" and not volume_rendering:
         write_sheet(stack, request, presets, cache, path, no_phi=no_phi, time_points=time_points)
     else:
+        if volume_rendering:  # rendered again for the file, not the pane's few pixels
+            width, height = request.size or (256, 256)
+            scale = max(1.0, STILL_SIDE / max(width, height))
+            sharp = replace(request, size=(round(width * scale), round(height * scale)))
+            rendered = render(
+                stack, replace(sharp, coarse=False), presets, cache, transfers=transfers
+            )
         export.save_still(picture(rendered, annotate=True, no_phi=no_phi), path)

@@ -238,7 +238,7 @@ def oblique(
     values = _project(volume, resample(volume, grid), mode)
     centre = float(point @ n)
     description = (
-        f"oblique {_what(mode, (2 * half + 1) * spacing)} at {centre:.1f} mm along"
+        f"oblique {_what(mode, slab or (2 * half + 1) * spacing)} at {centre:.1f} mm along"
         f" ({n[0]:.3f}, {n[1]:.3f}, {n[2]:.3f})"
     )
     return View(

@@ -256,7 +256,8 @@ def assemble(slices: list[Slice]) -> list[Stack]:
             stack = Stack(part, label)
             stack.problems = _problems(stack)
             stacks.append(stack)
-    stacks.sort(key=lambda st: -len(st.slices))
+    # The largest first; stacks of one size in time order (the time points of 4D series).
+    stacks.sort(key=lambda st: (-len(st.slices), st.slices[0].temporal))
     return stacks
 
 
