@@ -23,7 +23,7 @@ from tui.render import vr
 from tui.render.lut import Window
 from tui.render.transfer import Transfer, find_transfer, load_transfers
 from tui.render.volume import Volume, VolumeError, assemble, load, slices_of
-from tui.render.vr import Camera, Picture, camera_axes, render_volume, rotation
+from tui.render.vr import MODES, Camera, Picture, camera_axes, render_volume, rotation
 
 # Only the marker (1500 HU) is opaque: its place in the picture is unambiguous.
 MARKER_ONLY = Transfer("marker", ((1000, 0.0, 1, 1, 1), (1200, 1.0, 1, 1, 1)))
@@ -273,10 +273,77 @@ def test_shaded_mip_shows_the_marker_brightest(phantom: Volume, ct: dict[str, Tr
     assert auto.image.max() > 0 and auto.image[0, 0].max() == 0  # rays that miss are black
 
 
+def _speckle(grey: np.ndarray, inside: np.ndarray) -> float:
+    """The mean absolute difference of neighbouring pixels both ``inside``: salt and
+    pepper makes it large, smooth shading small."""
+    grey = grey.astype(float)
+    across = np.abs(np.diff(grey, axis=1))[inside[:, 1:] & inside[:, :-1]]
+    along = np.abs(np.diff(grey, axis=0))[inside[1:] & inside[:-1]]
+    return float(np.concatenate([across, along]).mean())
+
+
+def test_shaded_mip_of_noisy_data_is_smooth(phantom: Volume, ct: dict[str, Transfer]) -> None:
+    """CT noise makes the gradient at a ray's maximum point anywhere: the lighting must
+    come from the structure holding the maximum, not the noise."""
+    noise = np.random.default_rng(15).normal(0, 30 / phantom.slope, phantom.data.shape)
+    noisy = replace(phantom, data=(phantom.data + noise).astype(phantom.data.dtype))
+    window = Window(400, 1000)
+    for angles in ((0, 0), (30, 15)):
+        picture = render_volume(
+            noisy, ct["bone"], Camera(*angles), (128, 128), mode="smip", window=window
+        )
+        # The sphere (300 HU, radius 12 mm) without its rim (the shading's own edge).
+        rows, columns = np.indices(picture.image.shape[:2])
+        centre = _where(picture, SPHERE)
+        inside = np.hypot(rows - centre[0], columns - centre[1]) < 8 / picture.pixel_mm
+        grey = picture.image[:, :, 0]
+        assert grey[inside].mean() > 40
+        assert _speckle(grey, inside) < 10, angles  # 24 with the gradient at the maximum
+
+
+def test_a_small_picture_averages_four_rays_a_pixel(
+    phantom: Volume, ct: dict[str, Transfer]
+) -> None:
+    """A terminal pane's picture (here 96 x 64) is the 2 x 2 average of the picture twice
+    its size: a single ray's grain would be a whole pixel there."""
+    camera = Camera(30, 15)
+    for mode in MODES:
+        small = render_volume(phantom, ct["skin"], camera, (96, 64), mode=mode)
+        large = render_volume(phantom, ct["skin"], camera, (192, 128), mode=mode)
+        assert small.pixel_mm == pytest.approx(2 * large.pixel_mm)
+        mean = large.image.reshape(64, 2, 96, 2, 3).astype(float).mean(axis=(1, 3))
+        assert np.abs(small.image - mean).max() <= 0.5 and small.image.any()
+    # A coarse frame stays one ray per 2 x 2 pixels (it is the quick one).
+    coarse = render_volume(phantom, ct["skin"], camera, (96, 64), coarse=True)
+    blocks = coarse.image.reshape(32, 2, 48, 2, 3)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+
+
+def test_loaded_only_after_the_compiled_renderer_ran() -> None:
+    """The app tells the user the first frame waits for the renderer while loaded() is
+    False: importing the loops is not running them."""
+    code = (
+        "from tui.render import vr, raycast_kernel\n"
+        "before = vr.loaded()\n"
+        "vr.warm_up()\n"
+        "print(before, vr.loaded())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.split() == ["False", "True"], done.stderr
+
+
 def test_descriptions_rotation_and_refusals(phantom: Volume, ct: dict[str, Transfer]) -> None:
     picture = render_volume(phantom, ct["bone"], Camera(30, 15, 2), size=(64, 48))
     assert picture.image.shape == (48, 64, 3)
     assert picture.description == "VR bone, azimuth 30°, elevation 15°, zoom 2"
+    # Angles and zoom as a reader wants them, whatever turns and zooms led there.
+    for camera, text in (
+        (Camera(-30.00001, 15.00002, 1.5000001), "azimuth 330°, elevation 15°, zoom 1.5"),
+        (Camera(359.99, -0.0001, 1.00004), "azimuth 0°, elevation 0°"),
+        (Camera(725, -90, 2.25), "azimuth 5°, elevation -90°, zoom 2.25"),
+    ):
+        described = render_volume(phantom, ct["bone"], camera, size=(8, 8)).description
+        assert described == f"VR bone, {text}", camera
     frames = rotation(phantom, ct["bone"], frames=4, size=(32, 32))
     assert [f.description.split(", ")[1] for f in frames] == [
         "azimuth 0°", "azimuth 90°", "azimuth 180°", "azimuth 270°",
@@ -303,7 +370,8 @@ def test_shipped_presets_and_defaults() -> None:
     assert find_transfer(transfers, "CT", None).name == "bone"  # the first is the default
     assert find_transfer(transfers, "PT", None).name == "default"  # else MR's default
     assert find_transfer(transfers, "MR", "Default").name == "default"
-    with pytest.raises(UserError, match="no transfer preset 'teeth' for CT: bone, lung"):
+    # Listed in file order, as the app's number keys pick them.
+    with pytest.raises(UserError, match=r"for CT: bone, skin, vessels, lung$"):
         find_transfer(transfers, "CT", "teeth")
     skin, bone = transfers["CT"]["skin"], transfers["CT"]["bone"]
     # Real anatomy: skin shows the air-tissue surface (-500 to 0 HU) and not lung (-850);
@@ -339,7 +407,11 @@ def test_a_user_file_extends_and_overrides(tmp_path: Path) -> None:
         ("[CT.bone]\npoints = [[500, 0, 1, 1, 1]]\nambient = -1\n", "0 or more"),
         ("[CT]\nbone = [1, 2]\n", "transfer preset CT.bone: expected points"),
         ("CT = 3\n", r"\[CT\] must hold presets"),
-        ("[CT.bone\npoints = 1\n", "cannot read config"),
+        (
+            "[CT.bone]\npoints = [[500, 0, 1, 1, 1]]\nspecular = 'shiny'\n",
+            "CT.bone: specular must be a number, not 'shiny'",
+        ),
+        ("[CT.bone\npoints = 1\n", r"cannot read transfer presets \S+transfer.toml: .*line 1"),
     ],
 )
 def test_a_broken_user_file_is_one_line_user_error(tmp_path: Path, text: str, message: str) -> None:

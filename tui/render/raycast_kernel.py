@@ -25,6 +25,8 @@ import numpy as np
 from numba import njit
 
 BLOCK_SHIFT = 3  # blocks of 8 voxels a side (a shift: a division per sample costs more)
+REACH = 2.0  # voxels each side: the shaded MIP's gradient (see maximum)
+LEVEL = 0.5  # the shaded MIP's surface: this far from the window's floor to the maximum
 _FLAT = 1e-3  # gradient magnitude (modality units per mm) below which a point is unshaded
 
 
@@ -54,19 +56,19 @@ def _trilinear(data: np.ndarray, x: float, y: float, z: float) -> float:
 @njit(cache=True, nogil=True)
 def _lighting(
     data: np.ndarray, x: float, y: float, z: float, to_patient: np.ndarray, forward: np.ndarray,
-    slope: float,
+    slope: float, reach: float,
 ) -> float:  # fmt: skip
     """|n . l| at (x, y, z): the normal from central differences, turned into patient
     space (``to_patient``: the inverse affine's transpose), against the light along the
     view (a headlight); -1 where the gradient is about zero (no direction to shade by)."""
-    gx = _trilinear(data, x + 1.0, y, z) - _trilinear(data, x - 1.0, y, z)
-    gy = _trilinear(data, x, y + 1.0, z) - _trilinear(data, x, y - 1.0, z)
-    gz = _trilinear(data, x, y, z + 1.0) - _trilinear(data, x, y, z - 1.0)
+    gx = _trilinear(data, x + reach, y, z) - _trilinear(data, x - reach, y, z)
+    gy = _trilinear(data, x, y + reach, z) - _trilinear(data, x, y - reach, z)
+    gz = _trilinear(data, x, y, z + reach) - _trilinear(data, x, y, z - reach)
     px = to_patient[0, 0] * gx + to_patient[0, 1] * gy + to_patient[0, 2] * gz
     py = to_patient[1, 0] * gx + to_patient[1, 1] * gy + to_patient[1, 2] * gz
     pz = to_patient[2, 0] * gx + to_patient[2, 1] * gy + to_patient[2, 2] * gz
     length = math.sqrt(px * px + py * py + pz * pz)
-    if length * 0.5 * abs(slope) < _FLAT:
+    if length * 0.5 / reach * abs(slope) < _FLAT:
         return -1.0
     return abs(px * forward[0] + py * forward[1] + pz * forward[2]) / length
 
@@ -171,7 +173,7 @@ def composite(
                 alpha = lut[index, 0]
                 if alpha <= 0.0:
                     continue
-                light = _lighting(data, x, y, z, to_patient, forward, slope)
+                light = _lighting(data, x, y, z, to_patient, forward, slope, 1.0)
                 if light < 0.0:
                     shade, shine = ambient + diffuse, 0.0
                 else:
@@ -199,12 +201,23 @@ def maximum(
     forward: np.ndarray,
     shading: np.ndarray,
     slope: float,
+    floor: float,
     out: np.ndarray,
     light: np.ndarray,
 ) -> None:
     """The largest stored value along each ray into ``out`` (NaN where the ray misses the
-    volume) and ``ambient + diffuse * |n . l|`` at it into ``light``. Blocks whose
-    ``highest`` value cannot beat the ray's maximum so far are skipped."""
+    volume) and ``ambient + diffuse * |n . l|`` into ``light``. Blocks whose ``highest``
+    value cannot beat the ray's maximum so far (or reach the surface's level) are skipped.
+
+    The normal is the gradient where the ray first reaches ``LEVEL`` of the way from
+    ``floor`` (the stored value shown black) to its maximum: the front surface of the
+    nearest bright structure, where the gradient is large and points out of it, as a
+    surface rendering's normal (a ray that enters the volume above that level is left
+    unshaded). Not at the maximum: there the gradient is zero along the ray, inside a
+    dense, noisy structure its direction is the noise's, and where structures of about
+    the same value lie one behind the other (a bone's front and back walls) noise picks
+    which one holds the maximum, ray by ray: all three shade as salt and pepper.
+    """
     ambient, diffuse = shading[0], shading[1]
     shape = data.shape
     width = out.shape[1]
@@ -236,8 +249,32 @@ def maximum(
                 continue
             out[row, column] = best
             hint = at
-            x, y, z = _at(origin, rays[3], at)
-            cosine = _lighting(data, x, y, z, to_patient, forward, slope)
+            cosine = -1.0
+            if best > floor:
+                # The first place along the ray that reaches halfway from floor to best.
+                level = floor + LEVEL * (best - floor)
+                before, known = 0.0, False  # the value one sample nearer, if read
+                for t in range(first, at + 1):
+                    x, y, z = _at(origin, rays[3], t)
+                    i = min(max(int(x), 0), shape[2] - 2) >> BLOCK_SHIFT
+                    j = min(max(int(y), 0), shape[1] - 2) >> BLOCK_SHIFT
+                    k = min(max(int(z), 0), shape[0] - 2) >> BLOCK_SHIFT
+                    if highest[k, j, i] < level:  # all of this block is below: no crossing
+                        known = False
+                        continue
+                    value = _trilinear(data, x, y, z)
+                    if value < level:
+                        before, known = value, True
+                        continue
+                    if t > first:  # (a ray that enters the volume above it: unshaded)
+                        if not known:
+                            before = _trilinear(data, *_at(origin, rays[3], t - 1))
+                        depth = t - 1 + (level - before) / (value - before)
+                        x = origin[0] + depth * rays[3, 0]
+                        y = origin[1] + depth * rays[3, 1]
+                        z = origin[2] + depth * rays[3, 2]
+                        cosine = _lighting(data, x, y, z, to_patient, forward, slope, REACH)
+                    break
             light[row, column] = ambient + diffuse * (1.0 if cosine < 0.0 else cosine)
 
 

@@ -53,7 +53,7 @@ def load_transfers(config_dir: Path | None = None) -> dict[str, dict[str, Transf
     """
     shipped = tomllib.loads(resources.files("tui.render").joinpath("transfer.toml").read_text())
     merged: dict[str, dict[str, Transfer]] = {}
-    user = load_config(config_dir / "transfer.toml") if config_dir else {}
+    user = _read(config_dir / "transfer.toml") if config_dir else {}
     for table in (shipped, user):
         for modality, entries in table.items():
             if not isinstance(entries, dict):
@@ -66,6 +66,16 @@ def load_transfers(config_dir: Path | None = None) -> dict[str, dict[str, Transf
     return merged
 
 
+def _read(path: Path) -> dict[str, Any]:
+    """The user's file (none: no presets); a TOML error in one line naming the file and
+    the line, as :func:`tui.config.load_config` words it."""
+    try:
+        return load_config(path)
+    except UserError as error:
+        message = str(error).replace("cannot read config", "cannot read transfer presets", 1)
+        raise UserError(message) from None
+
+
 def _parse(where: str, name: str, entry: Any) -> Transfer:
     """One preset from its TOML table; UserError saying what is wrong."""
     expected = "points = [[value, opacity, red, green, blue], ...] ascending in value"
@@ -76,9 +86,15 @@ def _parse(where: str, name: str, entry: Any) -> Transfer:
         raise UserError(f"transfer preset {where}: unknown setting {', '.join(sorted(unknown))}")
     try:
         points = tuple(tuple(float(v) for v in p) for p in entry["points"])
-        shading = {key: float(entry[key]) for key in _SHADING if key in entry}
     except (TypeError, ValueError):
         raise UserError(f"transfer preset {where}: expected {expected}") from None
+    shading = {}
+    for key in _SHADING:
+        if key in entry:
+            value = entry[key]
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise UserError(f"transfer preset {where}: {key} must be a number, not {value!r}")
+            shading[key] = float(value)
     if not points or any(len(p) != 5 for p in points):
         raise UserError(f"transfer preset {where}: expected {expected}")
     if any(not all(map(math.isfinite, p)) for p in points):
@@ -117,7 +133,8 @@ def find_transfer(
     elsewhere = [p[wanted] for p in transfers.values() if wanted in p]
     if len(elsewhere) == 1:
         return elsewhere[0]
-    known = sorted(own) or sorted({n for p in transfers.values() for n in p})
+    # In file order, as the app's number keys pick them (1 bone, 2 skin, ...).
+    known = list(own) or list(dict.fromkeys(n for p in transfers.values() for n in p))
     raise UserError(
         f"no transfer preset {name!r} for {modality or 'this image'}: {', '.join(known)}"
     )

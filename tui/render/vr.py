@@ -15,12 +15,15 @@ function (opacity of 1 mm, corrected to the step: ``1 - (1 - opacity) ** step``)
 by Phong shading with a headlight (normal: the gradient by central differences, two-
 sided) and composited front to back until the ray is 99 % opaque. Blocks of 8 voxels
 that the transfer function leaves clear are skipped unsampled. A shaded MIP keeps each
-ray's maximum, windowed to grey, and lights it by the normal there.
+ray's maximum, windowed to grey, and lights it by the normal of the structure holding it,
+taken where the ray enters that structure (the gradient at the maximum itself is noise).
 
 Each ray starts at a fixed, per-pixel pseudo-random place within its pixel and its
 first step (interleaved gradient noise): regular rays alias with the voxel grid's
 staircase on smooth surfaces into rings (wood grain); jittered ones leave a fine grain,
-and the same request still gives the same image.
+and the same request still gives the same image. A small picture (below 128 x 128
+pixels, e.g. a terminal pane of half blocks) casts 2 x 2 rays a pixel and averages them,
+where a single ray's grain would be the size of a pixel.
 
 The loops are compiled (``raycast_kernel``, numba; imported on the first render, so
 importing this module stays cheap) and run on two threads, a band of a few rows at a
@@ -32,7 +35,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import sys
 import threading
 import time
 import weakref
@@ -50,6 +52,8 @@ MODES = ("vr", "smip")
 THREADS = 2  # threads per frame, each taking the next band of rows
 _BAND_RAYS = 1024  # rays per band (4 rows of 256): cancel is checked between bands
 _TERMINATE = 0.99  # a ray stops at this opacity
+_SUPERSAMPLE_BELOW = 128 * 128  # pixels: smaller pictures cast 2 x 2 rays a pixel
+_RAN = threading.Event()  # set once the compiled loops have rendered a frame (loaded())
 
 
 @dataclass(frozen=True)
@@ -252,7 +256,10 @@ def _render(
     from tui.render import raycast_kernel as kernel  # numba: loaded on the first render
 
     forward, right, down = camera_axes(camera)
-    rays = _rays(data.shape, affine, camera, size, coarse)
+    # A small picture (a terminal pane) is four rays a pixel, averaged: one ray's grain is
+    # the size of a pixel there, and the frame still costs less than a 256 x 256 one.
+    fine = 1 if coarse or size[0] * size[1] >= _SUPERSAMPLE_BELOW else 2
+    rays = _rays(data.shape, affine, camera, (size[0] * fine, size[1] * fine), coarse)
     tables = _tables(kernel, data, cancel)
     inverse = np.linalg.inv(affine)[:3, :3]
     to_patient = np.ascontiguousarray(inverse.T)
@@ -278,26 +285,39 @@ def _render(
         image = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
         what = f"VR {transfer.name}"
     else:
+        if window is None:
+            window = _auto_window(data, slope, intercept)
+        floor = ((window.center - window.width / 2) - intercept) / (slope or 1.0)
         highest = np.zeros((height, width), np.float64)
         light = np.zeros((height, width), np.float32)
         _share(
             lambda rows: kernel.maximum(
                 data, rows, packed, rays.samples, tables.high, to_patient, forward, shading,
-                slope, highest, light,
+                slope, floor, highest, light,
             ),
             bands,
             cancel,
         )  # fmt: skip
-        image = _shaded_grey(data, slope, intercept, highest, light, window)
+        image = _shaded_grey(slope, intercept, highest, light, window)
         what = "shaded MIP"
     if coarse:
         image = image.repeat(2, axis=0).repeat(2, axis=1)[: size[1], : size[0]]
-    view = f"{what}, azimuth {camera.azimuth % 360:g}°, elevation {camera.elevation:g}°"
-    if camera.zoom != 1:
-        view += f", zoom {camera.zoom:g}"
-    return Picture(
-        np.ascontiguousarray(image), right, down, rays.pixel_mm / (2 if coarse else 1), view
-    )
+    if fine > 1:
+        blocks = image.reshape(size[1], fine, size[0], fine, 3).astype(np.float32)
+        image = np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
+    _RAN.set()
+    view = f"{what}, azimuth {_degrees(camera.azimuth % 360) % 360:g}°"
+    view += f", elevation {_degrees(camera.elevation):g}°"
+    zoom = round(camera.zoom, 2) + 0.0  # "zoom 1.5", not the 1.50000001 of many key presses
+    if zoom != 1:
+        view += f", zoom {zoom:g}"
+    pixel_mm = rays.pixel_mm * fine / (2 if coarse else 1)
+    return Picture(np.ascontiguousarray(image), right, down, pixel_mm, view)
+
+
+def _degrees(angle: float) -> float:
+    """``angle`` to a tenth of a degree, for reading (no "-0", no "29.9999999")."""
+    return round(angle, 1) + 0.0
 
 
 def _bands(height: int, width: int) -> list[np.ndarray]:
@@ -389,17 +409,19 @@ def _clear_blocks(
     return np.asarray(seen[final + 1] == seen[first])
 
 
+def _auto_window(data: np.ndarray, slope: float, intercept: float) -> Window:
+    """The automatic window of the volume's modality values (from about a million voxels)."""
+    flat = data.reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float32)
+    return auto_window(sample * np.float32(slope) + np.float32(intercept))
+
+
 def _shaded_grey(
-    data: np.ndarray, slope: float, intercept: float, highest: np.ndarray, light: np.ndarray,
-    window: Window | None,
-) -> np.ndarray:  # fmt: skip
+    slope: float, intercept: float, highest: np.ndarray, light: np.ndarray, window: Window
+) -> np.ndarray:
     """The rays' maxima windowed to grey and lit; black where a ray missed the volume."""
     missed = np.isnan(highest)
     values = np.where(missed, 0.0, highest) * slope + intercept
-    if window is None:
-        flat = data.reshape(-1)
-        sample = flat[:: max(1, flat.size // 1_000_000)].astype(np.float32)
-        window = auto_window(sample * np.float32(slope) + np.float32(intercept))
     grey = apply_window(values.astype(np.float32), window).astype(np.float32) * light
     grey[missed] = 0
     image = np.clip(np.rint(grey), 0, 255).astype(np.uint8)
@@ -407,9 +429,12 @@ def _shaded_grey(
 
 
 def loaded() -> bool:
-    """Is the compiled renderer loaded in this process? Until it is, the next rendering
-    first loads it: about a second, or half a minute where it was never compiled."""
-    return "tui.render.raycast_kernel" in sys.modules
+    """Has the compiled renderer run in this process? True from the end of the first
+    rendering (or :func:`warm_up`) that ran the compiled loops, never before: importing
+    them is not enough (numba compiles or loads its cached code on the first call). Until
+    then the next rendering first loads them: about a second, or half a minute where they
+    were never compiled on this machine."""
+    return _RAN.is_set()
 
 
 def warm_up() -> float:
