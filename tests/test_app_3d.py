@@ -6,6 +6,7 @@ pipeline, so a stale frame (an older key's coarse or full frame coming late) wou
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 from itertools import pairwise
@@ -18,7 +19,7 @@ from textual.widgets import Static
 from tests.synthetic import AXIAL, write_series
 from tests.test_app import _open_viewer, _settle
 from tui.app.app import PacsApp
-from tui.app.camera import panel_pixels
+from tui.app.camera import VR_ZOOM, panel_pixels
 from tui.app.image_view import ImagePanel
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
@@ -123,7 +124,7 @@ async def test_volume_rendering_turns_zooms_and_picks_presets(ct: Archive) -> No
         assert viewer.request.preset == names[1] and names[1] in _bottom(viewer)
         await pilot.press("z")  # the camera zooms: the same size, a closer picture
         zoomed = await _shown_full(app, pilot, viewer)
-        assert viewer.request.zoom == 1.5 and zoomed.shape == preset.shape
+        assert viewer.request.zoom == round(VR_ZOOM * 1.5, 2) and zoomed.shape == preset.shape
         assert not np.array_equal(zoomed, preset)
         await pilot.press("m")  # shaded MIP
         await _shown_full(app, pilot, viewer)
@@ -230,8 +231,8 @@ def _pane_request(screen, name: str) -> Request:
     """The request the MPR made for pane ``name`` (the state it shows)."""
     from tui.app.camera import panel_pixels
 
-    size = panel_pixels(screen.query_one("#mpr-volume", ImagePanel).view)
-    return screen._requests(size)[name]
+    view = screen.query_one("#mpr-volume", ImagePanel).view
+    return screen._requests(panel_pixels(view), panel_pixels(view, 0))[name]
 
 
 def _time_shown(viewer) -> int:
@@ -333,3 +334,301 @@ def test_the_vr_pane_sees_each_plane_from_its_panes_side() -> None:
     for azimuth, elevation in [(0, 0), (30, 15), (200, -40), (359, 89)]:
         forward = camera_axes(Camera(azimuth, elevation))[0]
         assert camera_towards(forward) == pytest.approx((azimuth, elevation))
+
+
+def _notices(app: PacsApp, text: str) -> int:
+    return sum(text in str(n.message) for n in app._notifications)
+
+
+async def _back_to_the_viewer(app, pilot) -> None:
+    """Settle; from the browser (an Esc came before the MPR) open the series again."""
+    from tui.app.mpr import MPRScreen
+    from tui.app.viewer import ViewerScreen
+
+    await _settle(app, pilot)
+    if isinstance(app.screen, MPRScreen):
+        await pilot.press("escape")
+        await _settle(app, pilot)
+    if not isinstance(app.screen, ViewerScreen):
+        await pilot.press("v")
+        await _settle(app, pilot)
+    assert isinstance(app.screen, ViewerScreen)
+
+
+async def test_g_then_escape_at_once_never_stops_the_app(ct: Archive) -> None:
+    """g then Esc before the MPR's frames came, from the slices and from VR, and the viewer
+    left while its VR frames render: a worker's result arriving after its screen closed
+    is dropped, the app runs on."""
+    from tui.app.mpr import MPRScreen
+    from tui.app.viewer import ViewerScreen
+
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        for vr in (False, True):
+            for delay in (0.0, 0.0, 0.01, 0.02, 0.04, 0.06, 0.1, 0.15, 0.2, 0.3):
+                await _back_to_the_viewer(app, pilot)
+                if vr and app.screen.request.mode != "vr":
+                    await pilot.press("v")
+                await pilot.press("g")
+                for _ in range(400):  # the MPR comes on screen, its frames not yet
+                    if isinstance(app.screen, MPRScreen):
+                        break
+                    await pilot.pause(0.005)
+                await pilot.pause(delay)
+                await pilot.press("escape")
+                await pilot.pause(0.05)
+        for delay in (0.0, 0.02, 0.05, 0.1, 0.2):  # the viewer left while VR renders
+            await _back_to_the_viewer(app, pilot)
+            await pilot.press("v")
+            await pilot.pause(delay)
+            await pilot.press("escape", "escape")
+            await pilot.pause(0.05)
+        await _settle(app, pilot)
+        assert app.is_running and app.return_code is None
+        # the same, made certain: results handed to the screens after they closed
+        await _back_to_the_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("g")
+        await _settle(app, pilot)
+        mpr = app.screen
+        assert isinstance(mpr, MPRScreen) and mpr.shown
+        await pilot.press("escape", "escape")  # the MPR, then the viewer closed
+        await _settle(app, pilot)
+        assert not isinstance(app.screen, (MPRScreen, ViewerScreen))
+        images = {name: r.image for name, r in mpr.shown.items()}
+        made = dict.fromkeys(mpr.shown, Request())
+        mpr._show(mpr._generation, dict(mpr.shown), made, images, "late", None)
+        mpr._started(np.zeros(3), np.ones(3), [0], 0.0)
+        viewer._show(viewer._shown, viewer.count, viewer.request)
+        viewer._refused(viewer.request, "late")
+        viewer._open_mpr(None)  # the MPR check's answer: no MPR over the browser
+        await _settle(app, pilot)
+        assert not isinstance(app.screen, (MPRScreen, ViewerScreen))
+    ct.close()
+
+
+async def test_the_mpr_shows_and_steps_the_viewers_time_point(four_d: Archive) -> None:
+    from tui.app.mpr import MPRScreen
+
+    app = PacsApp(four_d, BANDWIDTH["normal"])
+    async with app.run_test(size=(140, 50)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("M")  # the MIP over time says so once
+        await _settle(app, pilot)
+        assert _bottom(viewer).count("time points") == 1, _bottom(viewer)
+        await pilot.press("M", "full_stop")
+        await _settle(app, pilot)
+        t = _time_shown(viewer)
+        await pilot.press("g")
+        await _settle(app, pilot)
+        screen = app.screen
+        assert isinstance(screen, MPRScreen) and screen.stack == viewer.request.stack
+        status = screen.query_one("#mpr-status", Static)
+        uid = screen.series["SeriesInstanceUID"]
+        for expected in (t, t % TIMES + 1):
+            assert f"t {expected}/{TIMES}" in str(status.render())
+            values = screen.views["axial"].values  # the box away from the sphere
+            box = values[(values > -900) & (values < 900)]
+            assert float(np.median(box)) == pytest.approx(100 * expected, abs=1)
+            for name in ("axial", "coronal", "sagittal", "volume"):
+                fresh = _fresh(app, uid, _pane_request(screen, name))
+                assert np.array_equal(screen.shown[name].image, fresh.image), name
+            await pilot.press("full_stop")  # the next time point, here too
+            await _settle(app, pilot)
+    four_d.close()
+
+
+async def test_a_small_tilt_turns_the_vr_pane_only_a_little(ct: Archive) -> None:
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(140, 50)) as pilot:
+        await _open_viewer(app, pilot)
+        await pilot.press("g")
+        await _settle(app, pilot)
+        screen = app.screen
+        panel = screen.query_one("#mpr-volume", ImagePanel)
+        before = screen.shown["volume"]
+        letters = (_label(panel, "top"), _label(panel, "left"))
+        await pilot.press("right_square_bracket")  # the axial plane 5° about its rows
+        await _settle(app, pilot)
+        after = screen.shown["volume"]
+        assert (_label(panel, "top"), _label(panel, "left")) == letters
+        assert after.labels["top"] == before.labels["top"]
+        assert after.labels["left"] == before.labels["left"]
+        a, b = (r.image.astype(float).mean(axis=2).ravel() for r in (before, after))
+        assert not np.array_equal(a, b) and np.corrcoef(a, b)[0, 1] > 0.8
+    ct.close()
+
+
+async def test_window_keys_leave_the_transfer_preset_in_vr(ct: Archive) -> None:
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("v", "3")
+        await _settle(app, pilot)
+        preset, request = viewer.request.preset, viewer.request
+        assert preset == list(app.transfers["CT"])[2]
+        await pilot.press("w", "W", "c", "C", "f")
+        await _settle(app, pilot)
+        assert viewer.request is request and viewer.request.preset == preset
+        assert _notices(app, "VR uses its preset") >= 1
+        await pilot.press("m", "w")  # the shaded MIP: its grey's window narrows
+        await _settle(app, pilot)
+        assert viewer.request.mode == "smip" and viewer.request.window is not None
+        await pilot.press("m")
+        await _settle(app, pilot)
+        assert viewer.request.mode == "vr" and viewer.request.preset == preset
+    ct.close()
+
+
+async def test_the_mpr_of_a_tilted_stack_says_it_was_resampled(tmp_path: Path) -> None:
+    from tui.app.mpr import MPRScreen
+
+    archive = Archive(tmp_path / "archive")
+    write_series(tmp_path / "tilt", AXIAL, count=20, shear=(0.0, 0.35, 0.0))
+    import_paths(archive, [tmp_path / "tilt"])
+    app = PacsApp(archive, BANDWIDTH["normal"])
+    async with app.run_test(size=(140, 50)) as pilot:
+        await _open_viewer(app, pilot)
+        await pilot.press("g")
+        await _settle(app, pilot)
+        assert isinstance(app.screen, MPRScreen)
+        status = str(app.screen.query_one("#mpr-status", Static).render())
+        assert "gantry tilt 9.9° resampled" in status
+    archive.close()
+
+
+def _keys(screen) -> dict[str, str]:
+    """What the footer and ? offer now: key -> description."""
+    return {key: active.binding.description for key, active in screen.active_bindings.items()}
+
+
+async def test_vr_mode_offers_vr_keys_and_esc_goes_back_to_the_slices(ct: Archive) -> None:
+    from tui.app.browser import BrowserScreen
+    from tui.app.viewer import ViewerScreen
+
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        flat = _keys(viewer)
+        assert flat["j"] == "Next" and flat["w"] == "Width" and flat["p"] == "Plane"
+        await pilot.press("v")
+        await _settle(app, pilot)
+        keys = _keys(viewer)
+        shown = {d for k, d in keys.items() if viewer.active_bindings[k].binding.show}
+        assert {"Turn", "Shaded MIP", "Spin", "Slices", "Zoom", "Back"} <= shown, shown
+        assert not {"Next", "Prev", "Width", "Plane", "MIP", "Cine"} & set(keys.values())
+        assert keys["left"].startswith("Turn") and "Pan" not in keys.values()
+        # the overlay says each thing once; a zoom in and out is the zoom before
+        assert viewer.request.zoom == VR_ZOOM
+        await pilot.press("z")
+        await _settle(app, pilot)
+        assert _bottom(viewer).count("zoom") == 1, _bottom(viewer)
+        await pilot.press("Z")
+        await _settle(app, pilot)
+        assert viewer.request.zoom == VR_ZOOM and "zoom 1.2500" not in _bottom(viewer)
+        await pilot.press("escape")  # VR off first
+        await _settle(app, pilot)
+        assert isinstance(app.screen, ViewerScreen) and viewer.request.mode == "slice"
+        assert _keys(viewer)["j"] == "Next"
+        await pilot.press("escape")  # then out of the viewer
+        await _settle(app, pilot)
+        assert isinstance(app.screen, BrowserScreen)
+    ct.close()
+
+
+async def test_the_loading_notice_only_when_the_first_frame_is_slow(ct: Archive) -> None:
+    from tui.app import camera
+
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        uid = viewer.series["SeriesInstanceUID"]
+        _fresh(app, uid, Request(mode="vr", size=(64, 64)))  # the renderer loaded
+        camera._said.clear()
+        camera._first.clear()
+        await pilot.press("v")  # the first frame comes within a second: no notice
+        await _settle(app, pilot)
+        await pilot.pause(camera.SLOW + 0.3)
+        assert _notices(app, "loading the volume renderer") == 0
+        camera._first.clear()  # a first frame that does not come: the notice, once
+        await asyncio.to_thread(camera.starting, viewer)
+        await asyncio.to_thread(camera.starting, viewer)
+        await pilot.pause(camera.SLOW + 0.3)
+        await asyncio.to_thread(camera.starting, viewer)
+        await pilot.pause(camera.SLOW + 0.3)
+        assert _notices(app, "loading the volume renderer") == 1
+        camera._first.set()
+    ct.close()
+
+
+async def test_vr_starts_big_and_renders_small_panes_at_256(ct: Archive) -> None:
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("v")
+        image = await _shown_full(app, pilot, viewer)
+        assert viewer.request.zoom == VR_ZOOM and max(image.shape[:2]) == 256
+        view = viewer.query_one(ImagePanel).view
+        pane = (view.size.width, view.size.height * 2)
+        assert max(pane) < 256 and image.shape[1] / image.shape[0] == pytest.approx(
+            pane[0] / pane[1], rel=0.05
+        )
+        await pilot.press("m")  # the shaded MIP shows the whole box (bone shows its sphere)
+        image = await _shown_full(app, pilot, viewer)
+        uid = viewer.series["SeriesInstanceUID"]
+        one = _fresh(app, uid, replace(viewer.request, zoom=1.0, size=image.shape[1::-1])).image
+
+        def extent(picture: np.ndarray) -> int:
+            rows = np.flatnonzero(picture.max(axis=(1, 2)) > 0)
+            return int(rows[-1] - rows[0] + 1)
+
+        assert extent(image) / extent(one) == pytest.approx(VR_ZOOM, rel=0.08)
+    ct.close()
+
+
+async def test_after_any_burst_the_settled_frame_is_the_full_one(tmp_path: Path) -> None:
+    """Keys faster than frames, Esc among them (what Esc stops, a load, is not the frame
+    under way): what stays is always the full frame of the last request. A volume big
+    enough that the full frame takes a while after the coarse one."""
+    ct = Archive(tmp_path / "archive")
+    write_series(tmp_path / "ct", AXIAL, size=200, count=120, spacing=0.64, step=1.0)
+    import_paths(ct, [tmp_path / "ct"])
+    app = PacsApp(ct, BANDWIDTH["normal"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open_viewer(app, pilot)
+        viewer = app.screen
+        await pilot.press("v")
+        await _settle(app, pilot)
+        for burst in (["l"], ["l", "l", "k"], ["z", "h", "2"], ["v", "v", "right", "down"]):
+            await pilot.press(*burst)
+            viewer.stop_loads()  # what Esc does first (a load under way stops)
+            await _shown_full(app, pilot, viewer)
+        # A key whose load Esc stopped comes back refused: the screen goes back to the
+        # request shown, whose full frame that key had superseded while its coarse one
+        # was on screen. The moment made certain: the next key and its refusal come right
+        # as the coarse frame shows.
+        show = viewer._show
+
+        def then_a_refused_key(rendered, *args) -> None:
+            before = viewer._shown_request
+            show(rendered, *args)
+            if viewer._shown is rendered and viewer._shown_request is not before:  # coarse
+                viewer._show = show
+                viewer._turn(0.0, 15.0)
+                viewer._refused(viewer.request, "loading cancelled")
+
+        viewer._show = then_a_refused_key
+        await pilot.press("l")
+        await _shown_full(app, pilot, viewer)
+        assert viewer._show is show and viewer.request.elevation == 0
+        await pilot.press("v", "v", "right", "right", "escape", "down", "v", "v", "v")
+        await _settle(app, pilot)
+        assert viewer.request.mode == "vr"
+        await _shown_full(app, pilot, viewer)
+    ct.close()

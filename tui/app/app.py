@@ -132,7 +132,7 @@ class PacsApp(App[None]):
     def open_mpr(self, message: OpenMpr) -> None:
         from tui.app.mpr import MPRScreen
 
-        self.push_screen(MPRScreen(message.series, message.window))
+        self.push_screen(MPRScreen(message.series, message.window, message.stack))
 
     @on(OpenRemote)
     def open_remote(self) -> None:

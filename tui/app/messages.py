@@ -32,11 +32,14 @@ class OpenTags(Message):
 
 
 class OpenMpr(Message):
-    """The 2x2 MPR of a series, in the viewer's window (``None``: the series' own)."""
+    """The 2x2 MPR of a series' stack ``stack`` (a 4-D series' time point), in the viewer's
+    window (``None``: the series' own)."""
 
-    def __init__(self, series: dict[str, Any], window: Window | None = None) -> None:
+    def __init__(
+        self, series: dict[str, Any], window: Window | None = None, stack: int = 0
+    ) -> None:
         super().__init__()
-        self.series, self.window = series, window
+        self.series, self.window, self.stack = series, window, stack
 
 
 class OpenRemote(Message):

@@ -7,7 +7,7 @@ first x, y, z): the axial pane across e2 (rows e1, columns e0), the coronal acro
 pane turns the whole frame about that pane's row or column axis, so the other panes turn
 with it and their crosshairs (each pane's rows and columns through the point) stay where
 the other planes cut it. Tab picks the pane; arrows move the point in its plane, j/k
-through it."""
+through it; a 4-D series' time point is the viewer's, ``.``/``,`` step it."""
 
 from __future__ import annotations
 
@@ -21,11 +21,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
-from tui.app.camera import camera_towards, orthonormal, panel_pixels, rotation, starting
+from tui.app.camera import VR_ZOOM, camera_towards, orthonormal, panel_pixels, rotation, starting
+from tui.app.camera import rendered as came
 from tui.app.context import pacs
 from tui.app.image_view import ImagePanel
 from tui.app.labels import line
@@ -73,7 +75,7 @@ def seen_from(frame: np.ndarray, plane: str) -> tuple[float, float]:
     pane shows it: looking along column x row (the axial from the feet, the coronal from
     the front, the sagittal from the patient's left, as their panes)."""
     _, row, column = plane_axes(frame, plane)
-    return camera_towards(np.cross(column, row))
+    return camera_towards(np.cross(column, row), down=row)
 
 
 def _vector(v: np.ndarray) -> tuple[float, float, float]:
@@ -101,13 +103,20 @@ class MPRScreen(Screen[None]):
         Binding("right", "move(0,1)", "Move", show=False, id="mpr.right"),
         Binding("up", "move(-1,0)", "Move", show=False, id="mpr.up"),
         Binding("down", "move(1,0)", "Move", show=False, id="mpr.down"),
+        Binding("full_stop", "time(1)", "Next time point", show=False, id="mpr.time_next"),
+        Binding("comma", "time(-1)", "Previous time point", show=False, id="mpr.time_prev"),
         Binding("escape,q", "app.pop_screen", "Back", id="mpr.close"),
     ]
     CSS_PATH = Path(__file__).with_name("mpr.tcss")
 
-    def __init__(self, series: dict[str, Any], window: Window | None = None) -> None:
+    def __init__(
+        self, series: dict[str, Any], window: Window | None = None, stack: int = 0
+    ) -> None:
         super().__init__()
         self.series = series
+        self.stack = stack  # the stack shown: a 4-D series' time point
+        self.times = [stack]  # the stack numbers of its time points, in order
+        self.tilt = 0.0  # the stack's gantry tilt in degrees (resampled), or 0
         self.window = window
         self.active = 0
         self.plane = "axial"  # the plane the keys tilt and move: the active pane's, or the last
@@ -136,25 +145,38 @@ class MPRScreen(Screen[None]):
 
     def on_unmount(self) -> None:
         self._frame_cancel.set()  # a volume rendering under way stops
+        self._generation += 1  # and whatever of it comes late is dropped
 
     @work(thread=True, group="mpr-start")
     def start(self) -> None:
         """The point at the volume's middle voxel, then the first redraw."""
+        from tui.render.pipeline import time_points
+
         app, uid = pacs(self), self.series["SeriesInstanceUID"]
         try:
-            volume = app.volume(uid)
+            volume = app.volume(uid, self.stack)
+            stacks = app.stacks(uid)
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="warning")
             return
+        stack = stacks[self.stack]
+        numbers = {id(s): n for n, s in enumerate(stacks)}
+        times = [numbers[id(s)] for s in time_points(stacks, self.stack) if id(s) in numbers]
         affine = volume.affine
         centre = np.floor((np.array(volume.data.shape[::-1]) - 1) / 2)  # a voxel centre
         point = (affine @ np.append(centre, 1))[:3]
         step = np.abs(np.diag(affine[:3, :3])).clip(min=0.5)
-        self.app.call_from_thread(self._started, point, step)
+        tilt = stack.tilt if stack.tilted else 0.0
+        self.app.call_from_thread(self._started, point, step, times or [self.stack], tilt)
 
-    def _started(self, point: np.ndarray, step: np.ndarray) -> None:
-        self.point, self.step = point, step
-        self.redraw()
+    def _started(self, point: np.ndarray, step: np.ndarray, times: list[int], tilt: float) -> None:
+        if not self.is_attached:
+            return  # closed while the volume loaded (g then Esc)
+        self.point, self.step, self.times, self.tilt = point, step, times, tilt
+        try:
+            self.redraw()
+        except NoMatches:
+            return  # closing: its widgets go before it is detached
 
     def redraw(self) -> None:
         """Render what the state says now, in a worker; the redraw before is superseded
@@ -164,16 +186,20 @@ class MPRScreen(Screen[None]):
         self._frame_cancel.set()
         self._frame_cancel = threading.Event()
         self._generation += 1
-        size = panel_pixels(self.query_one("#mpr-volume", ImagePanel).view)
-        requests, status = self._requests(size), self._status()
+        view = self.query_one("#mpr-volume", ImagePanel).view
+        requests, status = self._requests(panel_pixels(view), panel_pixels(view, 0)), self._status()
         # panes whose request is unchanged (Tab, the fourth pane's key) are not rendered again
         kept = {n: self.shown[n] for n, r in requests.items() if self._made.get(n) == r}
         self.draw_panes(
             self._generation, requests, kept, self.point.copy(), status, self._frame_cancel
         )
 
-    def _requests(self, size: tuple[int, int]) -> dict[str, Request]:
-        """The panes' requests: the three planes through the point, and the fourth."""
+    def _requests(
+        self, size: tuple[int, int], shown: tuple[int, int] | None = None
+    ) -> dict[str, Request]:
+        """The panes' requests: the three planes through the point (``shown``: a pane's
+        pixels), and the fourth (rendered at ``size``)."""
+        side = max(shown or size)
         assert self.point is not None
         requests = {}
         for plane in PLANES:
@@ -185,13 +211,17 @@ class MPRScreen(Screen[None]):
                 normal=_vector(normal),
                 point=_vector(self.point),
                 axes=(_vector(row), _vector(column)),
-                size=(max(size), max(size)),  # the pane's pixels: slabs stay quick
+                size=(side, side),  # the pane's pixels: slabs stay quick
+                stack=self.stack,
             )
         if self.fourth == "vr":
             azimuth, elevation = seen_from(self.frame, self.plane)
-            requests["volume"] = Request(mode="vr", azimuth=azimuth, elevation=elevation, size=size)
+            requests["volume"] = Request(
+                mode="vr", azimuth=azimuth, elevation=elevation, zoom=VR_ZOOM, size=size,
+                stack=self.stack,
+            )  # fmt: skip
         else:
-            requests["volume"] = Request(mode="mip", plane="coronal")
+            requests["volume"] = Request(mode="mip", plane="coronal", stack=self.stack)
         return requests
 
     @work(thread=True, exclusive=True, group="mpr")
@@ -226,6 +256,8 @@ class MPRScreen(Screen[None]):
                         request = replace(request, coarse=not full)
                         starting(self)
                     rendered[name] = app.render_series(uid, request, cancel=cancel)
+                    if name == "volume" and vr:
+                        came()  # the renderer is loaded: no notice
             except UserError as exc:
                 if not cancel.is_set():
                     self.app.call_from_thread(self.notify, str(exc), severity="warning")
@@ -253,8 +285,22 @@ class MPRScreen(Screen[None]):
         status: str,
         window: Window | None,
     ) -> None:
-        if generation != self._generation:
-            return  # a newer key's redraw is under way: this belongs to an older state
+        if generation != self._generation or not self.is_attached:
+            return  # a newer key's redraw is under way (or the screen closed): an older state
+        try:
+            self._put(rendered, made, images, status, window)
+        except NoMatches:
+            return  # the screen is closing: its widgets go before it is detached
+
+    def _put(
+        self,
+        rendered: dict[str, Any],
+        made: dict[str, Request],
+        images: dict[str, np.ndarray],
+        status: str,
+        window: Window | None,
+    ) -> None:
+        """The panes and the status line (see :meth:`_show`)."""
         for name, r in rendered.items():
             self.shown[name] = r
             if name in made:
@@ -280,7 +326,12 @@ class MPRScreen(Screen[None]):
         across = ", ".join(f"{v:.3f}" for v in normal)
         mode = self.mode if self.mode == "slice" else f"{self.mode.upper()} slab {self.slab:g} mm"
         pane = PANELS[self.active] if self.active < len(PLANES) else f"{self.fourth} ({self.plane})"
-        return f"{pane} panel  point ({where}) mm  normal ({across})  {mode}"
+        status = f"{pane} panel  point ({where}) mm  normal ({across})  {mode}"
+        if len(self.times) > 1 and self.stack in self.times:
+            status += f"  t {self.times.index(self.stack) + 1}/{len(self.times)}"
+        if self.tilt:
+            status += f"  gantry tilt {self.tilt:.1f}° resampled"
+        return status
 
     def action_panel(self, step: int) -> None:
         self.query_one(f"#mpr-{PANELS[self.active]}").remove_class("active")
@@ -328,6 +379,15 @@ class MPRScreen(Screen[None]):
         if self.mode == "slice":
             self.notify("the slab is for MIP, MinIP and average (m)", timeout=2)
             return
+        self.redraw()
+
+    def action_time(self, delta: int) -> None:
+        """The next or previous time point of a 4-D series, at the same point and planes."""
+        if len(self.times) < 2:
+            self.notify("one time point: no time keys", timeout=2)
+            return
+        now = self.times.index(self.stack) if self.stack in self.times else 0
+        self.stack = self.times[(now + delta) % len(self.times)]
         self.redraw()
 
     def action_fourth(self) -> None:

@@ -16,10 +16,12 @@ from typing import Any
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from tui.app.camera import VR_ZOOM
 from tui.app.context import pacs
 from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
@@ -35,8 +37,15 @@ MODES = ("slice", "mip", "minip", "avg")
 VR_MODES = ("vr", "smip")  # volume rendering, shaded MIP: ``m`` switches in VR
 TURN, FINE = 15.0, 5.0  # degrees a VR turn key (arrows, h/j/k/l) and shift+arrow turn
 SPIN = 10.0  # degrees a cine frame in VR turns the volume
-# Keys that mean nothing in VR (their footer entries go while it is on).
-_FLAT_ONLY = {"plane", "slab", "first", "last", "own_window", "over_time"}
+# Actions of VR's own keys, and of the slice view's keys they replace (or that mean
+# nothing in VR): either set is hidden (footer, ?) and off while the other mode is on.
+_VR_ONLY = {
+    "turn", "tip", "fine", "vr_mode", "spin", "slices", "vr_window", "vr_level", "vr_preset",
+}  # fmt: skip
+_FLAT_ONLY = {
+    "step", "mode", "plane", "width", "level", "own_window", "slab", "first", "last", "pan",
+    "preset", "cine", "vr", "over_time", "invert",
+}  # fmt: skip
 
 
 class ViewerScreen(Screen[None]):
@@ -46,6 +55,11 @@ class ViewerScreen(Screen[None]):
     # so that 120 columns show every key the footer offers; tooltips are the long names
     # (the command palette and ? use them).
     BINDINGS = [
+        # VR's turn keys first (keys the slice view has not: the footer's order is that
+        # of each key's first binding, so VR's footer starts with them)
+        Binding("h,left", "turn(-1)", "Turn", tooltip="VR: turn left 15°", id="viewer.turn_left"),
+        Binding("l,right", "turn(1)", "VR: turn right", show=False, id="viewer.turn_right"),
+        # the slice view's keys (hidden in VR where VR has its own, below)
         Binding("j,down", "step(1)", "Next", id="viewer.next"),
         Binding("k,up", "step(-1)", "Prev", id="viewer.previous"),
         Binding("m", "mode", "MIP", tooltip="MIP/MinIP/avg", id="viewer.mode"),
@@ -60,8 +74,6 @@ class ViewerScreen(Screen[None]):
         Binding("z", "zoom(1.5)", "Zoom", tooltip="Zoom in", id="viewer.zoom_in"),
         Binding("o", "overlay", "Overlay", id="viewer.overlay"),
         Binding("v", "vr", "VR", tooltip="Volume rendering on/off", id="viewer.vr"),
-        Binding("h,left", "turn(-1)", "VR: turn left", show=False, id="viewer.turn_left"),
-        Binding("l,right", "turn(1)", "VR: turn right", show=False, id="viewer.turn_right"),
         Binding("full_stop", "time(1)", "Next time point", show=False, id="viewer.time_next"),
         Binding("comma", "time(-1)", "Previous time point", show=False, id="viewer.time_prev"),
         Binding("T", "time_cine", "Cine through time", show=False, id="viewer.time_cine"),
@@ -87,6 +99,30 @@ class ViewerScreen(Screen[None]):
             Binding(str(n), f"preset({n - 1})", f"Preset {n}", show=False, id=f"viewer.preset{n}")
             for n in range(1, 10)
         ],
+        # VR's other keys, only while it is on (the slice keys on the same keys are hidden)
+        Binding("k,up", "tip(1)", "VR: turn up", show=False, id="viewer.turn_up"),
+        Binding("j,down", "tip(-1)", "VR: turn down", show=False, id="viewer.turn_down"),
+        Binding("shift+left", "fine(-1,0)", "VR: turn left 5°", show=False, id="viewer.fine_left"),
+        Binding("shift+right", "fine(1,0)", "VR: turn right 5°", show=False, id="viewer.fine_rt"),
+        Binding("shift+up", "fine(0,1)", "VR: turn up 5°", show=False, id="viewer.fine_up"),
+        Binding("shift+down", "fine(0,-1)", "VR: turn down 5°", show=False, id="viewer.fine_down"),
+        Binding("m", "vr_mode", "Shaded MIP", tooltip="VR / shaded MIP", id="viewer.vr_mode"),
+        Binding("space", "spin", "Spin", tooltip="VR: turn it round", id="viewer.spin"),
+        Binding("v", "slices", "Slices", tooltip="VR off: back to the slices", id="viewer.slices"),
+        Binding("w", "vr_window(0.8)", "Narrower", show=False, id="viewer.vr_narrower"),
+        Binding("W", "vr_window(1.25)", "Wider", show=False, id="viewer.vr_wider"),
+        Binding("c", "vr_level(-0.05)", "Lower", show=False, id="viewer.vr_lower"),
+        Binding("C", "vr_level(0.05)", "Higher", show=False, id="viewer.vr_higher"),
+        *[
+            Binding(
+                str(n),
+                f"vr_preset({n - 1})",
+                f"Transfer preset {n}",
+                show=False,
+                id=f"viewer.vr_preset{n}",
+            )
+            for n in range(1, 10)
+        ],
     ]
 
     def __init__(self, series: dict[str, Any]) -> None:
@@ -96,6 +132,7 @@ class ViewerScreen(Screen[None]):
         self._cine: Any = None
         self._shown: Any = None  # the Rendered on screen: for lookups and export
         self._shown_request: Request | None = None  # the request that made it
+        self._coarse = False  # what is shown is VR's coarse frame (its full one is owed)
         self.zoom = 1.0
         self.centre = (0.5, 0.5)  # the zoomed window's centre, as fractions of the image
         self._crop = (0, 0, 1, 1)  # rows and columns of the image on screen: r0, c0, h, w
@@ -111,7 +148,8 @@ class ViewerScreen(Screen[None]):
         # rendering for an older key stops, and a late one is never shown.
         self._frame = threading.Event()
         self._flat: Request | None = None  # the 2-D request to come back to from VR
-        self._camera = Request(mode="vr")  # VR's last camera and preset, kept across toggles
+        # VR's last camera and preset, kept across toggles
+        self._camera = Request(mode="vr", zoom=VR_ZOOM)
         self._transfers: dict[str, Any] | None = None  # VR presets, read in a worker
         # VR's transfer preset and shaded MIP's window, kept while the other mode is on
         self._presets_kept: dict[str, tuple[str | None, Window | None]] = {}
@@ -178,7 +216,10 @@ class ViewerScreen(Screen[None]):
 
     def _progress(self) -> tuple[Any, Any]:
         """A progress callback for a volume load (from a worker) and what hides the bar."""
-        bar = self.query_one("#loading", ProgressBar)
+        try:
+            bar = self.query_one("#loading", ProgressBar)
+        except NoMatches:  # the screen closed while the worker started: nothing to show
+            return (lambda done, total: None), (lambda: None)
         shown = False
 
         def progress(done: int, total: int) -> None:
@@ -222,6 +263,7 @@ class ViewerScreen(Screen[None]):
     ) -> None:
         """Progressive VR: the volume loaded (with the bar, stopped by Esc), then a coarse
         frame shown at once and the full one after, each dropped once a newer key came."""
+        from tui.app.camera import rendered as came
         from tui.app.camera import starting
         from tui.render.pipeline import pick_stack, volume_of
 
@@ -239,18 +281,21 @@ class ViewerScreen(Screen[None]):
             hide()
         starting(self)
         for coarse in (True, False):
-            try:
-                with self._load(frame):
-                    rendered = app.render_series(
-                        uid, replace(request, coarse=coarse, size=size), cancel=frame
-                    )
+            try:  # the frame token stops a superseded frame; it is not a load Esc stops
+                rendered = app.render_series(
+                    uid, replace(request, coarse=coarse, size=size), cancel=frame
+                )
             except UserError as exc:
                 if not frame.is_set():  # a superseded frame stops quietly
                     self.app.call_from_thread(self._refused, request, str(exc))
                 return
+            finally:
+                came()  # done or refused: the renderer is loaded
             if frame.is_set() or get_current_worker().is_cancelled:
                 return
-            self.app.call_from_thread(self._show, rendered, self.count, request, times, frame)
+            self.app.call_from_thread(
+                self._show, rendered, self.count, request, times, frame, coarse
+            )
 
     def _time_stacks(self, request: Request) -> list[int]:
         """The numbers of the stacks at the time points of ``request``'s stack (same
@@ -268,10 +313,14 @@ class ViewerScreen(Screen[None]):
         """Say why the view cannot be shown and keep the one on screen: the next key
         starts from what is shown, not from the refused request (a tilted stack's MIP
         after a refused plane)."""
+        if not self.is_attached:
+            return  # the screen closed while the worker ran
         self.notify(reason, severity="warning")
         if self.request is request and self._shown_request is not None:
             self.request = self._shown_request
             self.refresh_bindings()  # back from a refused VR: the arrows step again
+            if self._coarse:  # its full frame was dropped for the refused key: owed still
+                self.redraw()
 
     def _show(
         self,
@@ -280,12 +329,27 @@ class ViewerScreen(Screen[None]):
         request: Request | None = None,
         times: list[int] | None = None,
         frame: threading.Event | None = None,
+        coarse: bool = False,
     ) -> None:
         """Show ``rendered``, made for ``request``: only while that is still the current
         request (a frame of an older key, coarse or full, arriving late is dropped);
-        without one, what is shown again (zoom, pan)."""
+        without one, what is shown again (zoom, pan). ``coarse``: VR's quick frame, the
+        full one to come."""
         if request is not None and (request is not self.request or (frame and frame.is_set())):
             return
+        if not self.is_attached:
+            return  # a worker's frame after the screen closed
+        if request is not None:
+            self._coarse = coarse
+        try:
+            self._put(rendered, count, request, times)
+        except NoMatches:
+            return  # the screen is closing: its widgets go before it is detached
+
+    def _put(
+        self, rendered: Any, count: int, request: Request | None, times: list[int] | None
+    ) -> None:
+        """Show ``rendered`` (see :meth:`_show`) in the panel and the overlays."""
         first = self._shown is None
         self._shown = rendered
         if request is not None:
@@ -321,7 +385,7 @@ class ViewerScreen(Screen[None]):
         if self._vr(request):
             if "azimuth" not in rendered.description:
                 bottom.append(f"azimuth {request.azimuth:g}° elevation {request.elevation:g}°")
-            if request.zoom != 1:
+            if request.zoom != 1 and "zoom" not in rendered.description:
                 bottom.append(f"zoom {request.zoom:.3g}")
         if request.mode != "vr":
             bottom.append(str(rendered.window or ""))
@@ -329,7 +393,7 @@ class ViewerScreen(Screen[None]):
             bottom.append(f"slab {request.slab:g} mm")
         times = self._times or []
         if len(times) > 1:
-            if request.over_time:
+            if request.over_time and "time points" not in rendered.description:
                 bottom.append(f"MIP over {len(times)} time points")
             elif request.stack in times:
                 bottom.append(f"t {times.index(request.stack) + 1}/{len(times)}")
@@ -376,6 +440,25 @@ class ViewerScreen(Screen[None]):
     def _current_window(self) -> Window:
         return self.request.window or self.window or Window(40, 400)
 
+    def action_vr_window(self, factor: float) -> None:
+        """In the shaded MIP its grey's window; the rendering is coloured by its preset."""
+        if self._vr_window_says():
+            self.action_width(factor)
+
+    def action_vr_level(self, fraction: float) -> None:
+        if self._vr_window_says():
+            self.action_level(fraction)
+
+    def _vr_window_says(self) -> bool:
+        """May a window key act (the shaded MIP)? If not, say why, once a key."""
+        if self.request.mode == "smip":
+            return True
+        self.notify("the window sets the shaded MIP's grey (m); VR uses its preset", timeout=2)
+        return False
+
+    def action_vr_preset(self, number: int) -> None:
+        self.action_preset(number)
+
     def action_width(self, factor: float) -> None:
         w = self._current_window()
         self._update(window=Window(w.center, max(1.0, w.width * factor), w.function), preset=None)
@@ -410,6 +493,9 @@ class ViewerScreen(Screen[None]):
 
     def action_invert(self) -> None:
         self._update(invert=not self.request.invert)
+
+    def action_vr_mode(self) -> None:
+        self.action_mode()
 
     def action_mode(self) -> None:
         if self._vr(self.request):  # VR and shaded MIP: each keeps its kind of preset
@@ -459,7 +545,8 @@ class ViewerScreen(Screen[None]):
 
     def action_zoom(self, factor: float) -> None:
         if self._vr(self.request):  # the camera zooms: a sharper picture, not a crop
-            self._update(zoom=max(0.5, min(8.0, self.request.zoom * factor)))
+            # rounded: a zoom in and out is the zoom before (not 1.00005)
+            self._update(zoom=round(max(0.5, min(8.0, self.request.zoom * factor)), 2))
             return
         self.zoom = max(1.0, min(8.0, self.zoom * factor))
         if self._shown is not None:
@@ -477,15 +564,23 @@ class ViewerScreen(Screen[None]):
             self._show(self._shown, self.count)
 
     def action_back(self) -> None:
-        """Esc while a volume loads stops the loading; otherwise back to the browser
-        (stopping what loads in the background)."""
+        """Esc while a volume loads stops the loading; in VR back to the slices; otherwise
+        back to the browser (stopping what loads in the background)."""
         self.stop_loads()
         if self.query_one("#loading").has_class("shown"):
+            return
+        if self._vr(self.request):
+            self.action_vr()
             return
         self.app.pop_screen()
 
     def on_unmount(self) -> None:
+        """Whatever still runs for this screen stops, and shows nothing when it ends."""
         self.stop_loads()
+        self._frame.set()
+        if self._cine is not None:
+            self._cine.stop()
+            self._cine = None
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self._drag = (event.screen_x, event.screen_y, self._current_window())
@@ -516,7 +611,12 @@ class ViewerScreen(Screen[None]):
             self.app.call_from_thread(self.notify, f"no MPR: {refusal}", severity="warning")
             return
         window = self.request.window or (self.window if self.request.preset else None)
-        self.app.post_message(OpenMpr(self.series, window))
+        self.app.call_from_thread(self._open_mpr, window)
+
+    def _open_mpr(self, window: Window | None) -> None:
+        """The MPR at this time point, unless the viewer closed meanwhile (g then Esc)."""
+        if self.is_attached and self.app.screen is self:
+            self.app.post_message(OpenMpr(self.series, window, self.request.stack))
 
     def action_cine(self, time: bool = False) -> None:
         """Play through the slices (wrapping; in VR: turn the volume round), or through the
@@ -555,8 +655,21 @@ class ViewerScreen(Screen[None]):
         self.refresh_bindings()
         self.redraw()
 
+    def action_slices(self) -> None:
+        self.action_vr()
+
+    def action_spin(self) -> None:
+        self.action_cine()
+
     def action_turn(self, steps: int) -> None:
         self._turn(steps * TURN, 0.0)
+
+    def action_tip(self, steps: int) -> None:
+        """Turn the camera up toward the head (or down toward the feet)."""
+        self._turn(0.0, steps * TURN)
+
+    def action_fine(self, right: int, up: int) -> None:
+        self._turn(right * FINE, up * FINE)
 
     def _turn(self, azimuth: float, elevation: float) -> None:
         """Turn the VR camera: azimuth round the head-foot axis (wrapping), elevation
@@ -568,8 +681,9 @@ class ViewerScreen(Screen[None]):
         )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Turn keys only in VR (elsewhere arrows step); plane and slab keys only outside."""
-        if action == "turn":
+        """VR's keys only in VR, the slice keys they replace only outside (hidden from the
+        footer and ? while off)."""
+        if action in _VR_ONLY:
             return self._vr(self.request)
         if action in _FLAT_ONLY:
             return not self._vr(self.request)
