@@ -76,6 +76,16 @@ async def _wait(app, pilot, until, what: str, tries: int = 100) -> None:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+async def _until(pilot, until, seconds: float = 5.0) -> None:
+    """Pause until ``until()`` holds while workers still run (``_wait`` would wait for
+    them to end); a busy machine starts a worker later than an idle one."""
+    for _ in range(int(seconds / 0.05)):
+        if until():
+            return
+        await pilot.pause(0.05)
+    assert until()
+
+
 async def _query(app, pilot, **fields: str) -> RemoteScreen:
     """From the browser to the remote screen, then a query by keys."""
     await _settle(app, pilot)
@@ -332,15 +342,13 @@ async def test_esc_stops_what_hangs_at_once(silent, tmp_path: Path) -> None:
         await _settle(app, pilot)
         screen = app.screen
         await pilot.press("e")  # pilot.pause, not _settle: it waits for the workers to end
-        await pilot.pause(0.2)
-        assert "echo…" in screen.echoes["hung"]
+        await _until(pilot, lambda: "echo…" in screen.echoes.get("hung", ""))
         await pilot.press("escape")
         assert screen.echoes["hung"] == "echo stopped" and app.screen is screen
         assert "echo stopped" in str(screen.query_one("#node-status").render())
 
         await pilot.press("enter", "enter")  # to the form, and run the query
-        await pilot.pause(0.3)
-        assert "querying" in _count(screen)
+        await _until(pilot, lambda: "querying" in _count(screen))
         await pilot.press("escape")
         assert _count(screen).endswith("· stopped")  # at once, not after the timeout
         assert not screen.run.finished and app.screen is screen
