@@ -319,10 +319,14 @@ def test_hostile_values_never_reach_the_terminal_from_the_app(
         assert obeyed() == [], text
 
     shows(f"N:{SHOWN}")  # the browser's tree
-    _keys(tmux, "Space", "Down")
-    shows(f"S:{SHOWN}")  # the study's details, and its preview's caption
-    shows(f"preview: series CT 1 R:{SHOWN}")
-    _keys(tmux, "Space", "Down", "t")
+    # Each key once the rows it moves to are there (a busy machine loads them later).
+    _keys(tmux, "Space")
+    shows(f"S:{SHOWN}")  # the study's row
+    _keys(tmux, "Down")
+    shows(f"preview: series CT 1 R:{SHOWN}")  # its details, and its preview's caption
+    _keys(tmux, "Space")
+    shows(f"CT 1  R:{SHOWN}")  # the series' row
+    _keys(tmux, "Down", "t")
     shows(f"H:{AS_ESCAPED}")  # the tags screen: the file's values (pydicom's repr)
     _keys(tmux, "q", "v")
     shows(f"N:{AS_TEXT}")  # the viewer's overlay, from the file
