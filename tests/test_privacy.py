@@ -74,6 +74,22 @@ def _homes() -> tuple[Path, Path]:
 # -- 0700 folders, 0600 files --------------------------------------------------------------------
 
 
+def _open_row(tmux) -> None:
+    """Space on the highlighted tree row, then wait for its children's rows (a worker loads
+    them: a Down sent before they are there moves nowhere, and the next Space closes it)."""
+
+    def rows() -> int:
+        screen = tmux("capture-pane", "-p", "-t", "e2e")
+        return screen.count("└──") + screen.count("├──")
+
+    before = rows()
+    tmux("send-keys", "-t", "e2e", "Space")
+    deadline = time.monotonic() + 20
+    while rows() <= before:
+        assert time.monotonic() < deadline, "the row's children never appeared"
+        time.sleep(0.1)
+
+
 def test_the_archive_config_and_log_are_private_under_umask_022(tmp_path: Path) -> None:
     write_series(tmp_path / "ct", AXIAL, count=4, size=16)
     archive = tmp_path / "archive"
@@ -221,7 +237,10 @@ def test_no_patient_data_in_the_log_at_the_default_verbosity(tmp_path: Path, tmu
         stderr += [found.stderr, got.stderr]
         _start(tmux, f"cd {ROOT} && {_env()} {sys.executable} -m tui --archive {archive}")
         _wait_for(tmux, "Quaxley^Zebulon")
-        _keys(tmux, "Space", "Down", "Space", "Down")
+        _open_row(tmux)
+        _keys(tmux, "Down")
+        _open_row(tmux)
+        _keys(tmux, "Down")
         _wait_for(tmux, "SeriesInstanceUID")
         _keys(tmux, "v")
         _wait_for(tmux, "acquired slice")
@@ -383,12 +402,13 @@ def test_an_app_that_breaks_exits_1_with_one_line_and_the_traceback_in_the_log(
     log = _homes()[1] / "pacs-tui.log"
     _start(tmux, f"cd {ROOT}", size=(200, 40))
     screens = []
-    for root, keys in ((damaged, []), (edited, ["Space", "Down"])):
+    for root, keys in ((damaged, []), (edited, ["Down"])):
         tmux("send-keys", "-t", "e2e", "clear", "Enter")
         command = f"{_env()} {sys.executable} -m tui --archive {root}; echo exited-$?"
         tmux("send-keys", "-t", "e2e", command, "Enter")
         if keys:
             _wait_for(tmux, "Synthetic^Phantom")
+            _open_row(tmux)
             _keys(tmux, *keys)
         _wait_for(tmux, "exited-1", alternatives=("exited-0",))
         screens.append(tmux("capture-pane", "-p", "-J", "-t", "e2e"))  # lines as printed
