@@ -90,13 +90,8 @@ OBLIQUE_SERIES = (
 SEED = 20240601
 DATA_AXIS = {"axial": 0, "coronal": 1, "sagittal": 2}  # for this series' geometry
 
-MEMORY_SCRIPT = """
-import json, sys, tracemalloc
-from pathlib import Path
-from tui.archive.index import Archive
-from tui.archive.query import series_instances
-from tui.render.volume import assemble, load, slices_of
-
+# A child process's resident memory now and at its peak (the memory scripts share it).
+PROC_STATUS = """
 def status():
     out = {}
     with open("/proc/self/status") as fp:
@@ -105,6 +100,16 @@ def status():
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) * 1024
     return out
+"""
+
+MEMORY_SCRIPT = (
+    PROC_STATUS
+    + """
+import json, sys, tracemalloc
+from pathlib import Path
+from tui.archive.index import Archive
+from tui.archive.query import series_instances
+from tui.render.volume import assemble, load, slices_of
 
 root, uid, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 archive = Archive(Path(root), create=False)
@@ -125,6 +130,7 @@ print(json.dumps({
     "dtype": str(volume.data.dtype), "traced_peak": peak, "traced_current": current,
 }))
 """
+)
 
 
 def note(message: str) -> None:

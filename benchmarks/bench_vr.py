@@ -76,7 +76,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from benchmarks.bench_render import ms  # noqa: E402
+from benchmarks.bench_render import PROC_STATUS, ms  # noqa: E402
 from tui.archive.demo import build_demo  # noqa: E402
 from tui.archive.query import series_instances  # noqa: E402
 from tui.render import vr  # noqa: E402
@@ -95,7 +95,9 @@ PANE = (128, 72)  # a half-block terminal pane (width, height): supersampled 2 x
 SERIES = "Axial 1.25%"  # the demo's 512 x 512 x 240 CT (series description)
 VTK_MISSING = "vtk is not installed: pip install 'pacs-tui[bench]' (or pip install vtk)"
 
-MEMORY_SCRIPT = """
+MEMORY_SCRIPT = (
+    PROC_STATUS
+    + """
 import json, sys, time, tracemalloc
 from pathlib import Path
 from tui.archive.index import Archive
@@ -103,15 +105,6 @@ from tui.archive.query import series_instances
 from tui.render.transfer import find_transfer, load_transfers
 from tui.render.volume import Volume, assemble, load, slices_of
 from tui.render.vr import Camera, render_volume
-
-def status():
-    out = {}
-    with open("/proc/self/status") as fp:
-        for line in fp:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) * 1024
-    return out
 
 def private():
     # Private_Clean + Private_Dirty: memory this process alone holds (anonymous pages and
@@ -172,6 +165,7 @@ print(json.dumps({
     "volume_traced": volume_traced,
 }))
 """
+)
 
 
 def note(message: str) -> None:
