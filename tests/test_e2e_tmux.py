@@ -43,6 +43,22 @@ def _keys(tmux, *keys: str) -> None:
         time.sleep(0.3)
 
 
+def _open_row(tmux) -> None:
+    """Space on the highlighted tree row, then wait for its children's rows (a worker loads
+    them: a Down sent before they are there moves nowhere, and the next Space closes it)."""
+
+    def rows() -> int:
+        screen = tmux("capture-pane", "-p", "-t", "e2e")
+        return screen.count("└──") + screen.count("├──")
+
+    before = rows()
+    tmux("send-keys", "-t", "e2e", "Space")
+    deadline = time.monotonic() + 20
+    while rows() <= before:
+        assert time.monotonic() < deadline, "the row's children never appeared"
+        time.sleep(0.1)
+
+
 def _wait_for(tmux, text: str, timeout: float = 20.0, alternatives: tuple[str, ...] = ()) -> str:
     deadline = time.monotonic() + timeout
     screen = ""
@@ -173,7 +189,8 @@ def test_triage_on_a_read_only_archive_says_so_and_changes_nothing(tmux, tmp_pat
     command += f" {sys.executable} -m tui --archive {mount}"
     _start(tmux, f"cd {ROOT} && {command}")
     _wait_for(tmux, "Synthetic^Phantom")
-    _keys(tmux, "Space", "Down")
+    _open_row(tmux)
+    _keys(tmux, "Down")
     before = _wait_for(tmux, "StudyInstanceUID")
     _keys(tmux, "u", "f", "n")
     screen = _wait_for(tmux, "is read-only")
@@ -200,7 +217,9 @@ def test_jump_keys_in_one_burst_count_each_press(tmux, tmp_path: Path) -> None:
     command = f"cd {ROOT} && {sys.executable} -m tui --archive {archive}"
     _start(tmux, command, size=(160, 50))
     _wait_for(tmux, "Yamada^Hanako")
-    _keys(tmux, "Home", "Space", "Down")
+    _keys(tmux, "Home")
+    _open_row(tmux)
+    _keys(tmux, "Down")
     start = _study_shown(tmux)
     tmux("send-keys", "-t", "e2e", "]]]")  # one write
     time.sleep(2.0)

@@ -24,7 +24,7 @@ import pytest
 from tests.conftest import ROOT, cli_json, read_only_runner, run_cli
 from tests.servers import HOST, accepts, free_port, upload
 from tests.synthetic import AXIAL, write_series
-from tests.test_e2e_tmux import _keys, _start, _wait_for
+from tests.test_e2e_tmux import _keys, _open_row, _start, _wait_for
 from tests.test_e2e_tmux import tmux as tmux_fixture
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
@@ -72,22 +72,6 @@ def _homes() -> tuple[Path, Path]:
 
 
 # -- 0700 folders, 0600 files --------------------------------------------------------------------
-
-
-def _open_row(tmux) -> None:
-    """Space on the highlighted tree row, then wait for its children's rows (a worker loads
-    them: a Down sent before they are there moves nowhere, and the next Space closes it)."""
-
-    def rows() -> int:
-        screen = tmux("capture-pane", "-p", "-t", "e2e")
-        return screen.count("└──") + screen.count("├──")
-
-    before = rows()
-    tmux("send-keys", "-t", "e2e", "Space")
-    deadline = time.monotonic() + 20
-    while rows() <= before:
-        assert time.monotonic() < deadline, "the row's children never appeared"
-        time.sleep(0.1)
 
 
 def test_the_archive_config_and_log_are_private_under_umask_022(tmp_path: Path) -> None:
