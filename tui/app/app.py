@@ -41,6 +41,7 @@ from tui.term.detect import Bandwidth
 from tui.term.modes import DEFAULT_CELL
 
 if TYPE_CHECKING:  # the rendering core (pydicom, numpy) loads on first use: a fast start
+    from tui.render.foreign import Opened
     from tui.render.pipeline import Rendered, Request
     from tui.render.volume import Stack, VolumeCache
 
@@ -72,6 +73,7 @@ class PacsApp(App[None]):
         graphics: str = "halfblock",
         cell: tuple[int, int] | None = None,
         tmux: bool = False,
+        scratch_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.archive = archive
@@ -85,6 +87,10 @@ class PacsApp(App[None]):
         self._presets: dict[str, Any] | None = None
         self._transfers: dict[str, Any] | None = None
         self._stacks: dict[str, list[Stack]] = {}
+        # Files opened (NIfTI, NRRD, pictures): their scratch DICOM files until the app ends
+        self.scratch_dir = scratch_dir
+        self._opened: list[Opened] = []
+        self.start_with: dict[str, Any] | None = None  # a series to view at once (``open``)
         self.crashed: BaseException | None = None  # the unhandled exception that ended the app
         themes = load_themes(config_dir / "themes" if config_dir else None)
         for loaded in themes.values():
@@ -98,6 +104,11 @@ class PacsApp(App[None]):
 
     def on_mount(self) -> None:
         self.push_screen(BrowserScreen())
+        if self.start_with is not None:  # `pacs-tui open FILE`: its viewer, the browser below
+            self.post_message(OpenViewer(self.start_with))
+
+    def on_unmount(self) -> None:
+        self.close_files()
 
     def _handle_exception(self, error: Exception) -> None:
         """An unhandled exception ends the app (exit status 1) as Textual has it, but its
@@ -201,10 +212,13 @@ class PacsApp(App[None]):
                 )
 
     def use_archive(self, archive: Archive, ephemeral: bool) -> None:
-        """Browse another archive (an ephemeral one for a CD); the browser reloads itself."""
+        """Browse another archive (an ephemeral one for a CD); the browser reloads itself.
+        Files opened stay viewable: they are not the archive's."""
         with self._lock:
             self.archive = archive
             self._stacks.clear()
+            for opened in self._opened:
+                self._stacks[opened.series["SeriesInstanceUID"]] = opened.stacks
         self.sub_title = "ephemeral: nothing is written" if ephemeral else ""
 
     def notify(
@@ -277,6 +291,31 @@ class PacsApp(App[None]):
             if self._cache is None:
                 self._cache = VolumeCache(self.cache_mb)
             return self._cache
+
+    def open_file(self, path: str | Path, modality: str | None = None) -> Opened:
+        """Open a NIfTI, NRRD or picture file (in a worker thread, or before the app runs)
+        and keep its stacks under its series' new UID, so the viewer shows it as any
+        series; nothing is written to the archive. Its scratch DICOM file goes when the app
+        ends (:meth:`close_files`). A file that cannot be opened raises :class:`UserError`.
+        """
+        from tui.render.foreign import open_foreign
+
+        if self.scratch_dir is None:
+            from tui.config import locate
+
+            self.scratch_dir = locate().cache_dir / "open"
+        opened = open_foreign(path, self.scratch_dir, modality)
+        with self._lock:
+            self._opened.append(opened)
+            self._stacks[opened.series["SeriesInstanceUID"]] = opened.stacks
+        return opened
+
+    def close_files(self) -> None:
+        """Remove the scratch files of every file opened (on exit; idempotent)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for one in opened:
+            one.close()
 
     def stacks(self, series_uid: str) -> list[Stack]:
         """A series' stacks (in a worker thread: this may read the index), kept."""

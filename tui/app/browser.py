@@ -65,6 +65,14 @@ class BrowserScreen(Screen[None]):
         Binding("t", "tags", "Tags", id="browser.tags"),
         Binding("p", "remote", "PACS", id="browser.remote"),
         Binding("ctrl+o", "import", "Import", show=False, id="browser.import"),
+        Binding(
+            "o",
+            "open_file",
+            "Open file",
+            show=False,
+            id="browser.open_file",
+            tooltip="Open a file to view: NIfTI, NRRD, TIFF, PNG, JPEG (2000)",
+        ),
         Binding("r", "reload", "Reload", show=False, id="browser.reload"),
         Binding("s", "sort", "Sort by name or latest study", show=False, id="browser.sort"),
         Binding("f", "flag", "Flag", id="browser.flag"),
@@ -417,6 +425,32 @@ class BrowserScreen(Screen[None]):
     def action_import(self) -> None:
         """Import files; the app reloads the browser when it is over."""
         self.app.post_message(OpenImport())
+
+    def action_open_file(self) -> None:
+        """Ask for a NIfTI, NRRD or picture file and view it (nothing is imported)."""
+
+        def chosen(path: str | None) -> None:
+            if path and path.strip():
+                self.open_file(path.strip())
+
+        self.app.push_screen(
+            NoteScreen("", "a file to view: .nii .nii.gz .nrrd .nhdr .tif .png .jpg .jp2"),
+            chosen,
+        )
+
+    @work(thread=True, group="open-file")
+    def open_file(self, path: str) -> None:
+        """Open the file in a worker (it may be large); the viewer shows it, or one notice
+        says why it cannot be."""
+        from pathlib import Path
+
+        try:
+            opened = pacs(self).open_file(Path(path).expanduser())
+        except (UserError, OSError) as exc:  # an OSError the reader did not name: one line too
+            said = str(exc) if isinstance(exc, UserError) else f"{path}: {exc.strerror or exc}"
+            self.app.call_from_thread(self.notify, said, severity="error")
+            return
+        self.app.post_message(OpenViewer(opened.series))
 
     def action_tags(self) -> None:
         node = self.archive_tree.cursor_node

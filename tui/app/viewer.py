@@ -729,7 +729,8 @@ class ViewerScreen(Screen[None]):
 
     def action_export(self) -> None:
         """Save what is shown: a file name's extension picks a still (.png .jpg .tif), a
-        cine through the plane (.gif .webp) or a contact sheet (.pdf)."""
+        cine through the plane (.gif .webp), a contact sheet (.pdf) or the series' volume
+        as NIfTI (.nii .nii.gz: this stack, or its time points as 4-D)."""
         if self._shown is None:
             return
         number = self.series.get("SeriesNumber") or 0
@@ -741,7 +742,7 @@ class ViewerScreen(Screen[None]):
                 self.export_view(self._shown, name.strip())
 
         self.app.push_screen(
-            NoteScreen(default, "file name: .png .jpg .tif .gif .webp .pdf"), chosen
+            NoteScreen(default, "file name: .png .jpg .tif .gif .webp .pdf .nii.gz"), chosen
         )
 
     @work(thread=True, group="export")
@@ -758,6 +759,13 @@ class ViewerScreen(Screen[None]):
         request = self.request
         try:
             stacks = app.stacks(self.series["SeriesInstanceUID"])
+            if path.name.lower().endswith((".nii", ".nii.gz")):
+                from tui.render.nifti import write_nifti
+
+                # the time points of the stack shown (a 4-D file), or the stack alone
+                written = write_nifti(time_points(stacks, request.stack), path, app.cache)
+                self.app.call_from_thread(self.notify, f"saved {written[0]}")
+                return
             over = time_points(stacks, request.stack) if request.over_time else ()
             write_any(
                 path, rendered, stacks[request.stack], request, app.presets, app.cache,

@@ -1,5 +1,6 @@
-"""Opening the Textual app from the command line (``pacs-tui`` without a command, and
-``pacs-tui demo``); Textual is imported only here, when the app starts."""
+"""Opening the Textual app from the command line (``pacs-tui`` without a command,
+``pacs-tui demo`` and ``pacs-tui open FILE``); Textual is imported only here, when the app
+starts."""
 
 from __future__ import annotations
 
@@ -20,8 +21,19 @@ from tui.errors import UserError
 log = logging.getLogger(__name__)
 
 
-def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int:
-    """Open the Textual app on ``archive``; exit status 1 if it ended on an exception."""
+def run_app(
+    args: argparse.Namespace,
+    locations: Locations,
+    archive: Any,
+    file: Path | None = None,
+    modality: str | None = None,
+) -> int:
+    """Open the Textual app on ``archive``; exit status 1 if it ended on an exception.
+
+    With ``file`` (a NIfTI, NRRD or picture file), the app starts in its viewer, the
+    browser below it; a file that cannot be read is one line before the app starts. Its
+    scratch DICOM file (in the cache folder, never the archive) goes when the app ends.
+    """
     from tui.app.app import PacsApp
     from tui.term.detect import cell_size
     from tui.term.modes import PROTOCOLS
@@ -41,9 +53,15 @@ def run_app(args: argparse.Namespace, locations: Locations, archive: Any) -> int
         graphics=graphics,
         cell=cell_size(tty()) if graphics in PROTOCOLS else None,
         tmux="TMUX" in os.environ,
+        scratch_dir=locations.cache_dir / "open",
     )
-    with _warnings_as_notices(app):
-        app.run()
+    try:
+        if file is not None:
+            app.start_with = app.open_file(file, modality).series
+        with _warnings_as_notices(app):
+            app.run()
+    finally:
+        app.close_files()
     if app.crashed is None:
         return 0
     return crashed(app.crashed, locations.log_file)

@@ -19,6 +19,7 @@ from typing import NoReturn
 
 from tui import __version__
 from tui.cli import archive, demo, edit, net, nodes, render, triage, worklist
+from tui.cli import open as opening
 from tui.cli.app import run_app
 from tui.cli.common import fail, keep_private, open_archive
 from tui.config import Locations, locate
@@ -132,8 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="colours, image size and frame rate (default: config.toml, else auto)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    # In this order in --help: the archive, editing it, the demo, images, triage, the network.
-    for group in (archive, edit, demo, render, triage, nodes, net, worklist):
+    # In this order in --help: the archive, editing it, the demo, images, files to view,
+    # triage, the network.
+    for group in (archive, edit, demo, render, opening, triage, nodes, net, worklist):
         group.add_commands(commands)
     return parser
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tui.cli import share
-from tui.cli.common import Commands, done, open_archive, settings, tty
+from tui.cli.common import Commands, done, open_archive, print_json, settings, tty
 from tui.config import Locations
 from tui.errors import UserError
 
@@ -50,6 +50,11 @@ def add_commands(commands: Commands) -> None:
     kind.add_argument(
         "--dicom", action="store_true", help="the DICOM files: to a folder, a .zip or media"
     )
+    kind.add_argument(
+        "--nifti", action="store_true",
+        help="a NIfTI volume (.nii/.nii.gz; 4D for time points) and a BIDS sidecar, as dcm2niix",
+    )  # fmt: skip
+    p.add_argument("--no-sidecar", action="store_true", help="with --nifti: no .json sidecar")
     p.add_argument(
         "--rotate", action="store_true",
         help="with --cine: turned a full circle (a MIP; with --mode vr or smip, rendered)",
@@ -64,7 +69,8 @@ def add_commands(commands: Commands) -> None:
     p.add_argument("--no-phi", action="store_true", help="leave identifying text out")
     p.add_argument(
         "-o", "--output", metavar="OUT", required=True,
-        help=".gif/.webp or .pdf/.png; with --dicom a new (or empty) folder or a new .zip",
+        help=".gif/.webp or .pdf/.png; with --dicom a new (or empty) folder or a new .zip;"
+        " with --nifti a new .nii or .nii.gz",
     )  # fmt: skip
     share.add_export_options(p)
     p.set_defaults(handler=cmd_export)
@@ -75,7 +81,10 @@ def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
     # which leaves out commas); this parser has no options that look like numbers.
     p._negative_number_matcher = re.compile(r"^-\d[\d.,eE+-]*$|^-\.\d")
     if series:
-        p.add_argument("series", metavar="SERIES_UID")
+        p.add_argument(
+            "series", metavar="SERIES_UID",
+            help="a SeriesInstanceUID, or a file: .nii .nii.gz .nrrd .nhdr .tif .png .jpg .jp2",
+        )  # fmt: skip
     p.add_argument(
         "--stack",
         type=int,
@@ -214,9 +223,21 @@ def _request(args: argparse.Namespace) -> Any:
 
 
 def _stacks(args: argparse.Namespace, locations: Locations) -> list[Any]:
+    """The stacks of ``args.series``: a series of the archive by its UID, or a NIfTI, NRRD
+    or picture file by its name (read into a scratch file, removed when the command ends;
+    a UID is digits and dots, never a file name's suffix)."""
     from tui.archive.query import series_instances
+    from tui.render.foreign import is_foreign
     from tui.render.volume import assemble, slices_of
 
+    if is_foreign(args.series):
+        import atexit
+
+        from tui.render.foreign import open_foreign
+
+        opened = open_foreign(Path(args.series).expanduser(), locations.cache_dir / "open")
+        atexit.register(opened.close)
+        return opened.stacks
     archive = open_archive(locations, create=False)
     return assemble(slices_of(series_instances(archive, args.series)))
 
@@ -287,6 +308,8 @@ _IMAGE_ONLY = [
 
 
 def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
+    if args.no_sidecar and not args.nifti:
+        raise UserError("--no-sidecar goes with --nifti")
     if args.dicom:
         given = [option for option, dest, default in _IMAGE_ONLY if getattr(args, dest) != default]
         if given:
@@ -295,7 +318,7 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
     dicom_only = share.given_filters(args) + [
         option
         for option, given in [
-            ("--dicomdir", args.dicomdir), ("--json", args.json),
+            ("--dicomdir", args.dicomdir), ("--json", args.json and not args.nifti),
             ("--anonymize", args.anonymize is not None),
         ]
         if given
@@ -303,9 +326,34 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
     if dicom_only:
         raise UserError(f"{dicom_only[0]} goes with --dicom")
     if len(args.uids) != 1:
-        raise UserError("--cine and --sheet export one series: give one SeriesInstanceUID")
+        raise UserError("--cine, --sheet and --nifti export one series: give one SeriesInstanceUID")
     args.series = args.uids[0]
+    if args.nifti:
+        return _export_nifti(args, locations)
     return _export_images(args, locations)
+
+
+def _export_nifti(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.render.nifti import write_nifti
+    from tui.render.pipeline import time_points
+    from tui.render.volume import VolumeCache
+
+    given = [
+        option for option, dest, default in _IMAGE_ONLY
+        if dest != "stack" and getattr(args, dest) != default
+    ]  # fmt: skip
+    if given:
+        raise UserError(f"{given[0]} goes with --cine or --sheet, not --nifti")
+    stacks = time_points(_stacks(args, locations), args.stack)
+    cache = VolumeCache(settings(args, locations).cache_mb)
+    files = write_nifti(stacks, Path(args.output), cache, sidecar=not args.no_sidecar)
+    if args.json:
+        import nibabel
+
+        shape = [int(n) for n in nibabel.nifti1.load(files[0]).shape]  # the header only
+        print_json({"Files": [str(f) for f in files], "Shape": shape})
+        return 0
+    return done(args.output)
 
 
 def _export_images(args: argparse.Namespace, locations: Locations) -> int:

@@ -1,0 +1,549 @@
+"""Files that are not DICOM (NIfTI, NRRD, pictures) opened as if they were one series.
+
+A foreign file becomes one temporary uncompressed DICOM file (explicit VR little endian,
+every frame in one PixelData, a minimal header and no patient data) in a private scratch
+folder, and slices we place ourselves from the file's affine point into it. Frames are read
+at their offset like any uncompressed DICOM (``PixelSource.direct``), so every view,
+projection, reslice, volume rendering and export works on them unchanged.
+
+Voxel axes follow NIfTI: data indexed (i, j, k, t) is our (column, row, slice, time point);
+frame k is ``data[:, :, k].T``. NIfTI and NRRD affines are converted to LPS.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import struct
+import warnings
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydicom import dcmwrite
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.valuerep import format_number_as_ds
+
+from tui.errors import UserError
+from tui.permissions import make_private, private_folder
+from tui.render.decode import PixelSource
+from tui.render.views import letters
+from tui.render.volume import Slice, Stack, assemble
+from tui.tables import printable
+
+_NIFTI = (".nii", ".nii.gz")
+_NRRD = (".nrrd", ".nhdr")
+_PICTURES = (".png", ".tif", ".tiff", ".jp2", ".j2k", ".jpg", ".jpeg", ".bmp")
+SUFFIXES: tuple[str, ...] = (*_NIFTI, *_NRRD, *_PICTURES)
+
+_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_SCRATCH = re.compile(r"open-(\d+)-[0-9a-f]+\.dcm")
+_MODALITY = re.compile(r"[A-Z0-9_ ]{1,16}")
+_SIDECAR_MAX = 1 << 20  # a BIDS sidecar is a few kB; more is not one
+_INT32 = 2**31 - 1
+_SC = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
+_SOP_CLASSES = {  # the multi-frame SC classes by stored type; else plain SC
+    "u1": "1.2.840.10008.5.1.4.1.1.7.2",  # grayscale byte
+    "u2": "1.2.840.10008.5.1.4.1.1.7.3",  # grayscale word
+    "i2": "1.2.840.10008.5.1.4.1.1.7.3",
+    "rgb": "1.2.840.10008.5.1.4.1.1.7.4",  # true colour
+}
+# NRRD spaces: the signs that take their axes to LPS.
+_SPACES = {
+    "left-posterior-superior": (1, 1, 1),
+    "right-anterior-superior": (-1, -1, 1),
+    "left-anterior-superior": (1, -1, 1),
+    "lps": (1, 1, 1),
+    "ras": (-1, -1, 1),
+    "las": (1, -1, 1),
+}
+_NRRD_ITEM_BYTES = {  # by 'type' (the rest: 8, an upper bound for the memory check)
+    **dict.fromkeys(("signed char", "int8", "int8_t", "uchar", "unsigned char"), 1),
+    **dict.fromkeys(("uint8", "uint8_t"), 1),
+    **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16"), 2),
+    **dict.fromkeys(("int16_t", "ushort", "unsigned short", "unsigned short int"), 2),
+    **dict.fromkeys(("uint16", "uint16_t"), 2),
+    **dict.fromkeys(("int", "signed int", "int32", "int32_t", "uint", "unsigned int"), 4),
+    **dict.fromkeys(("uint32", "uint32_t", "float"), 4),
+}
+
+
+class ForeignError(UserError):
+    """A file cannot be opened as an image; the message (one line) names it and says why."""
+
+
+@dataclass
+class Opened:
+    """A foreign file opened as one series.
+
+    ``series`` is shaped as the browser's series rows; ``stacks`` are assembled as for a
+    DICOM series (time points of a 4-D file are stacks of one size); ``scratch`` is the
+    temporary DICOM file the slices read, removed by :meth:`close`.
+    """
+
+    path: Path
+    series: dict[str, Any]
+    stacks: list[Stack]
+    notes: list[str]
+    scratch: Path
+    format: str = ""
+
+    def close(self) -> None:
+        """Remove the scratch file (again: nothing happens)."""
+        self.scratch.unlink(missing_ok=True)
+
+    def info(self) -> dict[str, Any]:
+        """What ``--json`` prints: DICOM keywords where one fits, the first stack's geometry
+        (as sorted along its normal, so ``Affine`` may run the slices the other way)."""
+        first = self.stacks[0]
+        slice0 = first.slices[0]
+        source = slice0.source
+        return {
+            "SeriesInstanceUID": self.series["SeriesInstanceUID"],
+            "SeriesDescription": self.series["SeriesDescription"],
+            "Modality": self.series["Modality"],
+            "Format": self.format,
+            "Rows": source.rows,
+            "Columns": source.columns,
+            "SamplesPerPixel": source.samples,
+            "NumberOfFrames": len(first.slices),
+            "NumberOfTemporalPositions": len(self.stacks),
+            "PixelSpacing": list(slice0.spacing),
+            "SpacingBetweenSlices": first.spacing,
+            "ImageOrientationPatient": list(slice0.orientation),
+            "ImagePositionPatient": list(slice0.position),
+            "Affine": first.affine.tolist(),
+            "Notes": list(self.notes),
+        }
+
+
+def is_foreign(path: str | Path) -> bool:
+    """Is ``path`` named like a file :func:`open_foreign` reads? (Only the name is looked at.)"""
+    return str(path).lower().endswith(SUFFIXES)
+
+
+@dataclass
+class _Read:
+    """A reader's result: voxels (i, j, k, t), or (i, j, k, t, 3) RGB, and an LPS affine."""
+
+    data: np.ndarray
+    affine: np.ndarray
+    format: str
+    notes: list[str] = field(default_factory=list)
+
+
+def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = None) -> Opened:
+    """Open a NIfTI, NRRD or picture file as one series of stacks.
+
+    Parameters
+    ----------
+    path
+        The file (its name's suffix says the format: :data:`SUFFIXES`).
+    scratch_dir
+        A private folder for the temporary DICOM copy (made 0700 if missing); leftovers
+        of killed runs in it are removed.
+    modality
+        The modality to show (CT gives CT's windows and volume rendering presets); by
+        default the one a BIDS sidecar (``FILE.json`` beside it) names, else OT.
+
+    Raises
+    ------
+    ForeignError
+        One line naming the file, for anything that stops it opening; nothing is then left
+        in ``scratch_dir``.
+    """
+    path, folder = Path(path), Path(scratch_dir)
+    name = printable(str(path))
+    try:
+        private_folder(folder)
+        make_private([folder])
+    except OSError as exc:
+        where = printable(str(folder))
+        raise ForeignError(f"{where}: cannot make the scratch folder: {exc.strerror}") from None
+    _sweep(folder)
+    if modality is not None and not _MODALITY.fullmatch(modality.upper()):
+        raise ForeignError(f"{printable(modality)}: not a modality (CT, MR, OT...)")
+    if not path.exists():
+        raise ForeignError(f"{name}: no such file")
+    if path.is_dir():
+        raise ForeignError(f"{name}: a folder, not a file")
+    found = _reader(path)
+    if found is None:
+        raise ForeignError(f"{name}: not a NIfTI, NRRD or picture file (by its name)")
+    kind, reader = found
+    try:
+        if path.stat().st_size == 0:
+            raise ForeignError(f"{name}: an empty file")
+        read = reader(path)
+    except ForeignError:
+        raise
+    except MemoryError:
+        raise ForeignError(f"{name}: too large for the memory available") from None
+    except Exception as exc:  # the readers raise many types for broken files
+        message = " ".join(str(exc).replace(str(path), path.name).split()) or type(exc).__name__
+        raise ForeignError(f"{name}: not a readable {kind} file: {printable(message)}") from None
+    if read.data.dtype.kind == "c":
+        raise ForeignError(f"{name}: complex voxels cannot be shown")
+    plan = _plan(read.data, read.notes)
+    series_uid = generate_uid()
+    series = {
+        "SeriesInstanceUID": series_uid,
+        "SeriesDescription": printable(path.name),
+        "Modality": (modality or _sidecar_modality(path) or "OT").upper(),
+        "SeriesNumber": 0,
+        "NumberOfSeriesRelatedInstances": 1,
+    }
+    scratch, source = _write(read, plan, series, folder, name)
+    try:
+        stacks = assemble(_slices(read, source, plan))
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    return Opened(path, series, stacks, read.notes, scratch, read.format)
+
+
+def _reader(path: Path) -> tuple[str, Callable[[Path], _Read]] | None:
+    """The format the name says and its reader."""
+    lower = path.name.lower()
+    for kind, suffixes, reader in (
+        ("NIfTI", _NIFTI, _nifti), ("NRRD", _NRRD, _nrrd), ("picture", _PICTURES, _picture)
+    ):  # fmt: skip
+        if lower.endswith(suffixes):
+            return kind, reader
+    return None
+
+
+def _check_memory(path: Path, nbytes: int) -> None:
+    """Refuse before reading voxels that would not fit in the memory available now."""
+    try:
+        with open("/proc/meminfo") as fp:
+            fields = dict(line.split(":", 1) for line in fp if ":" in line)
+        available = int(fields["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return  # not Linux: the reader's MemoryError is the check
+    if nbytes > available:
+        raise ForeignError(
+            f"{printable(str(path))}: its voxels need {nbytes / 2**30:.1f} GiB,"
+            f" more than the {available / 2**30:.1f} GiB of memory available"
+        )
+
+
+def _nifti(path: Path) -> _Read:
+    import nibabel
+
+    # nibabel logs the header fixes it makes to stderr, which would land over the app
+    # (as pydicom's: tui.archive.pydicom_setup); what stops a file is raised, and said.
+    logging.getLogger("nibabel").setLevel(logging.CRITICAL)
+    img = nibabel.load(path)  # only the header: voxels are read below
+    if not isinstance(img, nibabel.Nifti1Image):  # Nifti2Image is one too
+        raise ForeignError(f"{printable(str(path))}: not a NIfTI file")
+    header = img.header
+    shape = tuple(int(n) for n in img.shape)
+    if len(shape) > 4 and int(np.prod(shape[4:])) > 1:
+        raise ForeignError(
+            f"{printable(str(path))}: {len(shape)}-D data ({' x '.join(map(str, shape))}):"
+            " only 3-D volumes and 4-D time series open"
+        )
+    dtype = header.get_data_dtype()
+    proxy: Any = img.dataobj
+    scaled = proxy.slope != 1 or proxy.inter != 0
+    _check_memory(path, int(np.prod(shape)) * (8 if scaled else dtype.itemsize))
+    data = np.asanyarray(proxy)  # scl_slope/scl_inter applied
+    if data.dtype.names:  # RGB24: a record per voxel
+        data = np.stack([data[n] for n in data.dtype.names[:3]], axis=-1)
+        data = data.reshape(*(data.shape[:-1] + (1,) * 4)[:4], 3)
+    else:
+        data = data.reshape((data.shape + (1,) * 4)[:4])
+    sform, qform = int(header["sform_code"]), int(header["qform_code"])
+    used = (  # nibabel's documented choice (img.affine)
+        f"sform (code {sform}) used" if sform else
+        f"qform (code {qform}) used" if qform else
+        "no sform or qform: voxel sizes only"
+    )  # fmt: skip
+    version = "NIfTI-2" if isinstance(img, nibabel.Nifti2Image) else "NIfTI-1"
+    notes = [used]
+    if scaled:
+        notes.append(f"scl_slope {proxy.slope:g}, scl_inter {proxy.inter:g} applied")
+    return _Read(data, _RAS_TO_LPS @ img.affine, version, notes)
+
+
+def _nrrd(path: Path) -> _Read:
+    import nrrd
+
+    header = nrrd.read_header(str(path))
+    sizes = [int(n) for n in header["sizes"]]
+    _check_memory(path, int(np.prod(sizes)) * _NRRD_ITEM_BYTES.get(header["type"], 8))
+    data, header = nrrd.read(str(path), index_order="F")
+    notes: list[str] = []
+    directions = header.get("space directions")
+    kinds = [str(k).lower() for k in header.get("kinds", [])] or ["domain"] * data.ndim
+    if directions is not None:
+        directions = np.asarray(directions, float)
+        spatial = [a for a in range(data.ndim) if np.all(np.isfinite(directions[a]))]
+    else:
+        spatial = [a for a in range(data.ndim) if kinds[a] in ("domain", "space")][:3]
+    others = [a for a in range(data.ndim) if a not in spatial and sizes[a] > 1]
+    if not 2 <= len(spatial) <= 3 or len(others) > 1:
+        raise ForeignError(
+            f"{printable(str(path))}: {len(spatial)} space axes and {len(others)} other axes:"
+            " only 2-D or 3-D space with at most one time or list axis opens"
+        )
+    if others:
+        notes.append(f"axis {others[0]} ({kinds[others[0]]}): time points")
+    single = [a for a in range(data.ndim) if a not in spatial and a not in others]
+    data = data.transpose([*spatial, *others, *single])  # a view: (i, j[, k][, t], ones)
+    data = data.reshape((*data.shape[: len(spatial)], *([1] * (3 - len(spatial))), -1))
+    affine = np.eye(4)
+    if directions is not None:
+        for column, axis in enumerate(spatial):
+            vector = directions[axis][:3]
+            affine[: len(vector), column] = vector
+    else:
+        spacings = np.asarray(header.get("spacings", [1.0] * len(sizes)), float)
+        for column, axis in enumerate(spatial):
+            step = spacings[axis] if np.isfinite(spacings[axis]) else 1.0
+            affine[column, column] = step
+        notes.append("no space directions: an axis-aligned grid")
+    if len(spatial) == 2:
+        affine[:3, 2] = np.cross(affine[:3, 0], affine[:3, 1])
+        affine[:3, 2] /= np.linalg.norm(affine[:3, 2]) or 1.0
+    origin = header.get("space origin")
+    if origin is not None and np.all(np.isfinite(origin)):
+        affine[: len(origin[:3]), 3] = origin[:3]
+    space = str(header.get("space", "")).lower().removesuffix("-time")
+    signs = _SPACES.get(space)
+    if signs is None:
+        signs = (1, 1, 1)
+        notes.append(f"space {printable(space) or 'not given'}: taken as LPS")
+    affine = np.diag([*signs, 1.0]) @ affine
+    return _Read(data, affine, "NRRD", notes)
+
+
+def _picture(path: Path) -> _Read:
+    from PIL import Image, ImageSequence
+
+    with warnings.catch_warnings():
+        # Past Pillow's limit it warns, past twice it refuses: refuse both.
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as image:
+            count = getattr(image, "n_frames", 1)
+            bands = max(3, len(image.getbands()))
+            _check_memory(path, image.width * image.height * count * bands * 4)
+            frames = [_picture_array(page) for page in ImageSequence.Iterator(image)]
+            kind = f"{image.format or 'picture'} {image.mode}"
+    first = frames[0]
+    if any(f.shape != first.shape for f in frames):
+        raise ForeignError(f"{printable(str(path))}: its pages differ in size or colour")
+    # (rows, columns[, 3]) pages to (i, j, k, 1[, 3])
+    data = np.stack([f.swapaxes(0, 1) for f in frames], axis=2)[:, :, :, None]
+    notes = [f"{kind}, {len(frames)} page(s)", "no geometry: 1 pixel = 1 mm"]
+    return _Read(data, np.eye(4), "picture", notes)
+
+
+def _picture_array(page: Any) -> np.ndarray:
+    """A page's values: grey as stored (8, 16 or 32-bit, float), anything else as RGB."""
+    if page.mode == "1":
+        page = page.convert("L")
+    elif page.mode not in ("L", "I", "F", "RGB") and not page.mode.startswith("I;16"):
+        page = page.convert("RGB")  # palette, alpha, CMYK...
+    return np.asarray(page)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """How voxels are stored: the type, the rescale back to values, what replaces NaN."""
+
+    dtype: np.dtype
+    slope: float = 1.0
+    intercept: float = 0.0
+    fill: float | None = None
+    colour: bool = False
+
+
+def _plan(data: np.ndarray, notes: list[str]) -> _Plan:
+    """The smallest stored type that keeps the values (16 bits for most scans)."""
+    if data.ndim == 5:
+        return _Plan(np.dtype("u1"), colour=True)
+    if data.dtype.kind == "b" or data.dtype == np.uint8:
+        return _Plan(np.dtype("u1"))
+    lo: float
+    hi: float
+    if data.dtype.kind in "iu":
+        lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
+        integer, bad = True, 0
+    else:
+        lo, hi, integer, bad = _float_range(data)
+    for code in ("<i2", "<u2") + (("<i4",) if data.dtype.kind in "iu" else ()):
+        info = np.iinfo(code)
+        if integer and info.min <= lo and hi <= info.max:
+            if bad:
+                notes.append(f"{bad} NaN or infinite voxel(s) replaced by the minimum")
+            return _Plan(np.dtype(code), fill=lo if data.dtype.kind == "f" else None)
+    # Floats (and integers past int32): int32 over the range, with its rescale (DS text).
+    intercept = float(format_number_as_ds((hi + lo) / 2))
+    slope = float(format_number_as_ds((hi - lo) / (2 * _INT32 - 2))) if hi > lo else 1.0
+    notes.append("float voxels stored as int32 with a rescale")
+    if bad:
+        notes.append(f"{bad} NaN or infinite voxel(s) replaced by the minimum")
+    return _Plan(np.dtype("<i4"), slope or 1.0, intercept, lo)
+
+
+def _float_range(data: np.ndarray) -> tuple[float, float, bool, int]:
+    """Finite minimum and maximum, whether all are whole numbers, how many are not finite;
+    a frame at a time (a memory-mapped NIfTI is never read whole)."""
+    lo, hi, integer, bad = np.inf, -np.inf, True, 0
+    for t in range(data.shape[3]):
+        for k in range(data.shape[2]):
+            plane = data[:, :, k, t]
+            finite = np.isfinite(plane)
+            values = plane[finite]
+            bad += int(plane.size - values.size)
+            if values.size:
+                lo, hi = min(lo, float(values.min())), max(hi, float(values.max()))
+                integer = integer and bool(np.all(values == np.round(values)))
+    if lo > hi:  # nothing finite
+        return 0.0, 0.0, True, bad
+    return lo, hi, integer, bad
+
+
+def _frame_bytes(plane: np.ndarray, plan: _Plan) -> bytes:
+    """One frame (rows, columns[, 3]) as stored."""
+    if plan.fill is not None and plane.dtype.kind == "f":
+        plane = np.where(np.isfinite(plane), plane, plan.fill)
+    if plan.slope != 1.0 or plan.intercept:  # in float64: float32 cannot hold 2**31 - 1
+        scaled = (plane.astype(np.float64) - plan.intercept) / plan.slope
+        plane = np.clip(np.rint(scaled), -_INT32, _INT32)
+    return np.ascontiguousarray(plane, dtype=plan.dtype).tobytes()
+
+
+def _sidecar_modality(path: Path) -> str | None:
+    """The ``Modality`` of a BIDS sidecar beside the file (``scan.nii.gz``: ``scan.json``)."""
+    lower = path.name.lower()
+    suffix = next((s for s in SUFFIXES if lower.endswith(s)), "")
+    sidecar = path.with_name(path.name[: len(path.name) - len(suffix)] + ".json")
+    try:
+        if sidecar.stat().st_size > _SIDECAR_MAX:
+            return None
+        value = json.loads(sidecar.read_text(encoding="utf-8")).get("Modality")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(value, str) and _MODALITY.fullmatch(value.upper()):
+        return value.upper()
+    return None
+
+
+def _write(
+    read: _Read, plan: _Plan, series: dict[str, Any], folder: Path, name: str
+) -> tuple[Path, PixelSource]:
+    """Write the scratch DICOM file; return it and where its frames are."""
+    columns, rows, count, times = read.data.shape[:4]
+    bits = plan.dtype.itemsize * 8
+    ds = Dataset()
+    ds.SOPClassUID = _SOP_CLASSES.get("rgb" if plan.colour else plan.dtype.str[1:], _SC)
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = series["SeriesInstanceUID"]
+    ds.Modality = series["Modality"]
+    ds.SeriesDescription = series["SeriesDescription"].replace("\\", "/")[:64]
+    ds.SeriesNumber = 0
+    ds.InstanceNumber = 1
+    ds.ConversionType = "WSD"
+    ds.NumberOfFrames = count * times
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 3 if plan.colour else 1
+    ds.PhotometricInterpretation = "RGB" if plan.colour else "MONOCHROME2"
+    if plan.colour:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = int(plan.dtype.kind == "i")
+    if not plan.colour:
+        ds.RescaleSlope = format_number_as_ds(plan.slope)
+        ds.RescaleIntercept = format_number_as_ds(plan.intercept)
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    frame_bytes = rows * columns * ds.SamplesPerPixel * plan.dtype.itemsize
+    length = frame_bytes * count * times
+    scratch = folder / f"open-{os.getpid()}-{secrets.token_hex(8)}.dcm"
+    try:
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fp:
+            dcmwrite(fp, ds, enforce_file_format=True)
+            vr = b"OB" if bits == 8 else b"OW"
+            fp.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, vr, 0, length + length % 2))
+            offset = fp.tell()
+            for t in range(times):
+                for k in range(count):
+                    fp.write(_frame_bytes(read.data[:, :, k, t].swapaxes(0, 1), plan))
+            fp.write(b"\0" * (length % 2))
+    except OSError as exc:
+        scratch.unlink(missing_ok=True)
+        where = printable(str(folder))
+        message = f"{name}: cannot write its copy in {where}: {exc.strerror or exc}"
+        raise ForeignError(message) from None
+    except BaseException:
+        scratch.unlink(missing_ok=True)
+        raise
+    source = PixelSource(
+        path=str(scratch), sop_uid=ds.SOPInstanceUID, transfer_syntax=ExplicitVRLittleEndian,
+        rows=rows, columns=columns, frames=count * times, samples=ds.SamplesPerPixel,
+        photometric=ds.PhotometricInterpretation, bits_allocated=bits, bits_stored=bits,
+        pixel_representation=ds.PixelRepresentation, pixel_offset=offset, pixel_length=length,
+    )  # fmt: skip
+    return scratch, source
+
+
+def _sweep(folder: Path) -> None:
+    """Remove scratch files of runs that are gone (killed before they could)."""
+    for leftover in folder.glob("open-*.dcm"):
+        match = _SCRATCH.fullmatch(leftover.name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match[1]), 0)
+        except ProcessLookupError:
+            with suppress(OSError):
+                leftover.unlink()
+        except (PermissionError, OverflowError):
+            pass  # alive (another user's), or not a pid
+
+
+def _slices(read: _Read, source: PixelSource, plan: _Plan) -> list[Slice]:
+    """One slice per (k, t), placed by the affine: frame t * K + k of the scratch file."""
+    affine = read.affine
+    steps = np.linalg.norm(affine[:3, :3], axis=0)
+    if not np.all(np.isfinite(affine)) or np.any(steps[:2] <= 0):
+        affine, steps = np.eye(4), np.ones(3)
+        read.notes.append("no usable geometry: 1 voxel = 1 mm")
+    orientation = (*(affine[:3, 0] / steps[0]), *(affine[:3, 1] / steps[1]))
+    count, times = read.data.shape[2:4]
+    codes = "".join(letters(affine[:3, a])[:1] or "?" for a in range(3))
+    read.notes[:0] = [
+        f"{read.format} {' x '.join(map(str, read.data.shape[:4]))}, {read.data.dtype}",
+        f"voxels {steps[0]:.4g} x {steps[1]:.4g} x {steps[2]:.4g} mm, axes toward {codes}",
+    ]
+    return [
+        Slice(
+            source=source,
+            frame=t * count + k,
+            position=tuple(float(v) for v in affine[:3] @ (0.0, 0.0, k, 1.0)),  # type: ignore[arg-type]
+            orientation=tuple(float(v) for v in orientation),
+            spacing=(float(steps[1]), float(steps[0])),
+            slope=plan.slope,
+            intercept=plan.intercept,
+            acquisition=0,
+            temporal=t + 1,
+            number=k + 1,
+        )
+        for t in range(times)
+        for k in range(count)
+    ]
