@@ -36,14 +36,14 @@ from pydicom.dataset import Dataset
 from tui.errors import UserError
 from tui.render.decode import display_header
 from tui.render.pipeline import volume_of
-from tui.render.views import _Grid, resample
+from tui.render.views import Grid, resample
 from tui.render.volume import Progress, Stack, Volume, VolumeCache, VolumeError
 from tui.tables import printable
 
 SUFFIXES = (".nii", ".nii.gz")
 SOFTWARE = "pacs-tui"
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_GZIP_LEVEL = 1  # nibabel's choice: six times faster than level 6 for 10% more bytes
+_GZIP_LEVEL = 6  # as dcm2niix: a third smaller than level 1 on MR, for 3-4x the time
 # dcm2niix's names for manufacturers (it writes none for others).
 _MAKERS = {
     "SIEMENS": "Siemens", "GE": "GE", "PHILIPS": "Philips", "TOSHIBA": "Toshiba",
@@ -320,7 +320,7 @@ def _untilted(stack: Stack) -> tuple[np.ndarray, tuple[int, int, int]]:
 
 def _resampled(volume: Volume) -> np.ndarray:
     affine, shape = _untilted(volume.stack)
-    grid = _Grid(affine[:3, 3], affine[:3, 1], affine[:3, 0], affine[:3, 2], shape)
+    grid = Grid(affine[:3, 3], affine[:3, 1], affine[:3, 0], affine[:3, 2], shape)
     return resample(volume, grid)
 
 

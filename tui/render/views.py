@@ -72,7 +72,7 @@ def letters(direction: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
-class _Grid:
+class Grid:
     """A stack of planes in the patient: plane k, row r, column c is at
     ``origin + k * normal_step + r * row_step + c * column_step``."""
 
@@ -231,7 +231,7 @@ def oblique(
     if mode != "slice":
         reach = np.abs((corners - point) @ n).max() if slab is None else slab / 2
         half = int(reach / spacing)
-    grid = _Grid(
+    grid = Grid(
         corner - half * spacing * n, row * spacing, column * spacing, n * spacing,
         (2 * half + 1, size, size),
     )  # fmt: skip
@@ -306,7 +306,7 @@ def _slab_range(
     return max(0, index - half), min(planes, index + half + 1)
 
 
-def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
+def _orthogonal_grid(volume: Volume, plane: str) -> Grid:
     """The patient-aligned grid covering the volume, planes stacked along ``plane``'s normal."""
     corners = _corners(volume)
     low, high = corners.min(axis=0), corners.max(axis=0)
@@ -315,11 +315,11 @@ def _orthogonal_grid(volume: Volume, plane: str) -> _Grid:
     high = low + (counts - 1) * spacing  # the far planes on the grid, as the resampled copy has
     x, y, z = np.eye(3) * spacing
     if plane == "axial":  # planes along +z; rows toward P, columns toward L
-        return _Grid(low, y, x, z, (counts[2], counts[1], counts[0]))
+        return Grid(low, y, x, z, (counts[2], counts[1], counts[0]))
     top = np.array([low[0], low[1], high[2]])
     if plane == "coronal":  # planes along +y; rows toward F, columns toward L
-        return _Grid(top, -z, x, y, (counts[1], counts[2], counts[0]))
-    return _Grid(top, -z, y, x, (counts[0], counts[2], counts[1]))  # sagittal: along +x
+        return Grid(top, -z, x, y, (counts[1], counts[2], counts[0]))
+    return Grid(top, -z, y, x, (counts[0], counts[2], counts[1]))  # sagittal: along +x
 
 
 def _corners(volume: Volume) -> np.ndarray:
@@ -411,7 +411,7 @@ def prepare(volume: Volume) -> np.ndarray | None:
         return volume.resampled
 
 
-def resample(volume: Volume, grid: _Grid, threads: int = 2) -> np.ndarray:
+def resample(volume: Volume, grid: Grid, threads: int = 2) -> np.ndarray:
     """Trilinear samples of the volume at every point of ``grid``, in the stored type
     (integers rounded), ``volume.minimum`` outside.
 
@@ -434,7 +434,7 @@ def resample(volume: Volume, grid: _Grid, threads: int = 2) -> np.ndarray:
     return out
 
 
-def _resample_planes(volume: Volume, grid: _Grid, out: np.ndarray, planes: range) -> None:
+def _resample_planes(volume: Volume, grid: Grid, out: np.ndarray, planes: range) -> None:
     """:func:`resample` for the ``planes`` of ``grid`` (indices along its normal) into ``out``.
 
     Each plane is filled here, not all of ``out`` at once: its first touch of fresh memory
@@ -529,7 +529,7 @@ def _project(volume: Volume, stored: np.ndarray, mode: str) -> np.ndarray:
     return volume.values(stored.max(axis=0) if use_max else stored.min(axis=0))
 
 
-def _project_sampled(volume: Volume, grid: _Grid, low: int, high: int, mode: str) -> np.ndarray:
+def _project_sampled(volume: Volume, grid: Grid, low: int, high: int, mode: str) -> np.ndarray:
     _, rows, columns = grid.shape
     inverse = np.linalg.inv(volume.affine)
     r, c = np.mgrid[0:rows, 0:columns].astype(np.float32)
