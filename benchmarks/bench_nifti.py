@@ -15,10 +15,15 @@ warmed first, so both read memory):
   files (symbolic links), with its defaults (sidecar on); it reads every header itself.
 
 Both as ``.nii`` and as ``.nii.gz``: dcm2niix compresses with pigz at level 6 on every core
-(``-z y``), ours with Python's gzip at level 1 on one (nibabel's choice). Times are the
+(``-z y``), ours with Python's gzip at level 6 on one (the same bytes, give or take). Times are the
 median of ``--runs``; peak memory is each process's peak RSS (``ru_maxrss`` from
 ``os.wait4``, the child alone), and ours also the peak RSS over the RSS before the export
 (``VmHWM`` reset through ``/proc/self/clear_refs``), beside the volume's bytes.
+
+Opening: dcm2niix's ``.nii.gz`` of each series opened with ``open_foreign`` and its volume
+loaded (what ``pacs-tui open`` does before the first MIP), beside nibabel alone reading the
+same file's voxels into memory (the anchor: the least any NIfTI viewer does), each in a
+fresh process, timed after the imports.
 
 Prints one JSON object on stdout; progress goes to stderr.
 """
@@ -81,6 +86,39 @@ print(json.dumps({"export_s": seconds, "reset": reset, "before": before, "after"
 )
 
 
+# Opening a NIfTI file in a fresh process, timed after the imports: ours (open_foreign and
+# the volume loaded) or nibabel's voxels alone.
+OPEN_SCRIPT = """
+import sys, tempfile, time
+from pathlib import Path
+import nibabel as nib, numpy as np
+from tui.render.foreign import open_foreign
+from tui.render.pipeline import volume_of
+
+path, ours = sys.argv[1], sys.argv[2] == "ours"
+started = time.perf_counter()
+if ours:
+    with tempfile.TemporaryDirectory() as scratch:
+        opened = open_foreign(path, Path(scratch))
+        volume_of(opened.stacks[0], None)
+        opened.close()
+else:
+    np.asanyarray(nib.load(path).dataobj)
+print(time.perf_counter() - started)
+"""
+
+
+def bench_open(nifti: Path, runs: int) -> dict[str, Any]:
+    """Seconds to open ``nifti``: ours beside nibabel's read, medians of ``runs``."""
+    times: dict[str, list[float]] = {"ours": [], "nibabel": []}
+    for _ in range(runs):
+        for side in times:
+            _, _, stdout = timed([sys.executable, "-c", OPEN_SCRIPT, str(nifti), side])
+            times[side].append(float(stdout))
+    ours, theirs = (statistics.median(times[side]) for side in ("ours", "nibabel"))
+    return {"ours_open_s": round(ours, 3), "nibabel_read_s": round(theirs, 3)}
+
+
 def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -141,6 +179,9 @@ def bench_series(
             theirs_s.append(seconds)
             theirs_rss.append(peak)
             their_size = (folder / f"x{suffix}").stat().st_size
+            if suffix == ".nii.gz" and run == runs - 1:
+                result["open_nii_gz"] = bench_open(folder / f"x{suffix}", runs)
+                note(f"{name}: opened {result['open_nii_gz']}")
             out.unlink()
             out.with_name(out.name.replace(suffix, ".json")).unlink()
             shutil.rmtree(folder)

@@ -20,7 +20,6 @@ dcm2niix's layout (v1.0.20220720, its defaults), matched here:
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import secrets
@@ -35,6 +34,7 @@ from pydicom.dataset import Dataset
 
 from tui.errors import UserError
 from tui.render.decode import display_header
+from tui.render.gzip_writer import GzipWriter
 from tui.render.pipeline import volume_of
 from tui.render.views import Grid, resample
 from tui.render.volume import Progress, Stack, Volume, VolumeCache, VolumeError
@@ -43,7 +43,7 @@ from tui.tables import printable
 SUFFIXES = (".nii", ".nii.gz")
 SOFTWARE = "pacs-tui"
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-_GZIP_LEVEL = 6  # as dcm2niix: a third smaller than level 1 on MR, for 3-4x the time
+_GZIP_LEVEL = 6  # as dcm2niix (pigz): a third smaller than level 1 on MR
 # dcm2niix's names for manufacturers (it writes none for others).
 _MAKERS = {
     "SIEMENS": "Siemens", "GE": "GE", "PHILIPS": "Philips", "TOSHIBA": "Toshiba",
@@ -187,9 +187,7 @@ def _write_image(volumes: _Volumes, header: Dataset, raw: BinaryIO, compress: bo
     hdr["vox_offset"] = 352
     hdr["dim_info"] = _dim_info(header)
     hdr["descrip"] = _description(header).encode("ascii", "replace")[:79]
-    out: BinaryIO | gzip.GzipFile = raw
-    if compress:
-        out = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0)
+    out: BinaryIO | GzipWriter = GzipWriter(raw, _GZIP_LEVEL) if compress else raw
     try:
         out.write(hdr.binaryblock)
         out.write(b"\0\0\0\0")  # no extensions
@@ -201,9 +199,12 @@ def _write_image(volumes: _Volumes, header: Dataset, raw: BinaryIO, compress: bo
             ijk = layout.voxels(volume)
             for k in range(ijk.shape[2]):  # one slice at a time: no second copy of the volume
                 out.write(np.asarray(ijk[:, :, k], dtype=dtype).tobytes(order="F"))
-    finally:
-        if out is not raw:
-            out.close()
+    except BaseException:
+        if isinstance(out, GzipWriter):
+            out.discard()  # the file is removed: no need to finish it
+        raise
+    if isinstance(out, GzipWriter):
+        out.close()
 
 
 def _stored_type(volume: Volume, count: int) -> tuple[np.dtype, float, float]:
