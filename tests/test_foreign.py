@@ -138,6 +138,24 @@ def test_the_pipeline_renders_a_nifti_with_its_values(
     assert info["Format"] == "NIfTI-1" and info["NumberOfTemporalPositions"] == 1
 
 
+def test_scaled_integers_stay_integers_with_the_scaling_as_their_rescale(
+    tmp_path: Path, opened: Callable[..., Opened]
+) -> None:
+    """A CT as dcm2niix writes it (int16, scl_inter -1024) keeps its stored type: no float
+    copy of the volume, the values exact."""
+    data = _volume((10, 8, 5))
+    image = nib.Nifti1Image(data, np.eye(4))
+    image.header.set_slope_inter(0.5, -1024.0)
+    path = tmp_path / "ct.nii.gz"
+    nib.save(image, path)
+    result = opened(path)
+    volume = volume_of(result.stacks[0], None)
+    assert volume.data.dtype == np.int16 and (volume.slope, volume.intercept) == (0.5, -1024.0)
+    values = volume.values(volume.data)
+    for index, s in enumerate(result.stacks[0].slices):
+        assert np.array_equal(values[index], data[:, :, s.number - 1].T * 0.5 - 1024.0)
+
+
 def test_float_voxels_keep_their_values_and_nans_become_the_minimum(
     tmp_path: Path, opened: Callable[..., Opened]
 ) -> None:

@@ -21,7 +21,7 @@ import struct
 import warnings
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,12 +131,15 @@ def is_foreign(path: str | Path) -> bool:
 
 @dataclass
 class _Read:
-    """A reader's result: voxels (i, j, k, t), or (i, j, k, t, 3) RGB, and an LPS affine."""
+    """A reader's result: voxels (i, j, k, t), or (i, j, k, t, 3) RGB, and an LPS affine;
+    the voxels' values are ``data * slope + intercept`` (a NIfTI's scl_slope, scl_inter)."""
 
     data: np.ndarray
     affine: np.ndarray
     format: str
     notes: list[str] = field(default_factory=list)
+    slope: float = 1.0
+    intercept: float = 0.0
 
 
 def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = None) -> Opened:
@@ -192,6 +195,9 @@ def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = Non
     if read.data.dtype.kind == "c":
         raise ForeignError(f"{name}: complex voxels cannot be shown")
     plan = _plan(read.data, read.notes)
+    if read.slope != 1.0 or read.intercept:  # stored integers rescaled, as DICOM does
+        slope, intercept = plan.slope * read.slope, plan.intercept * read.slope + read.intercept
+        plan = replace(plan, slope=slope, intercept=intercept)
     series_uid = generate_uid()
     series = {
         "SeriesInstanceUID": series_uid,
@@ -254,8 +260,11 @@ def _nifti(path: Path) -> _Read:
     dtype = header.get_data_dtype()
     proxy: Any = img.dataobj
     scaled = proxy.slope != 1 or proxy.inter != 0
-    _check_memory(path, int(np.prod(shape)) * (8 if scaled else dtype.itemsize))
-    data = np.asanyarray(proxy)  # scl_slope/scl_inter applied
+    # Scaled integers stay integers, with the scaling as the rescale (no float copy); those
+    # of any type that fits int32 whole, so they are never quantised again
+    keep = scaled and dtype.str[1:] in ("i1", "u1", "i2", "u2", "i4")
+    _check_memory(path, int(np.prod(shape)) * (dtype.itemsize if keep or not scaled else 8))
+    data = proxy.get_unscaled() if keep else np.asanyarray(proxy)
     if data.dtype.names:  # RGB24: a record per voxel
         data = np.stack([data[n] for n in data.dtype.names[:3]], axis=-1)
         data = data.reshape(*(data.shape[:-1] + (1,) * 4)[:4], 3)
@@ -271,7 +280,10 @@ def _nifti(path: Path) -> _Read:
     notes = [used]
     if scaled:
         notes.append(f"scl_slope {proxy.slope:g}, scl_inter {proxy.inter:g} applied")
-    return _Read(data, _RAS_TO_LPS @ img.affine, version, notes)
+    affine = _RAS_TO_LPS @ img.affine
+    if keep:
+        return _Read(data, affine, version, notes, float(proxy.slope), float(proxy.inter))
+    return _Read(data, affine, version, notes)
 
 
 def _nrrd(path: Path) -> _Read:
@@ -358,13 +370,15 @@ def _picture_array(page: Any) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Plan:
-    """How voxels are stored: the type, the rescale back to values, what replaces NaN."""
+    """How voxels are stored: the type, the rescale back to values, what replaces NaN,
+    whether floats are quantised to the type (through the rescale)."""
 
     dtype: np.dtype
     slope: float = 1.0
     intercept: float = 0.0
     fill: float | None = None
     colour: bool = False
+    quantised: bool = False
 
 
 def _plan(data: np.ndarray, notes: list[str]) -> _Plan:
@@ -392,7 +406,7 @@ def _plan(data: np.ndarray, notes: list[str]) -> _Plan:
     notes.append("float voxels stored as int32 with a rescale")
     if bad:
         notes.append(f"{bad} NaN or infinite voxel(s) replaced by the minimum")
-    return _Plan(np.dtype("<i4"), slope or 1.0, intercept, lo)
+    return _Plan(np.dtype("<i4"), slope or 1.0, intercept, lo, quantised=True)
 
 
 def _float_range(data: np.ndarray) -> tuple[float, float, bool, int]:
@@ -417,7 +431,7 @@ def _frame_bytes(plane: np.ndarray, plan: _Plan) -> bytes:
     """One frame (rows, columns[, 3]) as stored."""
     if plan.fill is not None and plane.dtype.kind == "f":
         plane = np.where(np.isfinite(plane), plane, plan.fill)
-    if plan.slope != 1.0 or plan.intercept:  # in float64: float32 cannot hold 2**31 - 1
+    if plan.quantised:  # in float64: float32 cannot hold 2**31 - 1
         scaled = (plane.astype(np.float64) - plan.intercept) / plan.slope
         plane = np.clip(np.rint(scaled), -_INT32, _INT32)
     return np.ascontiguousarray(plane, dtype=plan.dtype).tobytes()
