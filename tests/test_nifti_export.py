@@ -155,7 +155,9 @@ def test_cli_export_json_and_no_overwrite(converted: dict[str, Any], tmp_path: P
         str(tmp_path / "t.nii.gz"),
         archive=archive,
     )
-    assert nib.load(tmp_path / "t.nii.gz").shape == (64, 64, 6, 4)
+    one = nib.load(tmp_path / "t.nii.gz")  # --stack: that time point alone
+    assert one.shape == (64, 64, 6)
+    assert np.array_equal(one.get_fdata(), nib.load(theirs).get_fdata()[..., 2])
     assert (tmp_path / "t.json").read_text() == "{}"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial files
 
@@ -267,3 +269,18 @@ def test_progress_and_cancel_leave_nothing_behind(
     with pytest.raises(UserError, match="cancelled"):
         write_nifti(stacks, tmp_path / "b.nii.gz", cancel=cancel)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "a.nii.gz"]
+
+
+def test_a_missing_slice_is_warned_about(tmp_path: Path) -> None:
+    """A series with a gap exports (as dcm2niix does, slices evenly spaced) but says so on
+    stderr in one line: a NIfTI whose geometry is wrong there must not pass unnoticed."""
+    uid = write_series(tmp_path / "files", AXIAL, size=16, count=10)
+    files = sorted((tmp_path / "files").iterdir())
+    files[5].unlink()
+    run_cli("import", str(tmp_path / "files"), archive=tmp_path / "archive")
+    out = tmp_path / "gap.nii.gz"
+    result = run_cli("export", uid, "--nifti", "-o", str(out), archive=tmp_path / "archive")
+    assert nib.load(out).shape == (16, 16, 9)
+    warned = [line for line in result.stderr.splitlines() if "gap" in line]
+    assert len(warned) == 1 and "are images missing?" in warned[0], result.stderr
+    assert "Traceback" not in result.stderr

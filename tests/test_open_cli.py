@@ -136,6 +136,8 @@ def test_open_shows_the_viewer_in_a_real_terminal(tmux, nifti, tmp_path: Path) -
     _wait_for(tmux, f"acquired MIP {data.shape[2]} slices")
     tmux("send-keys", "-t", "e2e", "Escape")
     _wait_for(tmux, "x Reviewed")  # the browser's footer
+    time.sleep(0.5)
+    assert not list((cache / "pacs-tui" / "open").glob("open-*"))  # closed with its viewer
     tmux("send-keys", "-t", "e2e", "C-q")
     deadline = time.monotonic() + 15
     while "x Reviewed" in tmux("capture-pane", "-p", "-t", "e2e") and time.monotonic() < deadline:
@@ -145,3 +147,22 @@ def test_open_shows_the_viewer_in_a_real_terminal(tmux, nifti, tmp_path: Path) -
     _wait_for(tmux, "exited-0")
     assert not list((cache / "pacs-tui" / "open").glob("open-*"))
     assert not (tmp_path / "none").exists()
+
+
+def test_a_closed_terminal_leaves_no_scratch_copy(tmux, nifti, tmp_path: Path) -> None:  # noqa: F811
+    """The SSH link drops (SIGHUP) while a file is viewed: its scratch copy goes at once,
+    not at the next start."""
+    path, data = nifti
+    cache = tmp_path / "cache"
+    _start(
+        tmux,
+        f"cd {ROOT} && XDG_CACHE_HOME={cache} {sys.executable} -m tui --archive"
+        f" {tmp_path / 'none'} open {path}",
+    )
+    _wait_for(tmux, f"acquired slice {data.shape[2] // 2 + 1}/{data.shape[2]}")
+    assert len(list((cache / "pacs-tui" / "open").glob("open-*"))) == 1
+    tmux("kill-session", "-t", "e2e")  # the terminal is gone: SIGHUP
+    deadline = time.monotonic() + 10
+    while list((cache / "pacs-tui" / "open").glob("open-*")):
+        assert time.monotonic() < deadline, "the scratch copy was left behind"
+        time.sleep(0.2)

@@ -317,6 +317,17 @@ class PacsApp(App[None]):
         for one in opened:
             one.close()
 
+    def close_file(self, series_uid: str) -> None:
+        """Forget a file opened as ``series_uid`` and remove its scratch copy (its viewer
+        has closed: nothing can show it again); any other series: nothing happens."""
+        with self._lock:
+            gone = [o for o in self._opened if o.series["SeriesInstanceUID"] == series_uid]
+            self._opened = [o for o in self._opened if o not in gone]
+            if gone:
+                self._stacks.pop(series_uid, None)
+        for one in gone:
+            one.close()
+
     def stacks(self, series_uid: str) -> list[Stack]:
         """A series' stacks (in a worker thread: this may read the index), kept."""
         from tui.render.volume import assemble, slices_of

@@ -575,12 +575,14 @@ class ViewerScreen(Screen[None]):
         self.app.pop_screen()
 
     def on_unmount(self) -> None:
-        """Whatever still runs for this screen stops, and shows nothing when it ends."""
+        """Whatever still runs for this screen stops, and shows nothing when it ends; a
+        file opened to view (not in the archive) is closed with it: its scratch copy goes."""
         self.stop_loads()
         self._frame.set()
         if self._cine is not None:
             self._cine.stop()
             self._cine = None
+        pacs(self).close_file(self.series["SeriesInstanceUID"])
 
     def on_mouse_down(self, event: events.MouseDown) -> None:
         self._drag = (event.screen_x, event.screen_y, self._current_window())

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import tui
-from tui.cli.common import fail, settings, tty
+from tui.cli.common import fail, settings, stopped_by_signals, tty
 from tui.config import Locations
 from tui.errors import UserError
 
@@ -58,7 +58,8 @@ def run_app(
     try:
         if file is not None:
             app.start_with = app.open_file(file, modality).series
-        with _warnings_as_notices(app):
+        # a closed terminal (SIGHUP) may end the process before the app's way out
+        with _warnings_as_notices(app), stopped_by_signals(on_hangup=app.close_files):
             app.run()
     finally:
         app.close_files()

@@ -134,15 +134,19 @@ def stopped_by_signals(on_hangup: Callable[[], None] | None = None) -> Iterator[
     KeyboardInterrupt, as Ctrl-C does, so that what cleans up on the way out runs. A signal
     ignored already (``nohup``) stays ignored.
 
-    With ``on_hangup``, SIGHUP runs it and then ends the process as SIGHUP does by default:
+    With ``on_hangup``, SIGHUP runs it (and an enclosing block's) and then ends the
+    process as SIGHUP does by default:
     with its terminal gone, an app may never reach its own way out (Textual's output thread
     dies on the closed terminal), so what must not be left behind goes first.
     """
     import signal
 
-    def stop(signum: int, frame: object) -> None:
+    def stop(signum: int, frame: Any) -> None:
         if signum == signal.SIGHUP and on_hangup is not None:
             on_hangup()
+            outer = previous.get(signal.SIGHUP)
+            if callable(outer):  # an enclosing block's hangup clean-up runs too
+                outer(signum, frame)
             signal.signal(signal.SIGHUP, signal.SIG_DFL)
             signal.raise_signal(signal.SIGHUP)
         raise KeyboardInterrupt

@@ -17,6 +17,7 @@ from tui.cli import share
 from tui.cli.common import Commands, done, open_archive, print_json, settings, tty
 from tui.config import Locations
 from tui.errors import UserError
+from tui.tables import printable
 
 
 def add_commands(commands: Commands) -> None:
@@ -88,8 +89,8 @@ def _view_options(p: argparse.ArgumentParser, series: bool = True) -> None:
     p.add_argument(
         "--stack",
         type=int,
-        default=0,
-        help="which stack of the series, from 0 (4D: the time points in order; the app's t 1)",
+        help="which stack of the series, from 0 (4D: the time points in order; the app's t 1;"
+        " default 0, and --nifti all the time points)",
     )
     p.add_argument(
         "--mode", choices=("slice", "mip", "minip", "avg", "vr", "smip"), default="slice",
@@ -251,6 +252,7 @@ def cmd_render(args: argparse.Namespace, locations: Locations) -> int:
 
     if not args.output and not args.term:
         raise UserError("render needs -o OUT (a .png, .jpg or .tif file) or --term")
+    args.stack = args.stack or 0  # None: not given (only --nifti tells it from 0)
     request = _request(args)
     stacks = _stacks(args, locations)
     stack = pick_stack(stacks, args.stack)
@@ -295,7 +297,7 @@ def _print_in_terminal(picture: Any, args: argparse.Namespace, locations: Locati
 
 # What the image exports take and ``--dicom`` does not: (option, its default).
 _IMAGE_ONLY = [
-    ("--stack", "stack", 0), ("--mode", "mode", "slice"), ("--plane", "plane", None),
+    ("--stack", "stack", None), ("--mode", "mode", "slice"), ("--plane", "plane", None),
     ("--index", "index", None), ("--position", "position", None), ("--slab", "slab", None),
     ("--window", "window", None), ("--preset", "preset", None),
     ("--file-window", "file_window", None), ("--invert", "invert", False),
@@ -314,6 +316,13 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
         given = [option for option, dest, default in _IMAGE_ONLY if getattr(args, dest) != default]
         if given:
             raise UserError(f"{given[0]} goes with --cine or --sheet, not --dicom")
+        from tui.render.foreign import is_foreign
+
+        files = [uid for uid in args.uids if is_foreign(uid)]
+        if files:
+            raise UserError(
+                f"{printable(files[0])} is not DICOM: export it --nifti, --cine or --sheet"
+            )
         return share.cmd_export_dicom(args, locations)
     dicom_only = share.given_filters(args) + [
         option
@@ -335,7 +344,7 @@ def cmd_export(args: argparse.Namespace, locations: Locations) -> int:
 
 def _export_nifti(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render.nifti import write_nifti
-    from tui.render.pipeline import time_points
+    from tui.render.pipeline import pick_stack, time_points
     from tui.render.volume import VolumeCache
 
     given = [
@@ -344,7 +353,9 @@ def _export_nifti(args: argparse.Namespace, locations: Locations) -> int:
     ]  # fmt: skip
     if given:
         raise UserError(f"{given[0]} goes with --cine or --sheet, not --nifti")
-    stacks = time_points(_stacks(args, locations), args.stack)
+    # a 4-D series whole (the time points of its first stack), or the one stack asked for
+    every = _stacks(args, locations)
+    stacks = time_points(every, 0) if args.stack is None else [pick_stack(every, args.stack)]
     cache = VolumeCache(settings(args, locations).cache_mb)
     files = write_nifti(stacks, Path(args.output), cache, sidecar=not args.no_sidecar)
     if args.json:
@@ -364,6 +375,7 @@ def _export_images(args: argparse.Namespace, locations: Locations) -> int:
     from tui.render.transfer import load_transfers
     from tui.render.volume import VolumeCache
 
+    args.stack = args.stack or 0  # None: not given (only --nifti tells it from 0)
     request = _request(args)
     if (args.rotate or args.time) and not args.cine:
         raise UserError(f"{'--rotate' if args.rotate else '--time'} goes with --cine")

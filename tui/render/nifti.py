@@ -21,6 +21,7 @@ dcm2niix's layout (v1.0.20220720, its defaults), matched here:
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -39,6 +40,8 @@ from tui.render.pipeline import volume_of
 from tui.render.views import Grid, resample
 from tui.render.volume import Progress, Stack, Volume, VolumeCache, VolumeError
 from tui.tables import printable
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".nii", ".nii.gz")
 SOFTWARE = "pacs-tui"
@@ -99,6 +102,12 @@ def write_nifti(
     for target in targets:
         if target.exists():
             raise UserError(f"{printable(str(target))} exists: choose another name")
+    for problem in stacks[0].problems:  # a tilt is resampled; gaps are not filled
+        if not problem.startswith("gantry tilt"):
+            log.warning(
+                "%s: the NIfTI spaces its slices evenly (as dcm2niix does), so its geometry"
+                " is wrong there; are images missing?", problem,
+            )  # fmt: skip
     header = display_header(stacks[0].slices[0].source.path)
     tag = f"{os.getpid()}-{secrets.token_hex(4)}"
     temporary = [t.with_name(f".{t.name}.{tag}.part") for t in targets]
