@@ -81,8 +81,7 @@ async def test_o_opens_a_file_in_the_viewer_and_esc_goes_back(
         await _settle(app, pilot)
         assert isinstance(app.screen, BrowserScreen)
         assert [str(n.label) for n in app.screen.query_one(Tree).root.children] == patients
-        assert len(list((tmp_path / "scratch").glob("open-*"))) == 1  # kept while the app runs
-    assert not list((tmp_path / "scratch").glob("open-*"))  # gone with the app
+        assert not list((tmp_path / "scratch").glob("open-*"))  # closed with its viewer
 
 
 async def test_a_bad_file_is_one_notice_and_the_browser_stays(
