@@ -5,6 +5,7 @@ nothing left behind."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import nrrd
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom import dcmread
 
 from tests.conftest import IN_CI, tmpfs
 from tui.archive.importer import import_paths
@@ -25,6 +27,7 @@ from tui.archive.query import series_instances
 from tui.errors import UserError
 from tui.render.decode import read_frame
 from tui.render.foreign import Opened, is_foreign, open_foreign
+from tui.render.nifti import write_nifti
 from tui.render.pipeline import Request, render, time_points, volume_of
 from tui.render.volume import Stack, assemble, slices_of
 
@@ -57,14 +60,34 @@ def _volume(shape: tuple[int, ...], dtype: str = "int16") -> np.ndarray:
     return RNG.integers(0 if dtype.startswith("u") else -1000, 3000, shape).astype(dtype)
 
 
-def _expected(affine: np.ndarray, count: int, reversed_k: bool) -> np.ndarray:
-    """``affine`` (voxels to LPS) with k counted from the other end when reversed."""
-    if not reversed_k:
-        return affine
-    flipped = affine.copy()
-    flipped[:3, 3] = affine[:3] @ (0, 0, count - 1, 1)
-    flipped[:3, 2] = -affine[:3, 2]
-    return flipped
+def _file_voxels(stack: Stack, file_lps: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The file's (i, j, k) of each of the stack's voxels (slice, row, column), found by
+    geometry alone: where the stack's affine puts the voxel, back through the file's."""
+    count, rows, columns = stack.shape
+    n, r, c = np.meshgrid(range(count), range(rows), range(columns), indexing="ij")
+    ours = np.stack([c, r, n, np.ones_like(c)]).reshape(4, -1).astype(float)
+    ijk = np.linalg.solve(file_lps, stack.affine @ ours)[:3]
+    index = np.rint(ijk).astype(int)
+    assert np.allclose(ijk, index, atol=1e-3)  # on the file's grid
+    return tuple(a.reshape(count, rows, columns) for a in index)
+
+
+def _dominant(orientation: tuple[float, ...]) -> tuple[int, ...]:
+    """Each of the row and column directions as the patient axis it runs most along (+-1)."""
+    out = []
+    for vector in (np.array(orientation[:3]), np.array(orientation[3:])):
+        axis = int(np.argmax(np.abs(vector)))
+        out += [int(np.sign(vector[axis])) if a == axis else 0 for a in range(3)]
+    return tuple(out)
+
+
+def _box(affine: np.ndarray, columns: int, rows: int, count: int) -> np.ndarray:
+    """The patient positions of a grid's eight corner voxels, in a fixed order."""
+    corners = np.array(
+        [(c, r, k, 1.0) for c in (0, columns - 1) for r in (0, rows - 1) for k in (0, count - 1)]
+    )
+    points = (affine @ corners.T).T[:, :3]
+    return points[np.lexsort(points.T[::-1])]
 
 
 def _frames(stack: Stack) -> np.ndarray:
@@ -103,15 +126,64 @@ def test_the_affine_is_the_one_nibabel_documents(
 
     result = opened(path)
     [stack] = result.stacks
-    reversed_k = stack.slices[0].number != 1  # sorted along the normal: may run against k
-    assert np.allclose(stack.affine, _expected(LPS @ reread.affine, 6, reversed_k), atol=1e-4)
+    file_lps = LPS @ reread.affine
+    # Shown as DICOM's axial: the same voxels in the same places, columns toward L and rows
+    # toward P. The qform's j runs toward A (LPS -y): reversed; the sform's i and j run
+    # toward R and A: both reversed.
+    assert np.allclose(_box(stack.affine, 10, 8, 6), _box(file_lps, 10, 8, 6), atol=1e-4)
+    assert _dominant(stack.slices[0].orientation) == (1, 0, 0, 0, 1, 0)
     assert any(note.startswith(f"{used} (code") for note in result.notes)
     assert any(
         note.endswith(f"axes toward {_nibabel_codes(reread.affine)}") for note in result.notes
-    )
+    )  # the file's own axes
     frames = _frames(stack)
+    assert np.array_equal(frames, data[_file_voxels(stack, file_lps)])
+    shown = data[:, ::-1] if used == "qform" else data[::-1, ::-1]
     for index, s in enumerate(stack.slices):
-        assert np.array_equal(frames[index], data[:, :, s.number - 1].T)
+        assert np.array_equal(frames[index], shown[:, :, s.number - 1].T)
+
+
+# dcm2niix's RAS affines (columns kept, rows reversed) for DICOM series of each plane, one
+# oblique, one stored with i and j swapped: (columns, rows, slices) and what is shown.
+_RAS_SWAPPED = np.array([[0, 1.0, 0], [-1.0, 0, 0], [0, 0, 1.0]])  # i toward P, j toward R
+_ACQUIRED = {
+    "axial": (np.diag([-1.0, 1.0, 1.0]), (1, 0, 0, 0, 1, 0)),
+    "oblique axial": (_rotation(20) @ np.diag([-1.0, 1.0, 1.0]), (1, 0, 0, 0, 1, 0)),
+    "coronal": (np.array([[-1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]), (1, 0, 0, 0, 0, -1)),
+    "sagittal": (np.array([[0, 0, 1.0], [-1.0, 0, 0], [0, 1.0, 0]]), (0, 1, 0, 0, 0, -1)),
+    "swapped axial": (_RAS_SWAPPED, (1, 0, 0, 0, 1, 0)),
+}
+
+
+@pytest.mark.parametrize("plane", list(_ACQUIRED))
+def test_the_acquired_plane_looks_as_a_dicom_series_of_that_plane(
+    tmp_path: Path, opened: Callable[..., Opened], plane: str
+) -> None:
+    """Columns toward L (P for sagittal), rows toward P (F for coronal and sagittal: the
+    head at the top), as DICOM series of each plane are; the voxels stay in place."""
+    rotation, orientation = _ACQUIRED[plane]
+    data = _volume((9, 7, 5))
+    affine = np.eye(4)
+    affine[:3, :3] = rotation @ np.diag([0.8, 0.9, 2.0])
+    affine[:3, 3] = (12.0, -30.0, 7.0)
+    path = tmp_path / "acquired.nii.gz"
+    nib.save(nib.Nifti1Image(data, affine), path)
+    result = opened(path)
+    [stack] = result.stacks
+    assert _dominant(stack.slices[0].orientation) == orientation
+    if "oblique" not in plane:
+        assert np.allclose(stack.slices[0].orientation, orientation)
+    assert any(
+        note.startswith(f"shown as a DICOM {plane.split()[-1]} series") for note in result.notes
+    )
+    swapped = plane.startswith("swapped")
+    shape = (7, 9, 5) if swapped else (9, 7, 5)
+    assert np.allclose(_box(stack.affine, *shape), _box(LPS @ affine, 9, 7, 5))
+    k = stack.slices[len(stack.slices) // 2].number - 1
+    # the file's rows (j, toward A or H) reversed; the swapped one's columns are its j
+    shown = data[:, ::-1, k] if swapped else data[:, ::-1, k].T
+    assert np.array_equal(render(stack, Request(), {}).view.values, shown)
+    assert np.array_equal(_frames(stack), data[_file_voxels(stack, LPS @ affine)])
 
 
 def test_the_pipeline_renders_a_nifti_with_its_values(
@@ -133,6 +205,7 @@ def test_the_pipeline_renders_a_nifti_with_its_values(
     picture = render(stack, Request(mode="vr", coarse=True, size=(32, 32)), {})
     assert picture.image.shape == (32, 32, 3) and picture.image.any()
     info = result.info()
+    assert np.allclose(info["AffineLPS"], stack.affine) and "Affine" not in info
     assert (info["Rows"], info["Columns"], info["NumberOfFrames"]) == (16, 20, 12)
     assert info["PixelSpacing"] == [3.0, 2.0] and info["SpacingBetweenSlices"] == 4.0
     assert info["Format"] == "NIfTI-1" and info["NumberOfTemporalPositions"] == 1
@@ -152,8 +225,9 @@ def test_scaled_integers_stay_integers_with_the_scaling_as_their_rescale(
     volume = volume_of(result.stacks[0], None)
     assert volume.data.dtype == np.int16 and (volume.slope, volume.intercept) == (0.5, -1024.0)
     values = volume.values(volume.data)
+    shown = data[::-1, ::-1]  # RAS i and j (toward R and A) reversed: toward L and P
     for index, s in enumerate(result.stacks[0].slices):
-        assert np.array_equal(values[index], data[:, :, s.number - 1].T * 0.5 - 1024.0)
+        assert np.array_equal(values[index], shown[:, :, s.number - 1].T * 0.5 - 1024.0)
 
 
 def test_float_voxels_keep_their_values_and_nans_become_the_minimum(
@@ -168,7 +242,7 @@ def test_float_voxels_keep_their_values_and_nans_become_the_minimum(
     assert "1 NaN or infinite voxel(s) replaced by the minimum" in result.notes
     volume = volume_of(result.stacks[0], None)
     values = volume.values(volume.data)
-    expected = np.where(np.isnan(data), np.nanmin(data), data)
+    expected = np.where(np.isnan(data), np.nanmin(data), data)[::-1, ::-1]  # toward L and P
     for index, s in enumerate(result.stacks[0].slices):
         assert np.allclose(values[index], expected[:, :, s.number - 1].T, atol=1e-6)
 
@@ -215,10 +289,13 @@ def test_nrrd_with_a_space_and_time_points(
         affine = LPS @ affine
     assert len(result.stacks) == 3 and result.format == "NRRD"
     for t, stack in enumerate(time_points(result.stacks, 0)):
-        reversed_k = stack.slices[0].number != 1
-        assert np.allclose(stack.affine, _expected(affine, 5, reversed_k))
+        # i runs along y, j along x: swapped, then each reversed as needed (toward L, P)
+        assert np.allclose(_box(stack.affine, 6, 7, 5), _box(affine, 7, 6, 5))
+        assert np.allclose(stack.slices[0].orientation, (1, 0, 0, 0, 1, 0))
+        assert np.array_equal(_frames(stack), data[..., t][_file_voxels(stack, affine)])
         order = [s.number - 1 for s in stack.slices]
-        assert np.array_equal(_frames(stack), data[:, :, order, t].transpose(2, 1, 0))
+        shown = data[:, ::-1] if space == "LPS" else data[::-1]  # (i, j) as (rows, columns)
+        assert np.array_equal(_frames(stack), shown[:, :, order, t].transpose(2, 0, 1))
 
 
 def _dicom_stack(archive: Archive, folder: Path) -> Stack:
@@ -316,7 +393,47 @@ def _larger_than_memory(folder: Path) -> Path:
     header.set_data_dtype(np.int32)  # 256 GiB of voxels
     header["vox_offset"] = 352
     path = folder / "huge.nii"
-    path.write_bytes(header.binaryblock + b"\0" * 4 + b"\0" * 4096)
+    path.write_bytes(header.binaryblock + b"\0" * 4)
+    os.truncate(path, 352 + 4 * 4096**3)  # sparse: all there, as far as its size says
+    return path
+
+
+def _huge_header(shape: tuple[int, ...], data: bytes = b"\0" * 64) -> bytes:
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(np.int16)
+    header["vox_offset"] = 352
+    return bytes(header.binaryblock) + b"\0" * 4 + data
+
+
+def _declares_more_than_it_has(folder: Path) -> Path:
+    path = folder / "claims.nii"
+    path.write_bytes(_huge_header((1500, 1500, 1500)))  # 6.75 GB declared, 64 bytes there
+    return path
+
+
+def _declares_more_than_it_packs(folder: Path) -> Path:
+    path = folder / "claims.nii.gz"
+    path.write_bytes(gzip.compress(_huge_header((1500, 1500, 1500))))
+    return path
+
+
+def _declares_more_than_its_gzip_trailer(folder: Path) -> Path:
+    """Random bytes (no packing to speak of), 4 kB of the 512 kB declared: only the gzip
+    trailer's size tells before reading."""
+    path = folder / "short.nii.gz"
+    path.write_bytes(gzip.compress(_huge_header((64, 64, 64), RNG.bytes(4096))))
+    return path
+
+
+def _vectors(folder: Path) -> Path:
+    path = folder / "field.nrrd"
+    header = {
+        "space": "left-posterior-superior",
+        "space directions": np.vstack([[np.nan] * 3, np.eye(3)]),
+        "kinds": ["3-vector", "domain", "domain", "domain"],
+    }
+    nrrd.write(str(path), RNG.normal(size=(3, 5, 4, 3)).astype(np.float32), header)
     return path
 
 
@@ -329,7 +446,8 @@ def _text(folder: Path) -> Path:
 @pytest.mark.parametrize(
     "make",
     [_truncated_gzip, _broken_header, _not_what_its_name_says, _empty, _missing, _folder,
-     _larger_than_memory, _text],
+     _larger_than_memory, _text, _declares_more_than_it_has, _declares_more_than_it_packs,
+     _declares_more_than_its_gzip_trailer, _vectors],
 )  # fmt: skip
 def test_bad_files_are_refused_in_one_line(
     tmp_path: Path, scratch: Path, make: Callable[[Path], Path]
@@ -340,6 +458,14 @@ def test_bad_files_are_refused_in_one_line(
     message = str(caught.value)
     assert "\n" not in message and message.startswith(str(path)), message
     assert not list(scratch.iterdir())
+    why = {
+        _larger_than_memory: "GiB of memory available",
+        _declares_more_than_it_has: "declares 6750000000 bytes of voxels, has 64",
+        _declares_more_than_it_packs: "declares 6750000000 bytes of voxels, has ",
+        _declares_more_than_its_gzip_trailer: "declares 524288 bytes of voxels, has 4096 (",
+        _vectors: "axis 0 is of kind 3-vector",
+    }.get(make)
+    assert why is None or why in message, message
 
 
 def test_a_picture_past_the_bomb_limit_is_refused(
@@ -405,11 +531,7 @@ def _need_dcm2niix() -> str:
 def _corners(stack: Stack) -> np.ndarray:
     """The patient positions of the volume's eight corner voxels, in a fixed order."""
     count, rows, columns = stack.shape
-    corners = np.array(
-        [(c, r, k, 1.0) for c in (0, columns - 1) for r in (0, rows - 1) for k in (0, count - 1)]
-    )
-    points = (stack.affine @ corners.T).T[:, :3]
-    return points[np.lexsort(points.T[::-1])]
+    return _box(stack.affine, columns, rows, count)
 
 
 def test_a_dcm2niix_export_opens_like_its_dicom_series(
@@ -429,6 +551,17 @@ def test_a_dcm2niix_export_opens_like_its_dicom_series(
         request = Request(mode="mip", plane=plane)
         expected = render(dicom, request, {}).view.values
         assert np.array_equal(render(ours, request, {}).view.values, expected), plane
+    # dcm2niix reverses the rows (-x i: and does not turn this 3-D MR to the layout nearest
+    # RAS, so k is the DICOM slices): the acquired plane looks as the DICOM series' again
+    subprocess.run(
+        [dcm2niix, "-z", "y", "-x", "i", "-f", "kept", "-o", str(tmp_path), str(shared / XA30I)],
+        capture_output=True, check=True, timeout=120,
+    )  # fmt: skip
+    [kept] = opened(tmp_path / "kept.nii.gz").stacks
+    assert kept.shape == dicom.shape
+    assert np.allclose(kept.slices[0].orientation, dicom.slices[0].orientation, atol=1e-4)
+    middle = render(kept, Request(), {}).view.values
+    assert np.array_equal(middle, render(dicom, Request(), {}).view.values)
 
 
 def test_a_gzip_nifti_written_by_hand_reads_like_nibabels(
@@ -440,3 +573,48 @@ def test_a_gzip_nifti_written_by_hand_reads_like_nibabels(
     packed = tmp_path / "packed.nii.gz"
     packed.write_bytes(gzip.compress(plain.read_bytes()))
     assert np.array_equal(_frames(opened(packed).stacks[0]), _frames(opened(plain).stacks[0]))
+
+
+@pytest.mark.parametrize(
+    ("step", "unit", "ms"),
+    [(2.5, "sec", 2500), (1500, "msec", 1500), (800000, "usec", 800), (3, "unknown", None)],
+)
+def test_a_4d_niftis_time_step_is_its_repetition_time_and_exported_again(
+    tmp_path: Path, opened: Callable[..., Opened], step: float, unit: str, ms: float | None
+) -> None:
+    image = nib.Nifti1Image(_volume((6, 5, 4, 3)), np.diag([-2.0, -2.0, 3.0, 1.0]))
+    image.header.set_xyzt_units("mm", unit)
+    image.header["pixdim"][4] = step
+    path = tmp_path / "bold.nii"
+    nib.save(image, path)
+    result = opened(path)
+    header = dcmread(result.scratch, stop_before_pixels=True)
+    if ms is None:
+        assert "RepetitionTime" not in header
+        return
+    assert float(header.RepetitionTime) == ms
+    assert f"RepetitionTime {ms:g} ms (pixdim[4] {step:g} {unit})" in result.notes
+    assert "EchoTime" not in header and "FlipAngle" not in header
+    out = tmp_path / "again.nii.gz"
+    write_nifti(time_points(result.stacks, 0), out)
+    again = nib.load(out)
+    assert again.shape == (6, 5, 4, 3) and again.header["pixdim"][4] == pytest.approx(ms / 1000)
+    assert json.loads((tmp_path / "again.json").read_text())["RepetitionTime"] == ms / 1000
+
+
+def test_a_sidecars_timing_wins_and_is_in_dicoms_units(
+    tmp_path: Path, opened: Callable[..., Opened]
+) -> None:
+    image = nib.Nifti1Image(_volume((6, 5, 4, 3)), np.eye(4))
+    image.header.set_xyzt_units("mm", "sec")
+    image.header["pixdim"][4] = 2.0
+    path = tmp_path / "bold.nii.gz"
+    nib.save(image, path)
+    sidecar = {"RepetitionTime": 0.8, "EchoTime": 0.03, "FlipAngle": 52, "SliceTiming": [0]}
+    (tmp_path / "bold.json").write_text(json.dumps(sidecar))
+    result = opened(path)
+    header = dcmread(result.scratch, stop_before_pixels=True)
+    assert (float(header.RepetitionTime), float(header.EchoTime)) == (800, 30)
+    assert float(header.FlipAngle) == 52
+    assert "RepetitionTime 800 ms (the sidecar's)" in result.notes
+    assert not any(n.startswith("RepetitionTime 2000") for n in result.notes)

@@ -43,9 +43,10 @@ def test_open_json_describes_the_file(nifti, tmp_path: Path) -> None:
     assert (info["Columns"], info["Rows"], info["NumberOfFrames"]) == data.shape
     assert [float(v) for v in info["PixelSpacing"]] == [1.5, 1.0]  # rows (j), columns (i)
     assert info["Modality"] == "OT"
-    affine = np.array(info["Affine"])
+    affine = np.array(info["AffineLPS"])
     assert affine.shape == (4, 4)
-    assert np.allclose(affine[:3, :3], np.diag([-1.0, -1.5, 2.0]))  # RAS to LPS
+    # RAS i, j (toward R, A) shown as DICOM's axial: reversed, toward L and P
+    assert np.allclose(affine[:3, :3], np.diag([1.0, 1.5, 2.0]))
     assert info["Notes"] and all(isinstance(note, str) for note in info["Notes"])
     assert (
         cli_json("open", str(path), "--modality", "mr", archive=tmp_path / "none")["Modality"]
@@ -83,7 +84,8 @@ def test_render_and_export_take_a_file_for_the_series(nifti, tmp_path: Path) -> 
     with Image.open(raw) as image:
         offset = int(image.text["pacs-tui:offset"])
         values = np.asarray(image).astype(np.int64) - offset
-    assert np.array_equal(values, data[:, :, 2].T)  # frame k is data[:, :, k].T, k along z
+    # frame k is data[:, :, k].T, k along z, i and j (RAS: toward R, A) reversed to L, P
+    assert np.array_equal(values, data[::-1, ::-1, 2].T)
     mip = tmp_path / "mip.png"
     run_cli("render", str(path), "--mode", "mip", "--plane", "coronal", "--size", "64x48",
             "-o", str(mip))  # fmt: skip

@@ -7,7 +7,10 @@ at their offset like any uncompressed DICOM (``PixelSource.direct``), so every v
 projection, reslice, volume rendering and export works on them unchanged.
 
 Voxel axes follow NIfTI: data indexed (i, j, k, t) is our (column, row, slice, time point);
-frame k is ``data[:, :, k].T``. NIfTI and NRRD affines are converted to LPS.
+frame k is ``data[:, :, k].T``. NIfTI and NRRD affines are converted to LPS. Before the copy is
+written, i and j are swapped and reversed as needed (views of the data, the affine adjusted
+to match: the geometry is unchanged) so the acquired plane looks as a DICOM series of that
+plane does (:func:`_display`); k is kept (slices are sorted along their normal anyway).
 """
 
 from __future__ import annotations
@@ -48,6 +51,14 @@ _SCRATCH = re.compile(r"open-(\d+)-[0-9a-f]+\.dcm")
 _MODALITY = re.compile(r"[A-Z0-9_ ]{1,16}")
 _SIDECAR_MAX = 1 << 20  # a BIDS sidecar is a few kB; more is not one
 _INT32 = 2**31 - 1
+_DEFLATE_MAX = 1032  # deflate never expands more than this (258 bytes from 2 bits)
+_TIME_UNITS = {"sec": 1000.0, "msec": 1.0, "usec": 0.001}  # a NIfTI's xyzt time unit to ms
+# BIDS sidecar keys put in the copy's header: the factor to DICOM's unit (ms, degrees).
+_BIDS_ACQUISITION = (("RepetitionTime", 1000.0, "ms"), ("EchoTime", 1000.0, "ms"),
+                     ("FlipAngle", 1.0, "deg"))  # fmt: skip
+# NRRD kinds of a non-space axis that open as time points ('none' and '???' say nothing,
+# as a file without kinds, taken as domain axes).
+_NRRD_TIME_KINDS = ("time", "list", "domain", "space", "none", "???")
 _SC = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
 _SOP_CLASSES = {  # the multi-frame SC classes by stored type; else plain SC
     "u1": "1.2.840.10008.5.1.4.1.1.7.2",  # grayscale byte
@@ -100,8 +111,11 @@ class Opened:
         self.scratch.unlink(missing_ok=True)
 
     def info(self) -> dict[str, Any]:
-        """What ``--json`` prints: DICOM keywords where one fits, the first stack's geometry
-        (as sorted along its normal, so ``Affine`` may run the slices the other way)."""
+        """What ``--json`` prints: DICOM keywords where one fits, the first stack's geometry.
+
+        ``AffineLPS`` takes voxel (column, row, slice, 1) to DICOM's patient axes (LPS, mm),
+        as displayed and sorted along the normal, so it may differ from the file's affine
+        by a swap or reversal of axes (the same voxels in the same places)."""
         first = self.stacks[0]
         slice0 = first.slices[0]
         source = slice0.source
@@ -119,7 +133,7 @@ class Opened:
             "SpacingBetweenSlices": first.spacing,
             "ImageOrientationPatient": list(slice0.orientation),
             "ImagePositionPatient": list(slice0.position),
-            "Affine": first.affine.tolist(),
+            "AffineLPS": first.affine.tolist(),
             "Notes": list(self.notes),
         }
 
@@ -140,6 +154,7 @@ class _Read:
     notes: list[str] = field(default_factory=list)
     slope: float = 1.0
     intercept: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)  # DICOM keyword: value (ms, deg)
 
 
 def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = None) -> Opened:
@@ -194,6 +209,10 @@ def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = Non
         raise ForeignError(f"{name}: not a readable {kind} file: {printable(message)}") from None
     if read.data.dtype.kind == "c":
         raise ForeignError(f"{name}: complex voxels cannot be shown")
+    _describe(read)
+    read = _display(read)
+    sidecar = _sidecar(path)
+    _sidecar_acquisition(sidecar, read)
     plan = _plan(read.data, read.notes)
     if read.slope != 1.0 or read.intercept:  # stored integers rescaled, as DICOM does
         slope, intercept = plan.slope * read.slope, plan.intercept * read.slope + read.intercept
@@ -202,7 +221,7 @@ def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = Non
     series = {
         "SeriesInstanceUID": series_uid,
         "SeriesDescription": printable(path.name),
-        "Modality": (modality or _sidecar_modality(path) or "OT").upper(),
+        "Modality": (modality or _sidecar_modality(sidecar) or "OT").upper(),
         "SeriesNumber": 0,
         "NumberOfSeriesRelatedInstances": 1,
     }
@@ -259,6 +278,7 @@ def _nifti(path: Path) -> _Read:
         )
     dtype = header.get_data_dtype()
     proxy: Any = img.dataobj
+    _check_size(path, int(proxy.offset), int(np.prod(shape)) * dtype.itemsize)  # where read
     scaled = proxy.slope != 1 or proxy.inter != 0
     # Scaled integers stay integers, with the scaling as the rescale (no float copy); those
     # of any type that fits int32 whole, so they are never quantised again
@@ -280,10 +300,44 @@ def _nifti(path: Path) -> _Read:
     notes = [used]
     if scaled:
         notes.append(f"scl_slope {proxy.slope:g}, scl_inter {proxy.inter:g} applied")
+    timing: dict[str, float] = {}
+    step, unit = float(header["pixdim"][4]), header.get_xyzt_units()[1]
+    if data.shape[3] > 1 and unit in _TIME_UNITS and np.isfinite(step) and step > 0:
+        timing["RepetitionTime"] = step * _TIME_UNITS[unit]
+        notes.append(f"RepetitionTime {step * _TIME_UNITS[unit]:g} ms (pixdim[4] {step:g} {unit})")
     affine = _RAS_TO_LPS @ img.affine
     if keep:
-        return _Read(data, affine, version, notes, float(proxy.slope), float(proxy.inter))
-    return _Read(data, affine, version, notes)
+        slope, inter = float(proxy.slope), float(proxy.inter)
+        return _Read(data, affine, version, notes, slope, inter, timing)
+    return _Read(data, affine, version, notes, timing=timing)
+
+
+def _check_size(path: Path, offset: int, need: int) -> None:
+    """Refuse at once a NIfTI whose header declares more voxels than the file holds: for a
+    .nii.gz, by deflate's limit and the gzip trailer's size (mod 2**32) below 4 GiB."""
+    size, name = path.stat().st_size, printable(str(path))
+    if not path.name.lower().endswith(".gz"):
+        if offset + need > size:
+            raise ForeignError(
+                f"{name}: declares {need} bytes of voxels, has {max(size - offset, 0)}"
+            )
+        return
+    if need > size * _DEFLATE_MAX:
+        raise ForeignError(
+            f"{name}: declares {need} bytes of voxels, has {size} compressed"
+            f" (at most {size * _DEFLATE_MAX} unpacked)"
+        )
+    with open(path, "rb") as fp:
+        flags = fp.read(4)[3:]
+        fp.seek(-4, os.SEEK_END)
+        isize = int.from_bytes(fp.read(4), "little")
+    # FEXTRA: blocked gzip (bgzip), many members, the trailer the last one's
+    blocked = not flags or flags[0] & 4
+    if offset + need < 2**32 and not blocked and isize < offset + need:
+        raise ForeignError(
+            f"{name}: declares {need} bytes of voxels, has {max(isize - offset, 0)}"
+            " (truncated or inconsistent)"
+        )
 
 
 def _nrrd(path: Path) -> _Read:
@@ -291,22 +345,30 @@ def _nrrd(path: Path) -> _Read:
 
     header = nrrd.read_header(str(path))
     sizes = [int(n) for n in header["sizes"]]
-    _check_memory(path, int(np.prod(sizes)) * _NRRD_ITEM_BYTES.get(header["type"], 8))
-    data, header = nrrd.read(str(path), index_order="F")
+    ndim = len(sizes)
     notes: list[str] = []
     directions = header.get("space directions")
-    kinds = [str(k).lower() for k in header.get("kinds", [])] or ["domain"] * data.ndim
+    kinds = [str(k).lower() for k in header.get("kinds", [])]
+    kinds += ["domain"] * (ndim - len(kinds))
     if directions is not None:
         directions = np.asarray(directions, float)
-        spatial = [a for a in range(data.ndim) if np.all(np.isfinite(directions[a]))]
+        spatial = [a for a in range(ndim) if np.all(np.isfinite(directions[a]))]
     else:
-        spatial = [a for a in range(data.ndim) if kinds[a] in ("domain", "space")][:3]
-    others = [a for a in range(data.ndim) if a not in spatial and sizes[a] > 1]
+        spatial = [a for a in range(ndim) if kinds[a] in ("domain", "space")][:3]
+    others = [a for a in range(ndim) if a not in spatial and sizes[a] > 1]
+    for axis in others:
+        if kinds[axis] not in _NRRD_TIME_KINDS:
+            raise ForeignError(
+                f"{printable(str(path))}: axis {axis} is of kind {printable(kinds[axis])}:"
+                " only a time or list axis opens beside space"
+            )
     if not 2 <= len(spatial) <= 3 or len(others) > 1:
         raise ForeignError(
             f"{printable(str(path))}: {len(spatial)} space axes and {len(others)} other axes:"
             " only 2-D or 3-D space with at most one time or list axis opens"
         )
+    _check_memory(path, int(np.prod(sizes)) * _NRRD_ITEM_BYTES.get(header["type"], 8))
+    data, header = nrrd.read(str(path), index_order="F")
     if others:
         notes.append(f"axis {others[0]} ({kinds[others[0]]}): time points")
     single = [a for a in range(data.ndim) if a not in spatial and a not in others]
@@ -437,20 +499,40 @@ def _frame_bytes(plane: np.ndarray, plan: _Plan) -> bytes:
     return np.ascontiguousarray(plane, dtype=plan.dtype).tobytes()
 
 
-def _sidecar_modality(path: Path) -> str | None:
-    """The ``Modality`` of a BIDS sidecar beside the file (``scan.nii.gz``: ``scan.json``)."""
+def _sidecar(path: Path) -> dict[str, Any]:
+    """The BIDS sidecar beside the file (``scan.nii.gz``: ``scan.json``), or {}."""
     lower = path.name.lower()
     suffix = next((s for s in SUFFIXES if lower.endswith(s)), "")
     sidecar = path.with_name(path.name[: len(path.name) - len(suffix)] + ".json")
     try:
         if sidecar.stat().st_size > _SIDECAR_MAX:
-            return None
-        value = json.loads(sidecar.read_text(encoding="utf-8")).get("Modality")
-    except (OSError, ValueError, AttributeError):
-        return None
+            return {}
+        value = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _sidecar_modality(sidecar: dict[str, Any]) -> str | None:
+    """The sidecar's ``Modality``, if one."""
+    value = sidecar.get("Modality")
     if isinstance(value, str) and _MODALITY.fullmatch(value.upper()):
         return value.upper()
     return None
+
+
+def _sidecar_acquisition(sidecar: dict[str, Any], read: _Read) -> None:
+    """The sidecar's RepetitionTime, EchoTime (s) and FlipAngle into ``read.timing`` in
+    DICOM's units (ms, degrees); its RepetitionTime wins over a NIfTI's pixdim[4]."""
+    for key, factor, unit in _BIDS_ACQUISITION:
+        value = sidecar.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not np.isfinite(value) or value <= 0:
+            continue
+        read.timing[key] = float(value) * factor
+        read.notes[:] = [n for n in read.notes if not n.startswith(f"{key} ")]
+        read.notes.append(f"{key} {float(value) * factor:g} {unit} (the sidecar's)")
 
 
 def _write(
@@ -481,6 +563,8 @@ def _write(
     if not plan.colour:
         ds.RescaleSlope = format_number_as_ds(plan.slope)
         ds.RescaleIntercept = format_number_as_ds(plan.intercept)
+    for keyword, value in read.timing.items():  # RepetitionTime, EchoTime, FlipAngle
+        setattr(ds, keyword, format_number_as_ds(float(value)))
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -531,20 +615,65 @@ def _sweep(folder: Path) -> None:
             pass  # alive (another user's), or not a pid
 
 
-def _slices(read: _Read, source: PixelSource, plan: _Plan) -> list[Slice]:
-    """One slice per (k, t), placed by the affine: frame t * K + k of the scratch file."""
-    affine = read.affine
+def _usable(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The affine and its voxel sizes, or 1 mm voxels along LPS if it cannot place them."""
     steps = np.linalg.norm(affine[:3, :3], axis=0)
     if not np.all(np.isfinite(affine)) or np.any(steps[:2] <= 0):
-        affine, steps = np.eye(4), np.ones(3)
-        read.notes.append("no usable geometry: 1 voxel = 1 mm")
-    orientation = (*(affine[:3, 0] / steps[0]), *(affine[:3, 1] / steps[1]))
-    count, times = read.data.shape[2:4]
+        return np.eye(4), np.ones(3), False
+    return affine, steps, True
+
+
+def _describe(read: _Read) -> None:
+    """The file's own layout first in its notes (before :func:`_display` changes it)."""
+    affine, steps, _ = _usable(read.affine)
     codes = "".join(letters(affine[:3, a])[:1] or "?" for a in range(3))
     read.notes[:0] = [
         f"{read.format} {' x '.join(map(str, read.data.shape[:4]))}, {read.data.dtype}",
         f"voxels {steps[0]:.4g} x {steps[1]:.4g} x {steps[2]:.4g} mm, axes toward {codes}",
     ]
+
+
+def _display(read: _Read) -> _Read:
+    """The acquired plane as a DICOM series of that plane shows it: i and j matched to
+    their dominant patient axes, i along the lower-numbered one (x, y, z), j the other;
+    columns and rows toward + along x and y (L, P), rows toward - along z (F: head at the
+    top). The data are views (swapped, reversed), the affine moved to match: every voxel
+    stays where it was. k is kept."""
+    affine, _, usable = _usable(read.affine)
+    if not usable:
+        return read
+    unit = np.abs(affine[:3, :2]) / np.linalg.norm(affine[:3, :2], axis=0)
+    pairs = [(p, q) for p in range(3) for q in range(3) if p != q]
+    p, q = max(pairs, key=lambda pq: unit[pq[0], 0] + unit[pq[1], 1])
+    data, affine, done = read.data, affine.copy(), []
+    if p > q:
+        data = data.swapaxes(0, 1)
+        affine[:, [0, 1]] = affine[:, [1, 0]]
+        p, q = q, p
+        done.append("i and j swapped")
+    for axis, patient, name in ((0, p, "columns"), (1, q, "rows")):
+        if (affine[patient, axis] > 0) != (patient < 2):
+            data = np.flip(data, axis)
+            end = np.zeros(4)
+            end[axis], end[3] = data.shape[axis] - 1, 1.0
+            affine[:3, 3] = affine[:3] @ end
+            affine[:3, axis] = -affine[:3, axis]
+            done.append(f"{name} reversed")
+    plane = ("sagittal", "coronal", "axial")[3 - p - q]
+    toward = f"columns toward {'LP'[p]}, rows toward {'LPF'[q]}"
+    read.notes.append(
+        f"shown as a DICOM {plane} series: {toward} ({', '.join(done) or 'as stored'})"
+    )
+    return replace(read, data=data, affine=affine)
+
+
+def _slices(read: _Read, source: PixelSource, plan: _Plan) -> list[Slice]:
+    """One slice per (k, t), placed by the affine: frame t * K + k of the scratch file."""
+    affine, steps, usable = _usable(read.affine)
+    if not usable:
+        read.notes.append("no usable geometry: 1 voxel = 1 mm")
+    orientation = (*(affine[:3, 0] / steps[0]), *(affine[:3, 1] / steps[1]))
+    count, times = read.data.shape[2:4]
     return [
         Slice(
             source=source,
