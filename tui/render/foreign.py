@@ -1,4 +1,5 @@
-"""Files that are not DICOM (NIfTI, NRRD, pictures) opened as if they were one series.
+"""Files that are not DICOM (NIfTI, NRRD, pictures) opened as if they were one series
+(their formats are read by :mod:`tui.render.readers`).
 
 A foreign file becomes one temporary uncompressed DICOM file (explicit VR little endian,
 every frame in one PixelData, a minimal header and no patient data) in a private scratch
@@ -16,15 +17,12 @@ plane does (:func:`_display`); k is kept (slices are sorted along their normal a
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import secrets
 import struct
-import warnings
-from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,31 +32,20 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
-from tui.errors import UserError
 from tui.permissions import make_private, private_folder
 from tui.render.decode import PixelSource
+from tui.render.readers import SUFFIXES, ForeignError, Read, reader_for
 from tui.render.views import letters
 from tui.render.volume import Slice, Stack, assemble
 from tui.tables import printable
 
-_NIFTI = (".nii", ".nii.gz")
-_NRRD = (".nrrd", ".nhdr")
-_PICTURES = (".png", ".tif", ".tiff", ".jp2", ".j2k", ".jpg", ".jpeg", ".bmp")
-SUFFIXES: tuple[str, ...] = (*_NIFTI, *_NRRD, *_PICTURES)
-
-_RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SCRATCH = re.compile(r"open-(\d+)-[0-9a-f]+\.dcm")
 _MODALITY = re.compile(r"[A-Z0-9_ ]{1,16}")
 _SIDECAR_MAX = 1 << 20  # a BIDS sidecar is a few kB; more is not one
 _INT32 = 2**31 - 1
-_DEFLATE_MAX = 1032  # deflate never expands more than this (258 bytes from 2 bits)
-_TIME_UNITS = {"sec": 1000.0, "msec": 1.0, "usec": 0.001}  # a NIfTI's xyzt time unit to ms
 # BIDS sidecar keys put in the copy's header: the factor to DICOM's unit (ms, degrees).
 _BIDS_ACQUISITION = (("RepetitionTime", 1000.0, "ms"), ("EchoTime", 1000.0, "ms"),
                      ("FlipAngle", 1.0, "deg"))  # fmt: skip
-# NRRD kinds of a non-space axis that open as time points ('none' and '???' say nothing,
-# as a file without kinds, taken as domain axes).
-_NRRD_TIME_KINDS = ("time", "list", "domain", "space", "none", "???")
 _SC = "1.2.840.10008.5.1.4.1.1.7"  # Secondary Capture
 _SOP_CLASSES = {  # the multi-frame SC classes by stored type; else plain SC
     "u1": "1.2.840.10008.5.1.4.1.1.7.2",  # grayscale byte
@@ -66,28 +53,6 @@ _SOP_CLASSES = {  # the multi-frame SC classes by stored type; else plain SC
     "i2": "1.2.840.10008.5.1.4.1.1.7.3",
     "rgb": "1.2.840.10008.5.1.4.1.1.7.4",  # true colour
 }
-# NRRD spaces: the signs that take their axes to LPS.
-_SPACES = {
-    "left-posterior-superior": (1, 1, 1),
-    "right-anterior-superior": (-1, -1, 1),
-    "left-anterior-superior": (1, -1, 1),
-    "lps": (1, 1, 1),
-    "ras": (-1, -1, 1),
-    "las": (1, -1, 1),
-}
-_NRRD_ITEM_BYTES = {  # by 'type' (the rest: 8, an upper bound for the memory check)
-    **dict.fromkeys(("signed char", "int8", "int8_t", "uchar", "unsigned char"), 1),
-    **dict.fromkeys(("uint8", "uint8_t"), 1),
-    **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16"), 2),
-    **dict.fromkeys(("int16_t", "ushort", "unsigned short", "unsigned short int"), 2),
-    **dict.fromkeys(("uint16", "uint16_t"), 2),
-    **dict.fromkeys(("int", "signed int", "int32", "int32_t", "uint", "unsigned int"), 4),
-    **dict.fromkeys(("uint32", "uint32_t", "float"), 4),
-}
-
-
-class ForeignError(UserError):
-    """A file cannot be opened as an image; the message (one line) names it and says why."""
 
 
 @dataclass
@@ -143,20 +108,6 @@ def is_foreign(path: str | Path) -> bool:
     return str(path).lower().endswith(SUFFIXES)
 
 
-@dataclass
-class _Read:
-    """A reader's result: voxels (i, j, k, t), or (i, j, k, t, 3) RGB, and an LPS affine;
-    the voxels' values are ``data * slope + intercept`` (a NIfTI's scl_slope, scl_inter)."""
-
-    data: np.ndarray
-    affine: np.ndarray
-    format: str
-    notes: list[str] = field(default_factory=list)
-    slope: float = 1.0
-    intercept: float = 0.0
-    timing: dict[str, float] = field(default_factory=dict)  # DICOM keyword: value (ms, deg)
-
-
 def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = None) -> Opened:
     """Open a NIfTI, NRRD or picture file as one series of stacks.
 
@@ -192,7 +143,7 @@ def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = Non
         raise ForeignError(f"{name}: no such file")
     if path.is_dir():
         raise ForeignError(f"{name}: a folder, not a file")
-    found = _reader(path)
+    found = reader_for(path)
     if found is None:
         raise ForeignError(f"{name}: not a NIfTI, NRRD or picture file (by its name)")
     kind, reader = found
@@ -232,202 +183,6 @@ def open_foreign(path: str | Path, scratch_dir: Path, modality: str | None = Non
         scratch.unlink(missing_ok=True)
         raise
     return Opened(path, series, stacks, read.notes, scratch, read.format)
-
-
-def _reader(path: Path) -> tuple[str, Callable[[Path], _Read]] | None:
-    """The format the name says and its reader."""
-    lower = path.name.lower()
-    for kind, suffixes, reader in (
-        ("NIfTI", _NIFTI, _nifti), ("NRRD", _NRRD, _nrrd), ("picture", _PICTURES, _picture)
-    ):  # fmt: skip
-        if lower.endswith(suffixes):
-            return kind, reader
-    return None
-
-
-def _check_memory(path: Path, nbytes: int) -> None:
-    """Refuse before reading voxels that would not fit in the memory available now."""
-    try:
-        with open("/proc/meminfo") as fp:
-            fields = dict(line.split(":", 1) for line in fp if ":" in line)
-        available = int(fields["MemAvailable"].split()[0]) * 1024
-    except (OSError, KeyError, ValueError):
-        return  # not Linux: the reader's MemoryError is the check
-    if nbytes > available:
-        raise ForeignError(
-            f"{printable(str(path))}: its voxels need {nbytes / 2**30:.1f} GiB,"
-            f" more than the {available / 2**30:.1f} GiB of memory available"
-        )
-
-
-def _nifti(path: Path) -> _Read:
-    import nibabel
-
-    # nibabel logs the header fixes it makes to stderr, which would land over the app
-    # (as pydicom's: tui.archive.pydicom_setup); what stops a file is raised, and said.
-    logging.getLogger("nibabel").setLevel(logging.CRITICAL)
-    img = nibabel.load(path)  # only the header: voxels are read below
-    if not isinstance(img, nibabel.Nifti1Image):  # Nifti2Image is one too
-        raise ForeignError(f"{printable(str(path))}: not a NIfTI file")
-    header = img.header
-    shape = tuple(int(n) for n in img.shape)
-    if len(shape) > 4 and int(np.prod(shape[4:])) > 1:
-        raise ForeignError(
-            f"{printable(str(path))}: {len(shape)}-D data ({' x '.join(map(str, shape))}):"
-            " only 3-D volumes and 4-D time series open"
-        )
-    dtype = header.get_data_dtype()
-    proxy: Any = img.dataobj
-    _check_size(path, int(proxy.offset), int(np.prod(shape)) * dtype.itemsize)  # where read
-    scaled = proxy.slope != 1 or proxy.inter != 0
-    # Scaled integers stay integers, with the scaling as the rescale (no float copy); those
-    # of any type that fits int32 whole, so they are never quantised again
-    keep = scaled and dtype.str[1:] in ("i1", "u1", "i2", "u2", "i4")
-    _check_memory(path, int(np.prod(shape)) * (dtype.itemsize if keep or not scaled else 8))
-    data = proxy.get_unscaled() if keep else np.asanyarray(proxy)
-    if data.dtype.names:  # RGB24: a record per voxel
-        data = np.stack([data[n] for n in data.dtype.names[:3]], axis=-1)
-        data = data.reshape(*(data.shape[:-1] + (1,) * 4)[:4], 3)
-    else:
-        data = data.reshape((data.shape + (1,) * 4)[:4])
-    sform, qform = int(header["sform_code"]), int(header["qform_code"])
-    used = (  # nibabel's documented choice (img.affine)
-        f"sform (code {sform}) used" if sform else
-        f"qform (code {qform}) used" if qform else
-        "no sform or qform: voxel sizes only"
-    )  # fmt: skip
-    version = "NIfTI-2" if isinstance(img, nibabel.Nifti2Image) else "NIfTI-1"
-    notes = [used]
-    if scaled:
-        notes.append(f"scl_slope {proxy.slope:g}, scl_inter {proxy.inter:g} applied")
-    timing: dict[str, float] = {}
-    step, unit = float(header["pixdim"][4]), header.get_xyzt_units()[1]
-    if data.shape[3] > 1 and unit in _TIME_UNITS and np.isfinite(step) and step > 0:
-        timing["RepetitionTime"] = step * _TIME_UNITS[unit]
-        notes.append(f"RepetitionTime {step * _TIME_UNITS[unit]:g} ms (pixdim[4] {step:g} {unit})")
-    affine = _RAS_TO_LPS @ img.affine
-    if keep:
-        slope, inter = float(proxy.slope), float(proxy.inter)
-        return _Read(data, affine, version, notes, slope, inter, timing)
-    return _Read(data, affine, version, notes, timing=timing)
-
-
-def _check_size(path: Path, offset: int, need: int) -> None:
-    """Refuse at once a NIfTI whose header declares more voxels than the file holds: for a
-    .nii.gz, by deflate's limit and the gzip trailer's size (mod 2**32) below 4 GiB."""
-    size, name = path.stat().st_size, printable(str(path))
-    if not path.name.lower().endswith(".gz"):
-        if offset + need > size:
-            raise ForeignError(
-                f"{name}: declares {need} bytes of voxels, has {max(size - offset, 0)}"
-            )
-        return
-    if need > size * _DEFLATE_MAX:
-        raise ForeignError(
-            f"{name}: declares {need} bytes of voxels, has {size} compressed"
-            f" (at most {size * _DEFLATE_MAX} unpacked)"
-        )
-    with open(path, "rb") as fp:
-        flags = fp.read(4)[3:]
-        fp.seek(-4, os.SEEK_END)
-        isize = int.from_bytes(fp.read(4), "little")
-    # FEXTRA: blocked gzip (bgzip), many members, the trailer the last one's
-    blocked = not flags or flags[0] & 4
-    if offset + need < 2**32 and not blocked and isize < offset + need:
-        raise ForeignError(
-            f"{name}: declares {need} bytes of voxels, has {max(isize - offset, 0)}"
-            " (truncated or inconsistent)"
-        )
-
-
-def _nrrd(path: Path) -> _Read:
-    import nrrd
-
-    header = nrrd.read_header(str(path))
-    sizes = [int(n) for n in header["sizes"]]
-    ndim = len(sizes)
-    notes: list[str] = []
-    directions = header.get("space directions")
-    kinds = [str(k).lower() for k in header.get("kinds", [])]
-    kinds += ["domain"] * (ndim - len(kinds))
-    if directions is not None:
-        directions = np.asarray(directions, float)
-        spatial = [a for a in range(ndim) if np.all(np.isfinite(directions[a]))]
-    else:
-        spatial = [a for a in range(ndim) if kinds[a] in ("domain", "space")][:3]
-    others = [a for a in range(ndim) if a not in spatial and sizes[a] > 1]
-    for axis in others:
-        if kinds[axis] not in _NRRD_TIME_KINDS:
-            raise ForeignError(
-                f"{printable(str(path))}: axis {axis} is of kind {printable(kinds[axis])}:"
-                " only a time or list axis opens beside space"
-            )
-    if not 2 <= len(spatial) <= 3 or len(others) > 1:
-        raise ForeignError(
-            f"{printable(str(path))}: {len(spatial)} space axes and {len(others)} other axes:"
-            " only 2-D or 3-D space with at most one time or list axis opens"
-        )
-    _check_memory(path, int(np.prod(sizes)) * _NRRD_ITEM_BYTES.get(header["type"], 8))
-    data, header = nrrd.read(str(path), index_order="F")
-    if others:
-        notes.append(f"axis {others[0]} ({kinds[others[0]]}): time points")
-    single = [a for a in range(data.ndim) if a not in spatial and a not in others]
-    data = data.transpose([*spatial, *others, *single])  # a view: (i, j[, k][, t], ones)
-    data = data.reshape((*data.shape[: len(spatial)], *([1] * (3 - len(spatial))), -1))
-    affine = np.eye(4)
-    if directions is not None:
-        for column, axis in enumerate(spatial):
-            vector = directions[axis][:3]
-            affine[: len(vector), column] = vector
-    else:
-        spacings = np.asarray(header.get("spacings", [1.0] * len(sizes)), float)
-        for column, axis in enumerate(spatial):
-            step = spacings[axis] if np.isfinite(spacings[axis]) else 1.0
-            affine[column, column] = step
-        notes.append("no space directions: an axis-aligned grid")
-    if len(spatial) == 2:
-        affine[:3, 2] = np.cross(affine[:3, 0], affine[:3, 1])
-        affine[:3, 2] /= np.linalg.norm(affine[:3, 2]) or 1.0
-    origin = header.get("space origin")
-    if origin is not None and np.all(np.isfinite(origin)):
-        affine[: len(origin[:3]), 3] = origin[:3]
-    space = str(header.get("space", "")).lower().removesuffix("-time")
-    signs = _SPACES.get(space)
-    if signs is None:
-        signs = (1, 1, 1)
-        notes.append(f"space {printable(space) or 'not given'}: taken as LPS")
-    affine = np.diag([*signs, 1.0]) @ affine
-    return _Read(data, affine, "NRRD", notes)
-
-
-def _picture(path: Path) -> _Read:
-    from PIL import Image, ImageSequence
-
-    with warnings.catch_warnings():
-        # Past Pillow's limit it warns, past twice it refuses: refuse both.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(path) as image:
-            count = getattr(image, "n_frames", 1)
-            bands = max(3, len(image.getbands()))
-            _check_memory(path, image.width * image.height * count * bands * 4)
-            frames = [_picture_array(page) for page in ImageSequence.Iterator(image)]
-            kind = f"{image.format or 'picture'} {image.mode}"
-    first = frames[0]
-    if any(f.shape != first.shape for f in frames):
-        raise ForeignError(f"{printable(str(path))}: its pages differ in size or colour")
-    # (rows, columns[, 3]) pages to (i, j, k, 1[, 3])
-    data = np.stack([f.swapaxes(0, 1) for f in frames], axis=2)[:, :, :, None]
-    notes = [f"{kind}, {len(frames)} page(s)", "no geometry: 1 pixel = 1 mm"]
-    return _Read(data, np.eye(4), "picture", notes)
-
-
-def _picture_array(page: Any) -> np.ndarray:
-    """A page's values: grey as stored (8, 16 or 32-bit, float), anything else as RGB."""
-    if page.mode == "1":
-        page = page.convert("L")
-    elif page.mode not in ("L", "I", "F", "RGB") and not page.mode.startswith("I;16"):
-        page = page.convert("RGB")  # palette, alpha, CMYK...
-    return np.asarray(page)
 
 
 @dataclass(frozen=True)
@@ -521,7 +276,7 @@ def _sidecar_modality(sidecar: dict[str, Any]) -> str | None:
     return None
 
 
-def _sidecar_acquisition(sidecar: dict[str, Any], read: _Read) -> None:
+def _sidecar_acquisition(sidecar: dict[str, Any], read: Read) -> None:
     """The sidecar's RepetitionTime, EchoTime (s) and FlipAngle into ``read.timing`` in
     DICOM's units (ms, degrees); its RepetitionTime wins over a NIfTI's pixdim[4]."""
     for key, factor, unit in _BIDS_ACQUISITION:
@@ -536,7 +291,7 @@ def _sidecar_acquisition(sidecar: dict[str, Any], read: _Read) -> None:
 
 
 def _write(
-    read: _Read, plan: _Plan, series: dict[str, Any], folder: Path, name: str
+    read: Read, plan: _Plan, series: dict[str, Any], folder: Path, name: str
 ) -> tuple[Path, PixelSource]:
     """Write the scratch DICOM file; return it and where its frames are."""
     columns, rows, count, times = read.data.shape[:4]
@@ -623,7 +378,7 @@ def _usable(affine: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
     return affine, steps, True
 
 
-def _describe(read: _Read) -> None:
+def _describe(read: Read) -> None:
     """The file's own layout first in its notes (before :func:`_display` changes it)."""
     affine, steps, _ = _usable(read.affine)
     codes = "".join(letters(affine[:3, a])[:1] or "?" for a in range(3))
@@ -633,7 +388,7 @@ def _describe(read: _Read) -> None:
     ]
 
 
-def _display(read: _Read) -> _Read:
+def _display(read: Read) -> Read:
     """The acquired plane as a DICOM series of that plane shows it: i and j matched to
     their dominant patient axes, i along the lower-numbered one (x, y, z), j the other;
     columns and rows toward + along x and y (L, P), rows toward - along z (F: head at the
@@ -667,7 +422,7 @@ def _display(read: _Read) -> _Read:
     return replace(read, data=data, affine=affine)
 
 
-def _slices(read: _Read, source: PixelSource, plan: _Plan) -> list[Slice]:
+def _slices(read: Read, source: PixelSource, plan: _Plan) -> list[Slice]:
     """One slice per (k, t), placed by the affine: frame t * K + k of the scratch file."""
     affine, steps, usable = _usable(read.affine)
     if not usable:
