@@ -26,6 +26,7 @@ from tui.archive.index import Archive
 from tui.archive.query import series_instances
 from tui.errors import UserError
 from tui.render.decode import read_frame
+from tui.render.decode import display_header
 from tui.render.foreign import Opened, is_foreign, open_foreign
 from tui.render.nifti import write_nifti
 from tui.render.pipeline import Request, render, time_points, volume_of
@@ -133,6 +134,8 @@ def test_the_affine_is_the_one_nibabel_documents(
     assert np.allclose(_box(stack.affine, 10, 8, 6), _box(file_lps, 10, 8, 6), atol=1e-4)
     assert _dominant(stack.slices[0].orientation) == (1, 0, 0, 0, 1, 0)
     assert any(note.startswith(f"{used} (code") for note in result.notes)
+    header = display_header(stack.slices[0].source.path)  # what the tags screen shows
+    assert f"{used} (code" in header.ImageComments
     assert any(
         note.endswith(f"axes toward {_nibabel_codes(reread.affine)}") for note in result.notes
     )  # the file's own axes

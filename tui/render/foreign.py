@@ -306,6 +306,8 @@ def _write(
     ds.SeriesNumber = 0
     ds.InstanceNumber = 1
     ds.ConversionType = "WSD"
+    # What was read and how (the tags screen shows it): format, shape, axes, sform/qform
+    ds.ImageComments = "; ".join(read.notes)[:10240]
     ds.NumberOfFrames = count * times
     ds.Rows, ds.Columns = rows, columns
     ds.SamplesPerPixel = 3 if plan.colour else 1
