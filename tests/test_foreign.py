@@ -25,8 +25,7 @@ from tui.archive.importer import import_paths
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
 from tui.errors import UserError
-from tui.render.decode import read_frame
-from tui.render.decode import display_header
+from tui.render.decode import display_header, read_frame
 from tui.render.foreign import Opened, is_foreign, open_foreign
 from tui.render.nifti import write_nifti
 from tui.render.pipeline import Request, render, time_points, volume_of
