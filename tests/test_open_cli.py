@@ -14,9 +14,10 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, cli_json, run_cli
+from tests.synthetic import AXIAL, write_series
 from tests.test_app_open import write_nifti_file
 from tests.test_cli import _one_line_error
-from tests.test_e2e_tmux import _start, _wait_for, tmux  # noqa: F401 (tmux: the fixture)
+from tests.test_e2e_tmux import _open_row, _start, _wait_for, tmux  # noqa: F401 (tmux: the fixture)
 
 
 def _scratch() -> Path:
@@ -64,6 +65,9 @@ def test_open_json_describes_the_file(nifti, tmp_path: Path) -> None:
         ("empty.nrrd", b"", ["--json"], "empty.nrrd"),
         ("fine.nii.gz", "nifti", ["--json", "--modality", "C T!"], "--modality"),
         ("fine.nii.gz", "nifti", [], "run it in a terminal"),  # not a terminal: no app
+        ("nothing", None, [], "no such file or folder"),  # not a file's suffix: DICOM
+        ("notes.txt", b"no DICOM here", [], "run it in a terminal"),  # before reading it
+        ("scan.dcm", b"x", ["--json"], "--json goes with a NIfTI"),
     ],
 )
 def test_open_errors_are_one_line(tmp_path: Path, name, content, options, fragment) -> None:
@@ -168,3 +172,27 @@ def test_a_closed_terminal_leaves_no_scratch_copy(tmux, nifti, tmp_path: Path) -
     while list((cache / "pacs-tui" / "open").glob("open-*")):
         assert time.monotonic() < deadline, "the scratch copy was left behind"
         time.sleep(0.2)
+
+
+def test_open_browses_a_dicom_folder_without_importing_it(tmux, tmp_path: Path) -> None:  # noqa: F811
+    """`pacs-tui open FOLDER` (a CD, a USB stick): the browser on an index in memory, the
+    series viewable; nothing is written, no archive made."""
+    write_series(tmp_path / "cd", AXIAL, size=32, count=6)
+    _start(
+        tmux,
+        f"cd {ROOT} && {sys.executable} -m tui --archive {tmp_path / 'none'}"
+        f" --bandwidth normal open {tmp_path / 'cd'}",
+    )
+    _wait_for(tmux, "Synthetic^Phantom")
+    _open_row(tmux)
+    tmux("send-keys", "-t", "e2e", "Down")
+    _open_row(tmux)
+    tmux("send-keys", "-t", "e2e", "Down", "Enter")
+    _wait_for(tmux, "acquired slice 4/6")
+    tmux("send-keys", "-t", "e2e", "Escape")
+    _wait_for(tmux, "x Reviewed")
+    tmux("send-keys", "-t", "e2e", "C-q")
+    time.sleep(1.0)
+    tmux("send-keys", "-t", "e2e", "echo exited-$?", "Enter")
+    _wait_for(tmux, "exited-0")
+    assert not (tmp_path / "none").exists()
