@@ -68,6 +68,30 @@ async def test_share_a_series_to_a_folder(filled: Archive, tmp_path: Path) -> No
     assert pydicom.dcmread(files[0]).PatientName == "Synthetic^Phantom"  # not de-identified
 
 
+async def test_share_a_series_as_nifti(filled: Archive, tmp_path: Path) -> None:
+    """A series' share dialog offers NIfTI (a study's does not): the volume and its
+    sidecar, of the series highlighted when the dialog opened."""
+    import nibabel as nib
+
+    app = _app(filled, tmp_path)
+    target = tmp_path / "ct.nii.gz"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _settle(app, pilot)
+        await _open_first_series(app, pilot)
+        await pilot.press("S")
+        await _settle(app, pilot)
+        assert app.screen.query_one("#kind-nifti").display  # a series: offered
+        await pilot.press("shift+tab", "down", "down", "down", "down", "enter")  # NIfTI
+        await pilot.press("tab", *str(target), "enter")
+        await _until(app, pilot, lambda: isinstance(app.screen, BrowserScreen), "the export")
+        await pilot.press("up", "S")  # its study: DICOM only
+        await _settle(app, pilot)
+        assert not app.screen.query_one("#kind-nifti").display
+    image = nib.load(target)
+    assert image.shape == (64, 64, 30)  # tests/synthetic's series: 30 slices of 64 x 64
+    assert (tmp_path / "ct.json").is_file()
+
+
 async def test_share_de_identified(filled: Archive, tmp_path: Path) -> None:
     app = _app(filled, tmp_path)
     target = tmp_path / "anon"

@@ -1,6 +1,7 @@
 """The share dialog: the patient, study or series highlighted when it opened, exported as
 DICOM to a folder, a ZIP or removable media (a DICOMDIR), or sent to a node, de-identified
-if asked (PS3.15 Basic Profile and its options, checked by the verification pass).
+if asked (PS3.15 Basic Profile and its options, checked by the verification pass); a series
+also as NIfTI (:func:`tui.render.nifti.write_nifti`, as dcm2niix writes it).
 
 The work is :mod:`tui.archive.media`'s and :func:`tui.net.scu.send`'s, in a worker; Esc
 stops it (an export's partial output is removed) and Esc again closes the dialog. What it
@@ -67,6 +68,7 @@ KINDS = [
     ("zip", "a ZIP file"),
     ("media", "media: a folder with a DICOMDIR (CD, USB stick)"),
     ("node", "a DICOM node (send)"),
+    ("nifti", "NIfTI (.nii.gz) and its BIDS sidecar, as dcm2niix writes them (a series)"),
 ]
 
 
@@ -190,6 +192,7 @@ class ShareScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#share-options").disabled = True
         self.query_one("#share-node").display = False
+        self.query_one("#kind-nifti").display = self.level == "series"
         self.query_one("#share-path", Input).focus()
         self.load_nodes()
 
@@ -268,6 +271,13 @@ class ShareScreen(ModalScreen[None]):
                 where = self._text("share-path")
                 if not where:
                     raise UserError("type the folder or the .zip file to export to")
+                if kind == "nifti" and options is not None:
+                    raise UserError(
+                        "de-identification is for DICOM: a NIfTI export carries no patient"
+                        " attributes (its sidecar none either)"
+                    )
+                if kind == "nifti" and not where.lower().endswith((".nii", ".nii.gz")):
+                    raise UserError("a NIfTI file's name ends in .nii.gz or .nii")
                 if kind == "zip" and not where.lower().endswith(".zip"):
                     raise UserError("a ZIP file's name ends in .zip")
                 if kind != "zip" and where.lower().endswith(".zip"):
@@ -296,6 +306,8 @@ class ShareScreen(ModalScreen[None]):
             transform = self._deidentifier(options, key, mapping, sending=kind == "node")
             if kind == "node":
                 message, warn = self._send(where, uids, transform)
+            elif kind == "nifti":
+                message, warn = self._nifti(where), False
             else:
                 message, warn = self._export(kind, where, uids, transform, options)
         except UserError as exc:
@@ -377,6 +389,18 @@ class ShareScreen(ModalScreen[None]):
                 " written"
             ) from None
         return report_text(report), bool(report.refused)
+
+    def _nifti(self, where: str) -> str:
+        """The series as NIfTI: its first stack, with its time points (4-D) if it has them."""
+        from tui.render.nifti import write_nifti
+        from tui.render.pipeline import time_points
+
+        app = pacs(self)
+        stacks = time_points(app.stacks(str(self.row["SeriesInstanceUID"])), 0)
+        files = write_nifti(
+            stacks, Path(where).expanduser(), app.cache, self._progress, self.cancel
+        )
+        return "saved " + " and ".join(str(f) for f in files)
 
     def _send(self, name: str, uids: list[str], transform: Any) -> tuple[str, bool]:
         """Send; (what it did, whether some were refused or failed)."""
