@@ -129,6 +129,30 @@ def wait_until_stopped() -> None:
 
 
 @contextlib.contextmanager
+def interrupt_sets(cancel: threading.Event) -> Iterator[None]:
+    """Within: Ctrl-C sets ``cancel``, and work that checks it stops cleanly; a second
+    Ctrl-C raises KeyboardInterrupt.
+
+    The first raises nothing because a KeyboardInterrupt lands wherever the main thread is:
+    in logging's lock release after a fork (as worker processes start), Python drops it
+    ("Exception ignored in _releaseLock"), the export went on and logging's lock stayed
+    taken, so a worker's management thread could hang the exit.
+    """
+    import signal
+
+    def interrupted(signum: int, frame: Any) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
 def stopped_by_signals(on_hangup: Callable[[], None] | None = None) -> Iterator[None]:
     """Within: SIGTERM and SIGHUP (the terminal or the SSH link closed) raise
     KeyboardInterrupt, as Ctrl-C does, so that what cleans up on the way out runs. A signal

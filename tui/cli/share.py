@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tui.cli.common import ProgressBar, open_archive, print_json
+from tui.cli.common import ProgressBar, interrupt_sets, open_archive, print_json
 from tui.config import Locations
 from tui.errors import UserError
 from tui.tables import printable
@@ -169,7 +170,7 @@ def given_filters(args: argparse.Namespace) -> list[str]:
 def cmd_export_dicom(args: argparse.Namespace, locations: Locations) -> int:
     """``export UID... --dicom -o DIR|FILE.zip [--dicomdir] [--anonymize ...]``."""
     from tui.archive.deid import verify
-    from tui.archive.media import VerificationFailed, export, kind_of, select
+    from tui.archive.media import Cancelled, VerificationFailed, export, kind_of, select
 
     if not args.output:
         raise UserError("export --dicom needs -o FOLDER or -o FILE.zip")
@@ -184,14 +185,17 @@ def cmd_export_dicom(args: argparse.Namespace, locations: Locations) -> int:
     rows = select(archive, args.uids, filters)
     archive.close()
     bar = ProgressBar("exporting") if sys.stderr.isatty() else None
+    cancel = threading.Event()
     try:
-        report = export(
-            rows, target, kind,
-            transform=deid.apply if deid is not None else None,
-            audit=verify.audit(options) if options is not None else None,
-            progress=(lambda done, total, _bytes: bar(done, total)) if bar else None,
-        )  # fmt: skip
-    except KeyboardInterrupt:
+        with interrupt_sets(cancel):
+            report = export(
+                rows, target, kind,
+                transform=deid.apply if deid is not None else None,
+                audit=verify.audit(options) if options is not None else None,
+                progress=(lambda done, total, _bytes: bar(done, total)) if bar else None,
+                cancel=cancel,
+            )  # fmt: skip
+    except (KeyboardInterrupt, Cancelled):
         if bar:
             bar.close()
         print("pacs-tui: interrupted: nothing was written", file=sys.stderr)
