@@ -68,12 +68,7 @@ from tui.render.pipeline import time_points
 from tui.render.volume import assemble, slices_of
 
 root, uid, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
-try:
-    with open("/proc/self/clear_refs", "w") as fp:
-        fp.write("5")  # reset VmHWM to the current RSS
-    reset = True
-except OSError:
-    reset = False
+reset = reset_peak()
 before = status()
 started = time.perf_counter()
 with Archive(Path(root), create=False) as archive:

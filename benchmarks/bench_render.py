@@ -100,6 +100,14 @@ def status():
             if key in ("VmRSS", "VmHWM"):
                 out[key] = int(value.split()[0]) * 1024
     return out
+
+def reset_peak():
+    try:
+        with open("/proc/self/clear_refs", "w") as fp:
+            fp.write("5")  # reset VmHWM to the current RSS
+        return True
+    except OSError:
+        return False
 """
 
 MEMORY_SCRIPT = (
@@ -113,12 +121,7 @@ from tui.render.volume import assemble, load, slices_of
 
 root, uid, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 archive = Archive(Path(root), create=False)
-try:
-    with open("/proc/self/clear_refs", "w") as fp:
-        fp.write("5")  # reset VmHWM to the current RSS
-    reset = True
-except OSError:
-    reset = False
+reset = reset_peak()
 before = status()
 tracemalloc.start()
 volume = load(assemble(slices_of(series_instances(archive, uid)))[0], workers=workers)

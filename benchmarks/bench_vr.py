@@ -117,14 +117,6 @@ def private():
                 total += int(value.split()[0]) * 1024
     return total
 
-def reset():
-    try:
-        with open("/proc/self/clear_refs", "w") as fp:
-            fp.write("5")  # reset VmHWM to the current RSS
-        return True
-    except OSError:
-        return False
-
 root, uid, preset, width = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 size = (width, width)
 archive = Archive(Path(root), create=False)
@@ -147,11 +139,11 @@ tracemalloc.start()
 volume = load(stack)
 volume_traced = tracemalloc.get_traced_memory()[0]
 loaded = status()
-was_reset = reset()
+was_reset = reset_peak()
 tracemalloc.reset_peak()
 render_volume(volume, transfer, Camera(), size=size)
 first = {"status": status(), "traced_peak": tracemalloc.get_traced_memory()[1]}
-reset()
+reset_peak()
 tracemalloc.reset_peak()
 for azimuth in (0.0, 40.0):
     render_volume(volume, transfer, Camera(azimuth, 15.0), size=size)

@@ -40,6 +40,16 @@ def tmpfs(mount_point: Path, size: str) -> Iterator[Path]:
         subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
 
+def need_dcm2niix() -> str:
+    """The dcm2niix binary (the NIfTI anchor): skip without it, fail in CI."""
+    found = shutil.which("dcm2niix")
+    if found is None:
+        if IN_CI:
+            pytest.fail("dcm2niix is missing: CI installs the Debian package dcm2niix")
+        pytest.skip("dcm2niix is not installed (Debian package dcm2niix)")
+    return found
+
+
 def need_shared() -> Path:
     """The shared DICOM folder; skipped on a laptop without it, a failure in CI."""
     if not SHARED.is_dir():

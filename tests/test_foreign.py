@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import pytest
 from PIL import Image
 from pydicom import dcmread
 
-from tests.conftest import IN_CI, tmpfs
+from tests.conftest import need_dcm2niix, tmpfs
 from tui.archive.importer import import_paths
 from tui.archive.index import Archive
 from tui.archive.query import series_instances
@@ -521,15 +520,6 @@ def test_is_foreign_goes_by_the_name() -> None:
     assert not is_foreign("z.dcm") and not is_foreign("nii") and not is_foreign("a.gz")
 
 
-def _need_dcm2niix() -> str:
-    found = shutil.which("dcm2niix")
-    if found is None:
-        if IN_CI:
-            pytest.fail("dcm2niix is missing: CI installs the Debian package")
-        pytest.skip("dcm2niix is not installed (Debian package dcm2niix)")
-    return found
-
-
 def _corners(stack: Stack) -> np.ndarray:
     """The patient positions of the volume's eight corner voxels, in a fixed order."""
     count, rows, columns = stack.shape
@@ -539,7 +529,7 @@ def _corners(stack: Stack) -> np.ndarray:
 def test_a_dcm2niix_export_opens_like_its_dicom_series(
     tmp_path: Path, archive: Archive, shared: Path, opened: Callable[..., Opened]
 ) -> None:
-    dcm2niix = _need_dcm2niix()
+    dcm2niix = need_dcm2niix()
     subprocess.run(
         [dcm2niix, "-z", "y", "-f", "t1", "-o", str(tmp_path), str(shared / XA30I)],
         capture_output=True, check=True, timeout=120,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from tests.conftest import IN_CI, cli_json, need_shared, run_cli
+from tests.conftest import cli_json, need_dcm2niix, need_shared, run_cli
 from tests.synthetic import AXIAL, write_series
 from tests.test_cli import _one_line_error
 
@@ -30,15 +29,6 @@ IDENTIFYING = {
     "PatientWeight", "AccessionNumber", "StudyInstanceUID", "SeriesInstanceUID", "StudyID",
     "ReferringPhysicianName", "AcquisitionDateTime",
 }  # fmt: skip
-
-
-def need_dcm2niix() -> str:
-    found = shutil.which("dcm2niix")
-    if found is None:
-        if IN_CI:
-            pytest.fail("dcm2niix is missing: CI installs the Debian package dcm2niix")
-        pytest.skip("dcm2niix is not installed (Debian package dcm2niix)")
-    return found
 
 
 def dcm2niix(source: Path, out: Path) -> list[Path]:
