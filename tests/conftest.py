@@ -152,4 +152,11 @@ def read_only_runner(tmp_path: Path) -> list[str]:
     return prefix
 
 
-from tests.servers import dcmqrscp, orthanc, orthanc_tls, pacstui_port, tls_files  # noqa: E402, F401
+from tests.servers import (  # noqa: E402, F401
+    dcmprscp_printer,
+    dcmqrscp,
+    orthanc,
+    orthanc_tls,
+    pacstui_port,
+    tls_files,
+)

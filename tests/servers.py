@@ -1,4 +1,5 @@
-"""Real DICOM servers on loopback for the networking tests: Orthanc (plain and TLS) and dcmqrscp.
+"""Real DICOM servers on loopback for the networking tests: Orthanc (plain and TLS), dcmqrscp
+and dcmtk's print server emulator dcmprscp.
 
 Every server gets fresh free ports and its own folder, knows our own SCP as ``PACSTUI`` at a port
 the caller chooses (so C-MOVE back to us works) and is killed on teardown. Files go in over REST
@@ -250,6 +251,15 @@ class StoreScp(Server):
     received: Path
 
 
+@dataclass(kw_only=True)
+class Dcmprscp(Server):
+    """dcmtk's print server emulator: each printed film box lands in ``database`` as one Stored
+    Print object (``SP_*.dcm``) and one Hardcopy Grayscale Image per image box (``HG_*.dcm``)."""
+
+    database: Path
+    printer: dict[str, str] = field(default_factory=dict)
+
+
 def _spawn(args: list[str], workdir: Path, log: Path) -> subprocess.Popen[bytes]:
     """Start a server in its own process group (so teardown reaches its children too)."""
     with log.open("wb") as out:
@@ -453,6 +463,96 @@ def start_dcmqrscp(
     raise AssertionError("unreachable")
 
 
+# The printer section of dcmpstat.cfg; ``start_dcmprscp(**printer)`` overrides any key.
+DCMPRSCP_PRINTER: dict[str, str] = {
+    "Description": "pacs-tui test printer",
+    "Type": "LOCALPRINTER",
+    "BorderDensity": "150\\20\\BLACK\\WHITE",
+    "DisplayFormat": "1,1\\1,2\\2,2\\2,3\\3,3\\3,4\\3,5\\4,4\\4,5",
+    "EmptyImageDensity": "20\\BLACK\\WHITE",
+    "FilmDestination": "MAGAZINE\\PROCESSOR\\BIN_1\\BIN_2",
+    "FilmSizeID": "8INX10IN\\10INX12IN\\14INX17IN",
+    "MagnificationType": "REPLICATE\\BILINEAR\\CUBIC\\NONE",
+    "MaxDensity": "320",
+    "MaxPDU": "32768",
+    "MediumType": "PAPER\\CLEAR FILM\\BLUE FILM",
+    "MinDensity": "20",
+    "OmitSOPClassUIDFromCreateResponse": "false",
+    "PresentationLUTMatchRequired": "false",
+    "PresentationLUTinFilmSession": "false",
+    "ResolutionID": "STANDARD\\HIGH",
+    "SmoothingType": "NONE",
+    "Supports12Bit": "true",
+    "SupportsDecimateCrop": "true",
+    "SupportsImageSize": "true",
+    "SupportsPresentationLUT": "true",
+    "SupportsTrim": "true",
+}
+
+
+def start_dcmprscp(
+    workdir: Path,
+    *,
+    aet: str = "PRINTSCP",
+    timeout: float = START_TIMEOUT,
+    **printer: str,
+) -> Dcmprscp:
+    """Start dcmprscp (one association at a time) on a free port with a dcmpstat.cfg of its own.
+
+    ``printer`` overrides keys of its printer section (``DCMPRSCP_PRINTER``), e.g.
+    ``FilmSizeID="8INX10IN\\14INX17IN"`` or ``Supports12Bit="false"``; its log is verbose
+    (``-v``) and ``+d`` is not used (that would log what it printed, patient text included).
+    """
+    binary = need_dcmtk("dcmprscp")
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("spool", "database", "lut"):
+        (workdir / name).mkdir(exist_ok=True)
+    section = DCMPRSCP_PRINTER | {key: str(value) for key, value in printer.items()}
+    for attempt in range(3):
+        port = free_port()
+        # Relative folders: the config format has no quoting for spaces in a path.
+        lines = [
+            "[[GENERAL]]",
+            "[PRINT]",
+            "Directory = spool",
+            "DetailedLog = false",
+            "BinaryLog = false",
+            "DeletePrintJobs = true",
+            "AlwaysDeleteTerminateJobs = true",
+            "[DATABASE]",
+            "Directory = database",
+            "[LUT]",
+            "Directory = lut",
+            "[[COMMUNICATION]]",
+            "[PRINTER]",
+            f"Aetitle = {aet}",
+            "Hostname = localhost",
+            f"Port = {port}",
+            *(f"{key} = {value}" for key, value in section.items()),
+        ]
+        config_path = workdir / "dcmpstat.cfg"
+        config_path.write_text("\n".join(lines) + "\n")
+        log = workdir / "dcmprscp.log"
+        args = [binary, "-c", str(config_path), "-p", "PRINTER", "-v"]
+        server = Dcmprscp(
+            aet=aet,
+            port=port,
+            process=_spawn(args, workdir, log),
+            workdir=workdir,
+            log=log,
+            database=workdir / "database",
+            printer=section,
+        )
+        try:
+            _wait(server, server.listening, timeout)
+        except ServerDied:
+            if attempt == 2 or "already in use" not in server.log_tail():
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
+
+
 def start_storescp(
     workdir: Path,
     *,
@@ -597,6 +697,36 @@ def echo_scu(server: Server, *, tls: bool = True) -> subprocess.CompletedProcess
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 
 
+def _read_database(server: Dcmprscp, pattern: str) -> list[Any]:
+    """The files of dcmprscp's database matching ``pattern``, in the order it wrote them."""
+    import pydicom
+
+    paths = sorted(server.database.glob(pattern), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    return [pydicom.dcmread(path) for path in paths]
+
+
+def stored_prints(server: Dcmprscp) -> list[Any]:
+    """The Stored Print objects dcmprscp wrote, one per printed film box (``SP_*.dcm``), in
+    the order it printed them."""
+    return _read_database(server, "SP_*.dcm")
+
+
+def hardcopy_images(server: Dcmprscp) -> list[Any]:
+    """The Hardcopy Grayscale Images dcmprscp wrote, one per image box (``HG_*.dcm``), in print
+    order: film by film, box by box (``ImageBoxPosition``); the file names are random. Images
+    no Stored Print references (those of a film box never printed) come last."""
+    images = {image.SOPInstanceUID: image for image in _read_database(server, "HG_*.dcm")}
+    ordered = []
+    for stored in stored_prints(server):
+        boxes = sorted(stored.ImageBoxContentSequence, key=lambda box: int(box.ImageBoxPosition))
+        for box in boxes:
+            for reference in box.get("ReferencedImageSequence", []):
+                image = images.pop(reference.ReferencedSOPInstanceUID, None)
+                if image is not None:
+                    ordered.append(image)
+    return ordered + list(images.values())
+
+
 def find_scu(server: Server, *keys: str, model: str = "-S") -> list[Any]:
     """C-FIND with dcmtk's findscu; ``keys`` as findscu's ``-k`` takes them
     (``"QueryRetrieveLevel=STUDY"``, ``"StudyInstanceUID"``); the answers as pydicom datasets."""
@@ -641,6 +771,13 @@ def orthanc_tls(
     """Orthanc whose DICOM port speaks only TLS and requires a client certificate."""
     workdir = tmp_path_factory.mktemp("orthanc_tls")
     with start_orthanc(workdir, move_port=pacstui_port, tls=tls_files) as server:
+        yield server
+
+
+@pytest.fixture
+def dcmprscp_printer(tmp_path: Path) -> Iterator[Dcmprscp]:
+    """dcmprscp with the default printer section and a fresh database for each test."""
+    with start_dcmprscp(tmp_path / "dcmprscp") as server:
         yield server
 
 

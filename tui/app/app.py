@@ -28,6 +28,7 @@ from tui.app.messages import (
     OpenEdit,
     OpenImport,
     OpenMpr,
+    OpenPrint,
     OpenRemote,
     OpenShare,
     OpenTags,
@@ -167,6 +168,12 @@ class PacsApp(App[None]):
         from tui.app.share import ShareScreen
 
         self.push_screen(ShareScreen(message.level, message.row, message.label, message.filters))
+
+    @on(OpenPrint)
+    def open_print(self, message: OpenPrint) -> None:
+        from tui.app.printing import PrintScreen
+
+        self.push_screen(PrintScreen(message.series, message.label, message.request, message.view))
 
     @on(OpenEdit)
     def open_edit(self, message: OpenEdit) -> None:

@@ -29,7 +29,15 @@ from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.keys import OrderedInput, type_into
 from tui.app.labels import FittedTree, line, patient_label, plural
-from tui.app.messages import OpenEdit, OpenImport, OpenRemote, OpenShare, OpenTags, OpenViewer
+from tui.app.messages import (
+    OpenEdit,
+    OpenImport,
+    OpenPrint,
+    OpenRemote,
+    OpenShare,
+    OpenTags,
+    OpenViewer,
+)
 from tui.app.rows import (
     FILTER_HELP,
     Key,
@@ -96,6 +104,14 @@ class BrowserScreen(Screen[None]):
             show=False,
             id="browser.share",
             tooltip="Share: export as DICOM (folder, ZIP, DICOMDIR) or send; de-identify",
+        ),
+        Binding(
+            "P",
+            "print",
+            "Print",
+            show=False,
+            id="browser.print",
+            tooltip="Print a sheet of the series on a DICOM printer",
         ),
         Binding(
             "e",
@@ -499,6 +515,16 @@ class BrowserScreen(Screen[None]):
         if subject is not None and node is not None:
             # a patient: its studies as the tree shows them, under the filter
             self.app.post_message(OpenShare(*subject, filters=(node.data or {}).get("filters")))
+
+    def action_print(self) -> None:
+        """Print a sheet of the highlighted series (the print dialog)."""
+        node = self.archive_tree.cursor_node
+        data = (node.data or {}) if node is not None else {}
+        if node is None or data.get("level") != "series":
+            self.notify("print works on a series: highlight one (or view it: P prints the view)")
+            return
+        label = Text(node.label) if isinstance(node.label, str) else node.label.copy()
+        self.app.post_message(OpenPrint(dict(data["row"]), label))
 
     def action_edit(self) -> None:
         """Edit the highlighted patient's, study's or series' attributes; the app reloads

@@ -13,6 +13,7 @@ if TYPE_CHECKING:  # numpy and pydicom load when a series is first viewed, not a
 
     from tui.archive.query import Filters
     from tui.render.lut import Window
+    from tui.render.pipeline import Request
 
 
 class OpenViewer(Message):
@@ -68,6 +69,24 @@ class OpenEdit(Message):
     def __init__(self, level: str, row: dict[str, Any], label: Text) -> None:
         super().__init__()
         self.level, self.row, self.label = level, row, label
+
+
+class OpenPrint(Message):
+    """Print a series on a DICOM printer: ``series`` (its archive row) and ``label`` (as the
+    tree shows it: what the dialog's title names). From the viewer, ``request`` is the view
+    on screen (its plane index set) and ``view`` what it is in words: the dialog offers
+    "this view" and "a sheet of this plane"; from the browser (``request`` None) a sheet of
+    the series."""
+
+    def __init__(
+        self,
+        series: dict[str, Any],
+        label: Text,
+        request: Request | None = None,
+        view: str = "",
+    ) -> None:
+        super().__init__()
+        self.series, self.label, self.request, self.view = series, label, request, view
 
 
 class ArchiveChanged(Message):

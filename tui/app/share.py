@@ -198,12 +198,14 @@ class ShareScreen(ModalScreen[None]):
 
     @work(thread=True, group="share-nodes")
     def load_nodes(self) -> None:
-        """The configured nodes (config.toml is read off the event loop)."""
+        """The configured nodes to send to (config.toml is read off the event loop); a
+        printer is none: it only prints (the print dialog's)."""
         from tui.net.nodes import load_nodes
 
         config_dir = pacs(self).config_dir
         try:
-            nodes = sorted(load_nodes(config_dir / "config.toml")) if config_dir else []
+            found = load_nodes(config_dir / "config.toml") if config_dir else {}
+            nodes = sorted(name for name, node in found.items() if not node.printer)
         except UserError as exc:
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return

@@ -26,7 +26,7 @@ from tui.app.context import pacs
 from tui.app.dialogs import NoteScreen
 from tui.app.image_view import ImagePanel
 from tui.app.labels import line
-from tui.app.messages import OpenMpr, OpenTags
+from tui.app.messages import OpenMpr, OpenPrint, OpenTags
 from tui.errors import UserError
 from tui.privacy import shown
 from tui.render.lut import Window
@@ -74,6 +74,13 @@ class ViewerScreen(Screen[None]):
         Binding("z", "zoom(1.5)", "Zoom", tooltip="Zoom in", id="viewer.zoom_in"),
         Binding("o", "overlay", "Overlay", id="viewer.overlay"),
         Binding("v", "vr", "VR", tooltip="Volume rendering on/off", id="viewer.vr"),
+        Binding(
+            "P",
+            "print",
+            "Print",
+            tooltip="Print this view, or a sheet of this plane, on a DICOM printer",
+            id="viewer.print",
+        ),
         Binding("full_stop", "time(1)", "Next time point", show=False, id="viewer.time_next"),
         Binding("comma", "time(-1)", "Previous time point", show=False, id="viewer.time_prev"),
         Binding("T", "time_cine", "Cine through time", show=False, id="viewer.time_cine"),
@@ -777,6 +784,25 @@ class ViewerScreen(Screen[None]):
             self.app.call_from_thread(self.notify, str(exc), severity="error")
             return
         self.app.call_from_thread(self.notify, f"saved {path}")
+
+    def action_print(self) -> None:
+        """Print the view on screen (the rendered view, not the terminal's picture of it:
+        its plane, window, invert, slab, camera), or a sheet of its plane (the print
+        dialog; what it prints is fixed as it opens)."""
+        rendered, request = self._shown, self._shown_request
+        if rendered is None or request is None:
+            self.notify("wait for the first image", timeout=2)
+            return
+        if not self._vr(request) and request.index is None and request.position is None:
+            request = replace(request, index=self.count // 2)  # the middle plane, as shown
+        series = self.series
+        number = "" if series.get("SeriesNumber") is None else series["SeriesNumber"]
+        label = line(
+            f"{series.get('Modality') or '?'} {number}  ",
+            str(series.get("SeriesDescription") or "(no description)"),
+        )
+        what = " ".join(t for t in self._bottom(rendered) if t)
+        self.app.post_message(OpenPrint(series, label, replace(request, coarse=False), what))
 
     def on_mouse_move(self, event: events.MouseMove) -> None:
         """The value under the mouse (HU for CT) and where it is, in the bottom overlay."""

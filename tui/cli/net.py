@@ -163,10 +163,10 @@ def parse_keys(pairs: list[str]) -> dict[str, str]:
 
 def cmd_find(args: argparse.Namespace, locations: Locations) -> int:
     from tui.net.find import find, find_split
-    from tui.net.nodes import get_node
+    from tui.net.nodes import get_node, not_a_printer
     from tui.privacy import masked
 
-    node = get_node(locations.config_file, args.node)
+    node = not_a_printer(get_node(locations.config_file, args.node), "find")
     keys = parse_keys(args.key)
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be 1 or more")
@@ -271,10 +271,10 @@ def _port(value: int, option: str = "--port") -> int:
 
 def cmd_get(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.query import check_uid
-    from tui.net.nodes import get_node, receiver_settings
+    from tui.net.nodes import get_node, not_a_printer, receiver_settings
     from tui.net.scu import Transfer, retrieve
 
-    node = get_node(locations.config_file, args.node)
+    node = not_a_printer(get_node(locations.config_file, args.node), "get")
     for uid in [*args.study, args.series or ""]:
         check_uid(uid, "study" if uid != args.series else "series")
     if args.series and len(args.study) > 1:
@@ -351,12 +351,12 @@ def _progress_line(transfer: Any) -> str:
 
 def cmd_send(args: argparse.Namespace, locations: Locations) -> int:
     from tui.archive.holdings import files_of
-    from tui.net.nodes import get_node
+    from tui.net.nodes import get_node, not_a_printer
     from tui.net.scu import Sent, send
 
     options = anonymize_options(args)
+    node = not_a_printer(get_node(locations.config_file, args.node), "send")
     deid = deidentifier(args, locations)
-    node = get_node(locations.config_file, args.node)
     archive = open_archive(locations, create=False)
     files = files_of(archive, args.uids)
     transform = None
@@ -484,4 +484,4 @@ def move_destinations(locations: Locations) -> dict[str, tuple[str, int]]:
     from tui.net.nodes import load_nodes
 
     nodes = load_nodes(locations.config_file).values()
-    return {n.aet: (n.host, n.port) for n in nodes if not n.dicomweb}
+    return {n.aet: (n.host, n.port) for n in nodes if not n.dicomweb and not n.printer}

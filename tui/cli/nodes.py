@@ -25,6 +25,11 @@ def add_commands(commands: Commands) -> None:
     add.add_argument("port", metavar="PORT", type=int, nargs="?")
     add.add_argument("--replace", action="store_true", help="replace a node of that name")
     _node_options(add)
+    add.add_argument(
+        "--printer", action="store_true", default=None,
+        help="a DICOM printer (Basic Grayscale Print Management): pacs-tui print prints on it",
+    )  # fmt: skip
+    _print_options(add)
     add.set_defaults(handler=cmd_node_add)
     edit = actions.add_parser("edit", help="change some of a node's settings")
     edit.add_argument("name", metavar="NAME")
@@ -32,6 +37,11 @@ def add_commands(commands: Commands) -> None:
     edit.add_argument("--host")
     edit.add_argument("--port", type=int)
     _node_options(edit)
+    edit.add_argument(
+        "--printer", action=argparse.BooleanOptionalAction, default=None,
+        help="make it a DICOM printer, or no printer (which drops its print settings)",
+    )  # fmt: skip
+    _print_options(edit)
     edit.set_defaults(handler=cmd_node_edit)
     ls = actions.add_parser("ls", help="list the nodes")
     ls.add_argument("--json", action="store_true")
@@ -98,6 +108,58 @@ def _node_options(p: argparse.ArgumentParser) -> None:
         web.add_argument(refused, dest=f"refused_{refused[2:]}", help=argparse.SUPPRESS)
 
 
+def _print_options(p: argparse.ArgumentParser) -> None:
+    """A printer's defaults for its jobs (``print`` options override them)."""
+    printer = p.add_argument_group("printers (with --printer; default: the printer's own)")
+    printer.add_argument(
+        "--film-size",
+        type=str.upper,
+        metavar="ID",
+        help="FilmSizeID: 8INX10IN, 14INX17IN, 24CMX30CM, A4...",
+    )
+    printer.add_argument(
+        "--film-orientation",
+        type=str.upper,
+        metavar="O",
+        choices=("PORTRAIT", "LANDSCAPE"),
+        help="PORTRAIT or LANDSCAPE",
+    )
+    printer.add_argument(
+        "--medium", type=str.upper, help="MediumType: PAPER, CLEAR FILM, BLUE FILM..."
+    )
+    printer.add_argument(
+        "--film-destination",
+        type=str.upper,
+        metavar="WHERE",
+        help="FilmDestination: MAGAZINE, PROCESSOR, BIN_i",
+    )
+    printer.add_argument(
+        "--magnification",
+        type=str.upper,
+        metavar="HOW",
+        help="MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE",
+    )
+    printer.add_argument(
+        "--max-density", type=int, metavar="N", help="MaxDensity, hundredths of optical density"
+    )
+    printer.add_argument("--min-density", type=int, metavar="N", help="MinDensity")
+    printer.add_argument("--copies", type=int, metavar="N", help="NumberOfCopies (default 1)")
+    printer.add_argument(
+        "--print-bits", type=int, choices=(8, 12),
+        help="bits per pixel sent (default: 12 where the printer takes them)",
+    )  # fmt: skip
+    printer.add_argument(
+        "--annotation-format", type=str.upper, metavar="ID",
+        help="AnnotationDisplayFormatID, as the printer's manual names it: its annotation "
+        "boxes get the patient, study and series (default: no text on the film)",
+    )  # fmt: skip
+
+
+_PRINT_KEYS = ("printer", "film_size", "film_orientation", "medium", "film_destination",
+               "magnification", "max_density", "min_density", "copies", "print_bits",
+               "annotation_format")  # fmt: skip
+
+
 def _node_changes(args: argparse.Namespace) -> dict[str, Any]:
     changes = {
         "calling_aet": args.calling_aet, "method": args.method,
@@ -109,6 +171,7 @@ def _node_changes(args: argparse.Namespace) -> dict[str, Any]:
     for key in ("aet", "host", "port"):
         changes[key] = getattr(args, key, None)
     changes |= _web_changes(args)
+    changes |= {key: getattr(args, key) for key in _PRINT_KEYS}
     for key in ("tls_ca", "tls_cert", "tls_key", "secret_file"):
         if changes[key]:
             changes[key] = str(Path(changes[key]).expanduser().resolve())
@@ -146,7 +209,7 @@ def cmd_node_add(args: argparse.Namespace, locations: Locations) -> int:
     changes = _node_changes(args)
     node = Node(args.name, **(changes if "auth" in changes else with_auth_inferred(changes)))
     add_node(locations.config_file, node, replace=args.replace)
-    print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
+    print(f"node {node.name}: {_described(node)}")
     if node.auth != "none" and "auth" not in changes:
         why = "a username" if node.auth == "basic" else "a secret without a username"
         print(f"auth {node.auth}: inferred from {why} (--auth sets it)")
@@ -157,11 +220,25 @@ def cmd_node_edit(args: argparse.Namespace, locations: Locations) -> int:
     from tui.net.nodes import edit_node
 
     dropped: list[str] = []
-    node = edit_node(locations.config_file, args.name, _node_changes(args), dropped)
-    print(f"node {node.name}: {node.address}" + (" over TLS" if node.tls else ""))
+    changes = _node_changes(args)
+    node = edit_node(locations.config_file, args.name, changes, dropped)
+    print(f"node {node.name}: {_described(node)}")
+    from tui.net.nodes import PRINT_ONLY
+
+    unprinted = [key for key in dropped if key in PRINT_ONLY]
+    if unprinted:
+        print(f"no longer a printer: dropped its print settings ({', '.join(unprinted)})")
+    dropped = [key for key in dropped if key not in PRINT_ONLY]
     if dropped:
         print(f"now a DICOMweb node: dropped its DIMSE settings ({', '.join(dropped)})")
     return 0
+
+
+def _described(node: Any) -> str:
+    """``AET@HOST:PORT over TLS, a printer``: what ``node add`` and ``edit`` say was saved."""
+    return (
+        node.address + (" over TLS" if node.tls else "") + (", a printer" if node.printer else "")
+    )
 
 
 def cmd_node_rm(args: argparse.Namespace, locations: Locations) -> int:
@@ -193,10 +270,12 @@ def cmd_node_ls(args: argparse.Namespace, locations: Locations) -> int:
     if not any(n.dicomweb for n in nodes.values()):
         columns = [c for c in columns if c[0] != "auth"]
     print(format_table(rows, columns))
-    for n in nodes.values():  # separate roots: under the table, one line each
+    for n in nodes.values():  # separate roots, a printer's defaults: under the table
         for service in ("qido", "wado", "stow"):
             if getattr(n, f"{service}_url"):
                 print(f"  {n.name}: {service.upper()}-RS at {n.web_roots[service]}")
+        if n.printer and _print_defaults(n):
+            print(f"  {n.name} prints with {_print_defaults(n)}")
     return 1 if broken else 0
 
 
@@ -204,11 +283,23 @@ def _node_json(node: Any) -> dict[str, Any]:
     """A node as ``node ls --json`` gives it: its settings, its kind and its roots."""
     from dataclasses import asdict
 
-    out: dict[str, Any] = asdict(node) | {"kind": "DICOMweb" if node.dicomweb else "DIMSE",
-                                          "address": node.address}  # fmt: skip
+    out: dict[str, Any] = asdict(node) | {"kind": _kind(node), "address": node.address}
     if node.dicomweb:
         out["roots"] = node.web_roots
     return out
+
+
+def _kind(node: Any) -> str:
+    return "DICOMweb" if node.dicomweb else "printer" if node.printer else "DIMSE"
+
+
+def _print_defaults(node: Any) -> str:
+    """A printer's defaults in one line (``film_size 14INX17IN, copies 2``), or ""."""
+    from tui.net.nodes import PRINT_ONLY, Node
+
+    blank = Node("blank")
+    return ", ".join(f"{key} {getattr(node, key)}" for key in PRINT_ONLY
+                     if getattr(node, key) != getattr(blank, key))  # fmt: skip
 
 
 def _node_row(n: Any) -> dict[str, str]:
@@ -218,9 +309,10 @@ def _node_row(n: Any) -> dict[str, str]:
         return {"name": n.name, "kind": "DICOMweb", "address": n.address, "aet": "",
                 "calling": "", "method": "WADO-RS", "auth": auth.get(n.auth, n.auth),
                 "tls": "yes" if n.tls else ""}  # fmt: skip
-    return {"name": n.name, "kind": "DIMSE", "address": f"{n.host}:{n.port}", "aet": n.aet,
+    method = n.method if n.method == "get" else f"move to {n.destination}"
+    return {"name": n.name, "kind": _kind(n), "address": f"{n.host}:{n.port}", "aet": n.aet,
             "calling": n.calling_aet, "auth": "", "tls": "yes" if n.tls else "",
-            "method": n.method if n.method == "get" else f"move to {n.destination}"}  # fmt: skip
+            "method": "(prints)" if n.printer else method}  # fmt: skip
 
 
 def cmd_echo(args: argparse.Namespace, locations: Locations) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from typing import NoReturn
 
 from tui import __version__
-from tui.cli import archive, demo, edit, net, nodes, render, triage, worklist
+from tui.cli import archive, demo, edit, net, nodes, printing, render, triage, worklist
 from tui.cli import open as opening
 from tui.cli.app import run_app
 from tui.cli.common import fail, keep_private, open_archive
@@ -134,8 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     # In this order in --help: the archive, editing it, the demo, images, files to view,
-    # triage, the network.
-    for group in (archive, edit, demo, render, opening, triage, nodes, net, worklist):
+    # triage, the network, printing.
+    for group in (archive, edit, demo, render, opening, triage, nodes, net, worklist, printing):
         group.add_commands(commands)
     return parser
 

@@ -55,11 +55,11 @@ def add_commands(commands: Commands) -> None:
 def cmd_worklist(args: argparse.Namespace, locations: Locations) -> int:
     from contextlib import closing
 
-    from tui.net.nodes import get_node
+    from tui.net.nodes import get_node, not_a_printer
     from tui.net.worklist import worklist, worklist_keys
     from tui.privacy import masked
 
-    node = get_node(locations.config_file, args.node)
+    node = not_a_printer(get_node(locations.config_file, args.node), "worklist")
     if args.limit is not None and args.limit <= 0:
         raise UserError("--limit must be 1 or more")
     extra = parse_keys(args.key)

@@ -21,6 +21,28 @@ A DICOMweb node has a base URL instead of an AE title, host and port::
     tls_ca = "/etc/pacs/ca.pem"   # the CA that signed its certificate (else the system's)
 
 (``qido_url``, ``wado_url`` and ``stow_url`` set separate roots where a server needs them.)
+
+A DICOM printer (Basic Grayscale Print Management) is a DIMSE node with ``printer = true``
+and, if wanted, the defaults of its jobs (empty or 0: the printer's own)::
+
+    [nodes.film]
+    aet = "PRINTSCP"
+    host = "printer.example.org"
+    port = 10005
+    printer = true
+    film_size = "14INX17IN"       # FilmSizeID
+    film_orientation = "PORTRAIT" # or LANDSCAPE
+    medium = "BLUE FILM"          # MediumType: PAPER, CLEAR FILM, BLUE FILM...
+    film_destination = "MAGAZINE" # FilmDestination: MAGAZINE, PROCESSOR, BIN_i
+    magnification = "CUBIC"       # MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE
+    max_density = 300             # hundredths of optical density
+    min_density = 20
+    copies = 1                    # NumberOfCopies
+    print_bits = 12               # 8 or 12 (0: 12 where the printer takes them)
+    annotation_format = "LABEL"   # AnnotationDisplayFormatID (the printer's manual says which):
+                                  # its annotation boxes get the patient, study and series text
+
+A printer only prints: find, get, send and worklist refuse it (:func:`not_a_printer`).
 The password or token is never in config.toml: it is read from ``secret_file`` or from the
 environment variable ``secret_env`` when the node is used.
 
@@ -75,6 +97,17 @@ class Node:
     secret_file: str = ""  # the password or token: read from this file when used
     secret_env: str = ""  # ... or from this environment variable
     fuzzymatching: bool = False  # QIDO-RS fuzzy matching of person names, where offered
+    printer: bool = False  # a DICOM printer: Basic Grayscale Print Management, nothing else
+    film_size: str = ""  # a printer's defaults ("" or 0: the printer's own): FilmSizeID
+    film_orientation: str = ""  # FilmOrientation: PORTRAIT or LANDSCAPE
+    medium: str = ""  # MediumType: PAPER, CLEAR FILM, BLUE FILM, MAMMO CLEAR FILM...
+    film_destination: str = ""  # FilmDestination: MAGAZINE, PROCESSOR, BIN_i
+    magnification: str = ""  # MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE
+    max_density: int = 0  # MaxDensity, hundredths of optical density
+    min_density: int = 0  # MinDensity
+    copies: int = 1  # NumberOfCopies
+    print_bits: int = 0  # 8 or 12 bits per pixel (0: 12 where the printer takes them)
+    annotation_format: str = ""  # AnnotationDisplayFormatID, the printer's own ("": no text)
 
     @property
     def pdu_limit(self) -> int:
@@ -115,7 +148,13 @@ class Node:
         if not _NAME.match(self.name):
             raise UserError(f"node name {self.name!r}: use letters, digits, - and _")
         if self.dicomweb:
+            if self.printer:
+                raise UserError(
+                    f"node {self.name}: a printer is a DIMSE node (AET HOST PORT): DICOMweb "
+                    "has no print service"
+                )
             return self._checked_web(check_files)
+        self._check_print_settings()
         web = [label for label in WEB_ONLY if getattr(self, label) != _FIELDS[label].default]
         if web:
             raise UserError(
@@ -165,7 +204,8 @@ class Node:
                 raise UserError(f"node {self.name}: {label} {url!r}: a base URL has no ? or #")
         if self.method != "get":
             raise UserError(f"node {self.name}: DICOMweb retrieves by WADO-RS: no method move")
-        dimse = [label for label in DIMSE_ONLY if getattr(self, label) != _FIELDS[label].default]
+        dimse = [label for label in (*DIMSE_ONLY, *PRINT_ONLY)
+                 if getattr(self, label) != _FIELDS[label].default]  # fmt: skip
         if dimse:
             raise UserError(
                 f"node {self.name}: {', '.join(dimse)} are a DIMSE node's settings, and it is a "
@@ -199,6 +239,40 @@ class Node:
             if getattr(self, label) <= 0:
                 raise UserError(f"node {self.name}: {label} must be more than 0 seconds")
         return self
+
+    def _check_print_settings(self) -> None:
+        """A printer's defaults as DICOM allows them; none of them on a node that is no
+        printer (they would do nothing)."""
+        given = [label for label in PRINT_ONLY if getattr(self, label) != _FIELDS[label].default]
+        if not self.printer:
+            if given:
+                raise UserError(
+                    f"node {self.name}: {', '.join(given)} are a printer's settings, and it is "
+                    "no printer: leave them out, or make it one (--printer)"
+                )
+            return
+        if self.film_orientation not in ("", "PORTRAIT", "LANDSCAPE"):
+            raise UserError(
+                f"node {self.name}: film_orientation must be PORTRAIT or LANDSCAPE, "
+                f"not {self.film_orientation!r}"
+            )
+        for label in ("film_size", "medium", "film_destination", "magnification",
+                      "annotation_format"):  # fmt: skip
+            value = getattr(self, label)
+            if value and not _CODE_STRING.match(value):
+                raise UserError(
+                    f"node {self.name}: {label} {value!r} is not a DICOM code string "
+                    "(capitals, digits, space and _, at most 16)"
+                )
+        for label in ("max_density", "min_density"):
+            if not 0 <= getattr(self, label) <= 65535:
+                raise UserError(f"node {self.name}: {label} must be 0 to 65535")
+        if self.max_density and self.min_density >= self.max_density:
+            raise UserError(f"node {self.name}: min_density must be below max_density")
+        if not 1 <= self.copies <= 99:
+            raise UserError(f"node {self.name}: copies must be 1 to 99")
+        if self.print_bits not in (0, 8, 12):
+            raise UserError(f"node {self.name}: print_bits must be 8 or 12 (0: the printer's)")
 
     def _check_files(self, labels: tuple[str, ...]) -> None:
         """The files named by ``labels`` exist; tls_ca is loaded as ssl will load it, so a
@@ -234,6 +308,11 @@ _FIELDS = {f.name: f for f in fields(Node)}
 WEB_ONLY = ("qido_url", "wado_url", "stow_url", "auth", "username", "secret_file",
             "secret_env", "fuzzymatching")  # fmt: skip
 DIMSE_ONLY = ("aet", "host", "port", "calling_aet", "method", "move_destination", "max_pdu")
+# A printer's own settings: a node that is no printer refuses them.
+PRINT_ONLY = ("film_size", "film_orientation", "medium", "film_destination", "magnification",
+              "max_density", "min_density", "copies", "print_bits",
+              "annotation_format")  # fmt: skip
+_CODE_STRING = re.compile(r"^[A-Z0-9_ ]{1,16}$")
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 _KIND_NAMES = {str: "text, in quotes", int: "a whole number", float: "a number",
                bool: "true or false"}  # fmt: skip
@@ -308,6 +387,17 @@ def get_node(config_file: Path, name: str) -> Node:
     return nodes[name]
 
 
+def not_a_printer(node: Node, what: str) -> Node:
+    """``node``, or a :class:`UserError` when it is a printer: a printer only prints, so
+    ``what`` (find, get, send, worklist) would only fail at the printer, in its words."""
+    if node.printer:
+        raise UserError(
+            f"{node.name} is a printer: no {what} there, it only prints "
+            f"(pacs-tui print {node.name} UID...)"
+        )
+    return node
+
+
 def receiver_settings(config_file: Path) -> dict[str, Any]:
     """``[receiver]`` in config.toml, checked: ``aet``, ``port`` (:data:`RECEIVE_PORT` when
     not set), ``allow`` (a list). The one reading of where our storage SCP listens: for
@@ -367,7 +457,8 @@ def edit_node(
     """The node ``name`` with ``changes`` applied and saved (a broken node too: editing
     is how it gets mended). A DIMSE node given a ``dicomweb`` URL loses its DIMSE settings
     (their names are added to ``dropped``); ``auth`` none clears the user and the secret;
-    without ``auth`` among the changes it is inferred (:func:`with_auth_inferred`)."""
+    without ``auth`` among the changes it is inferred (:func:`with_auth_inferred`); a
+    printer made no printer loses its print settings (added to ``dropped``)."""
     tables = load_config(config_file).get("nodes", {})
     table = tables.get(name) if isinstance(tables, dict) else None
     if not isinstance(table, dict):
@@ -376,6 +467,11 @@ def edit_node(
     if changes.get("dicomweb") and not table.get("dicomweb"):
         # A DIMSE node becomes a DICOMweb node: its DIMSE settings would do nothing.
         gone = [key for key in DIMSE_ONLY if key in table and key not in changes]
+        if dropped is not None:
+            dropped += gone
+        table = {k: v for k, v in table.items() if k not in gone}
+    if changes.get("printer") is False:  # no longer a printer: its print settings go
+        gone = [key for key in PRINT_ONLY if key in table and key not in changes]
         if dropped is not None:
             dropped += gone
         table = {k: v for k, v in table.items() if k not in gone}

@@ -101,19 +101,21 @@ def auto_window(values: np.ndarray) -> Window:
     return Window(float(low) + width / 2, width, name="AUTO")
 
 
-def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
-    """Modality values to 8 bits through ``window`` (PS3.3 C.11.2.1.2-3)."""
+def apply_window(values: np.ndarray, window: Window, bits: int = 8) -> np.ndarray:
+    """Modality values to ``bits`` bits (8: uint8 0-255; 12: uint16 0-4095) through
+    ``window`` (PS3.3 C.11.2.1.2-3)."""
     c, w = window.center, window.width
+    top = float(2**bits - 1)
     x = np.asarray(values, dtype=np.float32)
     if window.function == "SIGMOID":
-        out = 255.0 / (1.0 + np.exp(-4.0 * (x - c) / w))
+        out = top / (1.0 + np.exp(-4.0 * (x - c) / w))
     elif window.function == "LINEAR_EXACT":
-        out = ((x - c) / w + 0.5) * 255.0
+        out = ((x - c) / w + 0.5) * top
     elif w <= 1.0:  # a threshold: below or at c - 0.5 black, above white
-        out = np.where(x > c - 0.5, 255.0, 0.0)
+        out = np.where(x > c - 0.5, top, 0.0)
     else:
-        out = ((x - (c - 0.5)) / (w - 1.0) + 0.5) * 255.0
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+        out = ((x - (c - 0.5)) / (w - 1.0) + 0.5) * top
+    return np.clip(np.rint(out), 0, top).astype(np.uint8 if bits <= 8 else np.uint16)
 
 
 def to_display(
@@ -151,19 +153,21 @@ def choose_window(values: np.ndarray, ds: Dataset, window: Window | None = None)
 
 
 def values_to_display(
-    values: np.ndarray, ds: Dataset, window: Window, invert: bool = False
+    values: np.ndarray, ds: Dataset, window: Window, invert: bool = False, bits: int = 8
 ) -> np.ndarray:
-    """Modality values (a frame, a reslice, a projection) to 8 bits, as the file is presented."""
-    return _present(apply_window(values, window), ds, invert)
+    """Modality values (a frame, a reslice, a projection) to 8 bits (or ``bits``: 12 for a
+    printer), as the file is presented."""
+    return _present(apply_window(values, window, bits), ds, invert, 2**bits - 1)
 
 
-def _present(image: np.ndarray, ds: Dataset, invert: bool) -> np.ndarray:
-    """The presentation LUT: MONOCHROME1 and INVERSE shapes show low values white."""
+def _present(image: np.ndarray, ds: Dataset, invert: bool, top: int = 255) -> np.ndarray:
+    """The presentation LUT: MONOCHROME1 and INVERSE shapes show low values white
+    (``top``: the brightest value, 255 for 8 bits)."""
     photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
     inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
     if (photometric == "MONOCHROME1") != inverse:
-        image = 255 - image
-    return 255 - image if invert else image
+        image = top - image
+    return top - image if invert else image
 
 
 def _voi_lut(stored: np.ndarray, ds: Dataset, index: int) -> np.ndarray:

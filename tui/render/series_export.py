@@ -4,7 +4,7 @@ export key both come through here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -66,15 +66,35 @@ def plane_pictures(
     """Every ``step``-th plane of the request's plane, all in the middle one's window
     (annotated if asked: a cine loop's frames carry their text); ``time_points`` for a
     MIP over time."""
+    first, planes = plane_renders(stack, request, presets, cache, step, time_points)
+    return first, [picture(rendered, size, annotate, no_phi) for rendered in planes]
+
+
+def plane_renders(
+    stack: Stack,
+    request: Request,
+    presets: dict[str, dict[str, Window]],
+    cache: VolumeCache,
+    step: int = 1,
+    time_points: Sequence[Stack] = (),
+) -> tuple[Rendered, Iterator[Rendered]]:
+    """The middle plane of the request's plane, and every ``step``-th plane rendered in its
+    window as they are asked for (a cine loop, a contact sheet, a film)."""
     count = plane_count(stack, request, cache)
     middle = replace(request, index=count // 2, position=None)
     first = render(stack, middle, presets, cache, time_points=time_points)
-    pictures = []
-    for index in range(0, count, step):
-        one = replace(request, index=index, position=None, window=first.window, preset=None)
-        rendered = render(stack, one, presets, cache, time_points=time_points)
-        pictures.append(picture(rendered, size, annotate, no_phi))
-    return first, pictures
+
+    def planes() -> Iterator[Rendered]:
+        for index in range(0, count, step):
+            one = replace(request, index=index, position=None, window=first.window, preset=None)
+            yield render(stack, one, presets, cache, time_points=time_points)
+
+    return first, planes()
+
+
+def sheet_step(count: int) -> int:
+    """A contact sheet's step through ``count`` planes: at most :data:`SHEET_TILES` images."""
+    return max(1, -(-count // SHEET_TILES))
 
 
 def time_pictures(
@@ -141,8 +161,7 @@ def sheet(
     time_points: Sequence[Stack] = (),
 ) -> Image.Image:
     """A contact sheet of the request's plane under a header: patient, series, what."""
-    count = plane_count(stack, request, cache)
-    step = max(1, -(-count // SHEET_TILES))
+    step = sheet_step(plane_count(stack, request, cache))
     first, pictures = plane_pictures(stack, request, presets, cache, step, time_points=time_points)
     corners = corner_text(first, no_phi)
     title = [" ".join(corners["top-left"]), " ".join(corners["top-right"])]

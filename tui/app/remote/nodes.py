@@ -54,7 +54,9 @@ class NodePane(Vertical):
         options = self.query_one("#nodes", OptionList)
         current = self.node.name if self.node is not None else None
         try:
-            self.nodes = load_nodes(config_dir / "config.toml") if config_dir else {}
+            found = load_nodes(config_dir / "config.toml") if config_dir else {}
+            # a printer only prints (the print dialog's): no query, retrieve or echo here
+            self.nodes = {name: node for name, node in found.items() if not node.printer}
         except UserError as exc:
             self.nodes = {}
             self.notify(str(exc), severity="error")

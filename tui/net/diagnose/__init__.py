@@ -4,8 +4,10 @@
 completes (the CLI prints it, the app shows it live). For a DIMSE node (:mod:`.dimse`): name
 resolution and TCP connect, the association (what the peer accepts), C-ECHO, C-FIND at each
 level, a C-GET of one instance, a C-MOVE round trip to a storage SCP we start, and the
-modality worklist. For a DICOMweb node (:mod:`.web`): the connection to each root, each
-endpoint and the auth, a QIDO-RS echo, QIDO-RS at each level, a WADO-RS of one instance.
+modality worklist; for a printer (:mod:`.printer`), after the association and C-ECHO, the
+printer's status (N-GET Printer) instead. For a DICOMweb node (:mod:`.web`): the
+connection to each root, each endpoint and the auth, a QIDO-RS echo, QIDO-RS at each
+level, a WADO-RS of one instance.
 
 Each step has a verdict (ok, warning, failed, or skipped after a fatal failure), a one-line
 summary and, when something is wrong, the fix in words. Nothing goes into the user's
@@ -53,9 +55,12 @@ def address_of(node: Node) -> str:
 def steps_of(node: Node) -> tuple[tuple[str, str], ...]:
     """The steps :func:`diagnose` runs for ``node``: (key, title) pairs, in order."""
     from tui.net.diagnose.dimse import DimseRun
+    from tui.net.diagnose.printer import PrinterRun
     from tui.net.diagnose.web import WebRun
 
-    return WebRun.STEPS if node.dicomweb else DimseRun.STEPS
+    if node.dicomweb:
+        return WebRun.STEPS
+    return PrinterRun.STEPS if getattr(node, "printer", False) else DimseRun.STEPS
 
 
 def diagnose(
@@ -73,11 +78,16 @@ def diagnose(
         When set, the step under way stops as soon as it can and no other starts.
     """
     from tui.net.diagnose.dimse import DimseRun
+    from tui.net.diagnose.printer import PrinterRun
     from tui.net.diagnose.web import WebRun
 
-    run: DimseRun | WebRun = (
-        WebRun(node, cancel) if node.dicomweb else DimseRun(node, receive_port, cancel)
-    )
+    run: DimseRun | WebRun
+    if node.dicomweb:
+        run = WebRun(node, cancel)
+    elif getattr(node, "printer", False):
+        run = PrinterRun(node, receive_port, cancel)
+    else:
+        run = DimseRun(node, receive_port, cancel)
     for key, title in run.STEPS:
         if cancel is not None and cancel.is_set():
             return

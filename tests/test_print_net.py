@@ -1,0 +1,417 @@
+"""The Print SCU (tui.net.printing) against dcmtk's print server emulator dcmprscp, which stores
+each printed film as a Stored Print and its images as Hardcopy Grayscale Images we read back;
+and against a scripted pynetdicom print SCP (tests/print_peer.py) for what dcmprscp cannot
+do: annotation boxes, printer events, a printer out of film, a refusal that names nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydicom.uid import PYDICOM_ROOT_UID
+
+from tests.print_peer import (
+    ANNOTATION_BOX,
+    FILM_BOX,
+    FILM_SESSION,
+    IMAGE_BOX,
+    DroppingProxy,
+    PrintPeer,
+    print_peer,
+)
+from tests.servers import Dcmprscp, hardcopy_images, start_dcmprscp, stored_prints
+from tui.errors import UserError
+from tui.net.diagnose import FAILED, OK, diagnose, steps_of
+from tui.net.nodes import Node
+from tui.net.printing import (
+    LAYOUTS,
+    FilmSettings,
+    PrinterEvent,
+    PrintError,
+    PrintImage,
+    auto_layout,
+    lay_out,
+    print_films,
+    printer_status,
+    result_json,
+    settings_for,
+)
+
+PATIENT = "DOE^JANE 4711"  # annotation text: patient data, never in a log or a progress line
+
+
+def printer_node(server: Dcmprscp | PrintPeer, port: int | None = None) -> Node:
+    return Node(
+        name="film", aet=server.aet, host="127.0.0.1", port=port or server.port,
+        printer=True, dimse_timeout=20, network_timeout=20, acse_timeout=10,
+    )  # fmt: skip
+
+
+def images(count: int, shape: tuple[int, int] = (63, 81), seed: int = 7) -> list[PrintImage]:
+    """Distinct random pictures at 8 and 12 bits (odd sizes: the 8-bit pixel data is padded)."""
+    rng = np.random.default_rng(seed)
+    return [
+        PrintImage(
+            rng.integers(0, 256, shape, dtype=np.uint8),
+            rng.integers(0, 4096, shape, dtype=np.uint16),
+            (1, 1),
+        )
+        for _ in range(count)
+    ]
+
+
+def printed_pixels(server: Dcmprscp) -> list[np.ndarray]:
+    return [image.pixel_array for image in hardcopy_images(server)]
+
+
+def referenced_pixels(server: Dcmprscp) -> list[np.ndarray]:
+    """Only the images a Stored Print references (dcmprscp also keeps the images of a film box
+    whose association was cut before it was printed)."""
+    referenced = {
+        ref.ReferencedSOPInstanceUID
+        for stored in stored_prints(server)
+        for box in stored.ImageBoxContentSequence
+        for ref in box.get("ReferencedImageSequence", [])
+    }
+    return [
+        image.pixel_array for image in hardcopy_images(server) if image.SOPInstanceUID in referenced
+    ]
+
+
+# -- laying out, settings, JSON (no printer) ---------------------------------------------------
+
+
+def test_auto_layout_is_the_smallest_that_holds_them() -> None:
+    assert [auto_layout(n) for n in (1, 2, 3, 4, 5, 7, 12, 15, 20)] == [
+        (1, 1), (1, 2), (2, 2), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 5),
+    ]  # fmt: skip
+    assert auto_layout(21) == LAYOUTS[-1] == (4, 5)
+
+
+def test_lay_out_fills_films_in_order() -> None:
+    pictures = images(23, (4, 4))
+    films = lay_out(pictures, ["a", "b"])
+    assert [(f.columns, f.rows, len(f.images)) for f in films] == [(4, 5, 20), (4, 5, 3)]
+    assert films[1].images[0] is pictures[20]
+    assert films[0].annotations == ["a", "b"]
+    assert [len(f.images) for f in lay_out(pictures, [], (2, 2))] == [4] * 5 + [3]
+    with pytest.raises(UserError, match="nothing to print"):
+        lay_out([], [])
+
+
+def test_settings_for_takes_the_node_and_overrides() -> None:
+    node = Node(
+        name="p", aet="P", host="h", port=1, printer=True, film_size="14INX17IN",
+        medium="BLUE FILM", copies=2, print_bits=8, max_density=300,
+    )  # fmt: skip
+    settings = settings_for(node, copies=3, film_size=None, orientation="LANDSCAPE")
+    assert settings.film_size == "14INX17IN" and settings.medium == "BLUE FILM"
+    assert (settings.copies, settings.bits, settings.max_density) == (3, 8, 300)
+    assert settings.orientation == "LANDSCAPE" and settings.label == "pacs-tui"
+    with pytest.raises(UserError, match="bits must be 8 or 12"):
+        settings_for(node, bits=10)
+    with pytest.raises(UserError, match="copies must be at least 1"):
+        settings_for(node, copies=0)
+
+
+# -- against dcmprscp ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bits", [8, 12])
+def test_images_read_back_are_what_was_sent(dcmprscp_printer: Dcmprscp, bits: int) -> None:
+    pictures = images(3)
+    films = lay_out(pictures, [], (2, 2))
+    result = print_films(printer_node(dcmprscp_printer), films, FilmSettings(bits=bits))
+    assert (result.films, result.bits, result.associations) == (1, bits, 1)
+    back = hardcopy_images(dcmprscp_printer)
+    assert len(back) == 3 and len(stored_prints(dcmprscp_printer)) == 1
+    for sent, got in zip(pictures, back, strict=True):
+        assert (got.Rows, got.Columns) == (63, 81)
+        assert (got.BitsAllocated, got.BitsStored) == ((8, 8) if bits == 8 else (16, 12))
+        expected = sent.grey8 if bits == 8 else sent.grey12
+        np.testing.assert_array_equal(got.pixel_array, expected)
+
+
+def test_automatic_bits_send_12_where_the_printer_takes_them(
+    dcmprscp_printer: Dcmprscp,
+) -> None:
+    pictures = images(2)
+    pictures.append(PrintImage(pictures[0].grey8))  # no 12-bit view: this one goes at 8
+    result = print_films(
+        printer_node(dcmprscp_printer), lay_out(pictures, [], (1, 1)), FilmSettings()
+    )
+    assert (result.films, result.bits, result.warnings) == (3, 12, [])
+    got = hardcopy_images(dcmprscp_printer)
+    assert [g.BitsStored for g in got] == [12, 12, 8]
+    np.testing.assert_array_equal(got[1].pixel_array, pictures[1].grey12)
+    np.testing.assert_array_equal(got[2].pixel_array, pictures[0].grey8)
+
+
+def test_film_box_and_session_attributes_as_asked(dcmprscp_printer: Dcmprscp) -> None:
+    settings = FilmSettings(
+        film_size="14INX17IN", orientation="LANDSCAPE", medium="BLUE FILM",
+        destination="PROCESSOR", magnification="CUBIC", max_density=300, min_density=25,
+        copies=2, label="pacs-tui",
+    )  # fmt: skip
+    result = print_films(
+        printer_node(dcmprscp_printer), lay_out(images(4, (16, 16)), [], (2, 2)), settings
+    )
+    assert result.copies == 2 and result.session["NumberOfCopies"] == 2
+    assert result.session["MediumType"] == "BLUE FILM"
+    assert result.session["FilmDestination"] == "PROCESSOR"
+    assert result.session["FilmSessionLabel"] == "pacs-tui"
+    (stored,) = stored_prints(dcmprscp_printer)
+    (box,) = stored.FilmBoxContentSequence
+    assert box.ImageDisplayFormat == "STANDARD\\2,2"
+    assert (box.FilmSizeID, box.FilmOrientation, box.MagnificationType) == (
+        "14INX17IN", "LANDSCAPE", "CUBIC",
+    )  # fmt: skip
+    assert (box.MaxDensity, box.MinDensity) == (300, 25)
+    assert result.film_boxes[0]["FilmSizeID"] == "14INX17IN"
+    # The IDENTITY Presentation LUT, referenced from the film box.
+    assert result.presentation_lut
+    (lut,) = stored.PresentationLUTContentSequence
+    assert lut.PresentationLUTShape == "IDENTITY"
+    reference = box.ReferencedPresentationLUTSequence[0].ReferencedSOPInstanceUID
+    assert reference == lut.SOPInstanceUID and reference.startswith(PYDICOM_ROOT_UID)
+    json.dumps(result_json(result))  # what --json prints is JSON
+
+
+def test_no_presentation_lut_when_not_asked(dcmprscp_printer: Dcmprscp) -> None:
+    result = print_films(
+        printer_node(dcmprscp_printer),
+        lay_out(images(1, (8, 8)), [], None),
+        FilmSettings(presentation_lut=False),
+    )
+    assert not result.presentation_lut
+    (stored,) = stored_prints(dcmprscp_printer)
+    # dcmprscp references a default LUT of its own (dcmtk's UID root), not one of ours
+    for reference in stored.FilmBoxContentSequence[0].get("ReferencedPresentationLUTSequence", []):
+        assert not reference.ReferencedSOPInstanceUID.startswith(PYDICOM_ROOT_UID)
+
+
+def test_a_film_size_the_printer_forbids_is_refused_by_name(tmp_path: Path) -> None:
+    with start_dcmprscp(tmp_path / "prs", FilmSizeID="8INX10IN\\10INX12IN") as server:
+        with pytest.raises(PrintError) as refused:
+            print_films(
+                printer_node(server),
+                lay_out(images(2, (8, 8)), [], None),
+                FilmSettings(film_size="14INX17IN", orientation="PORTRAIT"),
+            )
+        # dcmprscp names no attribute: the probe found it
+        assert "FilmSizeID 14INX17IN" in str(refused.value)
+        assert "0x0106" in str(refused.value)
+        assert "FilmOrientation" not in str(refused.value)
+        assert stored_prints(server) == []
+
+
+def test_a_layout_the_printer_lacks_is_refused_by_name(dcmprscp_printer: Dcmprscp) -> None:
+    with pytest.raises(PrintError, match=r"ImageDisplayFormat STANDARD\\5,5 .*--layout"):
+        print_films(
+            printer_node(dcmprscp_printer),
+            lay_out(images(2, (8, 8)), [], (5, 5)),
+            FilmSettings(),
+        )
+
+
+def test_12_bits_refused_fall_back_to_8_with_a_warning(tmp_path: Path) -> None:
+    with start_dcmprscp(tmp_path / "prs", Supports12Bit="false") as server:
+        pictures = images(3)
+        result = print_films(printer_node(server), lay_out(pictures, [], (2, 2)), FilmSettings())
+        assert (result.films, result.bits) == (1, 8)
+        assert any("refused 12-bit images" in w for w in result.warnings)
+        got = hardcopy_images(server)
+        assert [g.BitsStored for g in got] == [8, 8, 8]
+        for sent, back in zip(pictures, got, strict=True):
+            np.testing.assert_array_equal(back.pixel_array, sent.grey8)
+        with pytest.raises(PrintError, match=r"refused the image at 12 bits .*--bits 8"):
+            print_films(printer_node(server), lay_out(pictures, [], None), FilmSettings(bits=12))
+        assert len(stored_prints(server)) == 1  # the refused job printed nothing
+
+
+def test_two_copies_one_stored_print_per_film(dcmprscp_printer: Dcmprscp) -> None:
+    result = print_films(
+        printer_node(dcmprscp_printer),
+        lay_out(images(2, (8, 8)), [], (1, 1)),
+        FilmSettings(copies=2),
+    )
+    assert (result.films, result.copies, result.session["NumberOfCopies"]) == (2, 2, 2)
+    assert len(stored_prints(dcmprscp_printer)) == 2
+
+
+def test_a_retried_association_prints_each_film_once(dcmprscp_printer: Dcmprscp) -> None:
+    pictures = images(6, (20, 30))
+    lines: list[str] = []
+    # The first association is cut before its 4th N-SET: film 1 printed, film 2 half sent.
+    with DroppingProxy(dcmprscp_printer.port, before_set=4) as proxy:
+        result = print_films(
+            printer_node(dcmprscp_printer, proxy.port),
+            lay_out(pictures, [], (1, 2)),
+            FilmSettings(bits=8),
+            progress=lines.append,
+        )
+        assert proxy.dropped == ["before N-SET 4"] and proxy.connections == 2
+    assert (result.films, result.associations) == (3, 2)
+    assert any("trying again (1 of 2)" in line for line in lines)
+    assert len(stored_prints(dcmprscp_printer)) == 3  # one per film: none twice
+    back = referenced_pixels(dcmprscp_printer)
+    assert len(back) == 6
+    for sent, got in zip(pictures, back, strict=True):
+        np.testing.assert_array_equal(got, sent.grey8)
+
+
+def test_a_drop_after_n_action_is_not_retried(dcmprscp_printer: Dcmprscp) -> None:
+    with DroppingProxy(dcmprscp_printer.port, after_action=True) as proxy:
+        with pytest.raises(PrintError) as dropped:
+            print_films(
+                printer_node(dcmprscp_printer, proxy.port),
+                lay_out(images(2, (8, 8)), [], (1, 1)),
+                FilmSettings(),
+            )
+        assert proxy.connections == 1  # no second association
+    text = str(dropped.value)
+    assert "may have printed film 1" in text and "film 2 not sent" in text
+    assert "nothing prints twice" in text
+    assert len(stored_prints(dcmprscp_printer)) == 1
+
+
+def test_retries_run_out(dcmprscp_printer: Dcmprscp) -> None:
+    dropped = r"dropped the association during film 1 of 1 \(image box 2\) \(1 association"
+    with (
+        DroppingProxy(dcmprscp_printer.port, before_set=2) as proxy,
+        pytest.raises(PrintError, match=dropped),
+    ):
+        print_films(
+            printer_node(dcmprscp_printer, proxy.port),
+            lay_out(images(2, (8, 8)), [], (1, 2)),
+            FilmSettings(),
+            retries=0,
+        )
+    assert stored_prints(dcmprscp_printer) == []
+
+
+def test_cancel_stops_between_films(dcmprscp_printer: Dcmprscp) -> None:
+    cancel = threading.Event()
+
+    def progress(line: str) -> None:
+        if line == "film 1 of 3 printed":
+            cancel.set()
+
+    result = print_films(
+        printer_node(dcmprscp_printer),
+        lay_out(images(3, (8, 8)), [], (1, 1)),
+        FilmSettings(),
+        progress=progress,
+        cancel=cancel,
+    )
+    assert result.cancelled and result.films == 1
+    assert "stopped: film 1 of 3 printed; films 2 to 3 not printed" in result.warnings
+    assert len(stored_prints(dcmprscp_printer)) == 1
+
+
+def test_printer_status_and_no_annotation_boxes(dcmprscp_printer: Dcmprscp) -> None:
+    state = printer_status(printer_node(dcmprscp_printer))
+    assert (state.status, state.info, state.words) == ("NORMAL", "NORMAL", "is ready")
+    result = print_films(
+        printer_node(dcmprscp_printer),
+        lay_out(images(1, (8, 8)), [PATIENT], None),
+        FilmSettings(annotation_format="ANNOTATION"),
+    )
+    assert result.annotation_boxes == 0
+    assert result.warnings == [
+        "the printer has no annotation boxes: the patient and study text was not printed"
+    ]
+
+
+def test_node_test_on_a_printer(dcmprscp_printer: Dcmprscp) -> None:
+    node = printer_node(dcmprscp_printer)
+    steps = list(diagnose(node))
+    assert [s.key for s in steps] == [key for key, _ in steps_of(node)]
+    assert [s.key for s in steps] == ["connect", "associate", "echo", "printer"]
+    assert steps[-1].verdict == OK and "NORMAL" in steps[-1].summary
+    assert "Basic Annotation Box" in " ".join(steps[1].details)
+
+
+# -- against the scripted print peer -------------------------------------------------------------
+
+
+def test_annotation_boxes_get_the_text(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    lines: list[str] = []
+    with print_peer(annotation_boxes=2) as peer:
+        result = print_films(
+            printer_node(peer),
+            lay_out(images(2, (8, 8)), [PATIENT, "20240101 CT HEAD", "series 3"], (1, 2)),
+            FilmSettings(annotation_format="LABEL"),
+            progress=lines.append,
+        )
+        creates = peer.of("N-CREATE", FILM_BOX)
+        notes = peer.of("N-SET", ANNOTATION_BOX)
+    assert creates[0] is not None and creates[0].AnnotationDisplayFormatID == "LABEL"
+    assert [(n.AnnotationPosition, n.TextString) for n in notes if n is not None] == [
+        (1, PATIENT), (2, "20240101 CT HEAD"),
+    ]  # fmt: skip
+    assert result.annotation_boxes == 2
+    assert any("1 line of text left out" in w for w in result.warnings)
+    # No patient data in progress lines nor in logs at INFO or above.
+    assert not any("DOE" in line or "4711" in line for line in lines)
+    assert "DOE" not in caplog.text and "4711" not in caplog.text
+
+
+def test_no_annotation_format_asks_for_no_boxes() -> None:
+    with print_peer() as peer:
+        result = print_films(
+            printer_node(peer), lay_out(images(1, (8, 8)), [PATIENT], None), FilmSettings()
+        )
+        creates = peer.of("N-CREATE", FILM_BOX)
+    assert creates[0] is not None and "AnnotationDisplayFormatID" not in creates[0]
+    assert result.annotation_boxes == 0
+    assert any("AnnotationDisplayFormatID" in w for w in result.warnings)
+
+
+def test_printer_events_come_as_they_happen() -> None:
+    events: list[PrinterEvent] = []
+    with print_peer(event=(2, "SUPPLY LOW")) as peer:
+        result = print_films(
+            printer_node(peer),
+            lay_out(images(2, (8, 8)), [], (1, 1)),
+            FilmSettings(),
+            on_event=events.append,
+        )
+    expected = ("printer", "WARNING", "SUPPLY LOW")
+    assert [(e.source, e.event, e.info) for e in events] == [expected, expected]
+    assert events[0].words == "the printer is low on film (SUPPLY LOW)"
+    assert result.events == events and result.films == 2
+    assert "the printer is low on film (SUPPLY LOW)" in result.warnings
+
+
+def test_a_printer_out_of_film_gets_no_job() -> None:
+    with print_peer(status="FAILURE", info="SUPPLY EMPTY") as peer:
+        node = printer_node(peer)
+        state = printer_status(node)
+        assert state.words == "is out of film (SUPPLY EMPTY)"
+        out = r"film is out of film \(PrinterStatusInfo SUPPLY EMPTY\): nothing was sent"
+        with pytest.raises(PrintError, match=out):
+            print_films(node, lay_out(images(1, (8, 8)), [], None), FilmSettings())
+        assert peer.of("N-CREATE", FILM_SESSION) == []
+        steps = list(diagnose(node))
+        assert steps[-1].verdict == FAILED and "out of film" in steps[-1].summary
+
+
+def test_a_refusal_naming_nothing_is_probed_attribute_by_attribute() -> None:
+    with print_peer(refuse="FilmOrientation") as peer:
+        with pytest.raises(PrintError, match=r"refused FilmOrientation LANDSCAPE \(0x0106"):
+            print_films(
+                printer_node(peer),
+                lay_out(images(1, (8, 8)), [], None),
+                FilmSettings(film_size="8INX10IN", orientation="LANDSCAPE", magnification="CUBIC"),
+            )
+        # every probe box the printer took was deleted again; no image was sent
+        created = [ds for ds in peer.of("N-CREATE", FILM_BOX)]
+        assert len(created) >= 3
+        assert len(peer.of("N-DELETE", FILM_BOX)) == len(created) - 2  # all but two refused
+        assert peer.of("N-SET", IMAGE_BOX) == []

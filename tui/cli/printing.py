@@ -1,0 +1,234 @@
+"""``print``: series (or one view of them) on a DICOM printer, as film, through the Basic
+Grayscale Print Management service (:mod:`tui.net.printing` does the DIMSE side); and
+``print PRINTER --status``, the printer's own word on itself.
+
+The images are chosen by the view options of ``render``/``export`` (one view with
+``--index``/``--position``, an oblique plane or a volume rendering; else every Nth plane as
+on a contact sheet), rendered by :mod:`tui.render.print_images`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from typing import Any
+
+from tui.cli.common import Commands, print_json, settings
+from tui.cli.render import _request, _stacks, _view_options
+from tui.config import Locations
+from tui.errors import UserError
+from tui.tables import printable
+
+
+def add_commands(commands: Commands) -> None:
+    """Register ``print`` on ``commands``."""
+    p = commands.add_parser(
+        "print",
+        help="print series, or a view of them, on a DICOM printer (film or paper)",
+        description="Print on a DICOM printer node (node add NAME AET HOST PORT --printer): "
+        "every Nth plane of each series as on a contact sheet, or one view (--index, "
+        "--position, --normal, --mode vr), laid out C,R images a film.",
+    )
+    p.add_argument("printer", metavar="PRINTER", help="a printer node (node add --printer)")
+    p.add_argument(
+        "uids", nargs="*", metavar="UID",
+        help="SeriesInstanceUIDs (or NIfTI, NRRD, picture files), printed in this order",
+    )  # fmt: skip
+    _view_options(p, series=False)
+    p.add_argument(
+        "--every", type=int, metavar="N",
+        help="every Nth plane (default: as the contact sheet, at most 60 images a series)",
+    )  # fmt: skip
+    p.add_argument(
+        "--layout", type=_layout, metavar="C,R",
+        help="columns,rows of images a film (STANDARD\\C,R; default: the smallest of 1,1 "
+        "1,2 2,2 2,3 3,3 3,4 3,5 4,5 that holds them, else 4,5 on several films)",
+    )  # fmt: skip
+    film = p.add_argument_group("film (default: the printer node's, else the printer's own)")
+    film.add_argument("--film-size", type=str.upper, metavar="ID",
+                      help="FilmSizeID: 8INX10IN, 14INX17IN, 24CMX30CM, A4...")  # fmt: skip
+    film.add_argument("--orientation", type=str.upper, choices=("PORTRAIT", "LANDSCAPE"),
+                      metavar="O", help="FilmOrientation: PORTRAIT or LANDSCAPE")  # fmt: skip
+    film.add_argument("--medium", type=str.upper,
+                      help="MediumType: PAPER, CLEAR FILM, BLUE FILM...")  # fmt: skip
+    film.add_argument("--destination", type=str.upper, metavar="WHERE",
+                      help="FilmDestination: MAGAZINE, PROCESSOR, BIN_i")  # fmt: skip
+    film.add_argument("--magnification", type=str.upper, metavar="HOW",
+                      help="MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE")  # fmt: skip
+    film.add_argument("--max-density", type=int, metavar="N", help="MaxDensity (1/100 OD)")
+    film.add_argument("--min-density", type=int, metavar="N", help="MinDensity (1/100 OD)")
+    film.add_argument("--copies", type=int, metavar="N", help="NumberOfCopies")
+    film.add_argument(
+        "--bits", type=int, choices=(8, 12),
+        help="bits a pixel (default: 12 where the printer takes them, else 8)",
+    )  # fmt: skip
+    film.add_argument(
+        "--annotation-format", type=str.upper, metavar="ID",
+        help="AnnotationDisplayFormatID (the printer's own): patient, study and series text "
+        "in its annotation boxes",
+    )  # fmt: skip
+    film.add_argument(
+        "--no-presentation-lut", action="store_true",
+        help="send no IDENTITY Presentation LUT (else one where the printer offers it)",
+    )  # fmt: skip
+    p.add_argument(
+        "--no-phi", action="store_true",
+        help="no patient name or ID on the film (annotation boxes, film session label)",
+    )  # fmt: skip
+    p.add_argument(
+        "--status", action="store_true", help="ask the printer how it is (N-GET Printer)"
+    )
+    p.add_argument(
+        "--json", action="store_true",
+        help="what the printer answered, DICOM keywords as keys",
+    )  # fmt: skip
+    p.set_defaults(handler=cmd_print)
+
+
+def _layout(text: str) -> tuple[int, int]:
+    try:
+        columns, rows = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected COLUMNS,ROWS, e.g. 3,4") from None
+    if not (0 < columns <= 10 and 0 < rows <= 10):
+        raise argparse.ArgumentTypeError(f"{text!r}: 1 to 10 columns and rows")
+    return columns, rows
+
+
+def cmd_print(args: argparse.Namespace, locations: Locations) -> int:
+    from tui.net.nodes import get_node
+
+    node = get_node(locations.config_file, args.printer)
+    if not node.printer:
+        raise UserError(
+            f"{node.name} is no printer: pacs-tui node edit {node.name} --printer makes it one"
+        )
+    if args.status:
+        if args.uids:
+            raise UserError("--status asks the printer only: leave the UIDs out")
+        return _status(node, args.json)
+    if not args.uids:
+        raise UserError(f"print {node.name} UID... (the series to print), or --status")
+    if args.every is not None and args.every < 1:
+        raise UserError("--every must be 1 or more")
+    for option in ("copies", "max_density", "min_density"):
+        value = getattr(args, option)
+        if value is not None and value < (1 if option == "copies" else 0):
+            flag = "--" + option.replace("_", "-")
+            raise UserError(f"{flag} must be {'1' if option == 'copies' else '0'} or more")
+    return _print(node, args, locations)
+
+
+def _status(node: Any, as_json: bool) -> int:
+    from tui.net.printing import printer_status
+
+    status = printer_status(node)
+    if as_json:
+        print_json(
+            {"node": node.name, "address": node.address, "PrinterStatus": status.status,
+             "PrinterStatusInfo": status.info, "words": status.words,
+             "attributes": status.attributes}
+        )  # fmt: skip
+    else:
+        print(f"{status.status}: {node.name} ({node.address}) {status.words}")
+    return 1 if status.status == "FAILURE" else 0
+
+
+def _print(node: Any, args: argparse.Namespace, locations: Locations) -> int:
+    import threading
+
+    from tui.cli.common import interrupt_sets
+    from tui.net.printing import PrintImage, lay_out, print_films, result_json, settings_for
+
+    overrides = {
+        "film_size": args.film_size, "orientation": args.orientation, "medium": args.medium,
+        "destination": args.destination, "magnification": args.magnification,
+        "max_density": args.max_density, "min_density": args.min_density,
+        "copies": args.copies, "bits": args.bits,
+        "presentation_lut": False if args.no_presentation_lut else None,
+        "annotation_format": args.annotation_format or node.annotation_format or None,
+    }  # fmt: skip
+    film_settings = settings_for(
+        node, label="pacs-tui", **{k: v for k, v in overrides.items() if v is not None}
+    )
+    pixels, annotations = _render(args, locations, 8 if film_settings.bits == 8 else 12)
+    images = [PrintImage(grey8, grey12, aspect) for grey8, grey12, aspect in pixels]
+    films = lay_out(images, annotations, args.layout)
+
+    def on_event(event: Any) -> None:  # the printer's word: always, a line each
+        _progress("")
+        print(f"{event.event}: {event.words}", file=sys.stderr, flush=True)
+
+    cancel = threading.Event()
+    try:
+        with interrupt_sets(cancel):
+            result = print_films(
+                node, films, film_settings, progress=_progress, on_event=on_event, cancel=cancel
+            )
+    finally:
+        _progress("")
+    if args.json:
+        print_json(result_json(result))
+    else:
+        for warning in result.warnings:
+            print(f"pacs-tui: warning: {warning}", file=sys.stderr)
+        layout = f"{films[0].columns},{films[0].rows}" if films else ""
+        plural = "" if result.films == 1 else "s"
+        copies = "" if result.copies == 1 else f", {result.copies} copies"
+        lut = ", with a Presentation LUT" if result.presentation_lut else ""
+        print(
+            f"printed {result.films} film{plural} of {len(images)} images ({layout} a film) on "
+            f"{node.name}{copies}, {result.bits} bits{lut}"
+        )
+    if result.cancelled:
+        return 130  # as an interrupted command: what was not printed is in the warnings
+    return 0 if result.films == len(films) else 1
+
+
+def _progress(line: str) -> None:
+    """One step on a terminal's stderr, each over the last ("" clears it); nothing when
+    stderr is piped, so a script sees the result, or the error in one line."""
+    if sys.stderr.isatty():
+        width = shutil.get_terminal_size().columns - 1  # one row, or \r cannot take it back
+        sys.stderr.write(f"\r{printable(line)[:width]}\x1b[K" if line else "\r\x1b[K")
+        sys.stderr.flush()
+
+
+def _render(
+    args: argparse.Namespace, locations: Locations, bits: int
+) -> tuple[list[Any], list[str]]:
+    """The images of every UID in order (grey8, grey12, aspect), and the films' text: the
+    lines every series shares (patient and study; the series too when there is one)."""
+    from tui.render.pipeline import VR_MODES, pick_stack, time_points
+    from tui.render.presets import load_presets
+    from tui.render.print_images import annotation_lines, print_images
+    from tui.render.transfer import load_transfers
+    from tui.render.volume import VolumeCache
+
+    args.stack = args.stack or 0
+    args.size = None  # a volume rendering is rendered for paper by print_images
+    request = _request(args)
+    one = request.index is not None or request.position is not None
+    if args.every is not None and (one or request.normal is not None or request.mode in VR_MODES):
+        raise UserError("--every steps through a series: not with one view (--index, "
+                        "--position, --normal, --mode vr or smip)")  # fmt: skip
+    presets = load_presets(locations.config_dir)
+    transfers = load_transfers(locations.config_dir) if request.mode in VR_MODES else None
+    cache = VolumeCache(settings(args, locations).cache_mb)
+    pixels: list[Any] = []
+    texts: list[list[str]] = []
+    for number, uid in enumerate(args.uids, 1):
+        args.series = uid
+        stacks = _stacks(args, locations)
+        stack = pick_stack(stacks, args.stack)
+        over = time_points(stacks, args.stack) if request.over_time else ()
+        first, some = print_images(
+            stack, request, presets, cache, every=args.every, bits=bits, time_points=over,
+            transfers=transfers,
+        )  # fmt: skip
+        pixels += some
+        texts.append(annotation_lines(first, args.no_phi))
+        _progress(f"rendered series {number} of {len(args.uids)}: {len(some)} images")
+    shared = [line for line in texts[0] if all(line in lines for lines in texts)]
+    return pixels, shared

@@ -1,0 +1,763 @@
+"""The Print SCU: Basic Grayscale Print Management with pynetdicom.
+
+One association prints films one after another: N-GET the printer's status (a printer that
+reports FAILURE gets no job), N-CREATE an IDENTITY Presentation LUT where the printer offers
+the class, N-CREATE the film session, then per film N-CREATE its film box, N-SET its image
+boxes (and annotation boxes) and N-ACTION it, and N-DELETE the session at the end.
+
+Never a job twice: a film is printed by its film box's N-ACTION. An association that drops
+before a film's N-ACTION was sent is retried on a new one (a new film session) from that
+film; once the N-ACTION was sent, nothing is resent, and the error says the printer may have
+printed that film. Nothing here logs patient data (annotation text) at any level.
+
+One module past 600 lines: the steps of a job share one association, one film session and
+the retry's bookkeeping (which film was last sent to N-ACTION), all held by ``_Job``;
+the words for statuses live in ``words.py`` and the job's data in ``job.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tui.net import errors
+from tui.net.nodes import Node
+from tui.net.printing.job import (
+    Film,
+    FilmSettings,
+    PrinterEvent,
+    PrintError,
+    PrinterStatus,
+    PrintImage,
+    PrintResult,
+    check_films,
+    check_settings,
+    dataset_json,
+)
+from tui.net.printing.words import (
+    JOB_EVENTS,
+    PRINTER_EVENTS,
+    info_words,
+    print_status,
+    status_words,
+)
+from tui.net.tls import client_context
+
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
+    from pynetdicom.association import Association
+
+log = logging.getLogger(__name__)
+
+META = "1.2.840.10008.5.1.1.9"  # Basic Grayscale Print Management Meta SOP Class
+FILM_SESSION = "1.2.840.10008.5.1.1.1"
+FILM_BOX = "1.2.840.10008.5.1.1.2"
+IMAGE_BOX = "1.2.840.10008.5.1.1.4"  # Basic Grayscale Image Box
+ANNOTATION_BOX = "1.2.840.10008.5.1.1.15"
+PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
+PRINTER = "1.2.840.10008.5.1.1.16"
+PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"  # the Printer's well-known SOP instance
+PRINT_JOB = "1.2.840.10008.5.1.1.14"
+PRINTER_STATUS, PRINTER_STATUS_INFO = 0x21100010, 0x21100020
+
+Progress = Callable[[str], None]
+OnEvent = Callable[[PrinterEvent], None]
+
+# Film box attributes a user may set, in the order a refusal is probed: (keyword, setting).
+_FILM_BOX_SETTINGS = (
+    ("FilmSizeID", "film_size"),
+    ("FilmOrientation", "orientation"),
+    ("MagnificationType", "magnification"),
+    ("MaxDensity", "max_density"),
+    ("MinDensity", "min_density"),
+)
+_SESSION_SETTINGS = (
+    ("NumberOfCopies", "copies"),
+    ("MediumType", "medium"),
+    ("FilmDestination", "destination"),
+    ("FilmSessionLabel", "label"),
+)
+
+
+class _Dropped(Exception):
+    """The association went away (or the printer stopped answering) during ``during``."""
+
+    def __init__(self, during: str, after_action: bool) -> None:
+        super().__init__(during)
+        self.during = during
+        self.after_action = after_action
+
+
+# -- associations ----------------------------------------------------------------------------
+
+
+def _contexts() -> list[Any]:
+    from tui.net.contexts import UNCOMPRESSED, context
+
+    return [context(uid, UNCOMPRESSED) for uid in (META, PRESENTATION_LUT, ANNOTATION_BOX)]
+
+
+@contextmanager
+def _associate(node: Node, on_report: Callable[[Any], Any] | None = None) -> Iterator[Association]:
+    """An association with the printer offering the print classes, released (or aborted)."""
+    from pynetdicom import evt
+
+    from tui.net.scu import _not_established, make_ae
+
+    if node.dicomweb:
+        raise PrintError(f"{node.name} is a DICOMweb node: printing needs a DICOM printer node")
+    ae = make_ae(node)
+    ae.requested_contexts = _contexts()
+    # pynetdicom waits out the whole DIMSE timeout for an answer even when the connection has
+    # closed under it: wake the wait at once, so a dropped printer is retried (or reported)
+    # in a moment rather than minutes later.
+    handlers: list[Any] = [(evt.EVT_CONN_CLOSE, _wake), (evt.EVT_ABORTED, _wake)]
+    if on_report is not None:
+        handlers.append((evt.EVT_N_EVENT_REPORT, on_report))
+    tls = (client_context(node), node.host) if node.tls else None
+    started = time.monotonic()
+    try:
+        assoc = ae.associate(
+            node.host, node.port, ae_title=node.aet, tls_args=tls, evt_handlers=handlers
+        )
+        if not assoc.is_established:
+            raise _not_established(node, assoc, time.monotonic() - started)
+        try:
+            if not any(str(cx.abstract_syntax) == META for cx in assoc.accepted_contexts):
+                raise errors.no_context(node, "Basic Grayscale Print Management") from None
+            yield assoc
+        except BaseException:
+            if assoc.is_established:
+                assoc.abort()
+            raise
+        else:
+            if assoc.is_established:
+                assoc.release()
+    finally:
+        ae.shutdown()
+
+
+def _wake(event: Any) -> None:
+    """The connection closed (or was aborted): end any wait for a DIMSE answer now."""
+    with suppress(Exception):
+        event.assoc.dimse.msg_queue.put((None, None))
+
+
+def _accepted(assoc: Association, uid: str) -> bool:
+    return any(str(cx.abstract_syntax) == uid for cx in assoc.accepted_contexts)
+
+
+def _code(status: Dataset | None) -> int | None:
+    """The status code, or None when no answer came (the association dropped or timed out)."""
+    if status is None or "Status" not in status:
+        return None
+    return int(status.Status)
+
+
+def _ok(code: int) -> bool:
+    return code == 0 or 0xB000 <= code <= 0xBFFF or code in (0x0001, 0x0107, 0x0116)
+
+
+def _named(status: Dataset) -> str:
+    """The attributes a failure status names (OffendingElement, AttributeIdentifierList), and
+    its ErrorComment, as words; "" when it names none."""
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.multival import MultiValue
+
+    tags: list[int] = []
+    for key in ("OffendingElement", "AttributeIdentifierList"):
+        value = status.get(key)
+        if value is not None:
+            tags += [int(t) for t in (value if isinstance(value, MultiValue | list) else [value])]
+    names = [keyword_for_tag(tag) or f"({tag >> 16:04X},{tag & 0xFFFF:04X})" for tag in tags]
+    return ", ".join(dict.fromkeys(names))
+
+
+def _comment(status: Dataset) -> str:
+    comment = str(status.get("ErrorComment", "") or "").strip()
+    return f": {comment}" if comment else ""
+
+
+# -- printer status ----------------------------------------------------------------------------
+
+
+def printer_status(node: Node) -> PrinterStatus:
+    """N-GET the printer's PrinterStatus and PrinterStatusInfo."""
+    with _associate(node) as assoc:
+        return _get_status(node, assoc)
+
+
+def _get_status(node: Node, assoc: Association) -> PrinterStatus:
+    from pydicom.tag import Tag
+
+    wanted = [Tag(PRINTER_STATUS), Tag(PRINTER_STATUS_INFO)]
+    status, answer = assoc.send_n_get(wanted, PRINTER, PRINTER_INSTANCE, meta_uid=META)
+    code = _code(status)
+    if code is None:
+        raise errors.aborted(node, "the printer status (N-GET)")
+    if not _ok(code) or answer is None:
+        raise PrintError(
+            f"{node.name} ({node.address}) did not give its status (N-GET Printer answered "
+            f"{print_status(code)}{_comment(status)})"
+        )
+    state = str(answer.get("PrinterStatus", "") or "").strip().upper()
+    info = str(answer.get("PrinterStatusInfo", "") or "").strip()
+    return PrinterStatus(state, info, status_words(state, info), dataset_json(answer))
+
+
+# -- printing -----------------------------------------------------------------------------------
+
+
+def print_films(
+    node: Node,
+    films: list[Film],
+    settings: FilmSettings,
+    *,
+    progress: Progress | None = None,
+    on_event: OnEvent | None = None,
+    cancel: threading.Event | None = None,
+    retries: int = 2,
+) -> PrintResult:
+    """Print ``films`` on the printer ``node``; see the module's doc for the steps.
+
+    Parameters
+    ----------
+    progress
+        Called with one line per step (no patient data in it).
+    on_event
+        Called with each N-EVENT-REPORT of the printer or a print job, as it comes (on
+        pynetdicom's thread).
+    cancel
+        When set, printing stops between steps: the film session is deleted and the result
+        (``cancelled``) says which films were printed.
+    retries
+        New associations tried after one drops before a film's N-ACTION was sent.
+    """
+    check_settings(settings)
+    check_films(films)
+    job = _Job(node, films, settings, progress, on_event, cancel)
+    attempt = 0
+    while True:
+        try:
+            job.run()
+            return job.result
+        except errors.NetError as exc:  # e.g. no new association after a drop
+            if job.next == 0:
+                raise
+            printed, left = job.printed_words()
+            raise PrintError(f"{exc}; {printed}; {left}") from None
+        except _Dropped as dropped:
+            printed, left = job.printed_words()
+            if dropped.after_action:
+                number, total = job.next + 1, len(films)
+                before = f"{_films(1, number - 1)} printed before it; " if number > 1 else ""
+                after = f"{_films(number + 1, total)} not sent; " if number < total else ""
+                raise PrintError(
+                    f"{node.name} ({node.address}) dropped the association after film {number} "
+                    f"of {total} was sent to print (N-ACTION) and before it answered: it may "
+                    f"have printed film {number}; {before}{after}nothing was sent again, so "
+                    "nothing prints twice: check the printer before printing again"
+                ) from None
+            if attempt >= retries:
+                raise PrintError(
+                    f"{node.name} ({node.address}) dropped the association during "
+                    f"{dropped.during} ({_associations(attempt + 1)} tried): {printed}; {left}"
+                ) from None
+            attempt += 1
+            job.say(
+                f"the association dropped during {dropped.during}, before film "
+                f"{job.next + 1} was printed: trying again ({attempt} of {retries})"
+            )
+            time.sleep(min(0.2 * attempt, 1.0))
+
+
+def _associations(count: int) -> str:
+    return "1 association" if count == 1 else f"{count} associations"
+
+
+def _films(first: int, last: int) -> str:
+    return f"film {first}" if first == last else f"films {first} to {last}"
+
+
+@dataclass
+class _Session:
+    uid: str
+    lut: str  # the Presentation LUT's instance, or ""
+
+
+class _Job:
+    """One print job across its associations: which film is next, what was learned."""
+
+    def __init__(
+        self,
+        node: Node,
+        films: list[Film],
+        settings: FilmSettings,
+        progress: Progress | None,
+        on_event: OnEvent | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.node = node
+        self.films = films
+        self.settings = settings
+        self.progress = progress
+        self.on_event = on_event
+        self.cancel = cancel
+        self.result = PrintResult(copies=settings.copies, total=len(films))
+        self.next = 0  # the first film not printed
+        self.bits = settings.bits  # 0 until the printer took (or refused) 12 bits
+        self.sent_bits: set[int] = set()
+        self.lock = threading.Lock()
+        self.annotation_warned = False
+        self.annotations_offered = False
+
+    # -- words ---------------------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        log.info("print: %s", line)
+        if self.progress is not None:
+            self.progress(line)
+
+    def printed_words(self) -> tuple[str, str]:
+        total = len(self.films)
+        printed = (
+            "no film was printed"
+            if self.next == 0
+            else f"{_films(1, self.next)} of {total} printed"
+        )
+        left = (
+            "all films printed"
+            if self.next >= total
+            else f"{_films(self.next + 1, total)} not printed"
+        )
+        return printed, left
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def on_report(self, event: Any) -> tuple[int, None]:
+        """An N-EVENT-REPORT: record it, tell the caller, answer success."""
+        try:
+            request = event.request
+            source_uid = str(request.AffectedSOPClassUID or "")
+            kind = int(request.EventTypeID or 0)
+            info_set = event.event_information
+            if source_uid == PRINT_JOB:
+                source, name = "print job", JOB_EVENTS.get(kind, f"event {kind}")
+                info = str(info_set.get("ExecutionStatusInfo", "") or "") if info_set else ""
+            else:
+                source, name = "printer", PRINTER_EVENTS.get(kind, f"event {kind}")
+                info = str(info_set.get("PrinterStatusInfo", "") or "") if info_set else ""
+            words = f"the {source} {info_words(info) if info else 'says ' + name}" + (
+                f" ({info})" if info else ""
+            )
+            report = PrinterEvent(source, name, info, words)
+            with self.lock:
+                self.result.events.append(report)
+                if name in ("WARNING", "FAILURE"):
+                    self.result.warn(f"{report.words}")
+            if self.on_event is not None:
+                self.on_event(report)
+        except Exception:  # an odd report must not break the association
+            log.debug("print: unreadable N-EVENT-REPORT", exc_info=True)
+        return 0x0000, None
+
+    # -- the association ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        node = self.node
+        self.result.associations += 1
+        self.say(
+            f"association {self.result.associations} with {node.aet} at {node.host}:{node.port}"
+        )
+        with _associate(node, self.on_report) as assoc:
+            try:
+                state = _get_status(node, assoc)
+            except errors.NetError:
+                if assoc.is_established:
+                    raise
+                raise _Dropped("the printer status (N-GET)", after_action=False) from None
+            self.result.printer = state
+            self.say(
+                f"printer status {state.status or '?'}" + (f" ({state.info})" if state.info else "")
+            )
+            if state.status == "FAILURE":
+                said = (
+                    f"{info_words(state.info)} (PrinterStatusInfo {state.info})"
+                    if state.info
+                    else "reports FAILURE (PrinterStatus)"
+                )
+                raise PrintError(f"{node.name} {said}: nothing was sent to it")
+            if state.status == "WARNING":
+                self.result.warn(f"the printer {state.words}")
+            if not _accepted(assoc, ANNOTATION_BOX) and any(f.annotations for f in self.films):
+                self._warn_annotations("the printer has no annotation boxes")
+            session = self._open(assoc)
+            try:
+                while self.next < len(self.films):
+                    if self.cancelled():
+                        self._stop()
+                        return
+                    try:
+                        self._film(assoc, session, self.next)
+                    except _Cancelled:
+                        return
+                    self.next += 1
+            finally:
+                if assoc.is_established:
+                    self._delete(assoc, FILM_SESSION, session.uid, "the film session")
+                    if session.lut:
+                        self._delete(
+                            assoc, PRESENTATION_LUT, session.lut, "the Presentation LUT", meta=False
+                        )
+
+    def _stop(self) -> None:
+        printed, left = self.printed_words()
+        self.result.cancelled = True
+        self.result.warn(f"stopped: {printed}; {left}")
+        self.say(f"stopped: {printed}; {left}")
+
+    def _warn_annotations(self, why: str) -> None:
+        if not self.annotation_warned:
+            self.annotation_warned = True
+            self.result.warn(f"{why}: the patient and study text was not printed")
+
+    def _delete(
+        self, assoc: Association, sop_class: str, uid: str, what: str, meta: bool = True
+    ) -> None:
+        """N-DELETE, best effort: a printer that keeps it is no reason to fail the job."""
+        try:
+            status = assoc.send_n_delete(sop_class, uid, meta_uid=META if meta else None)
+        except Exception:
+            log.debug("print: N-DELETE %s failed", what, exc_info=True)
+            return
+        code = _code(status)
+        if code is not None and not _ok(code):
+            log.info("print: the printer kept %s (N-DELETE answered %s)", what, print_status(code))
+
+    def _open(self, assoc: Association) -> _Session:
+        """The Presentation LUT (where offered and wanted) and the film session."""
+        from pydicom.dataset import Dataset
+        from pydicom.uid import generate_uid
+
+        settings = self.settings
+        lut = ""
+        if settings.presentation_lut and _accepted(assoc, PRESENTATION_LUT):
+            request = Dataset()
+            request.PresentationLUTShape = "IDENTITY"
+            uid = generate_uid()
+            status, _ = assoc.send_n_create(request, PRESENTATION_LUT, uid)
+            code = _code(status)
+            if code is None:
+                raise _Dropped("the Presentation LUT (N-CREATE)", after_action=False)
+            if _ok(code):
+                lut = uid
+                self.say("Presentation LUT IDENTITY created")
+            else:
+                self.result.warn(
+                    f"the printer refused a Presentation LUT ({print_status(code)}): printed "
+                    "with its own"
+                )
+        self.result.presentation_lut = bool(lut)
+        request = Dataset()
+        for keyword, name in _SESSION_SETTINGS:
+            value = getattr(settings, name)
+            if value:
+                setattr(request, keyword, value)
+        uid = generate_uid()
+        status, answer = assoc.send_n_create(request, FILM_SESSION, uid, meta_uid=META)
+        code = _code(status)
+        if code is None:
+            raise _Dropped("the film session (N-CREATE)", after_action=False)
+        if not _ok(code):
+            raise self._refused("the film session", status, request)
+        self._status_warning(code, "the film session")
+        self.result.session = dataset_json(answer)
+        copies = answer.get("NumberOfCopies") if answer is not None else None
+        self.result.copies = int(copies) if copies else settings.copies
+        copies = self.result.copies
+        self.say(f"film session created ({copies} {'copy' if copies == 1 else 'copies'})")
+        return _Session(uid, lut)
+
+    def _status_warning(self, code: int, what: str) -> None:
+        if code != 0:
+            self.result.warn(f"{what}: the printer answered {print_status(code)}")
+
+    def _refused(self, what: str, status: Dataset, request: Dataset) -> PrintError:
+        """A refusal in words, naming the attribute when the printer did."""
+        code = int(status.Status)
+        named = _named(status)
+        if named:
+            values = []
+            for keyword in named.split(", "):
+                if keyword in request:
+                    values.append(f"{keyword} {_shown(request.get(keyword))}")
+                else:
+                    values.append(keyword)
+            return PrintError(
+                f"{self.node.name} refused {', '.join(values)} in {what} "
+                f"({print_status(code)}{_comment(status)})"
+            )
+        return PrintError(
+            f"{self.node.name} refused {what} ({print_status(code)}{_comment(status)})"
+        )
+
+    # -- one film --------------------------------------------------------------------------------
+
+    def _film_box_request(self, session: _Session, film: Film, only: str | None = None) -> Dataset:
+        """The film box N-CREATE; with ``only``, the display format and that one attribute."""
+        from pydicom.dataset import Dataset
+
+        settings = self.settings
+        request = Dataset()
+        request.ImageDisplayFormat = film.display_format
+        reference = Dataset()
+        reference.ReferencedSOPClassUID = FILM_SESSION
+        reference.ReferencedSOPInstanceUID = session.uid
+        request.ReferencedFilmSessionSequence = [reference]
+        for keyword, name in _FILM_BOX_SETTINGS:
+            value = getattr(settings, name)
+            if value and only in (None, keyword):
+                setattr(request, keyword, value)
+        if session.lut and only in (None, "ReferencedPresentationLUTSequence"):
+            lut = Dataset()
+            lut.ReferencedSOPClassUID = PRESENTATION_LUT
+            lut.ReferencedSOPInstanceUID = session.lut
+            request.ReferencedPresentationLUTSequence = [lut]
+        if self._wants_annotations(film) and only in (None, "AnnotationDisplayFormatID"):
+            request.AnnotationDisplayFormatID = settings.annotation_format
+        return request
+
+    def _wants_annotations(self, film: Film) -> bool:
+        return bool(
+            film.annotations and self.settings.annotation_format and self.annotations_offered
+        )
+
+    def _film(self, assoc: Association, session: _Session, index: int) -> None:
+        from pydicom.uid import generate_uid
+
+        film = self.films[index]
+        where = f"film {index + 1} of {len(self.films)}"
+        self.annotations_offered = _accepted(assoc, ANNOTATION_BOX)
+        if film.annotations and self.annotations_offered and not self.settings.annotation_format:
+            self._warn_annotations(
+                "the printer's annotation display format is not set (AnnotationDisplayFormatID)"
+            )
+        request = self._film_box_request(session, film)
+        uid = generate_uid()
+        status, answer = assoc.send_n_create(request, FILM_BOX, uid, meta_uid=META)
+        code = _code(status)
+        if code is None:
+            raise _Dropped(f"{where} (film box N-CREATE)", after_action=False)
+        if not _ok(code) or answer is None:
+            raise self._film_box_refused(assoc, session, film, status, request, where)
+        self._status_warning(code, f"{where}'s film box")
+        self.result.film_boxes.append(dataset_json(answer))
+        boxes = list(answer.get("ReferencedImageBoxSequence", []))
+        self.say(f"{where}: film box {film.columns},{film.rows} created")
+        if len(boxes) < len(film.images):
+            raise PrintError(
+                f"{self.node.name} made {len(boxes)} image boxes for a {film.columns},"
+                f"{film.rows} film box, fewer than its {len(film.images)} images"
+            )
+        for position, (image, box) in enumerate(zip(film.images, boxes, strict=False), 1):
+            if self.cancelled():
+                self._delete(assoc, FILM_BOX, uid, "the film box")
+                self._stop()
+                raise _Cancelled
+            self._image_box(assoc, box, position, image, where)
+            self.say(f"{where}: image {position} of {len(film.images)} sent")
+        self._annotations(assoc, film, answer, where)
+        if self.cancelled():
+            self._delete(assoc, FILM_BOX, uid, "the film box")
+            self._stop()
+            raise _Cancelled
+        self.say(f"{where}: printing (N-ACTION)")
+        status, _ = assoc.send_n_action(None, 1, FILM_BOX, uid, meta_uid=META)
+        code = _code(status)
+        if code is None:
+            raise _Dropped(f"{where} (N-ACTION)", after_action=True)
+        if not _ok(code):
+            printed, _left = self.printed_words()
+            raise PrintError(
+                f"{self.node.name} refused to print {where} ({print_status(code)}"
+                f"{_comment(status)}); {printed}"
+            )
+        self._status_warning(code, f"{where}")
+        self.result.films += 1
+        self.say(f"{where} printed")
+        self._delete(assoc, FILM_BOX, uid, "the printed film box")
+
+    def _film_box_refused(
+        self,
+        assoc: Association,
+        session: _Session,
+        film: Film,
+        status: Dataset,
+        request: Dataset,
+        where: str,
+    ) -> PrintError:
+        """Name what the printer refused in a film box: its words, else probe one attribute at
+        a time (each probe box deleted again)."""
+        from pydicom.uid import generate_uid
+
+        code = int(status.Status)
+        if _named(status):
+            return self._refused(f"{where}'s film box", status, request)
+        candidates = [
+            keyword
+            for keyword in request.dir()
+            if keyword not in ("ImageDisplayFormat", "ReferencedFilmSessionSequence")
+        ]
+        for only in [None, *candidates]:
+            probe = self._film_box_request(
+                session, film, only="ImageDisplayFormat" if only is None else only
+            )
+            uid = generate_uid()
+            probe_status, _ = assoc.send_n_create(probe, FILM_BOX, uid, meta_uid=META)
+            probe_code = _code(probe_status)
+            if probe_code is None:
+                break
+            if _ok(probe_code):
+                self._delete(assoc, FILM_BOX, uid, "a probe film box")
+                continue
+            keyword = "ImageDisplayFormat" if only is None else only
+            value = _shown(probe.get(keyword)) if keyword in probe else ""
+            hint = (
+                ": it takes other layouts (--layout C,R)" if keyword == "ImageDisplayFormat" else ""
+            )
+            return PrintError(
+                f"{self.node.name} refused {keyword} {value} ({print_status(probe_code)}"
+                f"{_comment(probe_status)}){hint}"
+            )
+        return PrintError(
+            f"{self.node.name} refused {where}'s film box ({print_status(code)}"
+            f"{_comment(status)}), though it took each of its attributes alone"
+        )
+
+    def _image_box(
+        self, assoc: Association, box: Dataset, position: int, image: PrintImage, where: str
+    ) -> None:
+        from pydicom.dataset import Dataset
+
+        uid = str(box.ReferencedSOPInstanceUID)
+        sop_class = str(box.get("ReferencedSOPClassUID", IMAGE_BOX) or IMAGE_BOX)
+        want = self.bits
+        if image.grey12 is None:
+            if want == 12 and self.settings.bits == 12:
+                self.result.warn(
+                    "an image had no 12-bit view (colour, VR or a VOI LUT): sent at 8 bits"
+                )
+            bits = 8
+        else:
+            bits = 8 if want == 8 else 12
+        while True:
+            request = Dataset()
+            request.ImageBoxPosition = position
+            request.BasicGrayscaleImageSequence = [_pixels(image, bits)]
+            status, _ = assoc.send_n_set(request, sop_class, uid, meta_uid=META)
+            code = _code(status)
+            if code is None:
+                raise _Dropped(f"{where} (image box {position})", after_action=False)
+            if _ok(code):
+                if bits == 12 and self.bits == 0:
+                    self.bits = 12
+                self.sent_bits.add(bits)
+                self.result.bits = max(self.sent_bits)
+                self._status_warning(code, f"{where}, image {position}")
+                return
+            if bits == 12 and self.bits == 0:  # auto: the first refused 12-bit box goes at 8
+                self.bits = 8
+                self.result.warn(
+                    f"the printer refused 12-bit images ({print_status(code)}): printed at 8 bits"
+                )
+                self.say("the printer refused 12 bits: sending at 8 bits")
+                bits = 8
+                continue
+            if bits == 12:
+                raise PrintError(
+                    f"{self.node.name} refused the image at 12 bits (BitsStored 12, "
+                    f"{print_status(code)}{_comment(status)}): print at 8 bits (--bits 8)"
+                )
+            raise self._refused(f"{where}, image box {position}", status, request)
+
+    def _annotations(self, assoc: Association, film: Film, answer: Dataset, where: str) -> None:
+        from pydicom.dataset import Dataset
+
+        if not film.annotations:
+            return
+        boxes = list(answer.get("ReferencedBasicAnnotationBoxSequence", []))
+        if not boxes:
+            if self._wants_annotations(film):
+                self._warn_annotations("the printer made no annotation boxes")
+            return
+        for position, (text, box) in enumerate(zip(film.annotations, boxes, strict=False), 1):
+            request = Dataset()
+            request.AnnotationPosition = position
+            request.TextString = text[:64]  # LO
+            sop_class = str(box.get("ReferencedSOPClassUID", ANNOTATION_BOX) or ANNOTATION_BOX)
+            status, _ = assoc.send_n_set(
+                request, sop_class, str(box.ReferencedSOPInstanceUID), meta_uid=META
+            )
+            code = _code(status)
+            if code is None:
+                raise _Dropped(f"{where} (annotation box {position})", after_action=False)
+            if not _ok(code):
+                self._warn_annotations(
+                    f"the printer refused an annotation box ({print_status(code)})"
+                )
+                return
+            self.result.annotation_boxes += 1
+        if len(film.annotations) > len(boxes):
+            self.result.warn(
+                f"the printer has {len(boxes)} annotation boxes: "
+                f"{_lines(len(film.annotations) - len(boxes))} of text left out"
+            )
+
+
+class _Cancelled(Exception):
+    """Stopped by the caller between steps (the result says so)."""
+
+
+def _lines(count: int) -> str:
+    return f"{count} line" if count == 1 else f"{count} lines"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        return "\\".join(str(v) for v in value)
+    if isinstance(value, int | str | float):
+        return str(value)
+    return type(value).__name__
+
+
+def _pixels(image: PrintImage, bits: int) -> Dataset:
+    """The BasicGrayscaleImageSequence item: MONOCHROME2 at 8 or 12 bits."""
+    import numpy as np
+    from pydicom.dataset import Dataset
+
+    data = image.grey12 if bits == 12 and image.grey12 is not None else image.grey8
+    item = Dataset()
+    item.SamplesPerPixel = 1
+    item.PhotometricInterpretation = "MONOCHROME2"
+    item.Rows, item.Columns = int(data.shape[0]), int(data.shape[1])
+    item.PixelAspectRatio = [int(image.aspect[0]), int(image.aspect[1])]
+    if bits == 12:
+        item.BitsAllocated, item.BitsStored, item.HighBit = 16, 12, 11
+        pixels = np.ascontiguousarray(np.minimum(data, 4095), dtype="<u2").tobytes()
+    else:
+        item.BitsAllocated, item.BitsStored, item.HighBit = 8, 8, 7
+        pixels = np.ascontiguousarray(data, dtype=np.uint8).tobytes()
+        if len(pixels) % 2:
+            pixels += b"\x00"
+    item.PixelRepresentation = 0
+    item.PixelData = pixels
+    item["PixelData"].VR = "OW" if bits == 12 else "OB"
+    return item
