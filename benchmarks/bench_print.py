@@ -4,7 +4,8 @@ The printer: dcmtk's print server emulator ``dcmprscp`` on loopback (``tests/ser
 fresh for this run), reached through a byte-counting TCP relay, so each contestant's bytes
 on the wire (both directions) are measured as well as its time. The images: every N-th slice
 (at most ``--count``, 20: 19 of 130) of a ../shared/dicom series (``--series DIR``, by default
-the GE 3D T1 MPRAGE, 256 x 256 x 130), on one ``STANDARD\\4,5`` film, 12 bits, an IDENTITY Presentation LUT:
+the GE 3D T1 MPRAGE, 256 x 256 x 130), on one ``STANDARD\\4,5`` film, 12 bits, an IDENTITY
+Presentation LUT:
 
 * anchor: dcmtk's own print client, the way its viewer prints: ``dcmpsprt`` renders the
   files into a Stored Print and Hardcopy Grayscale Images in its spool database, then
