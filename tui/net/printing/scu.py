@@ -127,6 +127,7 @@ def _associate(node: Node, on_report: Callable[[Any], Any] | None = None) -> Ite
         )
         if not assoc.is_established:
             raise _not_established(node, assoc, time.monotonic() - started)
+        _no_delay(assoc)
         try:
             if not any(str(cx.abstract_syntax) == META for cx in assoc.accepted_contexts):
                 raise errors.no_context(node, "Basic Grayscale Print Management") from None
@@ -140,6 +141,17 @@ def _associate(node: Node, on_report: Callable[[Any], Any] | None = None) -> Ite
                 assoc.release()
     finally:
         ae.shutdown()
+
+
+def _no_delay(assoc: Association) -> None:
+    """Send each PDU at once: with Nagle's algorithm on, an image box's last small PDU
+    waits for the printer's delayed ACK (tens of milliseconds an image box)."""
+    import socket
+
+    sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _wake(event: Any) -> None:
