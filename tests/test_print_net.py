@@ -209,6 +209,19 @@ def test_a_film_size_the_printer_forbids_is_refused_by_name(tmp_path: Path) -> N
         assert stored_prints(server) == []
 
 
+def test_a_medium_the_printer_lacks_is_refused_by_name(dcmprscp_printer: Dcmprscp) -> None:
+    with pytest.raises(PrintError) as refused:
+        print_films(
+            printer_node(dcmprscp_printer),
+            lay_out(images(1, (8, 8)), [], None),
+            FilmSettings(medium="GREEN FILM", copies=2, destination="MAGAZINE"),
+        )
+    # dcmprscp names no attribute in a refused film session either: the probe found it
+    assert "MediumType GREEN FILM" in str(refused.value)
+    assert "NumberOfCopies" not in str(refused.value)
+    assert stored_prints(dcmprscp_printer) == []
+
+
 def test_a_layout_the_printer_lacks_is_refused_by_name(dcmprscp_printer: Dcmprscp) -> None:
     with pytest.raises(PrintError, match=r"ImageDisplayFormat STANDARD\\5,5 .*--layout"):
         print_films(

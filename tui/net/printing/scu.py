@@ -489,7 +489,7 @@ class _Job:
         if code is None:
             raise _Dropped("the film session (N-CREATE)", after_action=False)
         if not _ok(code):
-            raise self._refused("the film session", status, request)
+            raise self._session_refused(assoc, status, request)
         self._status_warning(code, "the film session")
         self.result.session = dataset_json(answer)
         copies = answer.get("NumberOfCopies") if answer is not None else None
@@ -497,6 +497,33 @@ class _Job:
         copies = self.result.copies
         self.say(f"film session created ({copies} {'copy' if copies == 1 else 'copies'})")
         return _Session(uid, lut)
+
+    def _session_refused(
+        self, assoc: Association, status: Dataset, request: Dataset
+    ) -> PrintError:
+        """Name what the printer refused in a film session: its words, else ask for a session
+        with one attribute at a time (each probe session deleted again)."""
+        from pydicom.dataset import Dataset
+        from pydicom.uid import generate_uid
+
+        if _named(status) or len(request) < 2:
+            return self._refused("the film session", status, request)
+        for keyword in request.dir():
+            probe = Dataset()
+            setattr(probe, keyword, request.get(keyword))
+            uid = generate_uid()
+            probe_status, _ = assoc.send_n_create(probe, FILM_SESSION, uid, meta_uid=META)
+            probe_code = _code(probe_status)
+            if probe_code is None:
+                break
+            if _ok(probe_code):
+                self._delete(assoc, FILM_SESSION, uid, "a probe film session")
+                continue
+            return PrintError(
+                f"{self.node.name} refused {keyword} {_shown(probe.get(keyword))} "
+                f"({print_status(probe_code)}{_comment(probe_status)})"
+            )
+        return self._refused("the film session", status, request)
 
     def _status_warning(self, code: int, what: str) -> None:
         if code != 0:
