@@ -498,9 +498,7 @@ class _Job:
         self.say(f"film session created ({copies} {'copy' if copies == 1 else 'copies'})")
         return _Session(uid, lut)
 
-    def _session_refused(
-        self, assoc: Association, status: Dataset, request: Dataset
-    ) -> PrintError:
+    def _session_refused(self, assoc: Association, status: Dataset, request: Dataset) -> PrintError:
         """Name what the printer refused in a film session: its words, else ask for a session
         with one attribute at a time (each probe session deleted again)."""
         from pydicom.dataset import Dataset
