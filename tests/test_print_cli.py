@@ -310,7 +310,7 @@ def test_what_a_user_gets_wrong_is_one_line(series, dcmprscp_printer) -> None:
     ]
     for command, fragment in cases:
         _one_line_error(run_cli(*command, archive=archive, check=False), fragment)
-    bad_layout = run_cli("print", "film", uid, "--layout", "3x2", archive=archive, check=False)
+    bad_layout = run_cli("print", "film", uid, "--layout", "3;2", archive=archive, check=False)
     assert bad_layout.returncode == 2 and "COLUMNS,ROWS" in bad_layout.stderr
     assert stored_prints(dcmprscp_printer) == []
 

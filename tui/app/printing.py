@@ -29,6 +29,7 @@ from tui.app.context import pacs
 from tui.app.keys import OrderedInput
 from tui.app.labels import line, plain, plural
 from tui.errors import UserError
+from tui.net.printing.job import parse_layout
 from tui.privacy import shown
 
 if TYPE_CHECKING:
@@ -38,26 +39,6 @@ if TYPE_CHECKING:
 
 ADD_PRINTER = "no printer configured: pacs-tui node add NAME AET HOST PORT --printer"
 LOG_LINES = 8  # progress lines and events shown (the latest)
-
-
-def parse_layout(text: str) -> tuple[int, int] | None:
-    """``auto`` (or nothing): None; ``C,R``: (columns, rows).
-
-    Raises
-    ------
-    UserError
-        For anything else, or a column or row count out of 1..10.
-    """
-    value = text.strip().lower()
-    if value in ("", "auto"):
-        return None
-    try:
-        columns, rows = (int(v) for v in value.replace("x", ",").split(","))
-    except ValueError:
-        raise UserError(f"layout {text.strip()!r}: auto, or C,R (columns,rows) as 2,3") from None
-    if not (1 <= columns <= 10 and 1 <= rows <= 10):
-        raise UserError(f"layout {text.strip()!r}: 1 to 10 columns and rows")
-    return columns, rows
 
 
 def parse_copies(text: str) -> int:

@@ -86,14 +86,13 @@ def add_commands(commands: Commands) -> None:
     p.set_defaults(handler=cmd_print)
 
 
-def _layout(text: str) -> tuple[int, int]:
+def _layout(text: str) -> tuple[int, int] | None:
+    from tui.net.printing.job import parse_layout
+
     try:
-        columns, rows = (int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected COLUMNS,ROWS, e.g. 3,4") from None
-    if not (0 < columns <= 10 and 0 < rows <= 10):
-        raise argparse.ArgumentTypeError(f"{text!r}: 1 to 10 columns and rows")
-    return columns, rows
+        return parse_layout(text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_print(args: argparse.Namespace, locations: Locations) -> int:

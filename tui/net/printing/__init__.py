@@ -18,6 +18,7 @@ from tui.net.printing.job import (
     PrintResult,
     auto_layout,
     lay_out,
+    parse_layout,
     result_json,
     settings_for,
 )
@@ -25,6 +26,6 @@ from tui.net.printing.scu import print_films, printer_status
 
 __all__ = [
     "LAYOUTS", "Film", "FilmSettings", "PrintError", "PrintImage", "PrintResult",
-    "PrinterEvent", "PrinterStatus", "auto_layout", "lay_out", "print_films",
+    "PrinterEvent", "PrinterStatus", "auto_layout", "lay_out", "parse_layout", "print_films",
     "printer_status", "result_json", "settings_for",
 ]  # fmt: skip

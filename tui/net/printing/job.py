@@ -130,6 +130,26 @@ def auto_layout(count: int) -> tuple[int, int]:
     return next(((c, r) for c, r in LAYOUTS if c * r >= count), LAYOUTS[-1])
 
 
+def parse_layout(text: str) -> tuple[int, int] | None:
+    """``auto`` (or nothing): None; ``C,R`` or ``CxR``: (columns, rows), each 1 to 10.
+
+    Raises
+    ------
+    PrintError
+        For anything else, in words.
+    """
+    value = text.strip().lower()
+    if value in ("", "auto"):
+        return None
+    try:
+        columns, rows = (int(v) for v in value.replace("x", ",").split(","))
+    except ValueError:
+        raise PrintError(f"layout {text.strip()!r}: auto, or COLUMNS,ROWS as 3,4") from None
+    if not (1 <= columns <= 10 and 1 <= rows <= 10):
+        raise PrintError(f"layout {text.strip()!r}: 1 to 10 columns and rows")
+    return columns, rows
+
+
 def lay_out(
     images: list[PrintImage], annotations: list[str], layout: tuple[int, int] | None = None
 ) -> list[Film]:
