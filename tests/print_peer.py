@@ -1,9 +1,11 @@
 """A scripted DICOM print SCP (pynetdicom) and a TCP proxy that drops a connection on cue.
 
 dcmtk's dcmprscp is the real printer of the print tests; this peer plays what it cannot:
-annotation boxes, N-EVENT-REPORTs from the printer, a printer out of film, a film box it
-refuses with a status of its own. It is a real SCP on loopback answering our SCU over the
-network, not a stand-in for our code; it keeps what it was sent in ``received``.
+annotation boxes, N-EVENT-REPORTs from the printer and from print jobs (the Print Job SOP
+Class, negotiated on its own as PS3.4 H.4.5 has it), a printer out of film, a film box it
+refuses with a status of its own, DICOM over TLS (mutual when given a CA). It is a real SCP
+on loopback answering our SCU over the network, not a stand-in for our code; it keeps what
+it was sent in ``received``.
 
 ``DroppingProxy`` sits between our SCU and a printer and cuts the connection at a chosen
 point (before the n-th N-SET of an association, or after an N-ACTION reached the printer
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 from pynetdicom import AE, evt
 
-from tests.servers import HOST, free_port
+from tests.servers import HOST, TlsFiles, free_port
 
 META = "1.2.840.10008.5.1.1.9"
 FILM_SESSION = "1.2.840.10008.5.1.1.1"
@@ -34,6 +38,7 @@ ANNOTATION_BOX = "1.2.840.10008.5.1.1.15"
 PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
 PRINTER = "1.2.840.10008.5.1.1.16"
 PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"
+PRINT_JOB = "1.2.840.10008.5.1.1.14"
 UNCOMPRESSED = ["1.2.840.10008.1.2.1", "1.2.840.10008.1.2"]
 
 
@@ -46,16 +51,34 @@ class PrintPeer:
     info: str = "NORMAL"  # PrinterStatusInfo
     annotation_boxes: int = 2  # per film box, when AnnotationDisplayFormatID is asked
     event: tuple[int, str] | None = None  # a printer N-EVENT-REPORT sent on each N-ACTION
+    event_pause: float = 0.0  # seconds it waits after that event before answering the N-ACTION
     film_box_status: int = 0  # the status a film box N-CREATE gets (0: success)
     refuse: str = ""  # a film box with this attribute gets 0x0106, the attribute not named
     offer_annotations: bool = True
+    # Print Job events (event type, ExecutionStatusInfo) of each printed film box: its
+    # N-ACTION answer names the job (ReferencedPrintJobSequence), and the events follow
+    # that answer, as a printer's do, sent before it answers our next request.
+    job_events: list[tuple[int, str]] = field(default_factory=list)
+    job_events_of: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # n-th film's
+    offer_print_job: bool = True
+    tls: TlsFiles | None = None  # DICOM over TLS with the server certificate
+    mutual: bool = True  # with tls: callers must show a certificate the test CA signed
     port: int = 0
     received: list[tuple[str, str, Dataset | None]] = field(default_factory=list)
+    sent_events: list[tuple[str, int, str]] = field(default_factory=list)  # (class, type, info)
+    unsent: list[str] = field(default_factory=list)  # events it could not send, and why
+    callers: list[str] = field(default_factory=list)  # TLS: the caller certificates' CN
     _server: Any = None
+    _pending: dict[int, list[tuple[str, int, str]]] = field(default_factory=dict)
 
     def __enter__(self) -> PrintPeer:
         ae = AE(ae_title=self.aet)
-        for uid in (META, PRESENTATION_LUT, *([ANNOTATION_BOX] if self.offer_annotations else [])):
+        for uid in (
+            META,
+            PRESENTATION_LUT,
+            *([ANNOTATION_BOX] if self.offer_annotations else []),
+            *([PRINT_JOB] if self.offer_print_job else []),
+        ):
             ae.add_supported_context(uid, UNCOMPRESSED)
         ae.add_supported_context("1.2.840.10008.1.1", UNCOMPRESSED)
         handlers = [
@@ -66,8 +89,20 @@ class PrintPeer:
             (evt.EVT_N_DELETE, self._delete),
         ]
         self.port = free_port()
-        self._server = ae.start_server((HOST, self.port), block=False, evt_handlers=handlers)
+        self._server = ae.start_server(
+            (HOST, self.port), block=False, evt_handlers=handlers, ssl_context=self._context()
+        )
         return self
+
+    def _context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.tls.server_cert, self.tls.server_key)
+        if self.mutual:
+            context.load_verify_locations(cafile=self.tls.ca)
+            context.verify_mode = ssl.CERT_REQUIRED
+        return context
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
@@ -77,7 +112,30 @@ class PrintPeer:
 
     # -- handlers --------------------------------------------------------------------------------
 
+    def _flush(self, event: Any) -> None:
+        """Send the print job events that follow an N-ACTION's answer (on its association)."""
+        assoc = event.assoc
+        for source, kind, info in self._pending.pop(id(assoc), []):
+            report = Dataset()
+            report.ExecutionStatusInfo = info
+            report.PrinterName = self.aet
+            try:
+                assoc.send_n_event_report(report, kind, PRINT_JOB, source)
+            except ValueError as exc:  # no Print Job context: the SCU did not offer it
+                self.unsent.append(str(exc))
+                continue
+            self.sent_events.append((PRINT_JOB, kind, info))
+
+    def _caller(self, event: Any) -> None:
+        """Keep the TLS caller's certificate CN (once an association)."""
+        sock = getattr(getattr(event.assoc.dul, "socket", None), "socket", None)
+        if isinstance(sock, ssl.SSLSocket):
+            subject = dict(item[0] for item in (sock.getpeercert() or {}).get("subject", ()))
+            self.callers.append(str(subject.get("commonName", "")))
+
     def _get(self, event: Any) -> tuple[int, Dataset | None]:
+        self._caller(event)
+        self._flush(event)
         self.received.append(("N-GET", str(event.request.RequestedSOPClassUID), None))
         answer = Dataset()
         answer.PrinterStatus = self.status
@@ -85,6 +143,7 @@ class PrintPeer:
         return 0x0000, answer
 
     def _create(self, event: Any) -> tuple[int, Dataset | None]:
+        self._flush(event)
         request = event.request
         sop_class = str(request.AffectedSOPClassUID)
         attributes = event.attribute_list
@@ -118,6 +177,7 @@ class PrintPeer:
         return 0x0000, answer
 
     def _set(self, event: Any) -> tuple[int, Dataset | None]:
+        self._flush(event)
         request = event.request
         self.received.append(("N-SET", str(request.RequestedSOPClassUID), event.modification_list))
         return 0x0000, None
@@ -129,9 +189,23 @@ class PrintPeer:
             report = Dataset()
             report.PrinterStatusInfo = info
             event.assoc.send_n_event_report(report, kind, PRINTER, PRINTER_INSTANCE, meta_uid=META)
-        return 0x0000, None
+            self.sent_events.append((PRINTER, kind, info))
+            time.sleep(self.event_pause)
+        actions = len(self.of("N-ACTION", FILM_BOX))
+        events = self.job_events_of.get(actions, self.job_events)
+        if not events:
+            return 0x0000, None
+        job = generate_uid()
+        self._pending[id(event.assoc)] = [(job, kind, info) for kind, info in events]
+        answer = Dataset()
+        reference = Dataset()
+        reference.ReferencedSOPClassUID = PRINT_JOB
+        reference.ReferencedSOPInstanceUID = job
+        answer.ReferencedPrintJobSequence = [reference]
+        return 0x0000, answer
 
     def _delete(self, event: Any) -> int:
+        self._flush(event)
         self.received.append(("N-DELETE", str(event.request.RequestedSOPClassUID), None))
         return 0x0000
 

@@ -387,3 +387,37 @@ async def test_a_volume_rendering_prints_as_one_image(
         assert answer.startswith("film printed 1 film, 1 copy each, 8 bits"), answer
     (printed,) = hardcopy_images(dcmprscp_printer)
     assert int(printed.BitsStored) == 8 and max(printed.Rows, printed.Columns) >= 512
+
+
+async def test_printer_events_show_in_the_log_as_they_come(filled: Archive, tmp_path: Path) -> None:
+    """A printer that warns it is low on film at each film's N-ACTION (and pauses there): the
+    dialog's log shows the warning in words while the job runs, the job still finishes, and
+    the answer repeats the warning; print job events show, naming their film."""
+    from textual.widgets import Static
+
+    from tests.print_peer import print_peer
+
+    config = _config(tmp_path)
+    with print_peer(event=(2, "SUPPLY LOW"), event_pause=0.5, job_events=[(3, "NORMAL")]) as peer:
+        save_node(config, Node("film", peer.aet, "127.0.0.1", peer.port, printer=True))
+        app = _app(filled, tmp_path)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await _settle(app, pilot)
+            await _open_first_series(app, pilot)
+            screen = await _dialog(app, pilot)
+            await pilot.press("enter")  # a sheet of the series: 30 images on two 4,5 films
+            log = screen.query_one("#print-log", Static)
+            low = "the printer is low on film (SUPPLY LOW)"
+            await _until(pilot, lambda: low in str(log.content), "the printer's warning")
+            assert screen.running  # shown as it came, while the printer holds the N-ACTION
+            answer = await _printed(pilot, screen)
+            assert not screen.query_one("#print-status").has_class("error")
+        lines = screen.log_lines
+    assert answer.startswith("film printed 2 films, 1 copy each"), answer
+    assert f"warning: {low}" in answer
+    assert lines.count(low) == 2  # one a film, each in its place among the steps
+    assert (
+        lines.index(low) < lines.index("film 1 of 2 printed") < lines.index("film 2 of 2 printed")
+    )
+    assert "film 1 of 2: the print job is done" in lines
+    assert len(peer.of("N-ACTION", "1.2.840.10008.5.1.1.2")) == 2

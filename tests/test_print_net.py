@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydicom.uid import PYDICOM_ROOT_UID
 
+from tests.conftest import run_cli
 from tests.print_peer import (
     ANNOTATION_BOX,
     FILM_BOX,
@@ -23,7 +25,15 @@ from tests.print_peer import (
     PrintPeer,
     print_peer,
 )
-from tests.servers import Dcmprscp, hardcopy_images, start_dcmprscp, stored_prints
+from tests.servers import (
+    PACSTUI,
+    Dcmprscp,
+    TlsFiles,
+    hardcopy_images,
+    start_dcmprscp,
+    stored_prints,
+)
+from tests.test_cli import _one_line_error
 from tui.errors import UserError
 from tui.net.diagnose import FAILED, OK, diagnose, steps_of
 from tui.net.nodes import Node
@@ -428,3 +438,116 @@ def test_a_refusal_naming_nothing_is_probed_attribute_by_attribute() -> None:
         assert len(created) >= 3
         assert len(peer.of("N-DELETE", FILM_BOX)) == len(created) - 2  # all but two refused
         assert peer.of("N-SET", IMAGE_BOX) == []
+
+
+# -- over TLS, as other nodes --------------------------------------------------------------------
+
+
+def tls_node(peer: PrintPeer, files: TlsFiles, *, cert: bool = True) -> Node:
+    node = printer_node(peer)
+    keys = {"tls_cert": str(files.client_cert), "tls_key": str(files.client_key)} if cert else {}
+    return replace(node, tls_ca=str(files.ca), **keys)
+
+
+def test_printing_over_mutual_tls(tls_files: TlsFiles) -> None:
+    """A printer node with tls_ca, tls_cert and tls_key prints over TLS to a printer that asks
+    for our certificate; without our certificate it refuses us, in one line."""
+    with print_peer(tls=tls_files, job_events=[(3, "NORMAL")]) as peer:
+        node = tls_node(peer, tls_files)
+        assert node.tls
+        assert printer_status(node).status == "NORMAL"
+        pictures = images(2, (8, 8))
+        result = print_films(node, lay_out(pictures, [], (1, 2)), FilmSettings(bits=8))
+        assert (result.films, result.associations, result.warnings) == (1, 1, [])
+        assert peer.callers == [PACSTUI, PACSTUI]  # our client certificate, each association
+        sent = [ds for ds in peer.of("N-SET", IMAGE_BOX) if ds is not None]
+        got = [ds.BasicGrayscaleImageSequence[0].PixelData for ds in sent]
+        assert got == [p.grey8.tobytes() for p in pictures]  # the pixels, through TLS
+        assert [e.event for e in result.events] == ["DONE"]  # events come over TLS too
+        with pytest.raises(UserError) as refused:
+            print_films(
+                tls_node(peer, tls_files, cert=False),
+                lay_out(pictures, [], None),
+                FilmSettings(),
+            )
+        said = str(refused.value)
+        assert "\n" not in said and said.startswith(f"film ({peer.aet}@127.0.0.1:{peer.port})")
+        assert "TLS settings differ from the node's" in said
+        assert len(peer.of("N-ACTION", FILM_BOX)) == 1  # nothing more printed
+
+
+def test_a_tls_printer_node_on_a_plain_port_fails_in_one_line(tls_files: TlsFiles) -> None:
+    with print_peer() as peer:  # no TLS
+        node = tls_node(peer, tls_files)
+        with pytest.raises(UserError, match="the TLS handshake failed") as failed:
+            print_films(node, lay_out(images(1, (8, 8)), [], None), FilmSettings())
+        assert "\n" not in str(failed.value)
+        run_cli("node", "add", "film", peer.aet, "127.0.0.1", str(peer.port), "--printer",
+                "--tls-ca", str(tls_files.ca), "--tls-cert", str(tls_files.client_cert),
+                "--tls-key", str(tls_files.client_key))  # fmt: skip
+        for command in (["print", "film", "--status"], ["print", "film", "--status", "--json"]):
+            _one_line_error(run_cli(*command, check=False), "TLS handshake failed")
+        assert peer.received == []  # nothing reached the printer as DICOM
+
+
+# -- print job events ----------------------------------------------------------------------------
+
+JOB_DONE = [(1, "QUEUED"), (2, "NORMAL"), (3, "NORMAL")]  # PENDING, PRINTING, DONE
+
+
+def test_print_job_events_come_in_words_naming_their_film() -> None:
+    events: list[PrinterEvent] = []
+    with print_peer(job_events=JOB_DONE) as peer:
+        result = print_films(
+            printer_node(peer),
+            lay_out(images(2, (8, 8)), [], (1, 1)),
+            FilmSettings(),
+            on_event=events.append,
+        )
+        assert peer.unsent == []  # the printer had a Print Job context to send them on
+    assert [(e.source, e.event, e.info) for e in events] == [
+        ("print job", "PENDING", "QUEUED"), ("print job", "PRINTING", "NORMAL"),
+        ("print job", "DONE", "NORMAL"),
+    ] * 2  # fmt: skip
+    assert [e.words for e in events[:3]] == [
+        "film 1 of 2: the print job is pending: the printer has the job in its queue (QUEUED)",
+        "film 1 of 2: the print job is printing",
+        "film 1 of 2: the print job is done",
+    ]
+    assert events[5].words == "film 2 of 2: the print job is done"
+    assert result.events == events
+    assert (result.films, result.warnings) == (2, [])
+    assert result_json(result)["events"][2]["words"] == "film 1 of 2: the print job is done"
+
+
+def test_a_failed_print_job_is_a_film_not_printed() -> None:
+    """The printer took film 2 (its N-ACTION answered success), then its print job failed:
+    film 2 is not counted as printed, and the warning says why in words."""
+    events: list[PrinterEvent] = []
+    failed = [(1, "QUEUED"), (4, "SUPPLY EMPTY")]
+    with print_peer(job_events=JOB_DONE, job_events_of={2: failed}) as peer:
+        result = print_films(
+            printer_node(peer),
+            lay_out(images(3, (8, 8)), [], (1, 1)),
+            FilmSettings(),
+            on_event=events.append,
+        )
+        assert len(peer.of("N-ACTION", FILM_BOX)) == 3  # the printer's own queue goes on
+    failure = events[4]
+    assert (failure.source, failure.event, failure.info) == ("print job", "FAILURE", "SUPPLY EMPTY")
+    assert failure.words == (
+        "film 2 of 3: the print job failed: the printer is out of film (SUPPLY EMPTY)"
+    )
+    assert (result.films, result.total) == (2, 3)
+    assert result.warnings == [
+        "film 2 of 3 did not print: the print job failed: the printer is out of film (SUPPLY EMPTY)"
+    ]
+    assert result_json(result)["films"] == 2
+
+
+def test_a_printer_without_print_jobs_still_prints() -> None:
+    with print_peer(offer_print_job=False) as peer:
+        result = print_films(
+            printer_node(peer), lay_out(images(1, (8, 8)), [], None), FilmSettings()
+        )
+    assert (result.films, result.events, result.warnings) == (1, [], [])

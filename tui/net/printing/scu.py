@@ -43,6 +43,7 @@ from tui.net.printing.words import (
     JOB_EVENTS,
     PRINTER_EVENTS,
     info_words,
+    job_words,
     print_status,
     status_words,
 )
@@ -99,7 +100,10 @@ class _Dropped(Exception):
 def _contexts() -> list[Any]:
     from tui.net.contexts import UNCOMPRESSED, context
 
-    return [context(uid, UNCOMPRESSED) for uid in (META, PRESENTATION_LUT, ANNOTATION_BOX)]
+    # The Print Job SOP Class is no part of the Meta SOP Class (PS3.4 H.3.1, H.4.5): without
+    # its own context a printer cannot send the job's events (PENDING ... DONE, FAILURE).
+    uids = (META, PRESENTATION_LUT, ANNOTATION_BOX, PRINT_JOB)
+    return [context(uid, UNCOMPRESSED) for uid in uids]
 
 
 @contextmanager
@@ -327,6 +331,10 @@ class _Job:
         self.lock = threading.Lock()
         self.annotation_warned = False
         self.annotations_offered = False
+        self.printed: set[int] = set()  # films whose N-ACTION the printer answered with success
+        self.failed: set[int] = set()  # films whose print job the printer reports FAILURE
+        self.jobs: dict[str, int] = {}  # print job instance -> film (its N-ACTION's answer)
+        self.acting: int | None = None  # the film whose N-ACTION awaits its answer
 
     # -- words ---------------------------------------------------------------------------------
 
@@ -362,11 +370,10 @@ class _Job:
             kind = int(request.EventTypeID or 0)
             info_set = event.event_information
             if source_uid == PRINT_JOB:
-                source, name = "print job", JOB_EVENTS.get(kind, f"event {kind}")
-                info = str(info_set.get("ExecutionStatusInfo", "") or "") if info_set else ""
-            else:
-                source, name = "printer", PRINTER_EVENTS.get(kind, f"event {kind}")
-                info = str(info_set.get("PrinterStatusInfo", "") or "") if info_set else ""
+                self._job_report(str(request.AffectedSOPInstanceUID or ""), kind, info_set)
+                return 0x0000, None
+            source, name = "printer", PRINTER_EVENTS.get(kind, f"event {kind}")
+            info = str(info_set.get("PrinterStatusInfo", "") or "") if info_set else ""
             words = f"the {source} {info_words(info) if info else 'says ' + name}" + (
                 f" ({info})" if info else ""
             )
@@ -380,6 +387,33 @@ class _Job:
         except Exception:  # an odd report must not break the association
             log.debug("print: unreadable N-EVENT-REPORT", exc_info=True)
         return 0x0000, None
+
+    def _job_report(self, job: str, kind: int, info_set: Dataset | None) -> None:
+        """A print job's event: in words, naming its film; a FAILURE takes the film off the
+        films printed (the printer took it, then says it did not print it)."""
+        name = JOB_EVENTS.get(kind, f"event {kind}")
+        info = str(info_set.get("ExecutionStatusInfo", "") or "").strip() if info_set else ""
+        with self.lock:
+            index = self.jobs.get(job, self.acting)
+            where = f"film {index + 1} of {len(self.films)}: " if index is not None else ""
+            report = PrinterEvent("print job", name, info, where + job_words(name, info))
+            self.result.events.append(report)
+            if name == "FAILURE":
+                if index is not None:
+                    self.failed.add(index)
+                    self._count()
+                    self.result.warn(
+                        f"film {index + 1} of {len(self.films)} did not print: "
+                        + job_words(name, info)
+                    )
+                else:
+                    self.result.warn(f"a film may not have printed: {job_words(name, info)}")
+        if self.on_event is not None:
+            self.on_event(report)
+
+    def _count(self) -> None:
+        """Films printed: the printer took them, and no print job of theirs failed."""
+        self.result.films = len(self.printed - self.failed)
 
     # -- the association ------------------------------------------------------------------------
 
@@ -617,7 +651,13 @@ class _Job:
             self._stop()
             raise _Cancelled
         self.say(f"{where}: printing (N-ACTION)")
-        status, _ = assoc.send_n_action(None, 1, FILM_BOX, uid, meta_uid=META)
+        with self.lock:
+            self.acting = index
+        status, reply = assoc.send_n_action(None, 1, FILM_BOX, uid, meta_uid=META)
+        with self.lock:
+            self.acting = None
+            for job in reply.get("ReferencedPrintJobSequence", []) if reply is not None else []:
+                self.jobs[str(job.get("ReferencedSOPInstanceUID", ""))] = index
         code = _code(status)
         if code is None:
             raise _Dropped(f"{where} (N-ACTION)", after_action=True)
@@ -628,7 +668,9 @@ class _Job:
                 f"{_comment(status)}); {printed}"
             )
         self._status_warning(code, f"{where}")
-        self.result.films += 1
+        with self.lock:
+            self.printed.add(index)
+            self._count()
         self.say(f"{where} printed")
         self._delete(assoc, FILM_BOX, uid, "the printed film box")
 

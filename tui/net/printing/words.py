@@ -120,3 +120,18 @@ def status_words(status: str, info: str) -> str:
 # N-EVENT-REPORT event types (PS3.4 H.4.6.2.1: Printer; H.4.5.2.1: Print Job).
 PRINTER_EVENTS = {1: "NORMAL", 2: "WARNING", 3: "FAILURE"}
 JOB_EVENTS = {1: "PENDING", 2: "PRINTING", 3: "DONE", 4: "FAILURE"}
+
+
+def job_words(event: str, info: str) -> str:
+    """A print job's N-EVENT-REPORT in words: "the print job failed: the printer is out of
+    film (SUPPLY EMPTY)"; its ExecutionStatusInfo takes the printer's terms (C.13.9.1)."""
+    state = {
+        "PENDING": "is pending",
+        "PRINTING": "is printing",
+        "DONE": "is done",
+        "FAILURE": "failed",
+    }.get(event, f"says {event}")
+    text = f"the print job {state}"
+    if info and info.strip().upper() != "NORMAL":
+        text += f": the printer {info_words(info)} ({info.strip()})"
+    return text
