@@ -192,8 +192,8 @@ def _whole_dataset(path: str, frame: int | None) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def display_header(path: str) -> Dataset:
-    """The header attributes display needs (LUTs, windows, palette), read once per file.
-    A top-level value pydicom cannot convert (a broken VR) is left out, as the index
+    """The header attributes display needs (LUTs, windows, palette), read once per file,
+    without private elements (a vendor's can be most of a header). A top-level value pydicom cannot convert (a broken VR) is left out, as the index
     leaves it out: display then reads what is there without a care.
 
     Raises
@@ -207,6 +207,9 @@ def display_header(path: str) -> Dataset:
             with open(path, "rb") as fp:
                 ds = dcmread(Capped(fp), stop_before_pixels=True, force=True)
             for tag in list(ds.keys()):
+                if tag.is_private:  # display reads none, and converting them cost the most
+                    del ds[tag]
+                    continue
                 try:
                     ds[tag]  # pydicom converts a value when it is first asked for
                 except Exception:
