@@ -7,6 +7,10 @@ refuses with a status of its own, DICOM over TLS (mutual when given a CA). It is
 on loopback answering our SCU over the network, not a stand-in for our code; it keeps what
 it was sent in ``received``.
 
+``silent_peer`` listens and takes connections and then never says a word (a printer hung
+before the association); ``PrintPeer(hold_set=True)`` hangs in its first N-SET (hung after
+it), both until the test ends: for cancelling a job the printer does not answer.
+
 ``DroppingProxy`` sits between our SCU and a printer and cuts the connection at a chosen
 point (before the n-th N-SET of an association, or after an N-ACTION reached the printer
 and before its answer comes back), so the retry rules are tested against a real printer.
@@ -53,6 +57,8 @@ class PrintPeer:
     event: tuple[int, str] | None = None  # a printer N-EVENT-REPORT sent on each N-ACTION
     event_pause: float = 0.0  # seconds it waits after that event before answering the N-ACTION
     film_box_status: int = 0  # the status a film box N-CREATE gets (0: success)
+    film_box_status_from: int = 1  # ... from its n-th film box N-CREATE on
+    action_status_of: dict[int, int] = field(default_factory=dict)  # the n-th N-ACTION's status
     refuse: str = ""  # a film box with this attribute gets 0x0106, the attribute not named
     offer_annotations: bool = True
     # Print Job events (event type, ExecutionStatusInfo) of each printed film box: its
@@ -61,6 +67,7 @@ class PrintPeer:
     job_events: list[tuple[int, str]] = field(default_factory=list)
     job_events_of: dict[int, list[tuple[int, str]]] = field(default_factory=dict)  # n-th film's
     offer_print_job: bool = True
+    hold_set: bool = False  # never answer an N-SET (until the peer stops)
     tls: TlsFiles | None = None  # DICOM over TLS with the server certificate
     mutual: bool = True  # with tls: callers must show a certificate the test CA signed
     port: int = 0
@@ -70,6 +77,7 @@ class PrintPeer:
     callers: list[str] = field(default_factory=list)  # TLS: the caller certificates' CN
     _server: Any = None
     _pending: dict[int, list[tuple[str, int, str]]] = field(default_factory=dict)
+    _held: threading.Event = field(default_factory=threading.Event)
 
     def __enter__(self) -> PrintPeer:
         ae = AE(ae_title=self.aet)
@@ -105,6 +113,7 @@ class PrintPeer:
         return context
 
     def __exit__(self, *exc: object) -> None:
+        self._held.set()
         self._server.shutdown()
 
     def of(self, operation: str, sop_class: str) -> list[Dataset | None]:
@@ -150,7 +159,7 @@ class PrintPeer:
         self.received.append(("N-CREATE", sop_class, attributes))
         if sop_class != FILM_BOX:
             return 0x0000, attributes
-        if self.film_box_status:
+        if self.film_box_status and len(self.of("N-CREATE", FILM_BOX)) >= self.film_box_status_from:
             return self.film_box_status, None
         if self.refuse and self.refuse in attributes:
             return 0x0106, None
@@ -180,6 +189,8 @@ class PrintPeer:
         self._flush(event)
         request = event.request
         self.received.append(("N-SET", str(request.RequestedSOPClassUID), event.modification_list))
+        if self.hold_set:
+            self._held.wait(120)
         return 0x0000, None
 
     def _action(self, event: Any) -> tuple[int, Dataset | None]:
@@ -192,6 +203,8 @@ class PrintPeer:
             self.sent_events.append((PRINTER, kind, info))
             time.sleep(self.event_pause)
         actions = len(self.of("N-ACTION", FILM_BOX))
+        if actions in self.action_status_of:
+            return self.action_status_of[actions], None
         events = self.job_events_of.get(actions, self.job_events)
         if not events:
             return 0x0000, None
@@ -335,6 +348,31 @@ def _safe_read(sock: socket.socket) -> bytes:
         return _read_pdu(sock)
     except OSError:
         return b""
+
+
+@contextlib.contextmanager
+def silent_peer() -> Iterator[int]:
+    """A port that takes TCP connections and never answers on them; closed at the end."""
+    listener = socket.create_server((HOST, 0))
+    taken: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            taken.append(connection)
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept
+        for sock in (listener, *taken):
+            with contextlib.suppress(OSError):
+                sock.close()
 
 
 @contextlib.contextmanager

@@ -66,6 +66,31 @@ async def _dialog(app, pilot) -> PrintScreen:
     return screen
 
 
+async def _keys_panel(app, pilot) -> list[str]:
+    """``?`` pressed: the descriptions its table lists (the panel stays open)."""
+    from tui.app.keys import ScreenFirstTable
+
+    await pilot.press("question_mark")
+    await _settle(app, pilot)
+    table = app.screen.query_one(ScreenFirstTable).render()
+    return [str(cell) for cell in table.columns[1].cells]
+
+
+async def _series_dialog(app, pilot) -> PrintScreen:
+    """The browser settled, its first series highlighted, then P: the dialog."""
+    await _settle(app, pilot)
+    await _open_first_series(app, pilot)
+    return await _dialog(app, pilot)
+
+
+async def _viewer(app, pilot) -> None:
+    """The browser settled, then its first series open in the viewer."""
+    await _settle(app, pilot)
+    await _open_first_series(app, pilot)
+    await pilot.press("v")
+    await _settle(app, pilot)
+
+
 async def _printed(pilot, screen: PrintScreen) -> str:
     await _until(pilot, lambda: screen.running, "the job to start", rounds=40)
     await _until(pilot, lambda: not screen.running, "the printer's answer")
@@ -92,10 +117,7 @@ async def test_the_viewer_prints_the_view_on_screen(
     _config(tmp_path, dcmprscp_printer)
     app = _app(filled, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _viewer(app, pilot)
         await pilot.press("j", "j", "j", "j", "w", "w", "i")  # slice 19 of 30, narrower, inverted
         await _settle(app, pilot)
         viewer = app.screen
@@ -107,7 +129,9 @@ async def test_the_viewer_prints_the_view_on_screen(
         assert screen.query_one("#print-printer", Select).value == "film"
         assert "Synthetic^Phantom" in screen.title_text.plain
         assert screen.what == "view"
-        await pilot.press("enter")  # the Print button has the focus: the node's defaults
+        assert screen.focused is screen.query_one("#print-printer", Select)
+        screen.query_one("#print-go").focus()
+        await pilot.press("enter")  # Enter on the Print button: the node's defaults
         answer = await _printed(pilot, screen)
         assert answer.startswith("film printed 1 film, 1 copy each, 12 bits"), answer
         assert isinstance(app.screen, PrintScreen)  # the answer stays until Esc
@@ -133,10 +157,7 @@ async def test_the_viewer_prints_a_sheet_of_its_plane_at_8_bits(
                            print_bits=8, film_size="10INX12IN"))  # fmt: skip
     app = _app(filled, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _viewer(app, pilot)
         screen = await _dialog(app, pilot)
         assert screen.query_one("#print-film-size", Input).value == "10INX12IN"  # the node's
         await pilot.click("#what-plane")
@@ -144,7 +165,7 @@ async def test_the_viewer_prints_a_sheet_of_its_plane_at_8_bits(
         layout = screen.query_one("#print-layout", Input)
         layout.value = "3,5"
         layout.focus()
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         answer = await _printed(pilot, screen)
         assert answer.startswith("film printed 2 films, 1 copy each, 8 bits, film size 10INX12IN")
     images = hardcopy_images(printer)
@@ -171,7 +192,7 @@ async def test_the_browser_prints_a_sheet_of_the_series(
         copies = screen.query_one("#print-copies", Input)
         copies.value = "2"
         copies.focus()
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         answer = await _printed(pilot, screen)
         assert "2 copies each" in answer, answer  # as the printer's film session took it
         await pilot.press("escape")
@@ -199,12 +220,10 @@ async def test_no_printer_says_how_to_add_one(filled: Archive, tmp_path: Path) -
     _config(tmp_path)  # a PACS node only
     app = _app(filled, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        screen = await _dialog(app, pilot)
+        screen = await _series_dialog(app, pilot)
         assert not screen.printers
         assert "pacs-tui node add NAME AET HOST PORT --printer" in screen.answer
-        await pilot.press("enter")  # Print: nothing to print on, said again
+        await pilot.press("ctrl+s")  # Print: nothing to print on, said again
         await _settle(app, pilot)
         assert not screen.running and ADD_PRINTER in screen.answer
         notices = [str(n.message) for n in app._notifications]
@@ -217,15 +236,12 @@ async def test_a_refused_film_size_is_said_in_words(
     _config(tmp_path, dcmprscp_printer)
     app = _app(filled, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _viewer(app, pilot)
         screen = await _dialog(app, pilot)
         size = screen.query_one("#print-film-size", Input)
         size.value = "24cmx24cm"  # the printer offers 8INX10IN, 10INX12IN, 14INX17IN
         size.focus()
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         answer = await _printed(pilot, screen)
         assert "FilmSizeID" in answer and "24CMX24CM" in answer, answer
         assert "refused" in answer
@@ -291,13 +307,11 @@ async def test_esc_stops_a_running_job(
     _config(tmp_path, dcmprscp_printer)
     app = _app(filled, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        screen = await _dialog(app, pilot)
+        screen = await _series_dialog(app, pilot)
         layout = screen.query_one("#print-layout", Input)
         layout.value = "1,1"
         layout.focus()
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         await _until(pilot, lambda: "film 1 of 30 printed" in screen.log_lines, "a first film")
         await pilot.press("escape")  # stops the job; the dialog stays
         await _until(pilot, lambda: not screen.running, "the job to stop")
@@ -336,11 +350,10 @@ async def test_hostile_values_in_the_print_dialog_are_text(tmp_path: Path) -> No
         assert isinstance(app.screen, ViewerScreen)
         await _dialog(app, pilot)
         shown = _screen(app)
-        assert f"R:{AS_INDEXED}" in shown and "this view: " in shown
+        assert f"R:{AS_INDEXED}" in shown and "view: " in shown
 
 
 async def test_print_is_listed_as_a_key_and_remappable(filled: Archive, tmp_path: Path) -> None:
-    from tui.app.keys import ScreenFirstTable
 
     _config(tmp_path)
     app = _app(filled, tmp_path, keymap={"browser.print": "Y"})
@@ -349,11 +362,9 @@ async def test_print_is_listed_as_a_key_and_remappable(filled: Archive, tmp_path
         await _open_first_series(app, pilot)
         keys = {active.binding.id: key for key, active in app.screen.active_bindings.items()}
         assert keys["browser.print"] == "Y"
-        await pilot.press("question_mark")
-        await _settle(app, pilot)
-        table = app.screen.query_one(ScreenFirstTable).render()
-        descriptions = [str(cell) for cell in table.columns[1].cells]
-        assert any(d.startswith("Print a sheet of the series") for d in descriptions)
+        assert any(
+            d.startswith("Print a sheet of the series") for d in await _keys_panel(app, pilot)
+        )
         await pilot.press("question_mark", "Y")
         await _until(pilot, lambda: isinstance(app.screen, PrintScreen), "the print dialog")
         ids = {active.binding.id for active in app.screen.active_bindings.values()}
@@ -372,17 +383,14 @@ async def test_a_volume_rendering_prints_as_one_image(
     _config(tmp_path, dcmprscp_printer)
     app = _app(filled, tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(app, pilot)
-        await _open_first_series(app, pilot)
-        await pilot.press("v")
-        await _settle(app, pilot)
+        await _viewer(app, pilot)
         await pilot.press("v")  # volume rendering
         viewer = app.screen
         await _until(pilot, lambda: viewer._shown_request is viewer.request, "the rendering")
         await _until(pilot, lambda: not viewer._coarse, "the full frame")
         screen = await _dialog(app, pilot)
         assert not screen.query_one("#what-plane").display
-        await pilot.press("enter")
+        await pilot.press("ctrl+s")
         answer = await _printed(pilot, screen)
         assert answer.startswith("film printed 1 film, 1 copy each, 8 bits"), answer
     (printed,) = hardcopy_images(dcmprscp_printer)
@@ -402,10 +410,8 @@ async def test_printer_events_show_in_the_log_as_they_come(filled: Archive, tmp_
         save_node(config, Node("film", peer.aet, "127.0.0.1", peer.port, printer=True))
         app = _app(filled, tmp_path)
         async with app.run_test(size=(120, 40)) as pilot:
-            await _settle(app, pilot)
-            await _open_first_series(app, pilot)
-            screen = await _dialog(app, pilot)
-            await pilot.press("enter")  # a sheet of the series: 30 images on two 4,5 films
+            screen = await _series_dialog(app, pilot)
+            await pilot.press("ctrl+s")  # a sheet of the series: 30 images on two 4,5 films
             log = screen.query_one("#print-log", Static)
             low = "the printer is low on film (SUPPLY LOW)"
             await _until(pilot, lambda: low in str(log.content), "the printer's warning")
@@ -421,3 +427,106 @@ async def test_printer_events_show_in_the_log_as_they_come(filled: Archive, tmp_
     )
     assert "film 1 of 2: the print job is done" in lines
     assert len(peer.of("N-ACTION", "1.2.840.10008.5.1.1.2")) == 2
+
+
+async def test_enter_never_prints_on_a_printer_not_chosen(
+    filled: Archive, tmp_path: Path, dcmprscp_printer: Dcmprscp
+) -> None:
+    """The dialog opens on the printer list, not on Print: Enter opens the list (it printed
+    two films on the first printer, "down", for a user who meant to open it); Enter in a
+    box goes on to the next; the Print button or ctrl+s prints; the next dialog of the run
+    opens on the printer printed on last."""
+    config = _config(tmp_path, dcmprscp_printer)
+    printer = dcmprscp_printer
+    save_node(config, Node("down", printer.aet, printer.host, printer.port, printer=True))
+    app = _app(filled, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _viewer(app, pilot)
+        screen = await _dialog(app, pilot)
+        select = screen.query_one("#print-printer", Select)
+        assert list(screen.printers) == ["down", "film"] and select.value == "down"
+        assert screen.focused is select
+        await pilot.press("enter")  # opens the list, as a Select does
+        await _settle(app, pilot)
+        assert select.expanded and not screen.running
+        assert stored_prints(printer) == []  # nothing printed
+        await pilot.press("down", "enter")  # "film", chosen in the list
+        await _settle(app, pilot)
+        assert select.value == "film" and not select.expanded
+        copies = screen.query_one("#print-copies", Input)
+        copies.focus()
+        await pilot.press("enter")  # on to the next box, no job
+        await _settle(app, pilot)
+        assert not screen.running and screen.focused is not copies
+        assert stored_prints(printer) == []
+        await pilot.press("ctrl+s")
+        answer = await _printed(pilot, screen)
+        assert answer.startswith("film printed 1 film"), answer
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        again = await _dialog(app, pilot)
+        assert again is not screen
+        assert again.query_one("#print-printer", Select).value == "film"  # the last used
+        assert again.focused is again.query_one("#print-printer", Select)
+    assert len(stored_prints(printer)) == 1
+
+
+async def test_the_mpr_prints_the_active_panes_view(
+    filled: Archive, tmp_path: Path, dcmprscp_printer: Dcmprscp
+) -> None:
+    """P in the 2x2 MPR: the active pane's view as rendered (its oblique plane through the
+    point, its window; no crosshair), named in the dialog's title; one image, equal to the
+    pane's rendering within one grey level. `?` lists the key."""
+    from tui.app.mpr import MPRScreen
+
+    _config(tmp_path, dcmprscp_printer)
+    app = _app(filled, tmp_path)
+    async with app.run_test(size=(140, 50)) as pilot:
+        await _viewer(app, pilot)
+        await pilot.press("g")
+        await _settle(app, pilot)
+        mpr = app.screen
+        assert isinstance(mpr, MPRScreen)
+        await pilot.press("tab", "j", "j")  # the coronal pane, two planes further back
+        await _settle(app, pilot)
+        await _until(pilot, lambda: "coronal" in mpr.shown, "the coronal pane")
+        keys = {active.binding.id: key for key, active in mpr.active_bindings.items()}
+        assert keys["mpr.print"] == "P"
+        assert any(
+            d.startswith("Print the active pane's view") for d in await _keys_panel(app, pilot)
+        )
+        await pilot.press("question_mark")
+        await _settle(app, pilot)
+        shown = mpr.shown["coronal"]
+        screen = await _dialog(app, pilot)
+        title = screen.title_text.plain
+        assert "CT" in title and "Synthetic^Phantom" in title, title
+        assert "coronal pane" in title and shown.description in title, title
+        assert screen.what == "view" and not screen.query_one("#what-plane").display
+        await pilot.press("ctrl+s")
+        answer = await _printed(pilot, screen)
+        assert answer.startswith("film printed 1 film, 1 copy each"), answer
+        await pilot.press("escape")
+        await _settle(app, pilot)
+        assert app.screen is mpr
+    (printed,) = hardcopy_images(dcmprscp_printer)
+    _within_one_grey(printed, shown.image)  # the pane's rendering, not its crosshair
+
+
+async def test_a_refused_layout_is_said_in_the_apps_words(
+    filled: Archive, tmp_path: Path, dcmprscp_printer: Dcmprscp
+) -> None:
+    """A layout the printer does not take: said with the box to change, no command-line
+    flags (the dialog has a layout box, not a --layout)."""
+    _config(tmp_path, dcmprscp_printer)
+    app = _app(filled, tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _series_dialog(app, pilot)
+        screen.query_one("#print-layout", Input).value = "2,4"  # it takes 2,3 and 3,3, not 2,4
+        await pilot.press("ctrl+s")
+        answer = await _printed(pilot, screen)
+        assert "refused ImageDisplayFormat" in answer and "layout" in answer, answer
+        notices = [str(n.message) for n in app._notifications]
+        for said in [answer, screen.query_one("#print-status").content, *notices]:
+            assert "--" not in str(said), said
+    assert stored_prints(dcmprscp_printer) == []

@@ -6,6 +6,7 @@ cause are one line. And below it: printer nodes, the 12-bit window, the images c
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +90,23 @@ def test_print_images_are_the_sheet_every_nth_or_one_view(archive: Archive, shar
     assert not any(str(one.header.PatientName) in line for line in no_phi)
 
 
+def test_a_projection_through_the_whole_volume_is_one_image(tmp_path: Path) -> None:
+    """Without a slab every plane of a MIP is the same picture: one image, not one a plane;
+    with a slab, the slabs plane by plane as a sheet."""
+    uid = write_series(tmp_path / "files", AXIAL, size=32, count=40)
+    with Archive(tmp_path / "archive") as archive:
+        import_paths(archive, [tmp_path / "files"])
+        stack = assemble(slices_of(series_instances(archive, uid)))[0]
+        cache = VolumeCache()
+        for mode in ("mip", "minip", "avg"):
+            _, images = print_images(stack, Request(mode=mode), {}, cache)
+            assert len(images) == 1, mode
+            whole = render(stack, Request(mode=mode), {}, cache)
+            assert np.array_equal(images[0][0], whole.image)
+        _, slabs = print_images(stack, Request(mode="mip", slab=10.0), {}, cache)
+    assert len(slabs) == 40  # a sheet of slabs, as before
+
+
 def test_print_images_of_a_reslice_keep_its_pixel_aspect(tmp_path: Path) -> None:
     """A coronal reslice of 3 mm slices at 1 mm pixels: sent as it is, 3:1 (a printer is
     told the aspect ratio, the pixels are not resampled)."""
@@ -164,7 +182,13 @@ def test_printer_nodes_keep_their_defaults_and_are_refused_where_they_cannot_ser
     assert "dropped its print settings" in edited
     [plain] = json.loads(run_cli("node", "ls", "--json").stdout)
     assert plain["kind"] == "DIMSE" and plain["copies"] == 1 and plain["film_size"] == ""
-    _one_line_error(run_cli("print", "film", "1.2.3", check=False), "film is no printer")
+    # the hint: a node of its own (making the PACS a printer would end its find, get, send)
+    refused = run_cli("print", "film", "1.2.3", check=False)
+    _one_line_error(
+        refused, "film is no printer: add the printer as its own node: "
+        "pacs-tui node add NAME AET HOST PORT --printer",
+    )  # fmt: skip
+    assert "node edit" not in refused.stderr
 
 
 # -- printing on dcmprscp -------------------------------------------------------------------------
@@ -305,6 +329,12 @@ def test_what_a_user_gets_wrong_is_one_line(series, dcmprscp_printer) -> None:
         (["print", "film", uid, "--status"], "--status"),
         (["print", "film", uid, "--index", "3", "--every", "2"], "--every"),
         (["print", "film", uid, "--copies", "0"], "--copies"),
+        (["print", "film", uid, "--index", "3", "--copies", "150"], "--copies"),
+        (["print", "film", uid, "--index", "3", "--max-density", "99999"], "--max-density"),
+        (["print", "film", uid, "--index", "3", "--min-density", "70000"], "--min-density"),
+        (["print", "film", uid, "--mode", "mip", "--every", "2"], "projection without --slab"),
+        (["print", "film", uid, "--index", "3", "--from-film", "0"], "--from-film"),
+        (["print", "film", uid, "--index", "3", "--from-film", "2"], "this job is 1 film"),
         (["print", "film", "1.2.3.4"], ""),  # no such series
         (["print", "nobody", uid], "no node 'nobody'"),
     ]
@@ -315,25 +345,151 @@ def test_what_a_user_gets_wrong_is_one_line(series, dcmprscp_printer) -> None:
     assert stored_prints(dcmprscp_printer) == []
 
 
-def test_two_series_in_order_at_8_bits_where_the_printer_takes_no_12(tmp_path: Path) -> None:
-    """Images of every UID in the order given, on one film of the smallest layout that holds
-    them; a printer without 12 bits is sent the 8-bit view, as rendered."""
-    big = write_series(tmp_path / "a", AXIAL, size=64, count=12)
-    small = write_series(tmp_path / "b", AXIAL, size=48, count=12)
+def test_a_projection_without_a_slab_prints_one_image(series, dcmprscp_printer) -> None:
+    archive, uid = series
+    _printer_node(dcmprscp_printer)
+    done = run_cli("print", "film", uid, "--mode", "mip", "--bits", "8", archive=archive)
+    assert done.stdout.startswith("printed 1 film of 1 image (1,1 a film)"), done.stdout
+    [image] = hardcopy_images(dcmprscp_printer)
+    [mip] = _views(archive, uid, [Request(mode="mip")])
+    assert np.abs(image.pixel_array.astype(int) - mip.image.astype(int)).max() <= 1
+
+
+def test_from_film_k_prints_films_k_to_the_last(series, dcmprscp_printer) -> None:
+    """Every 5th of 30 slices at 1,2: films of slices (1, 6), (11, 16), (21, 26); from film 2
+    the last two only, numbered as in the whole job."""
+    archive, uid = series
+    _printer_node(dcmprscp_printer)
+    job = ["print", "film", uid, "--every", "5", "--layout", "1,2", "--bits", "8"]
+    done = run_cli(*job, "--from-film", "2", archive=archive)
+    assert done.stdout.startswith("printed 2 films of 4 images (1,2 a film; films 2 to 3 of 3)"), (
+        done.stdout
+    )
+    assert len(stored_prints(dcmprscp_printer)) == 2
+    images = hardcopy_images(dcmprscp_printer)
+    middle = _views(archive, uid, [Request(index=15)])[0]
+    views = _views(archive, uid, [Request(index=k, window=middle.window) for k in (10, 15, 20, 25)])
+    assert len(images) == 4
+    for image, view in zip(images, views, strict=True):
+        assert np.abs(image.pixel_array.astype(int) - view.image.astype(int)).max() <= 1
+    beyond = run_cli(*job, "--from-film", "4", archive=archive, check=False)
+    _one_line_error(beyond, "--from-film 4: this job is 3 films, so 3 at most")
+    assert len(stored_prints(dcmprscp_printer)) == 2  # nothing more
+
+
+def test_a_job_failing_after_a_film_with_json_says_what_printed_and_the_error(
+    tmp_path: Path,
+) -> None:
+    """Series A (4 images, 2,2) prints; series B (2 images, 1,2) is refused by a printer of
+    2,2 films only: --json still prints what was printed, with the error; the error is one
+    line on stderr; exit 1."""
+    first = write_series(tmp_path / "a", AXIAL, size=32, count=16)
+    second = write_series(tmp_path / "b", AXIAL, size=32, count=8)
     archive = tmp_path / "archive"
     run_cli("import", str(tmp_path / "a"), str(tmp_path / "b"), archive=archive)
+    with start_dcmprscp(tmp_path / "prs", DisplayFormat="2,2") as printer:
+        _printer_node(printer)
+        failed = run_cli(
+            "print", "film", first, second, "--every", "4", "--json", archive=archive,
+            check=False,
+        )  # fmt: skip
+        assert len(stored_prints(printer)) == 1
+    _one_line_error(failed, "ImageDisplayFormat")
+    assert failed.returncode == 1
+    answer = json.loads(failed.stdout)
+    assert "ImageDisplayFormat" in answer["error"]
+    assert (answer["films"], answer["films_asked"]) == (1, 2)
+    assert answer["film_boxes"][0]["ImageDisplayFormat"] == "STANDARD\\2,2"
+
+
+def test_a_stopped_print_does_not_read_as_printed(series) -> None:
+    """Ctrl-C while film 1 prints: films 2 and 3 are not sent, the summary says it stopped
+    (not "printed"), exit 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+    from tests.print_peer import print_peer
+
+    archive, uid = series
+    with print_peer(event=(1, "NORMAL"), event_pause=1.5) as peer:
+        run_cli("node", "add", "film", peer.aet, "127.0.0.1", str(peer.port), "--printer")
+        command = [sys.executable, "-m", "tui", "--archive", str(archive), "print", "film", uid,
+                   "--every", "10", "--layout", "1,1"]  # fmt: skip
+        with subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        ) as process:
+            deadline = time.monotonic() + 60
+            while not peer.of("N-ACTION", "1.2.840.10008.5.1.1.2"):
+                assert time.monotonic() < deadline and process.poll() is None
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+        assert len(peer.of("N-ACTION", "1.2.840.10008.5.1.1.2")) == 1
+    assert process.returncode == 130, stderr
+    # film 1 printed, or (the cancel aborts a wait for the printer) maybe printed
+    assert re.match(r"stopped: printed [01] of 3 films \(3 images, 1,1 a film\)", stdout), stdout
+    assert not stdout.startswith("printed")
+
+
+def _two_patients(root: Path) -> tuple[Path, str, str]:
+    """An archive of two series of two patients (48 and 64 pixels square): (archive, first
+    UID, second UID)."""
+    from pydicom import dcmread
+
+    small = write_series(root / "a", AXIAL, size=48, count=12)
+    big = write_series(root / "b", AXIAL, size=64, count=12)
+    for path in (root / "b").iterdir():
+        ds = dcmread(path)
+        ds.PatientName, ds.PatientID = "Other^Person", "OTH2"
+        ds.StudyInstanceUID = "1.2.826.0.1.3680043.8.498.2"
+        ds.StudyDate, ds.SeriesNumber = "20250505", 7
+        ds.save_as(path, enforce_file_format=True)
+    archive = root / "archive"
+    run_cli("import", str(root / "a"), str(root / "b"), archive=archive)
+    return archive, small, big
+
+
+def test_each_series_on_films_of_its_own_at_8_bits_where_the_printer_takes_no_12(
+    tmp_path: Path,
+) -> None:
+    """Each UID starts a film: two patients never share one. Images in the order given; a
+    printer without 12 bits is sent the 8-bit view, as rendered."""
+    archive, small, big = _two_patients(tmp_path)
     with start_dcmprscp(tmp_path / "prs", Supports12Bit="false") as printer:
         _printer_node(printer)
         done = run_cli("print", "film", small, big, "--index", "4", "--json", archive=archive)
         answer = json.loads(done.stdout)
-        assert answer["films"] == 1 and answer["bits"] == 8
-        [stored] = stored_prints(printer)
-        assert stored.FilmBoxContentSequence[0].ImageDisplayFormat == "STANDARD\\1,2"
+        assert answer["films"] == 2 and answer["bits"] == 8
+        stored = stored_prints(printer)
         images = hardcopy_images(printer)
+        said = run_cli("print", "film", small, big, "--index", "4", archive=archive).stdout
+    assert len(stored) == 2
+    for film in stored:  # one image box each, the smallest layout for one image
+        assert film.FilmBoxContentSequence[0].ImageDisplayFormat == "STANDARD\\1,1"
+        assert len(film.ImageBoxContentSequence) == 1
     assert [(i.Rows, i.BitsStored) for i in images] == [(48, 8), (64, 8)]
+    assert said.startswith("printed 2 films of 2 images (1,1 a film)"), said
     for image, uid in zip(images, (small, big), strict=True):
         [view] = _views(archive, uid, [Request(index=3)])
         assert np.abs(image.pixel_array.astype(int) - view.image.astype(int)).max() <= 1
+
+
+def test_a_sheet_of_each_series_fills_films_of_its_own(tmp_path: Path) -> None:
+    """12 and 12 images at 3,3: series A on films 1 and 2, series B on films 3 and 4; none
+    holds both (laid together they would be 3 films, the second of both patients)."""
+    archive, small, big = _two_patients(tmp_path)
+    with start_dcmprscp(tmp_path / "prs", Supports12Bit="false") as printer:
+        _printer_node(printer)
+        run_cli("print", "film", small, big, "--every", "1", "--layout", "3,3", archive=archive)
+        stored = stored_prints(printer)
+        images = hardcopy_images(printer)
+    boxes = [len(film.ImageBoxContentSequence) for film in stored]
+    assert boxes == [9, 3, 9, 3]
+    rows = [image.Rows for image in images]
+    assert rows == [48] * 12 + [64] * 12
 
 
 # -- what dcmprscp cannot play: annotation boxes, printer events, a printer out of film ----------
@@ -377,6 +533,24 @@ def test_annotation_boxes_carry_the_patient_unless_no_phi(series) -> None:
     assert "Synthetic" not in done.stdout + done.stderr
 
 
+def test_each_series_film_carries_its_own_patient(tmp_path: Path) -> None:
+    from tests.print_peer import ANNOTATION_BOX, print_peer
+
+    archive, small, big = _two_patients(tmp_path)
+    with print_peer(annotation_boxes=3) as peer:
+        run_cli("node", "add", "film", peer.aet, "127.0.0.1", str(peer.port), "--printer",
+                "--annotation-format", "label")  # fmt: skip
+        done = run_cli("print", "film", small, big, "--index", "3", "--json", archive=archive)
+        notes = [ds.TextString for ds in peer.of("N-SET", ANNOTATION_BOX)]
+        films = peer.of("N-CREATE", "1.2.840.10008.5.1.1.2")
+    assert json.loads(done.stdout)["films"] == 2 and len(films) == 2
+    assert notes[0] == "Synthetic^Phantom SYN1" and notes[1].startswith("20260101")
+    assert notes[3] == "Other^Person OTH2" and notes[4].startswith("20250505")
+    assert notes[5].startswith("CT 7")
+    assert not any("OTH2" in note for note in notes[:3])
+    assert not any("SYN1" in note for note in notes[3:])
+
+
 def test_printer_events_show_as_they_come_and_a_printer_out_of_film_is_one_line(series) -> None:
     from tests.print_peer import print_peer
 
@@ -385,7 +559,7 @@ def test_printer_events_show_as_they_come_and_a_printer_out_of_film_is_one_line(
         run_cli("node", "add", "film", peer.aet, "127.0.0.1", str(peer.port), "--printer")
         done = run_cli("print", "film", uid, "--index", "3", archive=archive)
     assert "WARNING: " in done.stderr and "low on film" in done.stderr
-    assert done.stdout.startswith("printed 1 film")
+    assert done.stdout.startswith("printed 1 film of 1 image (1,1 a film) on film"), done.stdout
     with print_peer(status="FAILURE", info="SUPPLY EMPTY") as peer:
         run_cli("node", "edit", "film", "--port", str(peer.port))
         refused = run_cli("print", "film", uid, "--index", "3", archive=archive, check=False)

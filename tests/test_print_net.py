@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,18 +25,22 @@ from tests.print_peer import (
     DroppingProxy,
     PrintPeer,
     print_peer,
+    silent_peer,
 )
 from tests.servers import (
     PACSTUI,
     Dcmprscp,
     TlsFiles,
+    free_port,
     hardcopy_images,
     start_dcmprscp,
+    start_storescp,
     stored_prints,
 )
 from tests.test_cli import _one_line_error
 from tui.errors import UserError
 from tui.net.diagnose import FAILED, OK, diagnose, steps_of
+from tui.net.errors import NetError
 from tui.net.nodes import Node
 from tui.net.printing import (
     LAYOUTS,
@@ -124,8 +129,28 @@ def test_settings_for_takes_the_node_and_overrides() -> None:
     assert settings.orientation == "LANDSCAPE" and settings.label == "pacs-tui"
     with pytest.raises(UserError, match="bits must be 8 or 12"):
         settings_for(node, bits=10)
-    with pytest.raises(UserError, match="copies must be at least 1"):
+    with pytest.raises(UserError, match="copies must be 1 to 99"):
         settings_for(node, copies=0)
+
+
+def test_settings_out_of_range_are_refused_in_words_before_anything_is_sent() -> None:
+    """What the film session and film box cannot carry (MaxDensity is US, NumberOfCopies as
+    node add takes it) is refused in words, not as pynetdicom's encoding error, and before any
+    connection: the node's port has nothing listening, so a connection would fail otherwise."""
+    node = Node(name="p", aet="P", host="127.0.0.1", port=free_port(), printer=True)
+    with pytest.raises(PrintError, match=r"^max density must be 0 to 65535 .*not 99999$"):
+        settings_for(node, max_density=99999)
+    with pytest.raises(PrintError, match=r"^min density must be 0 to 65535 .*not -1$"):
+        settings_for(node, min_density=-1)
+    with pytest.raises(PrintError, match=r"^copies must be 1 to 99, not 100$"):
+        settings_for(node, copies=100)
+    with pytest.raises(PrintError, match=r"^min density 300 must be below max density 200$"):
+        settings_for(node, min_density=300, max_density=200)
+    film = lay_out(images(1, (8, 8)), [], None)
+    for settings in (FilmSettings(max_density=99999), FilmSettings(copies=1000)):
+        with pytest.raises(PrintError, match="must be"):
+            print_films(node, film, settings)
+    assert settings_for(node, max_density=65535, min_density=0, copies=99).copies == 99
 
 
 # -- against dcmprscp ----------------------------------------------------------------------------
@@ -217,6 +242,10 @@ def test_a_film_size_the_printer_forbids_is_refused_by_name(tmp_path: Path) -> N
         assert "0x0106" in str(refused.value)
         assert "FilmOrientation" not in str(refused.value)
         assert stored_prints(server) == []
+        assert refused.value.result is None  # nothing was printed
+    # A refusal leaves the association fine: it is released, not aborted.
+    said = server.log.read_text(errors="replace")
+    assert "Association Release" in said and "Abort" not in said
 
 
 def test_a_medium_the_printer_lacks_is_refused_by_name(dcmprscp_printer: Dcmprscp) -> None:
@@ -233,7 +262,8 @@ def test_a_medium_the_printer_lacks_is_refused_by_name(dcmprscp_printer: Dcmprsc
 
 
 def test_a_layout_the_printer_lacks_is_refused_by_name(dcmprscp_printer: Dcmprscp) -> None:
-    with pytest.raises(PrintError, match=r"ImageDisplayFormat STANDARD\\5,5 .*--layout"):
+    layout = r"ImageDisplayFormat STANDARD\\5,5 \(0x0106.*\): try another layout \(columns,rows\)$"
+    with pytest.raises(PrintError, match=layout):
         print_films(
             printer_node(dcmprscp_printer),
             lay_out(images(2, (8, 8)), [], (5, 5)),
@@ -280,6 +310,10 @@ def test_a_retried_association_prints_each_film_once(dcmprscp_printer: Dcmprscp)
         assert proxy.dropped == ["before N-SET 4"] and proxy.connections == 2
     assert (result.films, result.associations) == (3, 2)
     assert any("trying again (1 of 2)" in line for line in lines)
+    assert result.warnings == [
+        "the connection dropped during film 2; retried on a new association (film 2 had not "
+        "been sent to print)"
+    ]
     assert len(stored_prints(dcmprscp_printer)) == 3  # one per film: none twice
     back = referenced_pixels(dcmprscp_printer)
     assert len(back) == 6
@@ -551,3 +585,179 @@ def test_a_printer_without_print_jobs_still_prints() -> None:
             printer_node(peer), lay_out(images(1, (8, 8)), [], None), FilmSettings()
         )
     assert (result.films, result.events, result.warnings) == (1, [], [])
+
+
+# -- what a new user meets: a hung printer, the wrong node, a job stopped part way -------------
+
+
+def _new_threads(before: set[threading.Thread], within: float = 5.0) -> list[str]:
+    """Non-daemon threads started since ``before`` and still running after ``within`` s: they
+    would hold the process at exit (threading._shutdown joins them)."""
+    deadline = time.monotonic() + within
+    while True:
+        left = [t for t in threading.enumerate() if t not in before and not t.daemon]
+        if not left or time.monotonic() > deadline:
+            return [t.name for t in left if t.is_alive()]
+        time.sleep(0.05)
+
+
+def _cancel_after(seconds: float) -> threading.Event:
+    cancel = threading.Event()
+    timer = threading.Timer(seconds, cancel.set)
+    timer.daemon = True
+    timer.start()
+    return cancel
+
+
+def test_cancel_while_the_printer_does_not_answer_before_the_association() -> None:
+    before = set(threading.enumerate())
+    with silent_peer() as port:
+        node = replace(Node(name="film", aet="MUTE", host="127.0.0.1", port=port,
+                            printer=True), acse_timeout=30, dimse_timeout=30)  # fmt: skip
+        started = time.monotonic()
+        result = print_films(
+            node, lay_out(images(2, (8, 8)), [], (1, 1)), FilmSettings(),
+            cancel=_cancel_after(0.5),
+        )  # fmt: skip
+        assert time.monotonic() - started < 5  # not the 30 s of the ACSE timeout
+        assert result.cancelled and result.films == 0
+        assert result.warnings == ["stopped: no film was printed; films 1 to 2 not printed"]
+        started = time.monotonic()
+        with pytest.raises(PrintError, match="stopped before the printer gave its status"):
+            printer_status(node, cancel=_cancel_after(0.5))
+        assert time.monotonic() - started < 5
+    assert _new_threads(before) == []
+
+
+def test_cancel_while_the_printer_does_not_answer_an_n_set() -> None:
+    before = set(threading.enumerate())
+    with print_peer(hold_set=True) as peer:
+        node = replace(printer_node(peer), dimse_timeout=30, network_timeout=30)
+        cancel = threading.Event()
+
+        def progress(line: str) -> None:
+            if "film box" in line:  # its first image box's N-SET is next, and never answered
+                threading.Timer(0.3, cancel.set).start()
+
+        started = time.monotonic()
+        result = print_films(
+            node, lay_out(images(3, (8, 8)), [], (1, 1)), FilmSettings(), progress=progress,
+            cancel=cancel,
+        )  # fmt: skip
+        assert time.monotonic() - started < 5
+        assert len(peer.of("N-SET", IMAGE_BOX)) == 1 and peer.of("N-ACTION", FILM_BOX) == []
+    assert result.cancelled and (result.films, result.associations) == (0, 1)
+    assert result.warnings == ["stopped: no film was printed; films 1 to 3 not printed"]
+    assert _new_threads(before) == []
+
+
+def test_a_storage_scp_saved_as_a_printer_is_told_as_node_test_tells_it(tmp_path: Path) -> None:
+    """dcmtk's storescp takes the association but none of the print classes (pynetdicom then
+    aborts it): that is said as node test says it, not as an AE title or TLS problem."""
+    from tui.net.printing.words import NO_GRAYSCALE_PRINT, NO_GRAYSCALE_PRINT_FIX
+
+    with start_storescp(tmp_path / "storescp", port=free_port(), aet="STORE") as server:
+        node = Node(name="film", aet="STORE", host="127.0.0.1", port=server.port, printer=True)
+        said = f"{NO_GRAYSCALE_PRINT}: {NO_GRAYSCALE_PRINT_FIX}"
+        with pytest.raises(PrintError) as refused:
+            print_films(node, lay_out(images(1, (8, 8)), [], None), FilmSettings())
+        assert str(refused.value) == f"film (STORE@127.0.0.1:{server.port}) {said}"
+        assert "print port" in said and "AE title" in said
+        with pytest.raises(PrintError, match="refuses Basic Grayscale Print Management"):
+            printer_status(node)
+        associate = next(step for step in diagnose(node) if step.key == "associate")
+        assert associate.verdict == FAILED and NO_GRAYSCALE_PRINT in associate.summary
+        assert associate.fix == NO_GRAYSCALE_PRINT_FIX
+
+
+def test_a_job_stopped_part_way_carries_its_result_and_resumes(
+    dcmprscp_printer: Dcmprscp,
+) -> None:
+    pictures = images(3, (8, 8))
+    films = lay_out(pictures, [], (1, 1))
+    # Cut before the 2nd N-SET: film 1 printed, film 2's image never reached the printer.
+    with (
+        DroppingProxy(dcmprscp_printer.port, before_set=2) as proxy,
+        pytest.raises(PrintError) as dropped,
+    ):
+        print_films(printer_node(dcmprscp_printer, proxy.port), films, FilmSettings(), retries=0)
+    text = str(dropped.value)
+    assert "film 1 of 3 printed; films 2 to 3 not printed (print them with --from-film 2)" in text
+    partial = dropped.value.result
+    assert partial is not None and (partial.films, partial.total) == (1, 3)
+    assert result_json(partial)["films"] == 1
+    # Resume at film 2: films before it are not sent, the words keep the job's numbers.
+    lines: list[str] = []
+    result = print_films(
+        printer_node(dcmprscp_printer), films, FilmSettings(), start=1, progress=lines.append
+    )
+    assert (result.films, result.total, result.start) == (2, 3, 1)
+    assert result_json(result)["from_film"] == 2
+    assert "film 2 of 3 printed" in lines and "film 3 of 3 printed" in lines
+    assert not any("film 1 of 3" in line for line in lines)
+    assert len(referenced_pixels(dcmprscp_printer)) == 3  # each film once
+    for sent, got in zip(pictures, referenced_pixels(dcmprscp_printer), strict=True):
+        np.testing.assert_array_equal(got, sent.grey12 if sent.grey12 is not None else sent.grey8)
+    with pytest.raises(PrintError, match="no film 4 to start from: the job has 3 films"):
+        print_films(printer_node(dcmprscp_printer), films, FilmSettings(), start=3)
+
+
+def test_a_drop_after_n_action_says_how_to_resume(dcmprscp_printer: Dcmprscp) -> None:
+    films = lay_out(images(4, (8, 8)), [], (1, 1))
+    with (
+        DroppingProxy(dcmprscp_printer.port, after_action=True) as proxy,
+        pytest.raises(PrintError) as dropped,
+    ):
+        print_films(printer_node(dcmprscp_printer, proxy.port), films, FilmSettings(), start=1)
+    text = str(dropped.value)
+    assert "after film 2 of 4 was sent to print" in text and "may have printed film 2" in text
+    assert "films 3 to 4 not sent (print them with --from-film 3)" in text
+    assert "printed before it" not in text  # film 1 was not part of this run
+    assert dropped.value.result is None
+
+
+def test_printer_errors_name_the_printer_not_a_pacs() -> None:
+    closed = Node(name="film", aet="P", host="127.0.0.1", port=free_port(), printer=True)
+    with pytest.raises(NetError, match="connection refused: is the printer running"):
+        print_films(closed, lay_out(images(1, (8, 8)), [], None), FilmSettings())
+    with pytest.raises(NetError, match="connection refused: is the printer running"):
+        printer_status(closed)
+    with silent_peer() as port:
+        mute = replace(closed, port=port, acse_timeout=1)
+        with pytest.raises(NetError) as slow:
+            printer_status(mute)
+    said = str(slow.value)
+    assert "if the printer is just slow" in said and "PACS" not in said
+    assert "narrow the query" not in said
+
+
+def test_no_annotation_warning_when_no_text_was_asked_for(dcmprscp_printer: Dcmprscp) -> None:
+    result = print_films(
+        printer_node(dcmprscp_printer),
+        lay_out(images(1, (8, 8)), [PATIENT], None),
+        FilmSettings(),  # no annotation_format: no text was asked for
+    )
+    assert (result.films, result.annotation_boxes, result.warnings) == (1, 0, [])
+
+
+def test_a_refusal_after_films_printed_says_what_printed_and_carries_the_result() -> None:
+    films = lay_out(images(3, (8, 8)), [], (1, 1))
+    with print_peer(action_status_of={2: 0xC602}) as peer:  # film 2: the queue is full
+        with pytest.raises(PrintError) as refused:
+            print_films(printer_node(peer), films, FilmSettings())
+        assert len(peer.of("N-ACTION", FILM_BOX)) == 2
+    assert str(refused.value).endswith(
+        "; film 1 of 3 printed; films 2 to 3 not printed (print them with --from-film 2)"
+    )
+    assert "refused to print film 2 of 3 (0xC602" in str(refused.value)
+    assert refused.value.result is not None and refused.value.result.films == 1
+    # A refusal of another step after film 1 printed says it too.
+    with (
+        print_peer(film_box_status=0xC616, film_box_status_from=2) as peer,
+        pytest.raises(PrintError) as refused,
+    ):
+        print_films(printer_node(peer), films, FilmSettings())
+    said = str(refused.value)
+    assert said.endswith("; film 1 of 3 printed; films 2 to 3 not printed (print them with "
+                         "--from-film 2)")  # fmt: skip
+    assert refused.value.result is not None and refused.value.result.films == 1

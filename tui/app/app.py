@@ -93,6 +93,7 @@ class PacsApp(App[None]):
         self._opened: list[Opened] = []
         self.start_with: dict[str, Any] | None = None  # a series to view at once (``open``)
         self.crashed: BaseException | None = None  # the unhandled exception that ended the app
+        self.last_printer: str | None = None  # the print dialog's printer of the last job
         themes = load_themes(config_dir / "themes" if config_dir else None)
         for loaded in themes.values():
             self.register_theme(loaded)

@@ -73,10 +73,11 @@ class OpenEdit(Message):
 
 class OpenPrint(Message):
     """Print a series on a DICOM printer: ``series`` (its archive row) and ``label`` (as the
-    tree shows it: what the dialog's title names). From the viewer, ``request`` is the view
-    on screen (its plane index set) and ``view`` what it is in words: the dialog offers
-    "this view" and "a sheet of this plane"; from the browser (``request`` None) a sheet of
-    the series."""
+    tree shows it: what the dialog's title names). From the viewer or the MPR, ``request`` is
+    the view on screen (its plane index set; the MPR's active pane: an oblique plane through
+    its point, or its rendering) and ``view`` what it is in words (the title names it): the
+    dialog offers "this view" and, where the view is one plane of many, "a sheet of this
+    plane"; from the browser (``request`` None) a sheet of the series."""
 
     def __init__(
         self,

@@ -7,7 +7,8 @@ first x, y, z): the axial pane across e2 (rows e1, columns e0), the coronal acro
 pane turns the whole frame about that pane's row or column axis, so the other panes turn
 with it and their crosshairs (each pane's rows and columns through the point) stay where
 the other planes cut it. Tab picks the pane; arrows move the point in its plane, j/k
-through it; a 4-D series' time point is the viewer's, ``.``/``,`` step it."""
+through it; a 4-D series' time point is the viewer's, ``.``/``,`` step it. ``P`` prints the
+active pane's view as rendered (the print dialog, as the viewer's ``P``)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from tui.app.camera import rendered as came
 from tui.app.context import pacs
 from tui.app.image_view import ImagePanel
 from tui.app.labels import line
+from tui.app.messages import OpenPrint
 from tui.errors import UserError
 from tui.render.lut import Window
 from tui.render.pipeline import Request
@@ -105,6 +107,14 @@ class MPRScreen(Screen[None]):
         Binding("down", "move(1,0)", "Move", show=False, id="mpr.down"),
         Binding("full_stop", "time(1)", "Next time point", show=False, id="mpr.time_next"),
         Binding("comma", "time(-1)", "Previous time point", show=False, id="mpr.time_prev"),
+        Binding(
+            "P",
+            "print",
+            "Print",
+            show=False,
+            tooltip="Print the active pane's view on a DICOM printer",
+            id="mpr.print",
+        ),
         Binding("escape,q", "app.pop_screen", "Back", id="mpr.close"),
     ]
     CSS_PATH = Path(__file__).with_name("mpr.tcss")
@@ -393,3 +403,35 @@ class MPRScreen(Screen[None]):
     def action_fourth(self) -> None:
         self.fourth = "mip" if self.fourth == "vr" else "vr"
         self.redraw()
+
+    def action_print(self) -> None:
+        """Print the active pane's view as rendered (its plane, point, slab and mode, window;
+        the fourth pane's rendering or MIP), not the terminal's picture of it nor the
+        crosshair: the print dialog, as the viewer's P opens it."""
+        name = PANELS[self.active]
+        rendered, request = self.shown.get(name), self._made.get(name)
+        if rendered is None or request is None:  # not drawn yet, or a coarse frame
+            self.notify("wait for the pane's image", timeout=2)
+            return
+        if request.mode == "mip" and request.normal is None and request.index is None:
+            request = replace(request, index=0)  # through the whole volume: one image
+        series = self.series
+        number = "" if series.get("SeriesNumber") is None else series["SeriesNumber"]
+        label = line(
+            f"{series.get('Modality') or '?'} {number}  ",
+            str(series.get("SeriesDescription") or "(no description)"),
+        )
+        pane = f"{name} pane"
+        if name == "volume":
+            pane = (
+                f"rendering seen from the {self.plane} side" if self.fourth == "vr" else "MIP pane"
+            )
+        words = [pane, rendered.description]
+        if request.mode == "vr" and "azimuth" not in rendered.description:
+            words.append(f"azimuth {request.azimuth:g}° elevation {request.elevation:g}°")
+        if request.mode != "vr":
+            words.append(str(rendered.window or ""))
+        if len(self.times) > 1 and self.stack in self.times:
+            words.append(f"t {self.times.index(self.stack) + 1}/{len(self.times)}")
+        what = "  ".join(w for w in words if w)
+        self.app.post_message(OpenPrint(series, label, replace(request, coarse=False), what))

@@ -7,7 +7,12 @@ makes them), in a worker: each progress line and printer event shows as it comes
 printer's answer (films printed, copies, bits, film size as it took them, warnings) or the
 error in words. Esc stops a running job (nothing is resent: the error says what may have
 printed) and Esc again closes the dialog. What it prints is fixed when it opens: the title
-names it, and the viewer or browser behind it moving on changes nothing.
+names it, and the viewer, MPR or browser behind it moving on changes nothing.
+
+Nothing prints on a printer the user did not see chosen: the dialog opens with the focus on
+the printer list (Enter opens it), on the printer this app run printed on last (else the
+first); only the Print button (Enter on it) or ctrl+s prints, Enter in a box goes on to the
+next one.
 """
 
 from __future__ import annotations
@@ -37,7 +42,9 @@ if TYPE_CHECKING:
     from tui.net.printing import PrinterEvent, PrintResult
     from tui.render.pipeline import Request
 
-ADD_PRINTER = "no printer configured: pacs-tui node add NAME AET HOST PORT --printer"
+ADD_PRINTER = (
+    "no printer configured: add one from a shell, pacs-tui node add NAME AET HOST PORT --printer"
+)
 LOG_LINES = 8  # progress lines and events shown (the latest)
 
 
@@ -75,8 +82,17 @@ def result_text(result: PrintResult, printer: str, film_size: str) -> str:
     return text
 
 
+def sheet_of_plane(request: Request) -> bool:
+    """Whether "a sheet of this plane" means something for ``request``: not for a volume
+    rendering, an oblique plane (the MPR's: one image) nor a projection through the whole
+    volume (every plane the same)."""
+    if request.mode in ("vr", "smip") or request.normal is not None:
+        return False
+    return request.mode == "slice" or request.slab is not None
+
+
 class PrintScreen(ModalScreen[None]):
-    """Print one series (a sheet) or the viewer's view on a DICOM printer."""
+    """Print one series (a sheet) or a view (the viewer's, an MPR pane's) on a DICOM printer."""
 
     BINDINGS = [
         Binding("escape", "stop", "Cancel", id="print.cancel", tooltip="Stop the job, or close"),
@@ -94,8 +110,8 @@ class PrintScreen(ModalScreen[None]):
         super().__init__()
         self.series = dict(series)  # what the dialog prints: fixed when it opened
         self.label = label.copy()
-        self.request = request  # the viewer's view (its plane index set), or None: a sheet
-        self.view = view
+        self.request = request  # the view (its plane index set), or None: a sheet of the series
+        self.view = view  # the view in words (the title names it)
         self.cancel = threading.Event()
         self.running = False
         self.printers: dict[str, Node] | None = None  # None until config.toml is read
@@ -109,6 +125,9 @@ class PrintScreen(ModalScreen[None]):
         title = line(("Print series: ", "bold"))
         title.append_text(self.label)
         title.append_text(line(("  of ", "dim"), patient))
+        if self.request is not None and self.view:
+            title.append("\n")
+            title.append_text(line(("view: ", "dim"), self.view))
         return title
 
     def compose(self) -> ComposeResult:
@@ -117,9 +136,7 @@ class PrintScreen(ModalScreen[None]):
             yield Select[str]([], prompt="the printer", id="print-printer")
             with RadioSet(id="print-what"):
                 if self.request is not None:
-                    yield RadioButton(
-                        line("this view: ", self.view or "as shown"), value=True, id="what-view"
-                    )
+                    yield RadioButton("this view, as shown", value=True, id="what-view")
                     yield RadioButton("a sheet of this plane", id="what-plane")
                 else:
                     yield RadioButton("a sheet of the series", value=True, id="what-series")
@@ -140,9 +157,10 @@ class PrintScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         plane = self.query("#what-plane")
-        if plane and self.request is not None and self.request.mode in ("vr", "smip"):
-            plane.first().display = False  # a rendering has no planes to lay out
-        self.query_one("#print-go", Button).focus()  # Enter prints with the printer's defaults
+        if plane and self.request is not None and not sheet_of_plane(self.request):
+            plane.first().display = False  # no planes to lay out: one image
+        # The printer first: Enter opens the list, it never prints on one not seen chosen.
+        self.query_one("#print-printer", Select).focus()
         self.load_printers()
 
     @work(thread=True, group="print-nodes")
@@ -169,7 +187,8 @@ class PrintScreen(ModalScreen[None]):
             self._status(ADD_PRINTER)
             self.notify(ADD_PRINTER, severity="warning")
             return
-        select.value = next(iter(printers))  # the first: its defaults fill the form
+        last = pacs(self).last_printer  # this run's last: its defaults fill the form
+        select.value = last if last in printers else next(iter(printers))
 
     @on(Select.Changed, "#print-printer")
     def printer_changed(self, event: Select.Changed) -> None:
@@ -190,8 +209,13 @@ class PrintScreen(ModalScreen[None]):
         default = "view" if self.request is not None else "series"
         return (pressed.id or "").removeprefix("what-") if pressed else default
 
-    @on(Button.Pressed, "#print-go")
     @on(Input.Submitted)
+    def next_box(self, event: Input.Submitted) -> None:
+        """Enter in a box goes on to the next (only Print, or ctrl+s, prints)."""
+        event.stop()
+        self.focus_next()
+
+    @on(Button.Pressed, "#print-go")
     def action_go(self) -> None:
         """Check what the form says, then print in a worker."""
         if self.running:
@@ -213,6 +237,7 @@ class PrintScreen(ModalScreen[None]):
         film_size = self.query_one("#print-film-size", Input).value.strip().upper()
         no_phi = self.query_one("#print-no-phi", Checkbox).value
         self.running = True
+        pacs(self).last_printer = name  # the next dialog of this run opens on it
         self.cancel = threading.Event()  # a new one: a stopped job left the last one set
         self.log_lines = []
         self._show_log()

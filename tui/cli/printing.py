@@ -3,8 +3,10 @@ Grayscale Print Management service (:mod:`tui.net.printing` does the DIMSE side)
 ``print PRINTER --status``, the printer's own word on itself.
 
 The images are chosen by the view options of ``render``/``export`` (one view with
-``--index``/``--position``, an oblique plane or a volume rendering; else every Nth plane as
-on a contact sheet), rendered by :mod:`tui.render.print_images`.
+``--index``/``--position``, an oblique plane, a volume rendering or a projection without a
+slab; else every Nth plane as on a contact sheet), rendered by :mod:`tui.render.print_images`.
+Each series is laid out on films of its own, with its own annotation text: two series (two
+patients) never share a film. ``--from-film K`` sends films K to the last of that layout.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def add_commands(commands: Commands) -> None:
         help="print series, or a view of them, on a DICOM printer (film or paper)",
         description="Print on a DICOM printer node (node add NAME AET HOST PORT --printer): "
         "every Nth plane of each series as on a contact sheet, or one view (--index, "
-        "--position, --normal, --mode vr), laid out C,R images a film.",
+        "--position, --normal, --mode vr, a projection without --slab), laid out C,R "
+        "images a film; each series on films of its own, with its own text.",
     )
     p.add_argument("printer", metavar="PRINTER", help="a printer node (node add --printer)")
     p.add_argument(
@@ -38,12 +41,18 @@ def add_commands(commands: Commands) -> None:
     _view_options(p, series=False)
     p.add_argument(
         "--every", type=int, metavar="N",
-        help="every Nth plane (default: as the contact sheet, at most 60 images a series)",
+        help="every Nth plane (default: as the contact sheet, at most 60 images a series; "
+        "not with one view, nor a projection without --slab, which is one image)",
     )  # fmt: skip
     p.add_argument(
         "--layout", type=_layout, metavar="C,R",
         help="columns,rows of images a film (STANDARD\\C,R; default: the smallest of 1,1 "
         "1,2 2,2 2,3 3,3 3,4 3,5 4,5 that holds them, else 4,5 on several films)",
+    )  # fmt: skip
+    p.add_argument(
+        "--from-film", type=int, metavar="K",
+        help="print films K to the last only (as numbered when all are laid out: to go on "
+        "after a stopped or failed job)",
     )  # fmt: skip
     film = p.add_argument_group("film (default: the printer node's, else the printer's own)")
     film.add_argument("--film-size", type=str.upper, metavar="ID",
@@ -97,11 +106,13 @@ def _layout(text: str) -> tuple[int, int] | None:
 
 def cmd_print(args: argparse.Namespace, locations: Locations) -> int:
     from tui.net.nodes import get_node
+    from tui.net.printing.job import MAX_COPIES, MAX_DENSITY
 
     node = get_node(locations.config_file, args.printer)
-    if not node.printer:
+    if not node.printer:  # not `node edit --printer`: that would end its find, get and send
         raise UserError(
-            f"{node.name} is no printer: pacs-tui node edit {node.name} --printer makes it one"
+            f"{node.name} is no printer: add the printer as its own node: "
+            "pacs-tui node add NAME AET HOST PORT --printer"
         )
     if args.status:
         if args.uids:
@@ -109,13 +120,19 @@ def cmd_print(args: argparse.Namespace, locations: Locations) -> int:
         return _status(node, args.json)
     if not args.uids:
         raise UserError(f"print {node.name} UID... (the series to print), or --status")
-    if args.every is not None and args.every < 1:
-        raise UserError("--every must be 1 or more")
-    for option in ("copies", "max_density", "min_density"):
-        value = getattr(args, option)
-        if value is not None and value < (1 if option == "copies" else 0):
-            flag = "--" + option.replace("_", "-")
-            raise UserError(f"{flag} must be {'1' if option == 'copies' else '0'} or more")
+    for flag, value, low, high in (  # by the flag's name, before anything is rendered
+        ("--every", args.every, 1, None),
+        ("--from-film", args.from_film, 1, None),
+        ("--copies", args.copies, 1, MAX_COPIES),
+        ("--max-density", args.max_density, 0, MAX_DENSITY),
+        ("--min-density", args.min_density, 0, MAX_DENSITY),
+    ):
+        if value is not None and (value < low or (high is not None and value > high)):
+            raise UserError(
+                f"{flag} must be {low} or more, not {value}"
+                if high is None
+                else f"{flag} must be {low} to {high}, not {value}"
+            )
     return _print(node, args, locations)
 
 
@@ -151,9 +168,17 @@ def _print(node: Any, args: argparse.Namespace, locations: Locations) -> int:
     film_settings = settings_for(
         node, label="pacs-tui", **{k: v for k, v in overrides.items() if v is not None}
     )
-    pixels, annotations = _render(args, locations, 8 if film_settings.bits == 8 else 12)
-    images = [PrintImage(grey8, grey12, aspect) for grey8, grey12, aspect in pixels]
-    films = lay_out(images, annotations, args.layout)
+    films = []
+    for pixels, text in _render(args, locations, 8 if film_settings.bits == 8 else 12):
+        # each series on films of its own, with its own text: never two patients on a film
+        images = [PrintImage(grey8, grey12, aspect) for grey8, grey12, aspect in pixels]
+        films += lay_out(images, text, args.layout)
+    start = (args.from_film or 1) - 1
+    if start >= len(films):
+        raise UserError(
+            f"--from-film {args.from_film}: this job is {_count(len(films), 'film')}, "
+            f"so {len(films)} at most"
+        )
 
     def on_event(event: Any) -> None:  # the printer's word: always, a line each
         _progress("")
@@ -163,8 +188,14 @@ def _print(node: Any, args: argparse.Namespace, locations: Locations) -> int:
     try:
         with interrupt_sets(cancel):
             result = print_films(
-                node, films, film_settings, progress=_progress, on_event=on_event, cancel=cancel
-            )
+                node, films, film_settings, progress=_progress, on_event=on_event,
+                cancel=cancel, start=start,  # numbered as laid out: "film 3 of 5"
+            )  # fmt: skip
+    except UserError as exc:
+        partial = getattr(exc, "result", None)
+        if args.json and partial is not None:  # what did print, for a script to go on from
+            print_json({**result_json(partial), "error": str(exc)})
+        raise
     finally:
         _progress("")
     if args.json:
@@ -172,17 +203,37 @@ def _print(node: Any, args: argparse.Namespace, locations: Locations) -> int:
     else:
         for warning in result.warnings:
             print(f"pacs-tui: warning: {warning}", file=sys.stderr)
-        layout = f"{films[0].columns},{films[0].rows}" if films else ""
-        plural = "" if result.films == 1 else "s"
-        copies = "" if result.copies == 1 else f", {result.copies} copies"
-        lut = ", with a Presentation LUT" if result.presentation_lut else ""
-        print(
-            f"printed {result.films} film{plural} of {len(images)} images ({layout} a film) on "
-            f"{node.name}{copies}, {result.bits} bits{lut}"
-        )
+        print(_summary(node, result, films, start))
     if result.cancelled:
         return 130  # as an interrupted command: what was not printed is in the warnings
-    return 0 if result.films == len(films) else 1
+    return 0 if result.films == len(films) - start else 1
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _summary(node: Any, result: Any, films: list[Any], start: int) -> str:
+    """The line a print ends with: films and images printed, how, on which printer; after a
+    stop, how far it got (not a success)."""
+    sent = films[start:]
+    asked = len(sent)
+    images = sum(len(film.images) for film in sent)
+    layouts = list(dict.fromkeys(f"{film.columns},{film.rows}" for film in sent))
+    layout = f"{' or '.join(layouts)} a film"
+    if start:  # --from-film: which films of the job these were
+        which = f"film {start + 1}" if asked == 1 else f"films {start + 1} to {len(films)}"
+        layout += f"; {which} of {len(films)}"
+    copies = "" if result.copies == 1 else f", {result.copies} copies"
+    lut = ", with a Presentation LUT" if result.presentation_lut else ""
+    how = f"on {node.name}{copies}, {result.bits} bits{lut}"
+    if result.cancelled or result.films < asked:
+        stopped = "stopped" if result.cancelled else "not all printed"
+        return (
+            f"{stopped}: printed {result.films} of {_count(asked, 'film')} "
+            f"({_count(images, 'image')}, {layout}) {how}"
+        )
+    return f"printed {_count(result.films, 'film')} of {_count(images, 'image')} ({layout}) {how}"
 
 
 def _progress(line: str) -> None:
@@ -196,38 +247,35 @@ def _progress(line: str) -> None:
 
 def _render(
     args: argparse.Namespace, locations: Locations, bits: int
-) -> tuple[list[Any], list[str]]:
-    """The images of every UID in order (grey8, grey12, aspect), and the films' text: the
-    lines every series shares (patient and study; the series too when there is one)."""
+) -> list[tuple[list[Any], list[str]]]:
+    """Each UID's images in order (grey8, grey12, aspect) with its own films' text (patient,
+    study, series: :func:`tui.render.print_images.annotation_lines` of its first view)."""
     from tui.render.pipeline import VR_MODES, pick_stack, time_points
     from tui.render.presets import load_presets
-    from tui.render.print_images import annotation_lines, print_images
+    from tui.render.print_images import annotation_lines, one_view, print_images
     from tui.render.transfer import load_transfers
     from tui.render.volume import VolumeCache
 
     args.stack = args.stack or 0
     args.size = None  # a volume rendering is rendered for paper by print_images
     request = _request(args)
-    one = request.index is not None or request.position is not None
-    if args.every is not None and (one or request.normal is not None or request.mode in VR_MODES):
+    if args.every is not None and one_view(request):
         raise UserError("--every steps through a series: not with one view (--index, "
-                        "--position, --normal, --mode vr or smip)")  # fmt: skip
+                        "--position, --normal, --mode vr or smip, a projection without "
+                        "--slab: it is the whole volume's, one image)")  # fmt: skip
     presets = load_presets(locations.config_dir)
     transfers = load_transfers(locations.config_dir) if request.mode in VR_MODES else None
     cache = VolumeCache(settings(args, locations).cache_mb)
-    pixels: list[Any] = []
-    texts: list[list[str]] = []
+    series: list[tuple[list[Any], list[str]]] = []
     for number, uid in enumerate(args.uids, 1):
         args.series = uid
         stacks = _stacks(args, locations)
         stack = pick_stack(stacks, args.stack)
         over = time_points(stacks, args.stack) if request.over_time else ()
-        first, some = print_images(
+        first, pixels = print_images(
             stack, request, presets, cache, every=args.every, bits=bits, time_points=over,
             transfers=transfers,
         )  # fmt: skip
-        pixels += some
-        texts.append(annotation_lines(first, args.no_phi))
-        _progress(f"rendered series {number} of {len(args.uids)}: {len(some)} images")
-    shared = [line for line in texts[0] if all(line in lines for lines in texts)]
-    return pixels, shared
+        series.append((pixels, annotation_lines(first, args.no_phi)))
+        _progress(f"rendered series {number} of {len(args.uids)}: {_count(len(pixels), 'image')}")
+    return series

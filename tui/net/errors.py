@@ -43,8 +43,9 @@ def rejected(node: Node, result: int, source: int, reason: int) -> NetError:
     return NetError(f"{node.name} ({node.address}) refused the association {permanent}: {text}")
 
 
-def connect_failed(node: Node, exc: BaseException) -> NetError:
-    """Opening the connection (or its TLS handshake) failed."""
+def connect_failed(node: Node, exc: BaseException, *, peer: str = "PACS") -> NetError:
+    """Opening the connection (or its TLS handshake) failed; ``peer`` names what the node is
+    (a "printer" for the print SCU)."""
     where = f"{node.name} ({node.host}:{node.port})"
     if isinstance(exc, ssl.SSLCertVerificationError):
         return NetError(
@@ -57,7 +58,7 @@ def connect_failed(node: Node, exc: BaseException) -> NetError:
             "speaks TLS and that tls_cert/tls_key are ones it accepts"
         )
     if isinstance(exc, ConnectionRefusedError):
-        return NetError(f"{where}: connection refused: is the PACS running on that port?")
+        return NetError(f"{where}: connection refused: is the {peer} running on that port?")
     if isinstance(exc, socket.gaierror):
         return NetError(f"{where}: unknown host {node.host!r}")
     if isinstance(exc, TimeoutError | socket.timeout):
@@ -68,26 +69,26 @@ def connect_failed(node: Node, exc: BaseException) -> NetError:
     return NetError(f"{where}: cannot connect: {exc}")
 
 
-def aborted(node: Node, during: str) -> NetError:
+def aborted(node: Node, during: str, *, peer: str = "PACS") -> NetError:
     """The connection closed under us (no A-ABORT came, or it was cut)."""
     return NetError(
         f"{node.name} ({node.address}) dropped the association during {during}: "
-        f"{_likely_cause(node, during)}"
+        f"{_likely_cause(node, during, peer)}"
     )
 
 
-def _likely_cause(node: Node, during: str) -> str:
+def _likely_cause(node: Node, during: str, peer: str = "PACS") -> str:
     if during == "association negotiation":
         return (
             f"it may not accept our AE title {node.calling_aet} (add it there with this "
             "machine's address, or set calling_aet to one it knows) or its TLS settings "
             "differ from the node's; its log says which"
         )
-    return "see the PACS log (a wrong TLS setting or an AE title it does not accept can do this)"
+    return f"see the {peer} log (a wrong TLS setting or an AE title it does not accept can do this)"
 
 
 # A-ABORT (PS3.8 9.3.8): the source, and the reasons a service provider gives.
-_ABORT_SOURCES = {0: "the PACS itself", 2: "its DICOM layer"}
+_ABORT_SOURCES = {0: "the {peer} itself", 2: "its DICOM layer"}
 _ABORT_REASONS = {
     0: "no reason given",
     1: "a PDU it did not recognize",
@@ -98,9 +99,11 @@ _ABORT_REASONS = {
 }
 
 
-def peer_aborted(node: Node, during: str, source: int, reason: int) -> NetError:
+def peer_aborted(
+    node: Node, during: str, source: int, reason: int, *, peer: str = "PACS"
+) -> NetError:
     """The peer sent an A-ABORT: say who, and why in words where the standard has them."""
-    who = _ABORT_SOURCES.get(source, f"source {source}")
+    who = _ABORT_SOURCES.get(source, f"source {source}").format(peer=peer)
     if source == 2:
         why = _ABORT_REASONS.get(reason, f"reason {reason}")
         because = f"{who} objected to {why}" if reason else f"{who}, {why}"
@@ -108,15 +111,17 @@ def peer_aborted(node: Node, during: str, source: int, reason: int) -> NetError:
         because = who  # a service user gives no reason (PS3.8 9.3.8: it is 0)
     return NetError(
         f"{node.name} ({node.address}) aborted the association during {during} "
-        f"(A-ABORT from {because}): {_likely_cause(node, during)}"
+        f"(A-ABORT from {because}): {_likely_cause(node, during, peer)}"
     )
 
 
-def timed_out(node: Node, during: str, seconds: float) -> NetError:
+def timed_out(node: Node, during: str, seconds: float, *, peer: str = "PACS") -> NetError:
+    """No answer in time; a PACS's query can also be narrowed (not a printer's steps)."""
+    narrow = during != "association negotiation" and peer == "PACS"
     return NetError(
         f"{node.name} ({node.address}) did not answer {during} within {seconds:g} s: if the "
-        f"PACS is just slow, pacs-tui node edit {node.name} --timeout S gives it longer"
-        + ("" if during == "association negotiation" else "; or narrow the query")
+        f"{peer} is just slow, pacs-tui node edit {node.name} --timeout S gives it longer"
+        + ("; or narrow the query" if narrow else "")
     )
 
 
@@ -141,10 +146,10 @@ def no_context(node: Node, what: str) -> NetError:
     return NetError(f"{node.name} ({node.address}) accepts no presentation context for {what}")
 
 
-def garbled(node: Node, what: str) -> NetError:
+def garbled(node: Node, what: str, *, peer: str = "PACS") -> NetError:
     """The peer sent something that is not DICOM (or not what DICOM allows at that point)."""
     return NetError(
         f"{node.name} ({node.address}) does not speak DICOM as expected: it sent {what}; "
-        "check that the port is the PACS's DICOM port"
+        f"check that the port is the {peer}'s DICOM port"
         + ("" if node.tls else " (or whether it wants TLS)")
     )

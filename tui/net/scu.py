@@ -100,24 +100,28 @@ def associate(node: Node, contexts: list[PresentationContext]) -> Iterator[Assoc
         ae.shutdown()
 
 
-def _not_established(node: Node, assoc: Association, waited: float) -> errors.NetError:
+def _not_established(
+    node: Node, assoc: Association, waited: float, peer: str = "PACS", what: str = "DICOM"
+) -> errors.NetError:
+    """Why there is no association, in words; ``peer`` names what the node is (a printer's
+    errors say "printer") and ``what`` the port it should be."""
     if assoc.is_rejected and assoc.acceptor.primitive is not None:
         rj = assoc.acceptor.primitive
         return errors.rejected(node, rj.result or 0, rj.result_source or 0, rj.diagnostic or 0)
-    failure = connection_failure(node)
+    failure = connection_failure(node, peer)
     if failure is not None:
         return failure
     if waited >= node.acse_timeout * 0.95:  # pynetdicom reports its timeout as an abort
-        return errors.timed_out(node, "association negotiation", node.acse_timeout)
+        return errors.timed_out(node, "association negotiation", node.acse_timeout, peer=peer)
     if assoc.is_aborted:
-        return errors.aborted(node, "association negotiation")
+        return errors.aborted(node, "association negotiation", peer=peer)
     return errors.NetError(
         f"{node.name} ({node.address}) accepted the connection but no association followed: "
-        "check the port speaks DICOM" + ("" if node.tls else " (or whether it wants TLS)")
+        f"check the port speaks {what}" + ("" if node.tls else " (or whether it wants TLS)")
     )
 
 
-def connection_failure(node: Node) -> errors.NetError | None:
+def connection_failure(node: Node, peer: str = "PACS") -> errors.NetError | None:
     """Why we cannot connect (pynetdicom only logs it), found by connecting again."""
     import socket
 
@@ -127,7 +131,7 @@ def connection_failure(node: Node) -> errors.NetError | None:
                 with client_context(node).wrap_socket(sock, server_hostname=node.host):
                     pass
     except OSError as exc:
-        return errors.connect_failed(node, exc)
+        return errors.connect_failed(node, exc, peer=peer)
     return None
 
 

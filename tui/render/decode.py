@@ -193,8 +193,9 @@ def _whole_dataset(path: str, frame: int | None) -> np.ndarray:
 @lru_cache(maxsize=64)
 def display_header(path: str) -> Dataset:
     """The header attributes display needs (LUTs, windows, palette), read once per file,
-    without private elements (a vendor's can be most of a header). A top-level value pydicom cannot convert (a broken VR) is left out, as the index
-    leaves it out: display then reads what is there without a care.
+    without private elements (a vendor's can be most of a header). A top-level value
+    pydicom cannot convert (a broken VR) is left out, as the index leaves it out: display
+    then reads what is there without a care.
 
     Raises
     ------

@@ -39,9 +39,11 @@ def print_images(
     """The images to print of ``request``'s view of ``stack``, and the view that names them.
 
     One image when the request names a plane (``index`` or ``position``), is an oblique
-    plane or a volume rendering; else every ``every``-th plane (default: as the contact
-    sheet, at most ``SHEET_TILES``), all in the middle plane's window. ``bits`` 12 adds each
-    image at 12 bits where the view has values (not colour, not a volume rendering).
+    plane, a volume rendering or a projection through the whole volume (every plane of it
+    is the same picture: :func:`one_view`); else every ``every``-th plane (default: as the
+    contact sheet, at most ``SHEET_TILES``), all in the middle plane's window. ``bits`` 12
+    adds each image at 12 bits where the view has values (not colour, not a volume
+    rendering).
     """
     if request.mode in VR_MODES:
         width, height = request.size or (256, 256)  # rendered for paper, not a pane
@@ -49,8 +51,7 @@ def print_images(
         sharp = replace(request, size=(round(width * scale), round(height * scale)), coarse=False)
         rendered = render(stack, sharp, presets, cache, transfers=transfers)
         return rendered, [_pixels(rendered, request, bits)]
-    one = request.index is not None or request.position is not None
-    if one or request.normal is not None:
+    if one_view(request):
         rendered = render(stack, request, presets, cache, time_points=time_points)
         return rendered, [_pixels(rendered, request, bits)]
     if every is not None and every < 1:
@@ -58,6 +59,19 @@ def print_images(
     step = every or sheet_step(plane_count(stack, request, cache))
     first, planes = plane_renders(stack, request, presets, cache, step, time_points)
     return first, [_pixels(rendered, request, bits) for rendered in planes]
+
+
+def one_view(request: Request) -> bool:
+    """Whether ``request`` is one picture, not a series of planes: a plane named (``index``,
+    ``position``), an oblique plane, a volume rendering, or a projection (MIP, MinIP,
+    average) without a slab, which every plane shows the same, through the whole volume."""
+    return (
+        request.index is not None
+        or request.position is not None
+        or request.normal is not None
+        or request.mode in VR_MODES
+        or (request.mode != "slice" and request.slab is None)
+    )
 
 
 def _pixels(rendered: Rendered, request: Request, bits: int) -> PrintPixels:

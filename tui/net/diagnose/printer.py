@@ -103,13 +103,9 @@ class PrinterRun(DimseRun):
         )
         if META not in accepted:
             self.fatal = "the printer refuses Basic Grayscale Print Management"
-            step.set(
-                FAILED,
-                f"{summary}; it refuses Basic Grayscale Print Management, so it cannot print "
-                "from here",
-                "check that the node is the printer's DICOM print port and AE title; a colour-"
-                "only printer needs Basic Color Print Management, which pacs-tui does not send",
-            )
+            from tui.net.printing.words import NO_GRAYSCALE_PRINT, NO_GRAYSCALE_PRINT_FIX
+
+            step.set(FAILED, f"{summary}; it {NO_GRAYSCALE_PRINT}", NO_GRAYSCALE_PRINT_FIX)
             return
         missing = [
             what

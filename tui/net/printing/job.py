@@ -31,11 +31,21 @@ LAYOUTS: tuple[tuple[int, int], ...] = (
     (3, 5),
     (4, 5),
 )
+MAX_COPIES = 99  # as node add and the app take them
+MAX_DENSITY = 65535  # MaxDensity and MinDensity are US
 LABEL = "pacs-tui"  # the film session's label when none is given: never patient text
 
 
 class PrintError(UserError):
-    """A print job failed in a way the user (or the printer's admin) can do something about."""
+    """A print job failed in a way the user (or the printer's admin) can do something about.
+
+    ``result``: what was printed before it failed (None when no film was), so a caller can
+    show it (``print --json``) beside the error.
+    """
+
+    def __init__(self, message: str, result: PrintResult | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 @dataclass(frozen=True)
@@ -116,6 +126,7 @@ class PrintResult:
     printer: PrinterStatus | None = None
     cancelled: bool = False  # stopped by the caller: films not printed are in warnings
     total: int = 0  # films asked for
+    start: int = 0  # the first film sent (0-based): films before it were left out
 
     def warn(self, text: str) -> None:
         if text not in self.warnings:
@@ -196,11 +207,19 @@ def check_settings(settings: FilmSettings) -> None:
         raise PrintError(
             f"bits must be 8 or 12 (0: 12 where the printer takes them), not {settings.bits}"
         )
-    if settings.copies < 1:
-        raise PrintError(f"copies must be at least 1, not {settings.copies}")
+    if not 1 <= settings.copies <= MAX_COPIES:
+        raise PrintError(f"copies must be 1 to {MAX_COPIES}, not {settings.copies}")
     for name in ("max_density", "min_density"):
-        if getattr(settings, name) < 0:
-            raise PrintError(f"{name.replace('_', ' ')} must not be negative")
+        value = getattr(settings, name)
+        if not 0 <= value <= MAX_DENSITY:  # US: what the film box can carry
+            raise PrintError(
+                f"{name.replace('_', ' ')} must be 0 to {MAX_DENSITY} (hundredths of optical "
+                f"density; 0: the printer's own), not {value}"
+            )
+    if 0 < settings.max_density <= settings.min_density:
+        raise PrintError(
+            f"min density {settings.min_density} must be below max density {settings.max_density}"
+        )
 
 
 def check_films(films: list[Film]) -> None:
@@ -268,6 +287,7 @@ def result_json(result: PrintResult) -> dict[str, Any]:
         "annotation_boxes": result.annotation_boxes,
         "associations": result.associations,
         "cancelled": result.cancelled,
+        "from_film": result.start + 1,
         "warnings": list(result.warnings),
         "printer": None
         if printer is None

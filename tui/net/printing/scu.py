@@ -10,6 +10,10 @@ before a film's N-ACTION was sent is retried on a new one (a new film session) f
 film; once the N-ACTION was sent, nothing is resent, and the error says the printer may have
 printed that film. Nothing here logs patient data (annotation text) at any level.
 
+A cancel stops between steps, or aborts the association at once while we wait for a printer
+that does not answer (``_Watch``); a refusal releases the association, a broken link or an
+interrupt aborts it. pynetdicom's DUL thread is no daemon, so no path leaves one running.
+
 One module past 600 lines: the steps of a job share one association, one film session and
 the retry's bookkeeping (which film was last sent to N-ACTION), all held by ``_Job``;
 the words for statuses live in ``words.py`` and the job's data in ``job.py``.
@@ -25,6 +29,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from tui.errors import UserError
 from tui.net import errors
 from tui.net.nodes import Node
 from tui.net.printing.job import (
@@ -41,6 +46,8 @@ from tui.net.printing.job import (
 )
 from tui.net.printing.words import (
     JOB_EVENTS,
+    NO_GRAYSCALE_PRINT,
+    NO_GRAYSCALE_PRINT_FIX,
     PRINTER_EVENTS,
     info_words,
     job_words,
@@ -65,6 +72,8 @@ PRINTER = "1.2.840.10008.5.1.1.16"
 PRINTER_INSTANCE = "1.2.840.10008.5.1.1.17"  # the Printer's well-known SOP instance
 PRINT_JOB = "1.2.840.10008.5.1.1.14"
 PRINTER_STATUS, PRINTER_STATUS_INFO = 0x21100010, 0x21100020
+PEER = "printer"  # how tui.net.errors names the other end in its words
+HANG_UP = 1.0  # seconds an abort waits for the peer to close before closing itself
 
 Progress = Callable[[str], None]
 OnEvent = Callable[[PrinterEvent], None]
@@ -107,44 +116,141 @@ def _contexts() -> list[Any]:
 
 
 @contextmanager
-def _associate(node: Node, on_report: Callable[[Any], Any] | None = None) -> Iterator[Association]:
-    """An association with the printer offering the print classes, released (or aborted)."""
+def _associate(
+    node: Node,
+    on_report: Callable[[Any], Any] | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[Association]:
+    """An association with the printer offering the print classes: released after the job or
+    a refusal (the link is fine), aborted when the link broke or on ``cancel`` (at once, even
+    while the printer does not answer: see :class:`_Watch`)."""
     from pynetdicom import evt
 
-    from tui.net.scu import _not_established, make_ae
+    from tui.net.scu import make_ae
 
     if node.dicomweb:
         raise PrintError(f"{node.name} is a DICOMweb node: printing needs a DICOM printer node")
     ae = make_ae(node)
     ae.requested_contexts = _contexts()
+    watch = _Watch(cancel)
     # pynetdicom waits out the whole DIMSE timeout for an answer even when the connection has
     # closed under it: wake the wait at once, so a dropped printer is retried (or reported)
     # in a moment rather than minutes later.
-    handlers: list[Any] = [(evt.EVT_CONN_CLOSE, _wake), (evt.EVT_ABORTED, _wake)]
+    handlers: list[Any] = [
+        (evt.EVT_CONN_CLOSE, _wake),
+        (evt.EVT_ABORTED, _wake),
+        (evt.EVT_REQUESTED, watch.requested),
+    ]
     if on_report is not None:
         handlers.append((evt.EVT_N_EVENT_REPORT, on_report))
     tls = (client_context(node), node.host) if node.tls else None
     started = time.monotonic()
+    watch.start()
     try:
-        assoc = ae.associate(
-            node.host, node.port, ae_title=node.aet, tls_args=tls, evt_handlers=handlers
-        )
+        try:
+            assoc = ae.associate(
+                node.host, node.port, ae_title=node.aet, tls_args=tls, evt_handlers=handlers
+            )
+        except BaseException:  # an interrupt while negotiating: stop pynetdicom's thread too
+            if watch.assoc is not None:  # (its DUL thread is no daemon: it would hold the exit)
+                with suppress(Exception):
+                    _hang_up(watch.assoc)
+            raise
         if not assoc.is_established:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled
             raise _not_established(node, assoc, time.monotonic() - started)
         _no_delay(assoc)
         try:
-            if not any(str(cx.abstract_syntax) == META for cx in assoc.accepted_contexts):
-                raise errors.no_context(node, "Basic Grayscale Print Management") from None
+            if not _accepted(assoc, META):
+                raise _no_print(node)
             yield assoc
-        except BaseException:
+        except PrintError:  # a refusal: the association is fine, so end it as a job ends
             if assoc.is_established:
-                assoc.abort()
+                assoc.release()
+            raise
+        except BaseException:  # the link broke, a cancel, an interrupt
+            if assoc.is_established:
+                _hang_up(assoc)
             raise
         else:
             if assoc.is_established:
                 assoc.release()
     finally:
+        watch.stop()
         ae.shutdown()
+
+
+class _Watch:
+    """Cancels an association at once when ``cancel`` is set, even while our thread waits for
+    an answer that does not come: during negotiation it ends the wait (pynetdicom then aborts
+    the association), once established it aborts the association (which ends any DIMSE
+    wait). A daemon thread, stopped with the association."""
+
+    def __init__(self, cancel: threading.Event | None) -> None:
+        self.cancel = cancel
+        self.assoc: Association | None = None
+        self.done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def requested(self, event: Any) -> None:
+        """EVT_REQUESTED: the association exists (its A-ASSOCIATE-RQ is on its way)."""
+        self.assoc = event.assoc
+
+    def start(self) -> None:
+        if self.cancel is not None:
+            self.thread = threading.Thread(target=self._run, name="print-cancel", daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout=5)
+
+    def _run(self) -> None:
+        assert self.cancel is not None
+        woken = False
+        while not self.done.wait(0.05):
+            assoc = self.assoc
+            if not self.cancel.is_set() or assoc is None:
+                continue
+            try:
+                if assoc.is_established:
+                    _hang_up(assoc)
+                    return
+                if not woken:  # negotiating: no answer yet, so wake the wait for one
+                    woken = True
+                    assoc.dul.artim_timer.timeout = HANG_UP
+                    assoc.dul.to_user_queue.put(None)
+            except Exception:  # the association ended under us: nothing left to stop
+                log.debug("print: cancelling the association", exc_info=True)
+                return
+
+
+def _hang_up(assoc: Association) -> None:
+    """Abort ``assoc`` without waiting long for a printer that does not answer: pynetdicom
+    waits its ARTIM timer (the ACSE timeout) for the peer to close after an A-ABORT."""
+    with suppress(Exception):
+        assoc.dul.artim_timer.timeout = HANG_UP
+    assoc.abort()
+
+
+def _no_print(node: Node) -> PrintError:
+    return PrintError(
+        f"{node.name} ({node.address}) {NO_GRAYSCALE_PRINT}: {NO_GRAYSCALE_PRINT_FIX}"
+    )
+
+
+def _not_established(node: Node, assoc: Association, waited: float) -> UserError:
+    """Why there is no association, in a printer's words."""
+    from tui.net.scu import _not_established as in_words
+
+    answer = assoc.acceptor.primitive
+    if answer is not None and answer.result == 0 and not assoc.accepted_contexts:
+        # It took the association but none of the print classes (a storage SCP, say), and
+        # pynetdicom aborts an association with no context: the printer's words, not an abort's.
+        return _no_print(node)
+    return in_words(node, assoc, waited, peer=PEER, what="the printer's DICOM protocol")
 
 
 def _no_delay(assoc: Association) -> None:
@@ -202,10 +308,22 @@ def _comment(status: Dataset) -> str:
 # -- printer status ----------------------------------------------------------------------------
 
 
-def printer_status(node: Node) -> PrinterStatus:
-    """N-GET the printer's PrinterStatus and PrinterStatusInfo."""
-    with _associate(node) as assoc:
-        return _get_status(node, assoc)
+def printer_status(node: Node, *, cancel: threading.Event | None = None) -> PrinterStatus:
+    """N-GET the printer's PrinterStatus and PrinterStatusInfo.
+
+    Raises
+    ------
+    PrintError
+        Also when ``cancel`` was set before the printer answered: the association is aborted
+        at once, even while the printer does not answer.
+    """
+    try:
+        with _associate(node, cancel=cancel) as assoc:
+            return _get_status(node, assoc)
+    except (_Cancelled, errors.NetError):
+        if cancel is None or not cancel.is_set():
+            raise
+    raise PrintError(f"{node.name} ({node.address}): stopped before the printer gave its status")
 
 
 def _get_status(node: Node, assoc: Association) -> PrinterStatus:
@@ -215,7 +333,7 @@ def _get_status(node: Node, assoc: Association) -> PrinterStatus:
     status, answer = assoc.send_n_get(wanted, PRINTER, PRINTER_INSTANCE, meta_uid=META)
     code = _code(status)
     if code is None:
-        raise errors.aborted(node, "the printer status (N-GET)")
+        raise errors.aborted(node, "the printer status (N-GET)", peer=PEER)
     if not _ok(code) or answer is None:
         raise PrintError(
             f"{node.name} ({node.address}) did not give its status (N-GET Printer answered "
@@ -238,6 +356,7 @@ def print_films(
     on_event: OnEvent | None = None,
     cancel: threading.Event | None = None,
     retries: int = 2,
+    start: int = 0,
 ) -> PrintResult:
     """Print ``films`` on the printer ``node``; see the module's doc for the steps.
 
@@ -249,30 +368,76 @@ def print_films(
         Called with each N-EVENT-REPORT of the printer or a print job, as it comes (on
         pynetdicom's thread).
     cancel
-        When set, printing stops between steps: the film session is deleted and the result
-        (``cancelled``) says which films were printed.
+        When set, printing stops: between steps the film session is deleted; while waiting
+        for the printer the association is aborted at once. The result (``cancelled``) says
+        which films were printed.
     retries
         New associations tried after one drops before a film's N-ACTION was sent.
+    start
+        The first film to send (0-based; films before it are not sent, and the words keep
+        the films' own numbers: "film 3 of 10"), to finish a job that stopped part way.
+
+    Raises
+    ------
+    PrintError
+        With ``result`` set to what was printed when some films were.
     """
     check_settings(settings)
     check_films(films)
-    job = _Job(node, films, settings, progress, on_event, cancel)
+    if not 0 <= start < len(films):
+        raise PrintError(
+            f"there is no film {start + 1} to start from: the job has {_count(len(films))}"
+        )
+    job = _Job(node, films, settings, progress, on_event, cancel, start)
+    try:
+        return _run(job, retries)
+    except PrintError as exc:
+        if exc.result is not None or not job.printed:
+            raise
+        printed, left = job.printed_words()
+        if job.next > job.start and printed not in str(exc):  # say what did print
+            raise PrintError(f"{exc}; {printed}; {left}{job.resume()}", job.result) from None
+        exc.result = job.result
+        raise
+
+
+def _run(job: _Job, retries: int) -> PrintResult:
+    """The job, retried on a new association when one drops before a film's N-ACTION."""
+    node, total = job.node, len(job.films)
     attempt = 0
     while True:
         try:
             job.run()
             return job.result
+        except _Cancelled:  # before the association was made
+            job.stop()
+            return job.result
         except errors.NetError as exc:  # e.g. no new association after a drop
-            if job.next == 0:
+            if job.cancelled():
+                job.stop()
+                return job.result
+            if job.next == job.start:
                 raise
             printed, left = job.printed_words()
-            raise PrintError(f"{exc}; {printed}; {left}") from None
+            raise PrintError(f"{exc}; {printed}; {left}{job.resume()}") from None
         except _Dropped as dropped:
+            if job.cancelled():  # the cancel aborted the association under a wait
+                job.stop(maybe=job.next if dropped.after_action else None)
+                return job.result
             printed, left = job.printed_words()
             if dropped.after_action:
-                number, total = job.next + 1, len(films)
-                before = f"{_films(1, number - 1)} printed before it; " if number > 1 else ""
-                after = f"{_films(number + 1, total)} not sent; " if number < total else ""
+                number = job.next + 1
+                before = (
+                    f"{_films(job.start + 1, number - 1)} printed before it; "
+                    if number > job.start + 1
+                    else ""
+                )
+                after = (
+                    f"{_films(number + 1, total)} not sent "
+                    f"(print them with --from-film {number + 1}); "
+                    if number < total
+                    else ""
+                )
                 raise PrintError(
                     f"{node.name} ({node.address}) dropped the association after film {number} "
                     f"of {total} was sent to print (N-ACTION) and before it answered: it may "
@@ -282,14 +447,29 @@ def print_films(
             if attempt >= retries:
                 raise PrintError(
                     f"{node.name} ({node.address}) dropped the association during "
-                    f"{dropped.during} ({_associations(attempt + 1)} tried): {printed}; {left}"
+                    f"{dropped.during} ({_associations(attempt + 1)} tried): {printed}; "
+                    f"{left}{job.resume()}"
                 ) from None
             attempt += 1
+            number = job.next + 1
+            during = f"film {number}" if dropped.during.startswith("film ") else dropped.during
+            job.result.warn(
+                f"the connection dropped during {during}; retried on a new association "
+                f"(film {number} had not been sent to print)"
+            )
             job.say(
                 f"the association dropped during {dropped.during}, before film "
-                f"{job.next + 1} was printed: trying again ({attempt} of {retries})"
+                f"{number} was printed: trying again ({attempt} of {retries})"
             )
-            time.sleep(min(0.2 * attempt, 1.0))
+            if job.cancel is not None and job.cancel.wait(min(0.2 * attempt, 1.0)):
+                job.stop()
+                return job.result
+            if job.cancel is None:
+                time.sleep(min(0.2 * attempt, 1.0))
+
+
+def _count(films: int) -> str:
+    return "1 film" if films == 1 else f"{films} films"
 
 
 def _associations(count: int) -> str:
@@ -317,6 +497,7 @@ class _Job:
         progress: Progress | None,
         on_event: OnEvent | None,
         cancel: threading.Event | None,
+        start: int = 0,
     ) -> None:
         self.node = node
         self.films = films
@@ -324,8 +505,9 @@ class _Job:
         self.progress = progress
         self.on_event = on_event
         self.cancel = cancel
-        self.result = PrintResult(copies=settings.copies, total=len(films))
-        self.next = 0  # the first film not printed
+        self.result = PrintResult(copies=settings.copies, total=len(films), start=start)
+        self.start = start  # the first film sent: those before it were not asked for
+        self.next = start  # the first film not printed
         self.bits = settings.bits  # 0 until the printer took (or refused) 12 bits
         self.sent_bits: set[int] = set()
         self.lock = threading.Lock()
@@ -347,8 +529,8 @@ class _Job:
         total = len(self.films)
         printed = (
             "no film was printed"
-            if self.next == 0
-            else f"{_films(1, self.next)} of {total} printed"
+            if self.next == self.start
+            else f"{_films(self.start + 1, self.next)} of {total} printed"
         )
         left = (
             "all films printed"
@@ -356,6 +538,12 @@ class _Job:
             else f"{_films(self.next + 1, total)} not printed"
         )
         return printed, left
+
+    def resume(self) -> str:
+        """How to print the films not printed, when some were: " (print them with ...)"."""
+        if self.next == self.start or self.next >= len(self.films):
+            return ""
+        return f" (print them with --from-film {self.next + 1})"
 
     def cancelled(self) -> bool:
         return self.cancel is not None and self.cancel.is_set()
@@ -423,7 +611,7 @@ class _Job:
         self.say(
             f"association {self.result.associations} with {node.aet} at {node.host}:{node.port}"
         )
-        with _associate(node, self.on_report) as assoc:
+        with _associate(node, self.on_report, self.cancel) as assoc:
             try:
                 state = _get_status(node, assoc)
             except errors.NetError:
@@ -443,29 +631,48 @@ class _Job:
                 raise PrintError(f"{node.name} {said}: nothing was sent to it")
             if state.status == "WARNING":
                 self.result.warn(f"the printer {state.words}")
-            if not _accepted(assoc, ANNOTATION_BOX) and any(f.annotations for f in self.films):
+            asked = self.settings.annotation_format and any(f.annotations for f in self.films)
+            if asked and not _accepted(assoc, ANNOTATION_BOX):
                 self._warn_annotations("the printer has no annotation boxes")
             session = self._open(assoc)
             try:
-                while self.next < len(self.films):
-                    if self.cancelled():
-                        self._stop()
-                        return
-                    try:
-                        self._film(assoc, session, self.next)
-                    except _Cancelled:
-                        return
-                    self.next += 1
-            finally:
-                if assoc.is_established:
-                    self._delete(assoc, FILM_SESSION, session.uid, "the film session")
-                    if session.lut:
-                        self._delete(
-                            assoc, PRESENTATION_LUT, session.lut, "the Presentation LUT", meta=False
-                        )
+                self._print_all(assoc, session)
+            except PrintError:  # a refusal: the association is fine, so tidy up
+                self._close(assoc, session)
+                raise
+            # (A broken link, an interrupt: the association is aborted, no N-DELETE waited for.)
+            self._close(assoc, session)
 
-    def _stop(self) -> None:
+    def _print_all(self, assoc: Association, session: _Session) -> None:
+        while self.next < len(self.films):
+            if self.cancelled():
+                self.stop()
+                return
+            try:
+                self._film(assoc, session, self.next)
+            except _Cancelled:
+                return
+            self.next += 1
+
+    def _close(self, assoc: Association, session: _Session) -> None:
+        """N-DELETE the film session and the Presentation LUT, best effort."""
+        if assoc.is_established:
+            self._delete(assoc, FILM_SESSION, session.uid, "the film session")
+            if session.lut:
+                self._delete(
+                    assoc, PRESENTATION_LUT, session.lut, "the Presentation LUT", meta=False
+                )
+
+    def stop(self, maybe: int | None = None) -> None:
+        """Cancelled: say what was printed; ``maybe``: the film whose N-ACTION was sent and
+        not answered when the association was aborted."""
+        if self.result.cancelled:
+            return
         printed, left = self.printed_words()
+        if maybe is not None:
+            total = len(self.films)
+            rest = f"; {_films(maybe + 2, total)} not printed" if maybe + 1 < total else ""
+            left = f"film {maybe + 1} may have printed (it was sent to print){rest}"
         self.result.cancelled = True
         self.result.warn(f"stopped: {printed}; {left}")
         self.say(f"stopped: {printed}; {left}")
@@ -641,14 +848,14 @@ class _Job:
         for position, (image, box) in enumerate(zip(film.images, boxes, strict=False), 1):
             if self.cancelled():
                 self._delete(assoc, FILM_BOX, uid, "the film box")
-                self._stop()
+                self.stop()
                 raise _Cancelled
             self._image_box(assoc, box, position, image, where)
             self.say(f"{where}: image {position} of {len(film.images)} sent")
         self._annotations(assoc, film, answer, where)
         if self.cancelled():
             self._delete(assoc, FILM_BOX, uid, "the film box")
-            self._stop()
+            self.stop()
             raise _Cancelled
         self.say(f"{where}: printing (N-ACTION)")
         with self.lock:
@@ -662,10 +869,10 @@ class _Job:
         if code is None:
             raise _Dropped(f"{where} (N-ACTION)", after_action=True)
         if not _ok(code):
-            printed, _left = self.printed_words()
+            printed, left = self.printed_words()
             raise PrintError(
                 f"{self.node.name} refused to print {where} ({print_status(code)}"
-                f"{_comment(status)}); {printed}"
+                f"{_comment(status)}); {printed}; {left}{self.resume()}"
             )
         self._status_warning(code, f"{where}")
         with self.lock:
@@ -709,9 +916,7 @@ class _Job:
                 continue
             keyword = "ImageDisplayFormat" if only is None else only
             value = _shown(probe.get(keyword)) if keyword in probe else ""
-            hint = (
-                ": it takes other layouts (--layout C,R)" if keyword == "ImageDisplayFormat" else ""
-            )
+            hint = ": try another layout (columns,rows)" if keyword == "ImageDisplayFormat" else ""
             return PrintError(
                 f"{self.node.name} refused {keyword} {value} ({print_status(probe_code)}"
                 f"{_comment(probe_status)}){hint}"

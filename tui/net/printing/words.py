@@ -35,6 +35,15 @@ PRINT = Statuses(
 )
 
 
+# A peer that takes the association but not Basic Grayscale Print Management (a storage SCP
+# saved as a printer, a colour-only printer): said by the print SCU and by ``node test``.
+NO_GRAYSCALE_PRINT = "refuses Basic Grayscale Print Management, so it cannot print from here"
+NO_GRAYSCALE_PRINT_FIX = (
+    "check that the node is the printer's DICOM print port and AE title; a colour-only "
+    "printer needs Basic Color Print Management, which pacs-tui does not send"
+)
+
+
 def print_status(code: int) -> str:
     """``0xC603 Failure: Image larger than its image box``."""
     return status_text(code, PRINT)
