@@ -221,7 +221,8 @@ class _Watch:
                 if not woken:  # negotiating: no answer yet, so wake the wait for one
                     woken = True
                     assoc.dul.artim_timer.timeout = HANG_UP
-                    assoc.dul.to_user_queue.put(None)
+                    answers: Any = assoc.dul.to_user_queue  # typed for A-* primitives only:
+                    answers.put(None)  # pynetdicom takes None as "no answer" and gives up
             except Exception:  # the association ended under us: nothing left to stop
                 log.debug("print: cancelling the association", exc_info=True)
                 return
