@@ -133,26 +133,18 @@ class DimseRun:
     # -- 2. association ------------------------------------------------------------------------
 
     def associate(self, step: Step) -> None:
-        from pynetdicom import build_role
-
-        from tui.net.contexts import ACCEPTED_SYNTAXES, UNCOMPRESSED, context
         from tui.net.scu import make_ae
         from tui.net.tls import client_context
 
         node = self.node
-        proposed = [context(VERIFICATION, [s]) for s in UNCOMPRESSED]
-        for uid in [*QUERY_RETRIEVE.values(), WORKLIST_FIND]:
-            proposed += [context(uid, [s]) for s in UNCOMPRESSED]
-        for uid in STORAGE:
-            proposed += [context(uid, [s]) for s in ACCEPTED_SYNTAXES]
-        roles: list[Any] = [build_role(uid, scu_role=True, scp_role=True) for uid in STORAGE]
+        proposed, roles = self._proposal()
         ae = make_ae(node)
         ae.requested_contexts = proposed
         tls = (client_context(node), node.host) if node.tls else None
         started = time.monotonic()
         try:
             assoc = ae.associate(
-                node.host, node.port, ae_title=node.aet, ext_neg=roles, tls_args=tls
+                node.host, node.port, ae_title=node.aet, ext_neg=roles or None, tls_args=tls
             )
             step.details.append(f"negotiated in {ms(time.monotonic() - started)}")
             if not assoc.is_established:
@@ -165,6 +157,20 @@ class DimseRun:
                 assoc.release()
         finally:
             ae.shutdown()
+
+    def _proposal(self) -> tuple[list[Any], list[Any]]:
+        """The presentation contexts to offer, and the SCP/SCU role items (C-GET's storage)."""
+        from pynetdicom import build_role
+
+        from tui.net.contexts import ACCEPTED_SYNTAXES, UNCOMPRESSED, context
+
+        proposed = [context(VERIFICATION, [s]) for s in UNCOMPRESSED]
+        for uid in [*QUERY_RETRIEVE.values(), WORKLIST_FIND]:
+            proposed += [context(uid, [s]) for s in UNCOMPRESSED]
+        for uid in STORAGE:
+            proposed += [context(uid, [s]) for s in ACCEPTED_SYNTAXES]
+        roles: list[Any] = [build_role(uid, scu_role=True, scp_role=True) for uid in STORAGE]
+        return proposed, roles
 
     def _not_established(self, step: Step, assoc: Any, waited: float) -> None:
         node = self.node
@@ -218,7 +224,9 @@ class DimseRun:
                 "check that the port is the PACS's DICOM port",
             )
 
-    def _report_contexts(self, step: Step, assoc: Any) -> None:
+    def _negotiated(self, step: Step, assoc: Any) -> tuple[dict[str, list[str]], dict[str, str]]:
+        """What the peer accepted (class: transfer syntaxes) and refused (class: why), kept
+        in ``self.accepted`` and the step's facts."""
         node = self.node
         acceptor = assoc.acceptor
         accepted: dict[str, list[str]] = {}
@@ -233,10 +241,9 @@ class DimseRun:
             if uid not in accepted:
                 refused.setdefault(uid, _CONTEXT_RESULTS.get(cx.result, f"result {cx.result}"))
         self.accepted = accepted
-        max_pdu = int(acceptor.maximum_length or 0)
         step.facts |= {
             "ae_title": node.aet,
-            "max_pdu": max_pdu,
+            "max_pdu": int(acceptor.maximum_length or 0),
             "implementation_class_uid": str(acceptor.implementation_class_uid or ""),
             "implementation_version_name": str(acceptor.implementation_version_name or ""),
             "accepted": {
@@ -249,6 +256,13 @@ class DimseRun:
             },
             "refused": {uid: {"name": _name(uid), "reason": why} for uid, why in refused.items()},
         }
+        return accepted, refused
+
+    def _report_contexts(self, step: Step, assoc: Any) -> None:
+        node = self.node
+        acceptor = assoc.acceptor
+        accepted, refused = self._negotiated(step, assoc)
+        max_pdu = int(acceptor.maximum_length or 0)
         version = acceptor.implementation_version_name or "no version name"
         step.details.append(
             f"implementation {acceptor.implementation_class_uid or '?'} ({version}); "
@@ -262,7 +276,7 @@ class DimseRun:
                 step.details.append(f"refuses {_name(uid)} ({refused.get(uid, 'not answered')})")
         for uid in STORAGE:
             if uid in accepted:
-                role = "with" if scp_role[uid] else "without"
+                role = "with" if step.facts["accepted"][uid]["scp_role"] else "without"
                 step.details.append(
                     f"accepts {_name(uid)} in {len(accepted[uid])} syntaxes, {role} the "
                     "storage role C-GET needs"

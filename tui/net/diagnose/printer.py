@@ -4,22 +4,13 @@ and retrieves."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from tui.net.diagnose.dimse import VERIFICATION, DimseRun, _name
-from tui.net.diagnose.step import FAILED, OK, WARNING, Step, ms
+from tui.net.diagnose.step import FAILED, OK, WARNING, Step
+from tui.net.printing.scu import ANNOTATION_BOX, META, PRESENTATION_LUT
 
-META = "1.2.840.10008.5.1.1.9"  # Basic Grayscale Print Management Meta
-PRESENTATION_LUT = "1.2.840.10008.5.1.1.23"
-ANNOTATION_BOX = "1.2.840.10008.5.1.1.15"
 PRINT_CLASSES = (META, PRESENTATION_LUT, ANNOTATION_BOX)
-_CONTEXT_RESULTS = {
-    1: "refused",
-    2: "refused, no reason given",
-    3: "not supported",
-    4: "none of our transfer syntaxes",
-}
 
 
 class PrinterRun(DimseRun):
@@ -42,55 +33,16 @@ class PrinterRun(DimseRun):
         "tui.net.printing",
     )
 
-    def associate(self, step: Step) -> None:
+    def _proposal(self) -> tuple[list[Any], list[Any]]:
         from tui.net.contexts import UNCOMPRESSED, context
-        from tui.net.scu import make_ae
-        from tui.net.tls import client_context
 
-        node = self.node
-        ae = make_ae(node)
-        ae.requested_contexts = [
-            context(uid, UNCOMPRESSED) for uid in (VERIFICATION, *PRINT_CLASSES)
-        ]
-        tls = (client_context(node), node.host) if node.tls else None
-        started = time.monotonic()
-        try:
-            assoc = ae.associate(node.host, node.port, ae_title=node.aet, tls_args=tls)
-            step.details.append(f"negotiated in {ms(time.monotonic() - started)}")
-            if not assoc.is_established:
-                self.fatal = "no association"
-                self._not_established(step, assoc, time.monotonic() - started)
-                return
-            try:
-                self._report_print_contexts(step, assoc)
-            finally:
-                assoc.release()
-        finally:
-            ae.shutdown()
+        return [context(uid, UNCOMPRESSED) for uid in (VERIFICATION, *PRINT_CLASSES)], []
 
-    def _report_print_contexts(self, step: Step, assoc: Any) -> None:
+    def _report_contexts(self, step: Step, assoc: Any) -> None:
         node = self.node
-        accepted: dict[str, list[str]] = {}
-        for cx in assoc.accepted_contexts:
-            accepted.setdefault(str(cx.abstract_syntax), []).append(str(cx.transfer_syntax[0]))
-        refused = {
-            str(cx.abstract_syntax): _CONTEXT_RESULTS.get(cx.result, f"result {cx.result}")
-            for cx in assoc.rejected_contexts
-            if str(cx.abstract_syntax) not in accepted
-        }
-        self.accepted = accepted
+        accepted, refused = self._negotiated(step, assoc)
         acceptor = assoc.acceptor
         max_pdu = int(acceptor.maximum_length or 0)
-        step.facts |= {
-            "ae_title": node.aet,
-            "max_pdu": max_pdu,
-            "implementation_class_uid": str(acceptor.implementation_class_uid or ""),
-            "implementation_version_name": str(acceptor.implementation_version_name or ""),
-            "accepted": {
-                uid: {"name": _name(uid), "transfer_syntaxes": s} for uid, s in accepted.items()
-            },
-            "refused": {uid: {"name": _name(uid), "reason": why} for uid, why in refused.items()},
-        }
         for uid in (VERIFICATION, *PRINT_CLASSES):
             if uid in accepted:
                 step.details.append(f"accepts {_name(uid)}")
