@@ -291,6 +291,19 @@ def _wait(server: Server, ready: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.05)
 
 
+def _up(server: Server, checks: tuple[Callable[[], bool], ...], timeout: float, last: bool) -> bool:
+    """Wait for each check in turn: True when ready, False when the server died because a
+    free port was taken meanwhile (the caller tries another, unless it is its ``last``)."""
+    try:
+        for ready in checks:
+            _wait(server, ready, timeout)
+    except ServerDied:
+        if last or "already in use" not in server.log_tail():
+            raise
+        return False
+    return True
+
+
 def orthanc_config(
     workdir: Path,
     *,
@@ -401,15 +414,9 @@ def start_orthanc(
             tls=tls,
             config=config,
         )
-        try:
-            # The name tells our Orthanc from anyone else on the HTTP port.
-            _wait(server, server.rest_ready, timeout)
-            _wait(server, server.listening, timeout)
-        except ServerDied:
-            if attempt == 2 or "already in use" not in server.log_tail():
-                raise
-            continue
-        return server
+        # The name tells our Orthanc from anyone else on the HTTP port.
+        if _up(server, (server.rest_ready, server.listening), timeout, last=attempt == 2):
+            return server
     raise AssertionError("unreachable")
 
 
@@ -453,13 +460,8 @@ def start_dcmqrscp(
             log=log,
             storage=storage,
         )
-        try:
-            _wait(server, server.listening, timeout)
-        except ServerDied:
-            if attempt == 2 or "already in use" not in server.log_tail():
-                raise
-            continue
-        return server
+        if _up(server, (server.listening,), timeout, last=attempt == 2):
+            return server
     raise AssertionError("unreachable")
 
 
@@ -543,13 +545,8 @@ def start_dcmprscp(
             database=workdir / "database",
             printer=section,
         )
-        try:
-            _wait(server, server.listening, timeout)
-        except ServerDied:
-            if attempt == 2 or "already in use" not in server.log_tail():
-                raise
-            continue
-        return server
+        if _up(server, (server.listening,), timeout, last=attempt == 2):
+            return server
     raise AssertionError("unreachable")
 
 
