@@ -110,49 +110,10 @@ def _node_options(p: argparse.ArgumentParser) -> None:
 
 def _print_options(p: argparse.ArgumentParser) -> None:
     """A printer's defaults for its jobs (``print`` options override them)."""
+    from tui.cli.printing import add_film_options
+
     printer = p.add_argument_group("printers (with --printer; default: the printer's own)")
-    printer.add_argument(
-        "--film-size",
-        type=str.upper,
-        metavar="ID",
-        help="FilmSizeID: 8INX10IN, 14INX17IN, 24CMX30CM, A4...",
-    )
-    printer.add_argument(
-        "--film-orientation",
-        type=str.upper,
-        metavar="O",
-        choices=("PORTRAIT", "LANDSCAPE"),
-        help="PORTRAIT or LANDSCAPE",
-    )
-    printer.add_argument(
-        "--medium", type=str.upper, help="MediumType: PAPER, CLEAR FILM, BLUE FILM..."
-    )
-    printer.add_argument(
-        "--film-destination",
-        type=str.upper,
-        metavar="WHERE",
-        help="FilmDestination: MAGAZINE, PROCESSOR, BIN_i",
-    )
-    printer.add_argument(
-        "--magnification",
-        type=str.upper,
-        metavar="HOW",
-        help="MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE",
-    )
-    printer.add_argument(
-        "--max-density", type=int, metavar="N", help="MaxDensity, hundredths of optical density"
-    )
-    printer.add_argument("--min-density", type=int, metavar="N", help="MinDensity")
-    printer.add_argument("--copies", type=int, metavar="N", help="NumberOfCopies (default 1)")
-    printer.add_argument(
-        "--print-bits", type=int, choices=(8, 12),
-        help="bits per pixel sent (default: 12 where the printer takes them)",
-    )  # fmt: skip
-    printer.add_argument(
-        "--annotation-format", type=str.upper, metavar="ID",
-        help="AnnotationDisplayFormatID, as the printer's manual names it: its annotation "
-        "boxes get the patient, study and series (default: no text on the film)",
-    )  # fmt: skip
+    add_film_options(printer, for_node=True)
 
 
 _PRINT_KEYS = ("printer", "film_size", "film_orientation", "medium", "film_destination",

@@ -22,6 +22,37 @@ from tui.config import Locations
 from tui.errors import UserError
 from tui.tables import printable
 
+# A film's settings: (the flag of ``print``, the flag of ``node add/edit --printer``, its
+# argparse keywords). A node stores them under its flag's name (film_orientation, print_bits).
+FILM_OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--film-size", "--film-size", {"type": str.upper, "metavar": "ID",
+     "help": "FilmSizeID: 8INX10IN, 14INX17IN, 24CMX30CM, A4..."}),
+    ("--orientation", "--film-orientation", {"type": str.upper, "metavar": "O",
+     "choices": ("PORTRAIT", "LANDSCAPE"), "help": "FilmOrientation: PORTRAIT or LANDSCAPE"}),
+    ("--medium", "--medium", {"type": str.upper,
+     "help": "MediumType: PAPER, CLEAR FILM, BLUE FILM..."}),
+    ("--destination", "--film-destination", {"type": str.upper, "metavar": "WHERE",
+     "help": "FilmDestination: MAGAZINE, PROCESSOR, BIN_i"}),
+    ("--magnification", "--magnification", {"type": str.upper, "metavar": "HOW",
+     "help": "MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE"}),
+    ("--max-density", "--max-density", {"type": int, "metavar": "N",
+     "help": "MaxDensity, hundredths of optical density"}),
+    ("--min-density", "--min-density", {"type": int, "metavar": "N",
+     "help": "MinDensity, hundredths of optical density"}),
+    ("--copies", "--copies", {"type": int, "metavar": "N", "help": "NumberOfCopies (1 to 99)"}),
+    ("--bits", "--print-bits", {"type": int, "choices": (8, 12),
+     "help": "bits a pixel sent (default: 12 where the printer takes them, else 8)"}),
+    ("--annotation-format", "--annotation-format", {"type": str.upper, "metavar": "ID",
+     "help": "AnnotationDisplayFormatID, as the printer's manual names it: its annotation "
+     "boxes get the patient, study and series (default: no text on the film)"}),
+)  # fmt: skip
+
+
+def add_film_options(group: Any, for_node: bool) -> None:
+    """The film's settings on ``print`` (``for_node`` False) or on a printer node."""
+    for print_flag, node_flag, keywords in FILM_OPTIONS:
+        group.add_argument(node_flag if for_node else print_flag, **keywords)
+
 
 def add_commands(commands: Commands) -> None:
     """Register ``print`` on ``commands``."""
@@ -55,28 +86,7 @@ def add_commands(commands: Commands) -> None:
         "after a stopped or failed job)",
     )  # fmt: skip
     film = p.add_argument_group("film (default: the printer node's, else the printer's own)")
-    film.add_argument("--film-size", type=str.upper, metavar="ID",
-                      help="FilmSizeID: 8INX10IN, 14INX17IN, 24CMX30CM, A4...")  # fmt: skip
-    film.add_argument("--orientation", type=str.upper, choices=("PORTRAIT", "LANDSCAPE"),
-                      metavar="O", help="FilmOrientation: PORTRAIT or LANDSCAPE")  # fmt: skip
-    film.add_argument("--medium", type=str.upper,
-                      help="MediumType: PAPER, CLEAR FILM, BLUE FILM...")  # fmt: skip
-    film.add_argument("--destination", type=str.upper, metavar="WHERE",
-                      help="FilmDestination: MAGAZINE, PROCESSOR, BIN_i")  # fmt: skip
-    film.add_argument("--magnification", type=str.upper, metavar="HOW",
-                      help="MagnificationType: REPLICATE, BILINEAR, CUBIC, NONE")  # fmt: skip
-    film.add_argument("--max-density", type=int, metavar="N", help="MaxDensity (1/100 OD)")
-    film.add_argument("--min-density", type=int, metavar="N", help="MinDensity (1/100 OD)")
-    film.add_argument("--copies", type=int, metavar="N", help="NumberOfCopies")
-    film.add_argument(
-        "--bits", type=int, choices=(8, 12),
-        help="bits a pixel (default: 12 where the printer takes them, else 8)",
-    )  # fmt: skip
-    film.add_argument(
-        "--annotation-format", type=str.upper, metavar="ID",
-        help="AnnotationDisplayFormatID (the printer's own): patient, study and series text "
-        "in its annotation boxes",
-    )  # fmt: skip
+    add_film_options(film, for_node=False)
     film.add_argument(
         "--no-presentation-lut", action="store_true",
         help="send no IDENTITY Presentation LUT (else one where the printer offers it)",
