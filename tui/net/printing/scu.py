@@ -744,25 +744,17 @@ class _Job:
         """Name what the printer refused in a film session: its words, else ask for a session
         with one attribute at a time (each probe session deleted again)."""
         from pydicom.dataset import Dataset
-        from pydicom.uid import generate_uid
 
         if _named(status) or len(request) < 2:
             return self._refused("the film session", status, request)
+        probes = []
         for keyword in request.dir():
             probe = Dataset()
             setattr(probe, keyword, request.get(keyword))
-            uid = generate_uid()
-            probe_status, _ = assoc.send_n_create(probe, FILM_SESSION, uid, meta_uid=META)
-            probe_code = _code(probe_status)
-            if probe_code is None:
-                break
-            if _ok(probe_code):
-                self._delete(assoc, FILM_SESSION, uid, "a probe film session")
-                continue
-            return PrintError(
-                f"{self.node.name} refused {keyword} {_shown(probe.get(keyword))} "
-                f"({print_status(probe_code)}{_comment(probe_status)})"
-            )
+            probes.append((keyword, probe))
+        found = self._first_refused(assoc, FILM_SESSION, probes)
+        if found is not None:
+            return found
         return self._refused("the film session", status, request)
 
     def _status_warning(self, code: int, what: str) -> None:
@@ -893,8 +885,6 @@ class _Job:
     ) -> PrintError:
         """Name what the printer refused in a film box: its words, else probe one attribute at
         a time (each probe box deleted again)."""
-        from pydicom.uid import generate_uid
-
         code = int(status.Status)
         if _named(status):
             return self._refused(f"{where}'s film box", status, request)
@@ -903,29 +893,42 @@ class _Job:
             for keyword in request.dir()
             if keyword not in ("ImageDisplayFormat", "ReferencedFilmSessionSequence")
         ]
-        for only in [None, *candidates]:
-            probe = self._film_box_request(
-                session, film, only="ImageDisplayFormat" if only is None else only
-            )
-            uid = generate_uid()
-            probe_status, _ = assoc.send_n_create(probe, FILM_BOX, uid, meta_uid=META)
-            probe_code = _code(probe_status)
-            if probe_code is None:
-                break
-            if _ok(probe_code):
-                self._delete(assoc, FILM_BOX, uid, "a probe film box")
-                continue
-            keyword = "ImageDisplayFormat" if only is None else only
-            value = _shown(probe.get(keyword)) if keyword in probe else ""
-            hint = ": try another layout (columns,rows)" if keyword == "ImageDisplayFormat" else ""
-            return PrintError(
-                f"{self.node.name} refused {keyword} {value} ({print_status(probe_code)}"
-                f"{_comment(probe_status)}){hint}"
-            )
+        probes = [
+            (keyword, self._film_box_request(session, film, only=keyword))
+            for keyword in ("ImageDisplayFormat", *candidates)
+        ]
+        found = self._first_refused(assoc, FILM_BOX, probes)
+        if found is not None:
+            return found
         return PrintError(
             f"{self.node.name} refused {where}'s film box ({print_status(code)}"
             f"{_comment(status)}), though it took each of its attributes alone"
         )
+
+    def _first_refused(
+        self, assoc: Association, sop_class: str, probes: list[tuple[str, Dataset]]
+    ) -> PrintError | None:
+        """N-CREATE each probe (``keyword``, one attribute of a refused request) in turn,
+        deleting those taken: the first refused, in words; None if all were taken or the
+        link broke."""
+        from pydicom.uid import generate_uid
+
+        for keyword, probe in probes:
+            uid = generate_uid()
+            status, _ = assoc.send_n_create(probe, sop_class, uid, meta_uid=META)
+            code = _code(status)
+            if code is None:
+                return None
+            if _ok(code):
+                self._delete(assoc, sop_class, uid, "a probe")
+                continue
+            value = _shown(probe.get(keyword)) if keyword in probe else ""
+            hint = ": try another layout (columns,rows)" if keyword == "ImageDisplayFormat" else ""
+            return PrintError(
+                f"{self.node.name} refused {keyword} {value} ({print_status(code)}"
+                f"{_comment(status)}){hint}"
+            )
+        return None
 
     def _image_box(
         self, assoc: Association, box: Dataset, position: int, image: PrintImage, where: str
